@@ -1,0 +1,443 @@
+"""Program file → validated ``Program``, with every problem reported by field path.
+
+Two passes: pydantic checks the shape and ranges; ``_Converter`` checks what spans
+fields (catalog names, references between sites, chargers, vehicles, programs) and
+builds the domain objects. All issues found are reported together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, time, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+import yaml
+from pydantic import ValidationError
+
+from lightson.config import schema as s
+from lightson.datasets import bundled_load_profile, bundled_weather, read_load_profile
+from lightson.domain.assets import (
+    Building,
+    Charger,
+    HourlyProfile,
+    HourlyWeather,
+    LoadTiers,
+    OcppVersion,
+    PowerKind,
+    Program,
+    PVSystem,
+    Site,
+    SiteKind,
+    Trip,
+    Vehicle,
+)
+from lightson.domain.catalog import CHARGER_MODELS, DR_PROGRAMS, TARIFFS, VEHICLE_MODELS
+from lightson.domain.demand_response import DREvent, DRProgram
+from lightson.domain.errors import ConfigError, DataError, LightsOnError, UnknownNameError
+from lightson.domain.tariffs import Tariff, TouPeriod
+
+EXAMPLE_PROGRAM = "example"
+_DAY_INDEX = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
+_DAY_SETS = {"weekdays": range(5), "weekends": range(5, 7), "daily": range(7)}
+
+
+def load_program(path: str | Path) -> Program:
+    """Read and validate a program file; ``example`` names the bundled example program."""
+    if str(path) == EXAMPLE_PROGRAM:
+        text = (resources.files("lightson") / "examples" / "example.yaml").read_text()
+        return parse_program(text, base_dir=Path.cwd())
+    file = Path(path)
+    try:
+        text = file.read_text()
+    except OSError as error:
+        raise ConfigError.at(str(path), f"cannot read program file ({error.strerror})") from None
+    return parse_program(text, base_dir=file.parent)
+
+
+def parse_program(text: str, base_dir: Path | None = None) -> Program:
+    """Validate the YAML ``text`` of a program file (relative ``file:`` paths from ``base_dir``)."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
+        raise ConfigError.at(
+            where, f"not valid YAML ({getattr(error, 'problem', error)})"
+        ) from None
+    if not isinstance(raw, dict):
+        raise ConfigError.at("", "a program file must be a YAML mapping with 'program' and 'sites'")
+    try:
+        document = s.ProgramFile.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(_pydantic_issues(error)) from None
+    return _Converter(base_dir or Path.cwd()).program(document)
+
+
+def _pydantic_issues(error: ValidationError) -> list[tuple[str, str]]:
+    issues = []
+    for detail in error.errors():
+        path = _path(detail["loc"])
+        issues.append((path, _rule(detail)))
+    return issues
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part.startswith(("literal[", "list[", "function-", "constrained-")) or part in {
+            "str",
+            "float",
+            "int",
+            "bool",
+        }:
+            continue  # pydantic's name for one branch of a union, not a field
+        else:
+            text += f".{part}" if text else part
+    return text
+
+
+def _rule(detail: Any) -> str:
+    ctx = detail.get("ctx", {})
+    kind = detail["type"]
+    rules = {
+        "greater_than": "must be > {gt}",
+        "greater_than_equal": "must be ≥ {ge}",
+        "less_than": "must be < {lt}",
+        "less_than_equal": "must be ≤ {le}",
+        "missing": "is required",
+        "extra_forbidden": "unknown field (check the spelling against docs/program-file.md)",
+        "string_pattern_mismatch": "must look like HH:MM (24-hour clock)",
+        "too_short": "must not be empty",
+    }
+    if kind in rules:
+        return rules[kind].format(**ctx)
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected', '')}"
+    return str(detail["msg"]).lower()
+
+
+class _Converter:
+    """Second pass: cross-field rules and construction of the domain objects."""
+
+    def __init__(self, base_dir: Path) -> None:
+        self.base_dir = base_dir
+        self.issues: list[tuple[str, str]] = []
+
+    def fail(self, path: str, rule: str) -> None:
+        self.issues.append((path, rule))
+
+    def guard(self, path: str, error: LightsOnError) -> None:
+        if isinstance(error, ConfigError):
+            self.issues.extend((issue_path or path, rule) for issue_path, rule in error.issues)
+        else:
+            self.fail(path, str(error))
+
+    def program(self, doc: s.ProgramFile) -> Program:
+        tz = self.timezone(doc.program.timezone)
+        weather = self.weather(doc.program.weather)
+        tariffs = self.tariffs(doc.tariffs)
+        dr_programs = self.dr_programs(doc.dr_programs)
+        sites = self.sites(doc.sites, tariffs, dr_programs)
+        events = self.events(doc.events, dr_programs, tz)
+        if self.issues:
+            raise ConfigError(self.issues)
+        return Program(
+            name=doc.program.name,
+            timezone=tz,
+            step=timedelta(minutes=doc.program.step_minutes),
+            sites=tuple(sites),
+            dr_programs=tuple(dr_programs.values()),
+            events=tuple(events),
+            weather=weather,
+        )
+
+    def timezone(self, name: str) -> ZoneInfo:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            self.fail(
+                "program.timezone", f"unknown time zone '{name}' (for example America/New_York)"
+            )
+            return ZoneInfo("UTC")
+
+    def weather(self, name: str | None) -> HourlyWeather | None:
+        if name is None:
+            return None
+        try:
+            return bundled_weather(name, "program.weather")
+        except LightsOnError as error:
+            self.guard("program.weather", error)
+            return None
+
+    def tariffs(self, custom: dict[str, s.TariffFile]) -> dict[str, Tariff]:
+        tariffs = dict(TARIFFS)
+        for tariff_id, t in custom.items():
+            periods = tuple(
+                TouPeriod(
+                    frozenset(p.months),
+                    self.days(p.days, f"tariffs.{tariff_id}.tou[{i}].days"),
+                    p.start_hour,
+                    p.end_hour,
+                    p.energy_usd_per_kwh,
+                )
+                for i, p in enumerate(t.tou)
+            )
+            for i, p in enumerate(t.tou):
+                if p.end_hour <= p.start_hour:
+                    self.fail(f"tariffs.{tariff_id}.tou[{i}].end_hour", "must be after start_hour")
+            tariffs[tariff_id] = Tariff(
+                tariff_id,
+                t.energy_usd_per_kwh,
+                t.fixed_usd_per_month,
+                t.demand_usd_per_kw_month,
+                t.export_credit_usd_per_kwh,
+                periods,
+                t.source,
+            )
+        return tariffs
+
+    def dr_programs(self, custom: dict[str, s.DRProgramFile]) -> dict[str, DRProgram]:
+        programs = dict(DR_PROGRAMS)
+        for program_id, p in custom.items():
+            programs[program_id] = DRProgram(
+                program_id,
+                p.name,
+                p.rate_usd_per_kw_season,
+                p.expected_events,
+                p.expected_event_hours,
+                p.source,
+            )
+        return programs
+
+    def days(self, days: s.DaySet, path: str) -> frozenset[int]:
+        if isinstance(days, str):
+            return frozenset(_DAY_SETS[days])
+        if not days:
+            self.fail(path, "must name at least one day")
+        return frozenset(_DAY_INDEX[d] for d in days)
+
+    def events(
+        self, events: list[s.EventFile], programs: dict[str, DRProgram], tz: ZoneInfo
+    ) -> list[DREvent]:
+        result, seen = [], set()
+        for i, e in enumerate(events):
+            path = f"events[{i}]"
+            if e.id in seen:
+                self.fail(f"{path}.id", f"duplicate event id '{e.id}'")
+            seen.add(e.id)
+            if e.program not in programs:
+                self.fail(
+                    f"{path}.program",
+                    _unknown("demand-response program", e.program, programs),
+                )
+            start, end = (
+                self.instant(e.start, tz, f"{path}.start"),
+                self.instant(e.end, tz, f"{path}.end"),
+            )
+            if start and end and end <= start:
+                self.fail(f"{path}.end", "must be after start")
+            if start and end:
+                result.append(DREvent(e.id, e.program, start, end))
+        return result
+
+    def instant(self, text: str, tz: ZoneInfo, path: str) -> datetime | None:
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            self.fail(path, "must be a date and time like 2026-07-15T15:00")
+            return None
+        return value if value.tzinfo else value.replace(tzinfo=tz)
+
+    def sites(
+        self, sites: list[s.SiteFile], tariffs: dict[str, Tariff], programs: dict[str, DRProgram]
+    ) -> list[Site]:
+        result, seen = [], set()
+        for i, site in enumerate(sites):
+            path = f"sites[{i}]"
+            if site.id in seen:
+                self.fail(f"{path}.id", f"duplicate site id '{site.id}'")
+            seen.add(site.id)
+            built = self.site(site, path, tariffs, programs)
+            if built is not None:
+                result.append(built)
+        return result
+
+    def site(
+        self,
+        site: s.SiteFile,
+        path: str,
+        tariffs: dict[str, Tariff],
+        programs: dict[str, DRProgram],
+    ) -> Site | None:
+        tariff = tariffs.get(site.tariff)
+        if tariff is None:
+            self.fail(
+                f"{path}.tariff",
+                _unknown("tariff", site.tariff, tariffs),
+            )
+        for j, enrollment in enumerate(site.enrollments):
+            if enrollment not in programs:
+                self.fail(
+                    f"{path}.enrollments[{j}]",
+                    _unknown("demand-response program", enrollment, programs),
+                )
+        building = self.building(site.building, f"{path}.building")
+        chargers = [self.charger(c, f"{path}.chargers[{j}]") for j, c in enumerate(site.chargers)]
+        known = [c.evse_id for c in chargers if c is not None]
+        self.unique([c.id for c in site.chargers], f"{path}.chargers", "charger id")
+        self.unique([v.id for v in site.vehicles], f"{path}.vehicles", "vehicle id")
+        vehicles = [
+            self.vehicle(v, f"{path}.vehicles[{j}]", known) for j, v in enumerate(site.vehicles)
+        ]
+        evses = [v.evse_id for v in vehicles if v is not None]
+        for j, v in enumerate(vehicles):
+            if v is not None and evses.count(v.evse_id) > 1:
+                self.fail(
+                    f"{path}.vehicles[{j}].charger",
+                    f"charger '{v.evse_id}' is already assigned to another vehicle",
+                )
+        if tariff is None or building is None or None in chargers or None in vehicles:
+            return None
+        pv = (
+            PVSystem(
+                site.pv.kw_dc,
+                site.pv.tilt_deg,
+                site.pv.azimuth_deg,
+                site.pv.inverter_kw_ac,
+                site.pv.losses_percent,
+            )
+            if site.pv
+            else None
+        )
+        return Site(
+            site_id=site.id,
+            kind=SiteKind(site.kind),
+            utility=site.utility,
+            service_limit_kw=site.service_limit_kw,
+            export_permitted=site.export_permitted,
+            tariff=tariff,
+            building=building,
+            chargers=tuple(c for c in chargers if c is not None),
+            vehicles=tuple(v for v in vehicles if v is not None),
+            pv=pv,
+            enrollments=tuple(site.enrollments),
+        )
+
+    def unique(self, ids: list[str], path: str, what: str) -> None:
+        for j, item in enumerate(ids):
+            if ids.index(item) != j:
+                self.fail(f"{path}[{j}].id", f"duplicate {what} '{item}'")
+
+    def building(self, b: s.BuildingFile, path: str) -> Building | None:
+        sources = [x for x in (b.profile, b.file, b.constant_kw) if x is not None]
+        if len(sources) != 1:
+            self.fail(
+                path,
+                "give exactly one of 'profile' (a bundled profile name), "
+                "'file' (a CSV path) or 'constant_kw'",
+            )
+            return None
+        if b.essential_share < b.critical_share:
+            self.fail(f"{path}.essential_share", "must be ≥ critical_share (tiers are nested)")
+        tiers = LoadTiers(b.critical_share, b.essential_share)
+        try:
+            if b.profile is not None:
+                profile = bundled_load_profile(b.profile, f"{path}.profile")
+            elif b.file is not None:
+                profile = read_load_profile((self.base_dir / b.file).resolve())
+            else:
+                profile = HourlyProfile(
+                    f"constant {b.constant_kw} kW", np.full(8760, float(b.constant_kw or 0.0))
+                )
+        except (ConfigError, DataError) as error:
+            self.guard(f"{path}.{'profile' if b.profile else 'file'}", error)
+            return None
+        return Building(profile, b.scale, tiers)
+
+    def charger(self, c: s.ChargerFile, path: str) -> Charger | None:
+        try:
+            model = CHARGER_MODELS.lookup(c.model, f"{path}.model")
+        except ConfigError as error:
+            self.guard(f"{path}.model", error)
+            return None
+        return Charger(
+            evse_id=c.id,
+            model=c.model,
+            power_kind=PowerKind(c.power_kind) if c.power_kind else model.power_kind,
+            max_charge_kw=_pick(c.max_charge_kw, model.max_charge_kw),
+            max_discharge_kw=_pick(c.max_discharge_kw, model.max_discharge_kw),
+            protocol=OcppVersion(c.protocol) if c.protocol else model.protocol,
+        )
+
+    def vehicle(self, v: s.VehicleFile, path: str, chargers: list[str]) -> Vehicle | None:
+        try:
+            model = VEHICLE_MODELS.lookup(v.model, f"{path}.model")
+        except ConfigError as error:
+            self.guard(f"{path}.model", error)
+            return None
+        evse_id = (
+            v.charger if v.charger is not None else (chargers[0] if len(chargers) == 1 else None)
+        )
+        if evse_id is None:
+            self.fail(
+                f"{path}.charger",
+                f"name the charger this vehicle plugs into; chargers: {', '.join(chargers)}",
+            )
+        elif evse_id not in chargers:
+            self.fail(
+                f"{path}.charger",
+                f"unknown charger '{evse_id}'; chargers at this site: {', '.join(chargers)}",
+            )
+        if v.soc_min >= v.soc_max:
+            self.fail(f"{path}.soc_min", "must be < soc_max")
+        trips = tuple(
+            self.trip(t, f"{path}.trips[{k}]", model.kwh_per_mile) for k, t in enumerate(v.trips)
+        )
+        if evse_id is None or evse_id not in chargers:
+            return None
+        return Vehicle(
+            vehicle_id=v.id,
+            model=v.model,
+            evse_id=evse_id,
+            battery_kwh=_pick(v.battery_kwh, model.battery_kwh),
+            soc_min=v.soc_min,
+            soc_max=v.soc_max,
+            max_charge_kw=_pick(v.max_charge_kw, model.max_charge_kw),
+            max_discharge_kw=_pick(v.max_discharge_kw, model.max_discharge_kw),
+            v2x_capable=v.v2x_capable if v.v2x_capable is not None else model.v2x_capable,
+            charge_efficiency=_pick(v.charge_efficiency, model.charge_efficiency),
+            discharge_efficiency=_pick(v.discharge_efficiency, model.discharge_efficiency),
+            reserve_soc=v.reserve_soc,
+            departure_floor_soc=v.departure_floor_soc,
+            degradation_usd_per_kwh=v.degradation_usd_per_kwh,
+            initial_soc=v.initial_soc,
+            trips=trips,
+        )
+
+    def trip(self, t: s.TripFile, path: str, kwh_per_mile: float) -> Trip:
+        if (t.energy_kwh is None) == (t.miles is None):
+            self.fail(path, "give exactly one of 'energy_kwh' or 'miles'")
+        if t.depart == t.return_:
+            self.fail(f"{path}.return", "must differ from depart")
+        energy = t.energy_kwh if t.energy_kwh is not None else (t.miles or 0.0) * kwh_per_mile
+        return Trip(
+            self.days(t.days, f"{path}.days"),
+            time.fromisoformat(t.depart),
+            time.fromisoformat(t.return_),
+            energy,
+            frozenset(t.months),
+        )
+
+
+def _unknown(kind: str, name: str, known: Iterable[str]) -> str:
+    return UnknownNameError(kind, name, known).issues[0][1]
+
+
+def _pick(value: float | None, default: float) -> float:
+    return default if value is None else value

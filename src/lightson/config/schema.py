@@ -1,0 +1,138 @@
+"""The shape of a program file: pydantic models that refuse unknown fields.
+
+Fields left out take the catalog defaults of the named ``model`` (vehicles, chargers);
+see ``docs/program-file.md`` for every field with its unit and default.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Efficiency = Annotated[float, Field(gt=0.0, le=1.0)]
+PowerKw = Annotated[float, Field(ge=0.0)]
+HourOfDay = Annotated[int, Field(ge=0, le=24)]
+DayName = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+DaySet = Literal["weekdays", "weekends", "daily"] | list[DayName]
+ClockTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TripFile(_Strict):
+    days: DaySet = "weekdays"
+    depart: ClockTime
+    return_: ClockTime = Field(alias="return")
+    energy_kwh: PowerKw | None = None
+    miles: PowerKw | None = None
+    months: list[Annotated[int, Field(ge=1, le=12)]] = list(range(1, 13))
+
+
+class VehicleFile(_Strict):
+    id: str = Field(min_length=1)
+    model: str
+    charger: str | None = None
+    battery_kwh: Annotated[float, Field(gt=0.0)] | None = None
+    soc_min: Fraction = 0.05
+    soc_max: Fraction = 1.0
+    max_charge_kw: PowerKw | None = None
+    max_discharge_kw: PowerKw | None = None
+    v2x_capable: bool | None = None
+    charge_efficiency: Efficiency | None = None
+    discharge_efficiency: Efficiency | None = None
+    reserve_soc: Fraction = 0.0
+    departure_floor_soc: Fraction = 0.2
+    degradation_usd_per_kwh: Annotated[float, Field(ge=0.0)] = 0.03
+    initial_soc: Fraction = 0.5
+    trips: list[TripFile] = []
+
+
+class ChargerFile(_Strict):
+    id: str = Field(min_length=1)
+    model: str
+    max_charge_kw: PowerKw | None = None
+    max_discharge_kw: PowerKw | None = None
+    power_kind: Literal["ac", "dc"] | None = None
+    protocol: Literal["ocpp1.6", "ocpp2.0.1", "ocpp2.1"] | None = None
+
+
+class BuildingFile(_Strict):
+    profile: str | None = None
+    file: str | None = None
+    constant_kw: PowerKw | None = None
+    scale: Annotated[float, Field(gt=0.0)] = 1.0
+    critical_share: Fraction = 0.3
+    essential_share: Fraction = 0.6
+
+
+class PVFile(_Strict):
+    kw_dc: Annotated[float, Field(gt=0.0)]
+    tilt_deg: Annotated[float, Field(ge=0.0, le=90.0)] = 30.0
+    azimuth_deg: Annotated[float, Field(ge=0.0, lt=360.0)] = 180.0
+    inverter_kw_ac: Annotated[float, Field(gt=0.0)] | None = None
+    losses_percent: Annotated[float, Field(ge=0.0, lt=100.0)] = 14.0
+
+
+class SiteFile(_Strict):
+    id: str = Field(min_length=1)
+    kind: Literal["home", "business", "school"]
+    utility: str
+    service_limit_kw: Annotated[float, Field(gt=0.0)]
+    export_permitted: bool = False
+    tariff: str
+    building: BuildingFile
+    pv: PVFile | None = None
+    enrollments: list[str] = []
+    chargers: list[ChargerFile]
+    vehicles: list[VehicleFile] = []
+
+
+class TouPeriodFile(_Strict):
+    months: list[Annotated[int, Field(ge=1, le=12)]] = list(range(1, 13))
+    days: DaySet = "daily"
+    start_hour: HourOfDay
+    end_hour: HourOfDay
+    energy_usd_per_kwh: float
+
+
+class TariffFile(_Strict):
+    energy_usd_per_kwh: float
+    fixed_usd_per_month: Annotated[float, Field(ge=0.0)] = 0.0
+    demand_usd_per_kw_month: Annotated[float, Field(ge=0.0)] = 0.0
+    export_credit_usd_per_kwh: float = 0.0
+    tou: list[TouPeriodFile] = []
+    source: str = ""
+
+
+class DRProgramFile(_Strict):
+    name: str
+    rate_usd_per_kw_season: Annotated[float, Field(ge=0.0)]
+    expected_events: Annotated[int, Field(gt=0)]
+    expected_event_hours: Annotated[float, Field(gt=0.0)]
+    source: str = ""
+
+
+class EventFile(_Strict):
+    id: str = Field(min_length=1)
+    program: str
+    start: str
+    end: str
+
+
+class ProgramHeader(_Strict):
+    name: str
+    timezone: str = "America/New_York"
+    step_minutes: Literal[5, 10, 15, 20, 30, 60] = 15
+    weather: str | None = "boston-logan-tmy3"
+
+
+class ProgramFile(_Strict):
+    program: ProgramHeader
+    tariffs: dict[str, TariffFile] = {}
+    dr_programs: dict[str, DRProgramFile] = {}
+    events: list[EventFile] = []
+    sites: list[SiteFile] = Field(min_length=1)

@@ -1,0 +1,34 @@
+"""What changes: the measured state of a site and the forecasts a plan is made with."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+@dataclass(frozen=True)
+class SiteState:
+    """Measured at plan time. ``energy_kwh`` by vehicle id (missing: the vehicle's
+    ``initial_soc``); ``plugged_now`` overrides the trip schedule for the first interval
+    (a bus back early, a car still out); ``peak_so_far_kw``: highest import this billing
+    period, already paid for by the demand charge."""
+
+    energy_kwh: Mapping[str, float] = field(default_factory=dict)
+    plugged_now: Mapping[str, bool] = field(default_factory=dict)
+    peak_so_far_kw: float = 0.0
+
+
+@dataclass(frozen=True, eq=False)
+class SiteForecast:
+    """Per-interval forecasts over the plan's grid: building load (kW ≥ 0) and PV
+    available (kW ≥ 0)."""
+
+    load_kw: NDArray[np.float64]
+    pv_kw: NDArray[np.float64]
+
+    def __post_init__(self) -> None:
+        if self.load_kw.shape != self.pv_kw.shape:
+            raise ValueError("load_kw and pv_kw must cover the same intervals")

@@ -1,0 +1,1 @@
+"""Forecasts of load, PV and plug-in over a plan's grid."""

@@ -1,0 +1,194 @@
+"""Everything the site LP sees, per interval, as plain arrays (REopt's *Inputs*).
+
+``build_site_inputs`` turns the program model, the measured state and the forecasts
+into ``SiteInputs``; the LP is built from ``SiteInputs`` alone, so another tool (or the
+independent cross-check in the tests) can rebuild it from the same numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+from numpy.typing import NDArray
+
+from lightson.domain.assets import Program, Site, Vehicle
+from lightson.domain.errors import ConfigError
+from lightson.domain.state import SiteForecast, SiteState
+from lightson.domain.time import TimeGrid
+from lightson.physics.trips import trip_schedule
+
+DEFAULT_SHORTFALL_PENALTY_USD_PER_KWH = 100.0
+AVERAGE_DAYS_PER_MONTH = 365.25 / 12
+
+
+@dataclass(frozen=True, eq=False)
+class VehicleInputs:
+    """Per-interval inputs of one vehicle (arrays have one value per interval).
+
+    ``floor_kwh[t]`` is the energy the battery should hold at the end of interval ``t``:
+    the usable-window minimum, the backup reserve while plugged in, and the departure
+    need (trip energy + departure floor) just before a trip leaves.
+    """
+
+    vehicle_id: str
+    evse_id: str
+    battery_kwh: float
+    initial_energy_kwh: float
+    max_energy_kwh: float
+    floor_kwh: NDArray[np.float64]
+    departure_need_kwh: NDArray[np.float64]
+    plugged: NDArray[np.bool_]
+    max_charge_kw: NDArray[np.float64]
+    max_discharge_kw: NDArray[np.float64]
+    trip_energy_kwh: NDArray[np.float64]
+    charge_efficiency: float
+    discharge_efficiency: float
+    degradation_usd_per_kwh: float
+    terminal_value_usd_per_kwh: float = 0.0
+
+
+@dataclass(frozen=True, eq=False)
+class SiteInputs:
+    """Per-interval inputs of one site's LP over ``n_steps`` intervals of ``step_h`` hours.
+
+    ``billing_period[t]`` numbers the billing months in the horizon from 0; the demand
+    charge applies to each period's peak import, and period 0 has already reached
+    ``peak_so_far_kw``. ``dr_value_usd_per_kwh[t]`` is the expected payment per kWh of
+    net discharge inside a demand-response event (0 outside events).
+    """
+
+    site_id: str
+    start: datetime
+    step_h: float
+    load_kw: NDArray[np.float64]
+    pv_kw: NDArray[np.float64]
+    import_price_usd_per_kwh: NDArray[np.float64]
+    export_credit_usd_per_kwh: NDArray[np.float64]
+    dr_value_usd_per_kwh: NDArray[np.float64]
+    service_limit_kw: float
+    export_permitted: bool
+    demand_usd_per_kw_month: float
+    billing_period: NDArray[np.int64]
+    peak_so_far_kw: float
+    fixed_charge_usd: float
+    shortfall_penalty_usd_per_kwh: float
+    vehicles: tuple[VehicleInputs, ...]
+
+    @property
+    def n_steps(self) -> int:
+        return int(self.load_kw.shape[0])
+
+    @property
+    def n_billing_periods(self) -> int:
+        return int(self.billing_period.max()) + 1
+
+    @property
+    def step(self) -> timedelta:
+        return timedelta(hours=self.step_h)
+
+
+def build_site_inputs(
+    program: Program,
+    site: Site,
+    grid: TimeGrid,
+    forecast: SiteForecast,
+    state: SiteState | None = None,
+    shortfall_penalty_usd_per_kwh: float = DEFAULT_SHORTFALL_PENALTY_USD_PER_KWH,
+) -> SiteInputs:
+    """The LP inputs of ``site`` over ``grid``, given the measured ``state`` and ``forecast``."""
+    state = state or SiteState()
+    if forecast.load_kw.shape != (grid.n_steps,):
+        raise ConfigError.at(
+            "forecast.load_kw", f"must have {grid.n_steps} values, one per interval"
+        )
+    starts_local = grid.starts_local(program.timezone)
+    months = [(s.year, s.month) for s in starts_local]
+    period_of = {m: i for i, m in enumerate(dict.fromkeys(months))}
+    horizon_days = grid.n_steps * grid.step_h / 24.0
+    import_price = site.tariff.import_price_usd_per_kwh(starts_local)
+    return SiteInputs(
+        site_id=site.site_id,
+        start=grid.start,
+        step_h=grid.step_h,
+        load_kw=np.asarray(forecast.load_kw, dtype=float),
+        pv_kw=np.asarray(forecast.pv_kw, dtype=float),
+        import_price_usd_per_kwh=import_price,
+        export_credit_usd_per_kwh=site.tariff.export_credit_array_usd_per_kwh(grid.n_steps),
+        dr_value_usd_per_kwh=dr_value_usd_per_kwh(program, site, grid),
+        service_limit_kw=site.service_limit_kw,
+        export_permitted=site.export_permitted,
+        demand_usd_per_kw_month=site.tariff.demand_usd_per_kw_month,
+        billing_period=np.array([period_of[m] for m in months], dtype=np.int64),
+        peak_so_far_kw=state.peak_so_far_kw,
+        fixed_charge_usd=site.tariff.fixed_usd_per_month * horizon_days / AVERAGE_DAYS_PER_MONTH,
+        shortfall_penalty_usd_per_kwh=shortfall_penalty_usd_per_kwh,
+        vehicles=tuple(
+            _vehicle_inputs(program, site, v, grid, state, import_price) for v in site.vehicles
+        ),
+    )
+
+
+def dr_value_usd_per_kwh(program: Program, site: Site, grid: TimeGrid) -> NDArray[np.float64]:
+    """Expected DR payment per kWh delivered in each interval, from the events of the
+    programs the site is enrolled in (an interval is in an event if it starts inside it)."""
+    value = np.zeros(grid.n_steps)
+    for event in program.events:
+        if event.program_id not in site.enrollments:
+            continue
+        first = max(grid.first_index_from(event.start), 0)
+        last = min(grid.first_index_from(event.end), grid.n_steps)
+        if first < last:
+            value[first:last] += program.dr_program(event.program_id).value_usd_per_kwh
+    return value
+
+
+def _vehicle_inputs(
+    program: Program,
+    site: Site,
+    vehicle: Vehicle,
+    grid: TimeGrid,
+    state: SiteState,
+    import_price: NDArray[np.float64],
+) -> VehicleInputs:
+    """Vehicle inputs; energy left at the horizon's end is valued at what it would cost to
+    put back (mean import price ÷ charge efficiency), so a plan does not drain a battery
+    just because the horizon ends."""
+    schedule = trip_schedule(vehicle.trips, grid, program.timezone)
+    plugged = ~schedule.away
+    if vehicle.vehicle_id in state.plugged_now:
+        plugged[0] = state.plugged_now[vehicle.vehicle_id]
+    charger = site.charger(vehicle.evse_id)
+    charge_kw = min(vehicle.max_charge_kw, charger.max_charge_kw)
+    discharge_kw = min(vehicle.max_discharge_kw, charger.max_discharge_kw)
+    if not vehicle.v2x_capable:
+        discharge_kw = 0.0
+    departure_floor_kwh = vehicle.departure_floor_soc * vehicle.battery_kwh
+    departure_need = np.where(
+        schedule.departure_trip_kwh > 0,
+        np.minimum(schedule.departure_trip_kwh + departure_floor_kwh, vehicle.max_energy_kwh),
+        0.0,
+    )
+    reserve_kwh = np.where(plugged, vehicle.reserve_soc * vehicle.battery_kwh, 0.0)
+    floor = np.maximum.reduce(
+        [np.full(grid.n_steps, vehicle.min_energy_kwh), reserve_kwh, departure_need]
+    )
+    initial = state.energy_kwh.get(vehicle.vehicle_id, vehicle.initial_soc * vehicle.battery_kwh)
+    return VehicleInputs(
+        vehicle_id=vehicle.vehicle_id,
+        evse_id=vehicle.evse_id,
+        battery_kwh=vehicle.battery_kwh,
+        initial_energy_kwh=float(np.clip(initial, 0.0, vehicle.battery_kwh)),
+        max_energy_kwh=vehicle.max_energy_kwh,
+        floor_kwh=np.minimum(floor, vehicle.max_energy_kwh),
+        departure_need_kwh=departure_need,
+        plugged=plugged,
+        max_charge_kw=np.where(plugged, charge_kw, 0.0),
+        max_discharge_kw=np.where(plugged, discharge_kw, 0.0),
+        trip_energy_kwh=schedule.trip_energy_kwh,
+        charge_efficiency=vehicle.charge_efficiency,
+        discharge_efficiency=vehicle.discharge_efficiency,
+        degradation_usd_per_kwh=vehicle.degradation_usd_per_kwh,
+        terminal_value_usd_per_kwh=float(np.mean(import_price)) / vehicle.charge_efficiency,
+    )

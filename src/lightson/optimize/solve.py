@@ -1,0 +1,107 @@
+"""Solving a ``LinearProgram`` with HiGHS (``highspy``). The solver object never leaves
+this module; callers get a typed ``Solution``."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+import highspy
+import numpy as np
+from numpy.typing import NDArray
+
+from lightson.domain.errors import SolverError
+from lightson.domain.plan import SolveStatus
+from lightson.optimize.model import LinearProgram
+
+_STATUS = {
+    highspy.HighsModelStatus.kOptimal: SolveStatus.OPTIMAL,
+    highspy.HighsModelStatus.kModelEmpty: SolveStatus.OPTIMAL,
+    highspy.HighsModelStatus.kInfeasible: SolveStatus.INFEASIBLE,
+    highspy.HighsModelStatus.kUnbounded: SolveStatus.UNBOUNDED,
+    highspy.HighsModelStatus.kUnboundedOrInfeasible: SolveStatus.INFEASIBLE,
+    highspy.HighsModelStatus.kTimeLimit: SolveStatus.TIME_LIMIT,
+    highspy.HighsModelStatus.kIterationLimit: SolveStatus.TIME_LIMIT,
+}
+
+
+@dataclass(frozen=True, eq=False)
+class Solution:
+    status: SolveStatus
+    x: NDArray[np.float64]
+    objective_usd: float
+    solve_time_s: float
+
+
+def solve(lp: LinearProgram, time_limit_s: float = 60.0) -> Solution:
+    """Solve ``lp``; raises ``SolverError`` (retryable) when HiGHS itself fails."""
+    highs = new_quiet_highs()
+    highs.setOptionValue("time_limit", float(time_limit_s))
+    highs.passModel(_to_highs(lp))
+    started = time.perf_counter()
+    run_status = highs.run()
+    elapsed = time.perf_counter() - started
+    if run_status == highspy.HighsStatus.kError:
+        raise SolverError(f"HiGHS failed: {highs.modelStatusToString(highs.getModelStatus())}")
+    status = _STATUS.get(highs.getModelStatus(), SolveStatus.ERROR)
+    if not status.has_plan:
+        return Solution(status, np.zeros(lp.n_cols), float("nan"), elapsed)
+    x = np.asarray(highs.getSolution().col_value, dtype=float)
+    objective = float(lp.cost @ x + lp.offset)
+    return Solution(status, x, objective, elapsed)
+
+
+_banner_lock = threading.Lock()
+_banner_done = False
+
+
+def new_quiet_highs() -> highspy.Highs:
+    """A ``highspy.Highs`` with logging off and nothing written to stdout.
+
+    Our thin layer over a highspy defect (ERGO-Code/HiGHS#2749): ``highspy.Highs()``
+    writes its "Running HiGHS ..." banner to file descriptor 1 from C++ before any option
+    can be set, once per process, which corrupts ``lightson plan --json`` on stdout. The
+    first construction therefore runs with fd 1 pointed at ``/dev/null``.
+    """
+    global _banner_done
+    with _banner_lock:
+        if _banner_done:
+            highs = highspy.Highs()  # type: ignore[no-untyped-call]
+        else:
+            sys.stdout.flush()
+            saved, devnull = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, 1)
+                highs = highspy.Highs()  # type: ignore[no-untyped-call]
+                highs.setOptionValue("output_flag", False)
+            finally:
+                os.dup2(saved, 1)
+                os.close(saved)
+                os.close(devnull)
+            _banner_done = True
+    highs.setOptionValue("output_flag", False)
+    return highs
+
+
+def _to_highs(lp: LinearProgram) -> highspy.HighsLp:
+    model = highspy.HighsLp()
+    inf = highspy.kHighsInf
+    model.num_col_ = lp.n_cols
+    model.num_row_ = lp.n_rows
+    model.col_cost_ = lp.cost
+    model.offset_ = lp.offset
+    model.col_lower_ = np.where(np.isinf(lp.col_lower), -inf, lp.col_lower)
+    model.col_upper_ = np.where(np.isinf(lp.col_upper), inf, lp.col_upper)
+    model.row_lower_ = np.where(np.isinf(lp.row_lower), -inf, lp.row_lower)
+    model.row_upper_ = np.where(np.isinf(lp.row_upper), inf, lp.row_upper)
+    matrix = lp.matrix.tocsc()
+    model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    model.a_matrix_.num_col_ = lp.n_cols
+    model.a_matrix_.num_row_ = lp.n_rows
+    model.a_matrix_.start_ = matrix.indptr
+    model.a_matrix_.index_ = matrix.indices
+    model.a_matrix_.value_ = matrix.data
+    return model

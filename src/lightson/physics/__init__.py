@@ -1,0 +1,1 @@
+"""Physics as pure functions, one module per topic: battery, trips, profiles, PV."""

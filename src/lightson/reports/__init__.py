@@ -1,0 +1,1 @@
+"""Views of plans and results for people and other tools: tables, JSON, figures."""
