@@ -1,4 +1,5 @@
-"""Every gate, in one command that people and CI both run: ruff, mypy (strict on src/),
+"""Every gate, in one command that people and CI both run: ruff (lint and format),
+mypy (strict on src/),
 import-linter layer contracts, pytest. Stops at the first failing gate."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ BIN = Path(sys.executable).parent
 
 GATES = [
     ("ruff", [str(BIN / "ruff"), "check", "src", "tests", "bench", "scripts"]),
+    ("ruff format", [str(BIN / "ruff"), "format", "--check", "src", "tests", "bench", "scripts"]),
     ("mypy", [str(BIN / "mypy")]),
     ("import-linter", [str(BIN / "lint-imports")]),
     ("pytest", [str(BIN / "pytest"), "-q", *sys.argv[1:]]),

@@ -227,3 +227,7 @@ def _parse_socs(site: Site, socs: tuple[str, ...]) -> dict[str, float]:
             raise ConfigError.at("--soc", f"{name}: must be between 0 and 1")
         energy[name] = soc * known[name].battery_kwh
     return energy
+
+
+if __name__ == "__main__":
+    main()

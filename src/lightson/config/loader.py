@@ -289,7 +289,7 @@ class _Converter:
                 )
         building = self.building(site.building, f"{path}.building")
         chargers = [self.charger(c, f"{path}.chargers[{j}]") for j, c in enumerate(site.chargers)]
-        known = [c.evse_id for c in chargers if c is not None]
+        known = [c.id for c in site.chargers]
         self.unique([c.id for c in site.chargers], f"{path}.chargers", "charger id")
         self.unique([v.id for v in site.vehicles], f"{path}.vehicles", "vehicle id")
         vehicles = [

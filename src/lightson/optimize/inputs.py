@@ -76,6 +76,9 @@ class SiteInputs:
     shortfall_penalty_usd_per_kwh: float
     vehicles: tuple[VehicleInputs, ...]
 
+    def __post_init__(self) -> None:
+        check_site_inputs(self)
+
     @property
     def n_steps(self) -> int:
         return int(self.load_kw.shape[0])
@@ -87,6 +90,43 @@ class SiteInputs:
     @property
     def step(self) -> timedelta:
         return timedelta(hours=self.step_h)
+
+
+def check_site_inputs(inputs: SiteInputs) -> None:
+    """Refuse inputs the LP would misread, naming the field: arrays of the wrong length,
+    and an export credit above the import price (the LP would then import and export at
+    once, which one meter cannot do)."""
+    n = inputs.load_kw.shape[0]
+    issues = []
+    for name in (
+        "pv_kw",
+        "import_price_usd_per_kwh",
+        "export_credit_usd_per_kwh",
+        "dr_value_usd_per_kwh",
+        "billing_period",
+    ):
+        if getattr(inputs, name).shape != (n,):
+            issues.append((name, f"must have {n} values, one per interval"))
+    for i, v in enumerate(inputs.vehicles):
+        for name in (
+            "floor_kwh",
+            "departure_need_kwh",
+            "plugged",
+            "max_charge_kw",
+            "max_discharge_kw",
+            "trip_energy_kwh",
+        ):
+            if getattr(v, name).shape != (n,):
+                issues.append((f"vehicles[{i}].{name}", f"must have {n} values, one per interval"))
+        for name in ("charge_efficiency", "discharge_efficiency"):
+            if not 0.0 < getattr(v, name) <= 1.0:
+                issues.append((f"vehicles[{i}].{name}", "must be in (0, 1]"))
+    if not issues and np.any(inputs.export_credit_usd_per_kwh > inputs.import_price_usd_per_kwh):
+        issues.append(
+            ("export_credit_usd_per_kwh", "must not exceed the import price in any interval")
+        )
+    if issues:
+        raise ConfigError(issues)
 
 
 def build_site_inputs(

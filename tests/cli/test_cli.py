@@ -1,0 +1,143 @@
+"""The lightson command, end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from lightson.cli import main
+
+BAD_PROGRAM = """
+program: {name: bad}
+sites:
+  - id: home
+    kind: home
+    utility: national-grid
+    service_limit_kw: 48
+    tariff: ma-residential-flat
+    building: {constant_kw: 1}
+    chargers: [{id: evse, model: ford-charge-station-pro}]
+    vehicles: [{id: truck, model: ford-f150-lightning-er, battery_kwh: 0}]
+"""
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_plan_prints_an_hourly_table_with_objective_terms() -> None:
+    code, out, _ = run("plan", "example", "--site", "school-beverly", "--start", "2026-07-15T00:00")
+    assert code == 0, out
+    assert "Plan for site school-beverly: optimal, 96 intervals of 15 min" in out
+    assert out.count("    DR ") == 3  # the three event hours, 15:00-18:00
+    assert "dr_revenue_usd" in out and "total_usd" in out
+    assert "bus-7" in out and "needs met" in out
+
+
+def test_plan_json_holds_the_inputs_and_a_plan_that_respects_them() -> None:
+    code, out, _ = run(
+        "plan", "example", "--site", "home-lowell", "--soc", "lightning=0.4", "--json"
+    )
+    assert code == 0
+    document = json.loads(out)
+    assert document["schema"] == "lightson.plan/1"
+    inputs, plan = document["inputs"], document["plan"]
+    assert len(document["interval_starts_utc"]) == 96
+    (vehicle_in,) = inputs["vehicles"]
+    (vehicle_plan,) = plan["vehicles"]
+    assert vehicle_in["initial_energy_kwh"] == pytest.approx(0.4 * 131)
+    # Another tool can check the plan from the document alone: limits and no export.
+    for t in range(96):
+        assert -vehicle_in["max_discharge_kw"][t] - 1e-6 <= vehicle_plan["power_kw"][t]
+        assert vehicle_plan["power_kw"][t] <= vehicle_in["max_charge_kw"][t] + 1e-6
+        assert plan["site_net_power_kw"][t] >= -1e-6
+    assert sum(inputs["dr_value_usd_per_kwh"]) > 0
+
+
+def test_plan_writes_a_figure(tmp_path: Path) -> None:
+    figure = tmp_path / "plan.png"
+    code, out, _ = run("plan", "example", "--site", "business-worcester", "--plot", str(figure))
+    assert code == 0
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"figure written to {figure}" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["plan", "example", "--site", "nowhere"],
+            "error: --site: unknown site 'nowhere'; known: business-worcester",
+        ),
+        (
+            ["plan", "example", "--site", "home-lowell", "--soc", "truck=0.5"],
+            "error: --soc: unknown vehicle 'truck'",
+        ),
+        (
+            ["plan", "example", "--site", "home-lowell", "--soc", "lightning=1.5"],
+            "must be between 0 and 1",
+        ),
+        (
+            ["plan", "example", "--site", "home-lowell", "--start", "July 15"],
+            "error: --start: must be a date",
+        ),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_named_message(args: list[str], message: str) -> None:
+    code, out, err = run(*args)
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in out + err
+
+
+def test_a_bad_program_file_names_the_field(tmp_path: Path) -> None:
+    program = tmp_path / "bad.yaml"
+    program.write_text(BAD_PROGRAM)
+    code, _, err = run("validate", str(program))
+    assert code == 2
+    assert err.strip() == "error: sites[0].vehicles[0].battery_kwh: must be > 0.0"
+
+
+def test_validate_and_catalog_summarise() -> None:
+    code, out, _ = run("validate", "example")
+    assert code == 0 and "Lights On example program: valid" in out
+    code, out, _ = run("catalog")
+    assert code == 0 and "thomas-jouley-226" in out and "cs-ci-daily" in out
+
+
+def test_demo_plans_every_example_site(tmp_path: Path) -> None:
+    code, out, _ = run("demo", "--out", str(tmp_path))
+    assert code == 0
+    assert out.count("Plan for site") == 3
+    for site in ("home-lowell", "business-worcester", "school-beverly"):
+        assert (tmp_path / f"{site}.png").exists()
+        assert json.loads((tmp_path / f"{site}.json").read_text())["plan"]["status"] == "optimal"
+
+
+def test_the_installed_command_keeps_stdout_clean_for_json() -> None:
+    # highspy prints a banner from C++ on the first solver it makes (ERGO-Code/HiGHS#2749);
+    # our solve layer keeps it off stdout, so the JSON parses as a whole.
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lightson.cli",
+            "plan",
+            "example",
+            "--site",
+            "home-lowell",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert "Running HiGHS" not in completed.stdout
+    json.loads(completed.stdout)

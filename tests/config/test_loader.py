@@ -1,0 +1,184 @@
+"""The program file: defaults from catalogs, and errors that name the field and rule."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from lightson.config import load_program, parse_program
+from lightson.domain.assets import OcppVersion, PowerKind, SiteKind
+from lightson.domain.errors import ConfigError
+
+MINIMAL = """
+program: {name: test}
+sites:
+  - id: home
+    kind: home
+    utility: national-grid
+    service_limit_kw: 48
+    tariff: ma-residential-flat
+    building: {constant_kw: 1.5}
+    chargers: [{id: evse, model: ford-charge-station-pro}]
+    vehicles: [{id: truck, model: ford-f150-lightning-er}]
+"""
+
+
+def _issues(text: str) -> dict[str, str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_program(textwrap.dedent(text))
+    return dict(caught.value.issues)
+
+
+def test_the_bundled_example_has_a_home_a_business_and_a_school(example_program) -> None:  # type: ignore[no-untyped-def]
+    kinds = [s.kind for s in example_program.sites]
+    assert kinds == [SiteKind.HOME, SiteKind.BUSINESS, SiteKind.SCHOOL]
+    home, business, school = example_program.sites
+    assert [v.model for v in home.vehicles] == ["ford-f150-lightning-er"]
+    assert [v.model for v in business.vehicles] == ["kia-ev9-100", "kia-ev9-76"]
+    assert [v.model for v in school.vehicles] == ["thomas-jouley-226", "bluebird-vision-196"]
+    assert example_program.weather is not None
+
+
+def test_a_catalog_model_fills_in_the_defaults() -> None:
+    program = parse_program(MINIMAL)
+    (site,) = program.sites
+    (truck,) = site.vehicles
+    assert truck.battery_kwh == 131.0
+    assert truck.max_discharge_kw == 9.6
+    assert truck.v2x_capable
+    assert truck.evse_id == "evse"  # the only charger at the site
+    charger = site.charger("evse")
+    assert (charger.power_kind, charger.max_discharge_kw, charger.protocol) == (
+        PowerKind.AC,
+        9.6,
+        OcppVersion.V201,
+    )
+    assert site.building.load_profile.values[1234] == 1.5
+
+
+def test_a_field_given_in_the_file_overrides_the_catalog() -> None:
+    text = MINIMAL.replace(
+        "{id: truck, model: ford-f150-lightning-er}",
+        "{id: truck, model: ford-f150-lightning-er, battery_kwh: 98, max_discharge_kw: 7.2}",
+    )
+    (truck,) = parse_program(text).sites[0].vehicles
+    assert (truck.battery_kwh, truck.max_discharge_kw) == (98.0, 7.2)
+
+
+def test_a_bad_number_is_named_by_its_path_and_rule() -> None:
+    issues = _issues(
+        MINIMAL.replace(
+            "model: ford-f150-lightning-er}", "model: ford-f150-lightning-er, battery_kwh: -3}"
+        )
+    )
+    assert issues == {"sites[0].vehicles[0].battery_kwh": "must be > 0.0"}
+
+
+def test_an_unknown_model_lists_the_known_ones() -> None:
+    issues = _issues(MINIMAL.replace("model: ford-f150-lightning-er", "model: tesla-cybertruck"))
+    rule = issues["sites[0].vehicles[0].model"]
+    assert rule.startswith("unknown vehicle model 'tesla-cybertruck'; known: ")
+    assert "ford-f150-lightning-er" in rule and "thomas-jouley-226" in rule
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    text = MINIMAL.replace("tariff: ma-residential-flat", "tariff: nope").replace(
+        "{id: evse, model: ford-charge-station-pro}", "{id: evse, model: nope}"
+    )
+    issues = _issues(text)
+    assert set(issues) == {"sites[0].tariff", "sites[0].chargers[0].model"}
+
+
+def test_a_misspelt_field_is_refused() -> None:
+    issues = _issues(
+        MINIMAL.replace("service_limit_kw: 48", "service_limit_kw: 48\n    servce_limit: 3")
+    )
+    assert issues["sites[0].servce_limit"].startswith("unknown field")
+
+
+def test_cross_references_are_checked() -> None:
+    text = (
+        MINIMAL.replace(
+            "vehicles: [{id: truck, model: ford-f150-lightning-er}]",
+            "vehicles: [{id: truck, model: ford-f150-lightning-er, charger: garage},"
+            " {id: truck, model: nissan-leaf-40, charger: evse}]",
+        )
+        + "    enrollments: [cs-nowhere]\n"
+    )
+    issues = _issues(text)
+    assert (
+        issues["sites[0].vehicles[0].charger"]
+        == "unknown charger 'garage'; chargers at this site: evse"
+    )
+    assert issues["sites[0].vehicles[1].id"] == "duplicate vehicle id 'truck'"
+    assert issues["sites[0].enrollments[0]"].startswith(
+        "unknown demand-response program 'cs-nowhere'"
+    )
+
+
+def test_trips_need_exactly_one_energy_and_clock_times() -> None:
+    text = MINIMAL.replace(
+        "model: ford-f150-lightning-er}",
+        "model: ford-f150-lightning-er, trips: [{depart: '7:30', return: '17:00'},"
+        " {depart: '08:00', return: '17:00', miles: 30, energy_kwh: 10}]}",
+    )
+    issues = _issues(text)
+    assert issues["sites[0].vehicles[0].trips[0].depart"] == "must look like HH:MM (24-hour clock)"
+
+
+def test_trip_miles_use_the_models_energy_per_mile() -> None:
+    text = MINIMAL.replace(
+        "model: ford-f150-lightning-er}",
+        "model: ford-f150-lightning-er, trips: [{days: [mon, wed], depart: '07:30',"
+        " return: '17:00', miles: 30}]}",
+    )
+    (trip,) = parse_program(text).sites[0].vehicles[0].trips
+    assert trip.energy_kwh == pytest.approx(30 * 0.50)
+    assert trip.weekdays == frozenset({0, 2})
+
+
+def test_events_are_read_in_program_time_and_checked() -> None:
+    text = MINIMAL + textwrap.dedent("""
+    events:
+      - {id: e1, program: cs-residential-battery,
+         start: "2026-07-15T15:00", end: "2026-07-15T18:00"}
+      - {id: e1, program: cs-residential-battery,
+         start: "2026-07-16T18:00", end: "2026-07-16T15:00"}
+    """)
+    issues = _issues(text)
+    assert issues == {
+        "events[1].id": "duplicate event id 'e1'",
+        "events[1].end": "must be after start",
+    }
+    first_only = "\n".join(text.splitlines()[:-2])
+    program = parse_program(first_only)
+    (event,) = program.events
+    assert event.start.utcoffset().total_seconds() == -4 * 3600  # EDT
+
+
+def test_yaml_syntax_errors_give_the_line() -> None:
+    issues = _issues("program: {name: test\nsites: [")
+    (where,) = issues
+    assert where.startswith("line ")
+
+
+def test_a_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read program file"):
+        load_program(tmp_path / "absent.yaml")
+
+
+def test_a_building_load_file_is_read_relative_to_the_program(tmp_path: Path) -> None:
+    source = Path(__file__).parents[2] / "src/lightson/data/loads/residential"
+    (tmp_path / "loads").mkdir()
+    (tmp_path / "loads/house.csv").write_text(
+        (source / "USA_MA_Boston-Logan.Intl.AP.725090_TMY3_LOW.csv").read_text()
+    )
+    program_file = tmp_path / "program.yaml"
+    program_file.write_text(
+        MINIMAL.replace("{constant_kw: 1.5}", "{file: loads/house.csv, scale: 2}")
+    )
+    building = load_program(program_file).sites[0].building
+    assert building.scale == 2
+    assert building.load_profile.values.sum() == pytest.approx(4382, rel=1e-3)

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from lightson.domain.errors import ConfigError
+from lightson.domain.time import SimClock, TimeGrid, tmy_hour_index
+
+NY = ZoneInfo("America/New_York")
+
+
+def test_typical_year_rows_are_hour_beginning_in_local_standard_time() -> None:
+    # Row 0 is 1 Jan 00:00-01:00 EST; in July, 00:00 EDT is 23:00 EST the day before.
+    starts = [
+        datetime(2026, 1, 1, 0, 30, tzinfo=NY),
+        datetime(2026, 7, 15, 0, 0, tzinfo=NY),
+        datetime(2026, 12, 31, 23, 59, tzinfo=NY),
+    ]
+    assert list(tmy_hour_index(starts)) == [0, (195 - 1) * 24 + 23, 8759]
+
+
+def test_leap_years_read_28_february_for_29_february_and_keep_march_aligned() -> None:
+    rows = tmy_hour_index(
+        [datetime(2028, 2, 29, 12, tzinfo=UTC), datetime(2028, 3, 1, 12, tzinfo=UTC)]
+    )
+    feb28_row = 58 * 24 + 7  # 12:00 UTC = 07:00 EST
+    assert list(rows) == [feb28_row, feb28_row + 24]
+
+
+def test_grid_intervals_and_indices() -> None:
+    grid = TimeGrid(datetime(2026, 7, 15, tzinfo=NY), 96)
+    assert grid.step_h == 0.25
+    assert grid.end == datetime(2026, 7, 16, tzinfo=NY)
+    assert grid.first_index_from(datetime(2026, 7, 15, 15, 0, tzinfo=NY)) == 60
+    assert grid.first_index_from(datetime(2026, 7, 15, 15, 1, tzinfo=NY)) == 61
+    assert grid.index_of(datetime(2026, 7, 15, 15, 14, tzinfo=NY)) == 60
+
+
+def test_grids_refuse_naive_times_and_uneven_steps() -> None:
+    with pytest.raises(ConfigError, match="start: must carry a timezone"):
+        TimeGrid(datetime(2026, 7, 15), 4)
+    with pytest.raises(ConfigError, match="step"):
+        TimeGrid(datetime(2026, 7, 15, tzinfo=UTC), 4, timedelta(minutes=7))
+
+
+def test_sim_clock_moves_only_forward_when_told() -> None:
+    clock = SimClock(datetime(2026, 7, 15, tzinfo=UTC))
+    assert clock.advance(timedelta(minutes=15)) == datetime(2026, 7, 15, 0, 15, tzinfo=UTC)
+    assert clock.now() == datetime(2026, 7, 15, 0, 15, tzinfo=UTC)
+    with pytest.raises(ValueError):
+        clock.advance(timedelta(minutes=-1))

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from datetime import datetime, time
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lightson.domain.assets import Trip
+from lightson.domain.time import TimeGrid
+from lightson.physics.battery import next_energy_kwh
+from lightson.physics.trips import trip_schedule
+
+NY = ZoneInfo("America/New_York")
+
+
+def test_charging_stores_eta_c_and_discharging_draws_over_eta_d() -> None:
+    assert next_energy_kwh(50.0, 10.0, 0.5, 0.9, 0.8) == pytest.approx(54.5)
+    assert next_energy_kwh(50.0, -10.0, 0.5, 0.9, 0.8) == pytest.approx(50.0 - 6.25)
+    assert next_energy_kwh(50.0, 0.0, 0.5, 0.9, 0.8, trip_energy_kwh=12.0) == pytest.approx(38.0)
+
+
+def test_a_school_day_has_two_routes_and_a_need_before_each() -> None:
+    routes = (
+        Trip(frozenset(range(5)), time(6, 30), time(9, 0), 15.0),
+        Trip(frozenset(range(5)), time(14, 0), time(16, 30), 15.0),
+    )
+    grid = TimeGrid(datetime(2026, 3, 11, tzinfo=NY), 96)  # a Wednesday
+    schedule = trip_schedule(routes, grid, NY)
+    away = np.flatnonzero(schedule.away)
+    assert list(away) == list(range(26, 36)) + list(range(56, 66))
+    assert schedule.trip_energy_kwh.sum() == pytest.approx(30.0)
+    assert schedule.trip_energy_kwh[26] == pytest.approx(1.5)
+    assert list(np.flatnonzero(schedule.departure_trip_kwh)) == [25, 55]
+
+
+def test_no_routes_on_weekends_or_in_months_left_out() -> None:
+    route = Trip(frozenset(range(5)), time(6, 30), time(9, 0), 15.0, months=frozenset({9, 10}))
+    saturday = trip_schedule((route,), TimeGrid(datetime(2026, 10, 3, tzinfo=NY), 96), NY)
+    july = trip_schedule((route,), TimeGrid(datetime(2026, 7, 15, tzinfo=NY), 96), NY)
+    assert not saturday.away.any() and not july.away.any()
+
+
+def test_an_overnight_trip_started_before_the_horizon_is_away_at_the_start() -> None:
+    night_shift = Trip(frozenset(range(7)), time(22, 0), time(6, 0), 16.0)
+    schedule = trip_schedule((night_shift,), TimeGrid(datetime(2026, 7, 15, tzinfo=NY), 96), NY)
+    assert schedule.away[:24].all() and not schedule.away[24:88].any() and schedule.away[88:].all()
+    # 8 h trip over 32 intervals: 0.5 kWh each; the one that leaves at 22:00 needs 16 kWh.
+    assert schedule.trip_energy_kwh[0] == pytest.approx(0.5)
+    assert schedule.departure_trip_kwh[87] == pytest.approx(16.0)
+
+
+@given(
+    st.integers(0, 23),
+    st.sampled_from([0, 15, 30, 45]),
+    st.integers(1, 10),
+    st.floats(0.5, 50.0),
+)
+def test_a_whole_trip_inside_the_horizon_uses_its_whole_energy(
+    depart_hour: int, depart_minute: int, hours_away: int, energy_kwh: float
+) -> None:
+    depart = time(depart_hour, depart_minute)
+    back = time((depart_hour + hours_away) % 24, depart_minute)
+    trip = Trip(frozenset({2}), depart, back, energy_kwh)  # Wednesdays only
+    grid = TimeGrid(datetime(2026, 3, 10, 12, tzinfo=NY), 4 * 72)  # Tue noon + 3 days
+    schedule = trip_schedule((trip,), grid, NY)
+    assert schedule.trip_energy_kwh.sum() == pytest.approx(energy_kwh)
+    assert schedule.away.sum() == 4 * hours_away
+    assert schedule.departure_trip_kwh.sum() == pytest.approx(energy_kwh)
+    assert np.all(schedule.trip_energy_kwh[~schedule.away] == 0)
