@@ -11,9 +11,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
+SOURCES = [d for d in ("src", "tests", "bench", "scripts") if (ROOT / d).is_dir()]
+
 GATES = [
-    ("ruff", [str(BIN / "ruff"), "check", "src", "tests", "bench", "scripts"]),
-    ("ruff format", [str(BIN / "ruff"), "format", "--check", "src", "tests", "bench", "scripts"]),
+    ("ruff", [str(BIN / "ruff"), "check", *SOURCES]),
+    ("ruff format", [str(BIN / "ruff"), "format", "--check", *SOURCES]),
     ("mypy", [str(BIN / "mypy")]),
     ("import-linter", [str(BIN / "lint-imports")]),
     ("pytest", [str(BIN / "pytest"), "-q", *sys.argv[1:]]),
