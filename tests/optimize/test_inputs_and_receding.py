@@ -27,6 +27,9 @@ def test_school_inputs_on_a_march_school_day(example_program) -> None:  # type: 
     route_kwh = 12.5 * 1.21
     assert bus.departure_need_kwh[25] == pytest.approx(0.2 * 226 + route_kwh)
     assert bus.floor_kwh[25] == pytest.approx(0.2 * 226 + route_kwh)
+    # Plugged in between routes, the floor is the departure floor plus the next route.
+    assert bus.floor_kwh[45] == pytest.approx(0.2 * 226 + route_kwh)
+    assert bus.floor_kwh[30] == pytest.approx(0.05 * 226)  # away: only the window minimum
     assert not bus.plugged[26:36].any() and bus.plugged[36:56].all()
     assert bus.max_discharge_kw[40] == 60.0 and bus.max_discharge_kw[30] == 0.0
     assert inputs.demand_usd_per_kw_month == 27.0

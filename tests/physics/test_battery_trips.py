@@ -70,3 +70,25 @@ def test_a_whole_trip_inside_the_horizon_uses_its_whole_energy(
     assert schedule.away.sum() == 4 * hours_away
     assert schedule.departure_trip_kwh.sum() == pytest.approx(energy_kwh)
     assert np.all(schedule.trip_energy_kwh[~schedule.away] == 0)
+
+
+def test_next_trip_looks_past_the_horizon_and_over_the_weekend() -> None:
+    route = Trip(frozenset(range(5)), time(6, 30), time(9, 0), 15.0)
+    friday_evening = TimeGrid(datetime(2026, 3, 13, 18, tzinfo=NY), 8)
+    schedule = trip_schedule((route,), friday_evening, NY)
+    assert np.all(schedule.next_trip_kwh == 15.0)  # Monday 06:30, beyond the grid
+    wednesday = trip_schedule((route,), TimeGrid(datetime(2026, 3, 11, tzinfo=NY), 96), NY)
+    assert wednesday.next_trip_kwh[0] == 15.0 and wednesday.next_trip_kwh[25] == 15.0
+    assert wednesday.next_trip_kwh[40] == 15.0  # Thursday's route
+    assert trip_schedule((), friday_evening, NY).next_trip_kwh.sum() == 0.0
+
+
+def test_the_energy_floor_keeps_reserve_and_next_trip_only_while_plugged() -> None:
+    from lightson.domain.assets import Vehicle
+    from lightson.physics.trips import energy_floor_kwh
+
+    bus = Vehicle("bus", "thomas-jouley-226", "evse", 226.0, soc_min=0.05, reserve_soc=0.3)
+    assert energy_floor_kwh(bus, 15.0, plugged=True) == pytest.approx(0.3 * 226)  # reserve wins
+    assert energy_floor_kwh(bus, 60.0, plugged=True) == pytest.approx(0.2 * 226 + 60.0)
+    assert energy_floor_kwh(bus, 60.0, plugged=False) == pytest.approx(0.05 * 226)
+    assert energy_floor_kwh(bus, 500.0, plugged=True) == pytest.approx(226.0)  # capped

@@ -17,7 +17,7 @@ from lightson.domain.assets import Program, Site, Vehicle
 from lightson.domain.errors import ConfigError
 from lightson.domain.state import SiteForecast, SiteState
 from lightson.domain.time import TimeGrid
-from lightson.physics.trips import trip_schedule
+from lightson.physics.trips import energy_floor_kwh, trip_schedule
 
 DEFAULT_SHORTFALL_PENALTY_USD_PER_KWH = 100.0
 AVERAGE_DAYS_PER_MONTH = 365.25 / 12
@@ -204,15 +204,19 @@ def _vehicle_inputs(
     discharge_kw = min(vehicle.max_discharge_kw, charger.max_discharge_kw)
     if not vehicle.v2x_capable:
         discharge_kw = 0.0
-    departure_floor_kwh = vehicle.departure_floor_soc * vehicle.battery_kwh
     departure_need = np.where(
         schedule.departure_trip_kwh > 0,
-        np.minimum(schedule.departure_trip_kwh + departure_floor_kwh, vehicle.max_energy_kwh),
+        np.minimum(
+            schedule.departure_trip_kwh + vehicle.departure_floor_soc * vehicle.battery_kwh,
+            vehicle.max_energy_kwh,
+        ),
         0.0,
     )
-    reserve_kwh = np.where(plugged, vehicle.reserve_soc * vehicle.battery_kwh, 0.0)
-    floor = np.maximum.reduce(
-        [np.full(grid.n_steps, vehicle.min_energy_kwh), reserve_kwh, departure_need]
+    floor = np.array(
+        [
+            energy_floor_kwh(vehicle, float(next_kwh), bool(is_plugged))
+            for next_kwh, is_plugged in zip(schedule.next_trip_kwh, plugged, strict=True)
+        ]
     )
     initial = state.energy_kwh.get(vehicle.vehicle_id, vehicle.initial_soc * vehicle.battery_kwh)
     return VehicleInputs(
@@ -221,7 +225,7 @@ def _vehicle_inputs(
         battery_kwh=vehicle.battery_kwh,
         initial_energy_kwh=float(np.clip(initial, 0.0, vehicle.battery_kwh)),
         max_energy_kwh=vehicle.max_energy_kwh,
-        floor_kwh=np.minimum(floor, vehicle.max_energy_kwh),
+        floor_kwh=np.maximum(floor, departure_need),
         departure_need_kwh=departure_need,
         plugged=plugged,
         max_charge_kw=np.where(plugged, charge_kw, 0.0),

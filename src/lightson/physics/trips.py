@@ -2,7 +2,8 @@
 
 A vehicle is plugged in whenever it is not away on a trip. A trip's energy is drawn
 evenly over the intervals it is away. Before each departure the battery must hold the
-trip's energy plus a floor: the *departure need*.
+trip's energy plus a floor: the *departure need*; while plugged in, discharge never goes
+below the floor of the *next* trip (``energy_floor_kwh``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from numpy.typing import NDArray
 
-from lightson.domain.assets import Trip
+from lightson.domain.assets import Trip, Vehicle
 from lightson.domain.time import TimeGrid
 
 
@@ -24,11 +25,29 @@ class TripSchedule:
 
     ``away[t]``: on a trip during interval ``t``; ``trip_energy_kwh[t]``: energy used in
     interval ``t``; ``departure_trip_kwh[t]``: energy of a trip that departs at the end of
-    interval ``t`` (0 where none departs)."""
+    interval ``t`` (0 where none departs); ``next_trip_kwh[t]``: energy of the next trip
+    that departs at or after the end of interval ``t``, looking up to ``LOOKAHEAD`` past the
+    grid (0 if none)."""
 
     away: NDArray[np.bool_]
     trip_energy_kwh: NDArray[np.float64]
     departure_trip_kwh: NDArray[np.float64]
+    next_trip_kwh: NDArray[np.float64]
+
+
+LOOKAHEAD = timedelta(days=8)
+
+
+def energy_floor_kwh(vehicle: Vehicle, next_trip_kwh: float, plugged: bool) -> float:
+    """Energy the battery keeps at least: the usable-window minimum; while plugged in also
+    the backup reserve and the next trip's energy on top of the departure floor (DOMAIN.md:
+    "a floor of 20 % plus the next route's energy"). Capped at the window maximum."""
+    floor = vehicle.min_energy_kwh
+    if plugged:
+        floor = max(floor, vehicle.reserve_soc * vehicle.battery_kwh)
+        if next_trip_kwh > 0:
+            floor = max(floor, vehicle.departure_floor_soc * vehicle.battery_kwh + next_trip_kwh)
+    return min(floor, vehicle.max_energy_kwh)
 
 
 def trip_schedule(trips: tuple[Trip, ...], grid: TimeGrid, tz: ZoneInfo) -> TripSchedule:
@@ -36,11 +55,14 @@ def trip_schedule(trips: tuple[Trip, ...], grid: TimeGrid, tz: ZoneInfo) -> Trip
     away = np.zeros(grid.n_steps, dtype=bool)
     energy = np.zeros(grid.n_steps)
     departure = np.zeros(grid.n_steps)
+    departures: dict[int, float] = {}
     for depart, arrive, trip in _occurrences(trips, grid, tz):
         first = grid.first_index_from(depart)
         last = grid.first_index_from(arrive)
         if last <= first:
             continue
+        if first >= 1:
+            departures[first - 1] = departures.get(first - 1, 0.0) + trip.energy_kwh
         window = slice(max(first, 0), min(last, grid.n_steps))
         if window.start >= window.stop:
             continue
@@ -48,14 +70,33 @@ def trip_schedule(trips: tuple[Trip, ...], grid: TimeGrid, tz: ZoneInfo) -> Trip
         energy[window] += trip.energy_kwh / (last - first)
         if 1 <= first <= grid.n_steps:
             departure[first - 1] += trip.energy_kwh
-    return TripSchedule(away=away, trip_energy_kwh=energy, departure_trip_kwh=departure)
+    return TripSchedule(
+        away=away,
+        trip_energy_kwh=energy,
+        departure_trip_kwh=departure,
+        next_trip_kwh=_next_departure_kwh(departures, grid.n_steps),
+    )
+
+
+def _next_departure_kwh(departures: dict[int, float], n_steps: int) -> NDArray[np.float64]:
+    """For each interval, the energy of the first departure at or after its end."""
+    result = np.zeros(n_steps)
+    upcoming = 0.0
+    beyond = [i for i in departures if i >= n_steps]
+    if beyond:
+        upcoming = departures[min(beyond)]
+    for t in range(n_steps - 1, -1, -1):
+        if t in departures:
+            upcoming = departures[t]
+        result[t] = upcoming
+    return result
 
 
 def _occurrences(
     trips: tuple[Trip, ...], grid: TimeGrid, tz: ZoneInfo
 ) -> list[tuple[datetime, datetime, Trip]]:
     first_day = (grid.start.astimezone(tz) - timedelta(days=2)).date()
-    last_day = grid.end.astimezone(tz).date()
+    last_day = (grid.end + LOOKAHEAD).astimezone(tz).date()
     found = []
     day = first_day
     while day <= last_day:
