@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,3 +34,31 @@ class SiteForecast:
     def __post_init__(self) -> None:
         if self.load_kw.shape != self.pv_kw.shape:
             raise ValueError("load_kw and pv_kw must cover the same intervals")
+
+
+class OperatingState(Enum):
+    """The site's electrical state (DOMAIN.md, "Electrical rules"), explicit in control."""
+
+    NON_PARALLEL = "non-parallel"  # islanded behind a transfer switch: backup only
+    PARALLEL_NON_EXPORTING = "parallel-non-exporting"
+    PARALLEL_EXPORTING = "parallel-exporting"
+
+    @property
+    def may_export(self) -> bool:
+        return self is OperatingState.PARALLEL_EXPORTING
+
+
+@dataclass(frozen=True)
+class SiteObservation:
+    """What the control loop measures at ``now``: battery energy and plug state by vehicle
+    id, building load and PV (kW), whether the site is islanded, and whether an outage has
+    been declared (the only time vehicles may go below their floor)."""
+
+    now: datetime
+    energy_kwh: Mapping[str, float]
+    plugged: Mapping[str, bool]
+    load_kw: float
+    pv_kw: float
+    islanded: bool = False
+    outage_declared: bool = False
+    peak_so_far_kw: float = 0.0

@@ -1,0 +1,182 @@
+"""Hard rules no plan can break, applied to every setpoint after the controller.
+
+In order, per EVSE: a setpoint for an unknown EVSE is dropped and every EVSE without one
+gets 0 kW (edges never invent power); nothing flows to an unplugged vehicle; power stays
+within the charger's and the vehicle's limits (no discharge from charge-only equipment or a
+non-V2X vehicle); a stale plan falls back to charge-only; discharge never takes a battery
+below its floor (reserve for backup and the next trip) except in a declared outage, and
+charge stops at the top of the usable window. Then per site: no export while islanded or
+without export permission, and import within the service limit.
+
+Every change is reported as an ``Intervention`` so an operator can see why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from lightson.domain.assets import Site, Vehicle
+from lightson.domain.plan import Setpoint
+from lightson.domain.state import OperatingState, SiteObservation
+from lightson.physics.trips import energy_floor_kwh
+
+TOLERANCE_KW = 1e-6
+INF = float("inf")
+
+
+class SafetyRule(Enum):
+    UNKNOWN_EVSE = "unknown-evse"
+    NOT_PLUGGED = "not-plugged"
+    EQUIPMENT_LIMIT = "equipment-limit"
+    STALE_PLAN = "stale-plan-charge-only"
+    VEHICLE_FLOOR = "vehicle-floor"
+    BATTERY_FULL = "battery-full"
+    NO_EXPORT = "no-export"
+    SERVICE_LIMIT = "service-limit"
+
+
+@dataclass(frozen=True)
+class Intervention:
+    evse_id: str
+    rule: SafetyRule
+    requested_kw: float
+    allowed_kw: float
+
+
+@dataclass(frozen=True)
+class SafetyResult:
+    setpoints: tuple[Setpoint, ...]
+    interventions: tuple[Intervention, ...]
+
+
+def operating_state(site: Site, islanded: bool) -> OperatingState:
+    if islanded:
+        return OperatingState.NON_PARALLEL
+    if site.export_permitted:
+        return OperatingState.PARALLEL_EXPORTING
+    return OperatingState.PARALLEL_NON_EXPORTING
+
+
+def enforce_safety(
+    site: Site,
+    observation: SiteObservation,
+    requested: Sequence[Setpoint],
+    step_h: float,
+    next_trip_kwh: Mapping[str, float],
+    plan_stale: bool = False,
+) -> SafetyResult:
+    """Clamp ``requested`` setpoints by the hard rules (module docstring). ``next_trip_kwh``
+    is each vehicle's next trip energy (for its floor); ``step_h`` the interval the setpoints
+    hold for."""
+    log: list[Intervention] = []
+    by_evse = {v.evse_id: v for v in site.vehicles}
+    wanted: dict[str, float] = {}
+    for setpoint in requested:
+        if setpoint.evse_id not in by_evse:
+            log.append(
+                Intervention(setpoint.evse_id, SafetyRule.UNKNOWN_EVSE, setpoint.power_kw, 0.0)
+            )
+        else:
+            wanted[setpoint.evse_id] = setpoint.power_kw
+    valid_until = requested[0].valid_until if requested else observation.now
+    power: dict[str, float] = {}
+    for evse_id, vehicle in by_evse.items():
+        power[evse_id] = _vehicle_rules(
+            site,
+            vehicle,
+            observation,
+            wanted.get(evse_id, 0.0),
+            step_h,
+            next_trip_kwh.get(vehicle.vehicle_id, 0.0),
+            plan_stale,
+            log,
+        )
+    state = operating_state(site, observation.islanded)
+    _site_rules(site, observation, state, power, log)
+    setpoints = tuple(Setpoint(evse_id, kw, valid_until) for evse_id, kw in power.items())
+    return SafetyResult(setpoints, tuple(log))
+
+
+def _vehicle_rules(
+    site: Site,
+    vehicle: Vehicle,
+    observation: SiteObservation,
+    kw: float,
+    step_h: float,
+    next_trip_kwh: float,
+    plan_stale: bool,
+    log: list[Intervention],
+) -> float:
+    evse_id = vehicle.evse_id
+
+    def limit(rule: SafetyRule, low: float = -INF, high: float = INF) -> None:
+        nonlocal kw
+        allowed = min(max(kw, low), high)
+        if abs(allowed - kw) > TOLERANCE_KW:
+            log.append(Intervention(evse_id, rule, kw, allowed))
+        kw = allowed
+
+    if not observation.plugged.get(vehicle.vehicle_id, False):
+        limit(SafetyRule.NOT_PLUGGED, 0.0, 0.0)
+        return kw
+    charger = site.charger(evse_id)
+    max_discharge_kw = (
+        min(vehicle.max_discharge_kw, charger.max_discharge_kw) if vehicle.v2x_capable else 0.0
+    )
+    limit(
+        SafetyRule.EQUIPMENT_LIMIT,
+        -max_discharge_kw,
+        min(vehicle.max_charge_kw, charger.max_charge_kw),
+    )
+    if plan_stale:
+        limit(SafetyRule.STALE_PLAN, low=0.0)
+    energy = observation.energy_kwh.get(vehicle.vehicle_id, 0.0)
+    floor = (
+        vehicle.min_energy_kwh
+        if observation.outage_declared
+        else energy_floor_kwh(vehicle, next_trip_kwh, True)
+    )
+    above_floor_kwh = max(energy - floor, 0.0)
+    limit(SafetyRule.VEHICLE_FLOOR, low=-above_floor_kwh * vehicle.discharge_efficiency / step_h)
+    room_kwh = max(vehicle.max_energy_kwh - energy, 0.0)
+    limit(SafetyRule.BATTERY_FULL, high=room_kwh / (vehicle.charge_efficiency * step_h))
+    return kw
+
+
+def _site_rules(
+    site: Site,
+    observation: SiteObservation,
+    state: OperatingState,
+    power: dict[str, float],
+    log: list[Intervention],
+) -> None:
+    """Scale discharges down to stop export, and charges down to respect the service limit."""
+    net_kw = observation.load_kw - observation.pv_kw + sum(power.values())
+    if not state.may_export and net_kw < -TOLERANCE_KW:
+        _scale(power, lambda kw: kw < 0, -net_kw, SafetyRule.NO_EXPORT, log)
+    net_kw = observation.load_kw - observation.pv_kw + sum(power.values())
+    if net_kw > site.service_limit_kw + TOLERANCE_KW:
+        _scale(
+            power, lambda kw: kw > 0, net_kw - site.service_limit_kw, SafetyRule.SERVICE_LIMIT, log
+        )
+
+
+def _scale(
+    power: dict[str, float],
+    selected: Callable[[float], bool],
+    excess_kw: float,
+    rule: SafetyRule,
+    log: list[Intervention],
+) -> None:
+    """Move the selected setpoints toward 0 in proportion, by ``excess_kw`` in all (at most
+    their whole magnitude)."""
+    chosen = {e: kw for e, kw in power.items() if selected(kw)}
+    total = sum(abs(kw) for kw in chosen.values())
+    if total <= TOLERANCE_KW:
+        return
+    keep = max(0.0, 1.0 - excess_kw / total)
+    for evse_id, kw in chosen.items():
+        power[evse_id] = kw * keep
+        log.append(Intervention(evse_id, rule, kw, power[evse_id]))
