@@ -84,7 +84,7 @@ def _add_variables(
     model: linopy.Model, inputs: SiteInputs, axes: _Axes
 ) -> dict[str, linopy.Variable]:
     """Column blocks with their bounds (charge_limit, discharge_limit, soc_window,
-    service_limit, no_export, pv_available, and the billing-period peaks)."""
+    service_limit, no_export with the PV surplus allowed out, and the billing-period peaks)."""
     fleet_coords = [axes.vehicle, axes.time]
     zero_fleet = xr.DataArray(np.zeros((len(axes.vehicle), len(axes.time))), coords=fleet_coords)
     energy_cap_kwh = np.maximum(
@@ -92,6 +92,7 @@ def _add_variables(
         axes.each_vehicle(inputs, "initial_energy_kwh"),
     )
     service_kw = inputs.service_limit_kw
+    pv_surplus_kw = np.maximum(inputs.pv_kw - inputs.load_kw, 0.0)
     variables = {
         "charge_kw": model.add_variables(
             0.0, axes.fleet(inputs, "max_charge_kw"), name="charge_kw"
@@ -105,14 +106,17 @@ def _add_variables(
             0.0, axes.fleet(inputs, "trip_energy_kwh"), name="trip_unserved_kwh"
         ),
         "grid_import_kw": model.add_variables(
-            0.0, axes.site(np.maximum(service_kw, inputs.load_kw)), name="grid_import_kw"
+            0.0,
+            axes.site(np.maximum(service_kw, inputs.load_kw - inputs.pv_kw)),
+            name="grid_import_kw",
         ),
         "grid_export_kw": model.add_variables(
             0.0,
-            axes.site(np.full(len(axes.time), service_kw if inputs.export_permitted else 0.0)),
+            axes.site(
+                np.maximum(service_kw, pv_surplus_kw) if inputs.export_permitted else pv_surplus_kw
+            ),
             name="grid_export_kw",
         ),
-        "pv_used_kw": model.add_variables(0.0, axes.site(inputs.pv_kw), name="pv_used_kw"),
     }
     if inputs.demand_usd_per_kw_month > 0:
         peak_floor_kw = np.zeros(len(axes.period))
@@ -146,12 +150,10 @@ def _add_constraints(
         model.add_constraints(
             e + x["floor_shortfall_kwh"] >= axes.fleet(inputs, "floor_kwh"), name="soc_floor"
         )
-        site_lhs = (
-            x["grid_import_kw"] - x["grid_export_kw"] + x["pv_used_kw"] + (d - c).sum("vehicle")
-        )
+        site_lhs = x["grid_import_kw"] - x["grid_export_kw"] + (d - c).sum("vehicle")
     else:
-        site_lhs = x["grid_import_kw"] - x["grid_export_kw"] + x["pv_used_kw"]
-    model.add_constraints(site_lhs == axes.site(inputs.load_kw), name="site_balance")
+        site_lhs = x["grid_import_kw"] - x["grid_export_kw"]
+    model.add_constraints(site_lhs == axes.site(inputs.load_kw - inputs.pv_kw), name="site_balance")
     if "peak_kw" in x:
         for m in axes.period:
             in_period = np.flatnonzero(inputs.billing_period == m)

@@ -155,11 +155,22 @@ def test_trip_energy_the_battery_cannot_supply_is_reported_unserved() -> None:
     np.testing.assert_allclose(plan.vehicles[0].energy_kwh, [0.0, 0.0], atol=1e-9)
 
 
-def test_pv_surplus_is_curtailed_when_export_is_not_permitted() -> None:
+def test_pv_surplus_leaves_but_vehicles_never_add_to_it_without_permission() -> None:
+    # 4 kW of PV surplus is exported through the PV system; a huge DR value still cannot
+    # make the vehicle discharge, because every kW it gave would be exported.
     n = 1
-    plan = plan_site(site(n, 1.0, (), load_kw=np.array([2.0]), pv_kw=np.array([6.0])))
-    assert plan.site_net_power_kw[0] == pytest.approx(0.0, abs=1e-9)
-    assert plan.pv_used_kw[0] == pytest.approx(2.0)
+    v = vehicle(n, terminal_value_usd_per_kwh=0.0)
+    inputs = site(
+        n,
+        1.0,
+        (v,),
+        load_kw=np.array([2.0]),
+        pv_kw=np.array([6.0]),
+        dr_value_usd_per_kwh=np.array([50.0]),
+    )
+    plan = plan_site(inputs)
+    assert plan.vehicles[0].power_kw[0] == pytest.approx(0.0, abs=1e-9)
+    assert plan.site_net_power_kw[0] == pytest.approx(-4.0)
 
 
 def test_setpoints_carry_the_first_interval_power_until_its_end() -> None:

@@ -29,9 +29,14 @@ class DRProgram:
 
 @dataclass(frozen=True)
 class DREvent:
-    """An event of ``program_id`` over ``[start, end)`` (timezone-aware)."""
+    """An event of ``program_id`` over ``[start, end)`` (timezone-aware), announced at
+    ``announced_at`` (``None``: known from the start, as in a one-shot plan)."""
 
     event_id: str
     program_id: str
     start: datetime
     end: datetime
+    announced_at: datetime | None = None
+
+    def known_at(self, instant: datetime) -> bool:
+        return self.announced_at is None or self.announced_at <= instant

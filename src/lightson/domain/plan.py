@@ -106,7 +106,7 @@ class Plan:
     status: SolveStatus
     vehicles: tuple[VehiclePlan, ...]
     site_net_power_kw: NDArray[np.float64]
-    pv_used_kw: NDArray[np.float64]
+    pv_kw: NDArray[np.float64]
     objective: ObjectiveTerms
     solve_time_s: float = 0.0
 

@@ -44,7 +44,7 @@ def extract_plan(inputs: SiteInputs, lp: LinearProgram, solution: Solution) -> P
         status=solution.status,
         vehicles=vehicles,
         site_net_power_kw=grid_import - grid_export,
-        pv_used_kw=block("pv_used_kw"),
+        pv_kw=inputs.pv_kw,
         objective=_objective_terms(inputs, lp, solution, charge, discharge),
         solve_time_s=solution.solve_time_s,
     )
@@ -105,6 +105,6 @@ def empty_plan(inputs: SiteInputs, status: SolveStatus) -> Plan:
             for v in inputs.vehicles
         ),
         site_net_power_kw=zeros,
-        pv_used_kw=zeros,
+        pv_kw=inputs.pv_kw,
         objective=ObjectiveTerms(nan, nan, nan, nan, nan, nan, nan, nan),
     )

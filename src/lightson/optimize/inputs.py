@@ -7,6 +7,7 @@ independent cross-check in the tests) can rebuild it from the same numbers.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,7 +18,7 @@ from lightson.domain.assets import Program, Site, Vehicle
 from lightson.domain.errors import ConfigError
 from lightson.domain.state import SiteForecast, SiteState
 from lightson.domain.time import TimeGrid
-from lightson.physics.trips import energy_floor_kwh, trip_schedule
+from lightson.physics.trips import TripSchedule, energy_floor_kwh, trip_schedule
 
 DEFAULT_SHORTFALL_PENALTY_USD_PER_KWH = 100.0
 AVERAGE_DAYS_PER_MONTH = 365.25 / 12
@@ -136,8 +137,12 @@ def build_site_inputs(
     forecast: SiteForecast,
     state: SiteState | None = None,
     shortfall_penalty_usd_per_kwh: float = DEFAULT_SHORTFALL_PENALTY_USD_PER_KWH,
+    schedules: Mapping[str, TripSchedule] | None = None,
 ) -> SiteInputs:
-    """The LP inputs of ``site`` over ``grid``, given the measured ``state`` and ``forecast``."""
+    """The LP inputs of ``site`` over ``grid``, given the measured ``state`` and ``forecast``.
+
+    Vehicle availability comes from each vehicle's recurring trips unless ``schedules``
+    gives a forecast (or, for perfect foresight, the truth) for that vehicle id."""
     state = state or SiteState()
     if forecast.load_kw.shape != (grid.n_steps,):
         raise ConfigError.at(
@@ -165,7 +170,15 @@ def build_site_inputs(
         fixed_charge_usd=site.tariff.fixed_usd_per_month * horizon_days / AVERAGE_DAYS_PER_MONTH,
         shortfall_penalty_usd_per_kwh=shortfall_penalty_usd_per_kwh,
         vehicles=tuple(
-            _vehicle_inputs(program, site, v, grid, state, import_price) for v in site.vehicles
+            _vehicle_inputs(
+                v,
+                site,
+                (schedules or {}).get(v.vehicle_id)
+                or trip_schedule(v.trips, grid, program.timezone),
+                state,
+                import_price,
+            )
+            for v in site.vehicles
         ),
     )
 
@@ -185,17 +198,15 @@ def dr_value_usd_per_kwh(program: Program, site: Site, grid: TimeGrid) -> NDArra
 
 
 def _vehicle_inputs(
-    program: Program,
-    site: Site,
     vehicle: Vehicle,
-    grid: TimeGrid,
+    site: Site,
+    schedule: TripSchedule,
     state: SiteState,
     import_price: NDArray[np.float64],
 ) -> VehicleInputs:
     """Vehicle inputs; energy left at the horizon's end is valued at what it would cost to
     put back (mean import price ÷ charge efficiency), so a plan does not drain a battery
     just because the horizon ends."""
-    schedule = trip_schedule(vehicle.trips, grid, program.timezone)
     plugged = ~schedule.away
     if vehicle.vehicle_id in state.plugged_now:
         plugged[0] = state.plugged_now[vehicle.vehicle_id]

@@ -24,7 +24,7 @@ VEHICLE_BLOCKS = (
     "floor_shortfall_kwh",
     "trip_unserved_kwh",
 )
-SITE_BLOCKS = ("grid_import_kw", "grid_export_kw", "pv_used_kw")
+SITE_BLOCKS = ("grid_import_kw", "grid_export_kw")
 
 
 @dataclass(frozen=True, eq=False)
@@ -159,13 +159,21 @@ def add_vehicle_variables(lp: _Builder, inputs: SiteInputs) -> None:
 
 
 def add_site_variables(lp: _Builder, inputs: SiteInputs) -> None:
-    """service_limit, no_export, pv_available bounds; the billing-period peaks."""
+    """service_limit and no_export bounds; the billing-period peaks.
+
+    PV is not ours to curtail: its surplus over the load may always leave the site (the PV
+    system's own interconnection), so without V2X export permission the export bound is that
+    surplus, and vehicles can never add to it."""
     n = inputs.n_steps
-    import_cap = np.maximum(inputs.service_limit_kw, inputs.load_kw)
-    export_cap = inputs.service_limit_kw if inputs.export_permitted else 0.0
+    pv_surplus_kw = np.maximum(inputs.pv_kw - inputs.load_kw, 0.0)
+    import_cap = np.maximum(inputs.service_limit_kw, inputs.load_kw - inputs.pv_kw)
+    export_cap = (
+        np.maximum(inputs.service_limit_kw, pv_surplus_kw)
+        if inputs.export_permitted
+        else pv_surplus_kw
+    )
     lp.add_columns("grid_import_kw", np.zeros(n), import_cap)
-    lp.add_columns("grid_export_kw", np.zeros(n), np.full(n, export_cap))
-    lp.add_columns("pv_used_kw", np.zeros(n), inputs.pv_kw)
+    lp.add_columns("grid_export_kw", np.zeros(n), export_cap)
     if inputs.demand_usd_per_kw_month > 0:
         peak_lower = np.zeros(inputs.n_billing_periods)
         peak_lower[0] = inputs.peak_so_far_kw
@@ -228,7 +236,7 @@ def add_soc_floor(lp: _Builder, inputs: SiteInputs) -> None:
 
 
 def add_site_balance(lp: _Builder, inputs: SiteInputs) -> None:
-    """site_balance: g_imp[t] − g_exp[t] + pv_used[t] − Σ_v c[v,t] + Σ_v d[v,t] = load[t]."""
+    """site_balance: g_imp[t] − g_exp[t] − Σ_v c[v,t] + Σ_v d[v,t] = load[t] − pv[t]."""
     n, vt = inputs.n_steps, len(inputs.vehicles) * inputs.n_steps
     t = np.arange(n)
     vehicle_row = np.arange(vt) % n if vt else np.zeros(0, dtype=np.int64)
@@ -238,12 +246,11 @@ def add_site_balance(lp: _Builder, inputs: SiteInputs) -> None:
         [
             (t, col["grid_import_kw"].start + t, np.ones(n)),
             (t, col["grid_export_kw"].start + t, -np.ones(n)),
-            (t, col["pv_used_kw"].start + t, np.ones(n)),
             (vehicle_row, col["charge_kw"].start + np.arange(vt), -np.ones(vt)),
             (vehicle_row, col["discharge_kw"].start + np.arange(vt), np.ones(vt)),
         ],
-        inputs.load_kw,
-        inputs.load_kw,
+        inputs.load_kw - inputs.pv_kw,
+        inputs.load_kw - inputs.pv_kw,
     )
 
 

@@ -50,15 +50,47 @@ def energy_floor_kwh(vehicle: Vehicle, next_trip_kwh: float, plugged: bool) -> f
     return min(floor, vehicle.max_energy_kwh)
 
 
+@dataclass(frozen=True)
+class TripOccurrence:
+    """One trip on one day: away from ``depart`` to ``arrive`` using ``energy_kwh``."""
+
+    depart: datetime
+    arrive: datetime
+    energy_kwh: float
+
+
 def trip_schedule(trips: tuple[Trip, ...], grid: TimeGrid, tz: ZoneInfo) -> TripSchedule:
     """Lay recurring ``trips`` (program-local times) onto the interval ``grid``."""
+    return lay_trips(
+        occurrences(trips, grid.start - timedelta(days=2), grid.end + LOOKAHEAD, tz), grid
+    )
+
+
+def occurrences(
+    trips: tuple[Trip, ...], first: datetime, last: datetime, tz: ZoneInfo
+) -> list[TripOccurrence]:
+    """Every occurrence of ``trips`` departing on the local days from ``first`` to ``last``."""
+    found = []
+    day, last_day = first.astimezone(tz).date(), last.astimezone(tz).date()
+    while day <= last_day:
+        for trip in trips:
+            if day.weekday() in trip.weekdays and day.month in trip.months:
+                depart = datetime.combine(day, trip.depart_local, tzinfo=tz)
+                found.append(TripOccurrence(depart, depart + trip.duration, trip.energy_kwh))
+        day += timedelta(days=1)
+    return found
+
+
+def lay_trips(trips: list[TripOccurrence], grid: TimeGrid) -> TripSchedule:
+    """Per-interval schedule of explicit trip occurrences (an interval is away if it starts
+    while the vehicle is away). Departures after the grid feed ``next_trip_kwh``."""
     away = np.zeros(grid.n_steps, dtype=bool)
     energy = np.zeros(grid.n_steps)
     departure = np.zeros(grid.n_steps)
     departures: dict[int, float] = {}
-    for depart, arrive, trip in _occurrences(trips, grid, tz):
-        first = grid.first_index_from(depart)
-        last = grid.first_index_from(arrive)
+    for trip in trips:
+        first = grid.first_index_from(trip.depart)
+        last = grid.first_index_from(trip.arrive)
         if last <= first:
             continue
         if first >= 1:
@@ -90,19 +122,3 @@ def _next_departure_kwh(departures: dict[int, float], n_steps: int) -> NDArray[n
             upcoming = departures[t]
         result[t] = upcoming
     return result
-
-
-def _occurrences(
-    trips: tuple[Trip, ...], grid: TimeGrid, tz: ZoneInfo
-) -> list[tuple[datetime, datetime, Trip]]:
-    first_day = (grid.start.astimezone(tz) - timedelta(days=2)).date()
-    last_day = (grid.end + LOOKAHEAD).astimezone(tz).date()
-    found = []
-    day = first_day
-    while day <= last_day:
-        for trip in trips:
-            if day.weekday() in trip.weekdays and day.month in trip.months:
-                depart = datetime.combine(day, trip.depart_local, tzinfo=tz)
-                found.append((depart, depart + trip.duration, trip))
-        day += timedelta(days=1)
-    return found

@@ -21,7 +21,7 @@ def write_plan_figure(inputs: SiteInputs, plan: Plan, tz: ZoneInfo, path: Path) 
     figure = Figure(figsize=(11, 10))
     flows, vehicles, soc, price = figure.subplots(4, 1, sharex=True, height_ratios=[3, 2, 2, 1.2])
     _step(flows, starts, inputs.load_kw, "building load", "tab:gray")
-    _step(flows, starts, plan.pv_used_kw, "PV used", "gold")
+    _step(flows, starts, plan.pv_kw, "PV", "gold")
     _step(flows, starts, plan.site_net_power_kw, "grid (+ import)", "black")
     ev_total = (
         np.sum([v.power_kw for v in plan.vehicles], axis=0)

@@ -33,7 +33,7 @@ def plan_document(inputs: SiteInputs, plan: Plan, tz: ZoneInfo) -> dict[str, Any
         "plan": {
             "status": plan.status.value,
             "site_net_power_kw": _list(plan.site_net_power_kw),
-            "pv_used_kw": _list(plan.pv_used_kw),
+            "pv_kw": _list(plan.pv_kw),
             "vehicles": [
                 {
                     "vehicle_id": v.vehicle_id,
@@ -120,7 +120,7 @@ def plan_table(inputs: SiteInputs, plan: Plan, tz: ZoneInfo) -> str:
         lines.append(
             f"{plan.interval_start(first).astimezone(tz):%m-%d %H:%M} "
             f"{inputs.import_price_usd_per_kwh[hour].mean():>6.3f}{event:>6}"
-            f"{inputs.load_kw[hour].mean():>7.1f}{plan.pv_used_kw[hour].mean():>6.1f}"
+            f"{inputs.load_kw[hour].mean():>7.1f}{plan.pv_kw[hour].mean():>6.1f}"
             f"{cells}{plan.site_net_power_kw[hour].mean():>8.1f}"
         )
     lines += ["", "Objective over the horizon (USD; revenues shown positive):"]

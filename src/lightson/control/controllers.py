@@ -1,0 +1,140 @@
+"""Controllers: how a site decides its setpoints each tick, from a registry.
+
+- ``unmanaged``: every plugged vehicle charges at full power until full.
+- ``smart-charge``: charge-only LP (no discharge, no DR): cheapest hours that meet needs.
+- ``v2x-mpc``: the full LP on a receding horizon with forecasts (ours).
+- ``perfect-foresight``: the same LP given the truth (load, trips, every event): the upper
+  bound on value. Only a simulator can run it.
+
+A controller is made per site and keeps its last plan: it re-plans every
+``replan_every`` and at once when a vehicle plugs in or unplugs against the plan, or when
+the set of known events changes. Its setpoints then go through ``control.safety``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Protocol
+
+import numpy as np
+
+from lightson.domain.assets import Program, Site
+from lightson.domain.plan import Plan, Setpoint
+from lightson.domain.registry import Registry
+from lightson.domain.state import SiteForecast, SiteObservation, SiteState
+from lightson.domain.time import TimeGrid
+from lightson.optimize import SiteInputs, build_site_inputs, plan_site
+from lightson.physics.trips import TripSchedule
+
+DEFAULT_HORIZON = timedelta(hours=36)
+DEFAULT_REPLAN_EVERY = timedelta(hours=1)
+
+
+@dataclass(frozen=True, eq=False)
+class ControlContext:
+    """What a controller may know at ``observation.now``: the program with the events
+    announced so far, its site, the measurement, and forecasts from the interval holding
+    ``now`` over the controller's horizon (``schedules``: plug-in forecast per vehicle id,
+    ``None`` for the recurring trips of the program file)."""
+
+    program: Program
+    site: Site
+    observation: SiteObservation
+    forecast: SiteForecast
+    schedules: Mapping[str, TripSchedule] | None = None
+
+
+class Controller(Protocol):
+    name: str
+    foresight: bool  # True: the simulator passes the truth as forecast and every event
+    horizon: timedelta
+
+    def setpoints(self, context: ControlContext) -> list[Setpoint]: ...
+
+
+class Unmanaged:
+    """Full power on plug-in until the battery is full."""
+
+    name = "unmanaged"
+    foresight = False
+    horizon = timedelta(minutes=15)
+
+    def setpoints(self, context: ControlContext) -> list[Setpoint]:
+        obs, site = context.observation, context.site
+        until = obs.now + context.program.step
+        result = []
+        for vehicle in site.vehicles:
+            charger = site.charger(vehicle.evse_id)
+            full = obs.energy_kwh.get(vehicle.vehicle_id, 0.0) >= vehicle.max_energy_kwh - 1e-6
+            on = obs.plugged.get(vehicle.vehicle_id, False) and not full
+            power_kw = min(vehicle.max_charge_kw, charger.max_charge_kw) if on else 0.0
+            result.append(Setpoint(vehicle.evse_id, power_kw, until))
+        return result
+
+
+@dataclass
+class LinearProgramController:
+    """Receding-horizon LP controller (``v2x-mpc``, ``smart-charge``, ``perfect-foresight``)."""
+
+    name: str
+    foresight: bool = False
+    charge_only: bool = False
+    horizon: timedelta = DEFAULT_HORIZON
+    replan_every: timedelta = DEFAULT_REPLAN_EVERY
+    _plan: Plan | None = field(default=None, repr=False)
+    _plugged: dict[str, bool] = field(default_factory=dict, repr=False)
+    _events: frozenset[str] = field(default_factory=frozenset, repr=False)
+    plans_made: int = 0
+
+    def setpoints(self, context: ControlContext) -> list[Setpoint]:
+        obs = context.observation
+        events = frozenset(e.event_id for e in context.program.events)
+        if self._needs_plan(context, events):
+            self._plan = self._make_plan(context)
+            self._plugged = dict(obs.plugged)
+            self._events = events
+            self.plans_made += 1
+        assert self._plan is not None
+        return self._plan.setpoints(int((obs.now - self._plan.start) // self._plan.step))
+
+    def _needs_plan(self, context: ControlContext, events: frozenset[str]) -> bool:
+        plan, now = self._plan, context.observation.now
+        return (
+            plan is None
+            or now - plan.start >= self.replan_every
+            or now >= plan.start + plan.n_steps * plan.step
+            or dict(context.observation.plugged) != self._plugged
+            or events != self._events
+        )
+
+    def _make_plan(self, context: ControlContext) -> Plan:
+        obs, program = context.observation, context.program
+        grid = TimeGrid(obs.now, int(context.forecast.load_kw.shape[0]), program.step)
+        state = SiteState(
+            energy_kwh=obs.energy_kwh, plugged_now=obs.plugged, peak_so_far_kw=obs.peak_so_far_kw
+        )
+        inputs = build_site_inputs(
+            program, context.site, grid, context.forecast, state, schedules=context.schedules
+        )
+        return plan_site(without_discharge(inputs) if self.charge_only else inputs)
+
+
+def without_discharge(inputs: SiteInputs) -> SiteInputs:
+    """The same inputs with every discharge limit and DR value at 0 (charge-only)."""
+    vehicles = tuple(
+        replace(v, max_discharge_kw=np.zeros_like(v.max_discharge_kw)) for v in inputs.vehicles
+    )
+    return replace(inputs, vehicles=vehicles, dr_value_usd_per_kwh=np.zeros(inputs.n_steps))
+
+
+CONTROLLERS: Registry[Callable[[], Controller]] = Registry("controller")
+CONTROLLERS.register("unmanaged", Unmanaged)
+CONTROLLERS.register(
+    "smart-charge", lambda: LinearProgramController("smart-charge", charge_only=True)
+)
+CONTROLLERS.register("v2x-mpc", lambda: LinearProgramController("v2x-mpc"))
+CONTROLLERS.register(
+    "perfect-foresight", lambda: LinearProgramController("perfect-foresight", foresight=True)
+)

@@ -1,0 +1,213 @@
+"""Step one site through its world on a simulated clock with a controller.
+
+Each step of ``program.step``: observe (battery energy, plug state, load, PV), ask the
+controller for setpoints, clamp them with ``control.safety``, then apply the battery
+physics and the trips, and meter the site (PV surplus leaves through the PV system's own
+interconnection; the safety layer keeps vehicles from adding to it without permission).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+import numpy as np
+from numpy.typing import NDArray
+
+from lightson.control.controllers import CONTROLLERS, ControlContext, Controller
+from lightson.control.safety import enforce_safety
+from lightson.domain.assets import Program, Site, Vehicle
+from lightson.domain.state import SiteForecast, SiteObservation
+from lightson.physics.battery import next_energy_kwh
+from lightson.physics.trips import TripSchedule
+from lightson.sim.world import SiteWorld, build_world
+
+
+@dataclass(frozen=True, eq=False)
+class SiteRun:
+    """Interval data of one simulated site. Vehicle arrays are ``[vehicle, step]``;
+    ``energy_kwh`` is at the end of each step; power signs as everywhere (+ charges)."""
+
+    site_id: str
+    controller: str
+    start: datetime
+    step: timedelta
+    vehicle_ids: tuple[str, ...]
+    evse_ids: tuple[str, ...]
+    load_kw: NDArray[np.float64]
+    pv_kw: NDArray[np.float64]
+    net_kw: NDArray[np.float64]
+    in_event: NDArray[np.bool_]
+    power_kw: NDArray[np.float64]
+    energy_kwh: NDArray[np.float64]
+    plugged: NDArray[np.bool_]
+    trip_energy_kwh: NDArray[np.float64]
+    unserved_trip_kwh: NDArray[np.float64]
+    departure_short_kwh: NDArray[np.float64]
+    interventions: int
+    plans_made: int
+
+    @property
+    def n_steps(self) -> int:
+        return int(self.load_kw.shape[0])
+
+    @property
+    def step_h(self) -> float:
+        return self.step.total_seconds() / 3600
+
+
+def simulate_site(
+    program: Program,
+    site_id: str,
+    controller_name: str,
+    start: datetime,
+    n_steps: int,
+    seed: int = 0,
+) -> SiteRun:
+    """Simulate ``site_id`` for ``n_steps`` from ``start`` with the named controller."""
+    controller = CONTROLLERS.lookup(controller_name, "--controller")()
+    site = program.site(site_id)
+    horizon_steps = max(1, int(controller.horizon / program.step))
+    world = build_world(program, site, start, n_steps, horizon_steps, seed)
+    return _run(program, site, world, controller, horizon_steps)
+
+
+def _run(
+    program: Program, site: Site, world: SiteWorld, controller: Controller, horizon_steps: int
+) -> SiteRun:
+    n, dt = world.n_sim_steps, world.grid.step_h
+    vehicles = site.vehicles
+    energy = {v.vehicle_id: v.initial_soc * v.battery_kwh for v in vehicles}
+    out = _Recorder(n, len(vehicles))
+    peak_kw, month = 0.0, None
+    for k in range(n):
+        now = world.grid.start + k * world.grid.step
+        local_month = now.astimezone(program.timezone).month
+        if local_month != month:
+            peak_kw, month = 0.0, local_month
+        plugged = {v.vehicle_id: not bool(world.schedules[v.vehicle_id].away[k]) for v in vehicles}
+        observation = SiteObservation(
+            now,
+            dict(energy),
+            plugged,
+            float(world.load_kw[k]),
+            float(world.pv_kw[k]),
+            peak_so_far_kw=peak_kw,
+        )
+        context = _context(program, site, world, controller, observation, k, horizon_steps)
+        next_trip = {v: float(s.next_trip_kwh[k]) for v, s in world.nominal_schedules.items()}
+        safe = enforce_safety(site, observation, controller.setpoints(context), dt, next_trip)
+        power = {s.evse_id: s.power_kw for s in safe.setpoints}
+        for i, v in enumerate(vehicles):
+            trip_kwh = float(world.schedules[v.vehicle_id].trip_energy_kwh[k])
+            before = energy[v.vehicle_id]
+            after = next_energy_kwh(
+                before, power[v.evse_id], dt, v.charge_efficiency, v.discharge_efficiency, trip_kwh
+            )
+            out.vehicle(
+                i,
+                k,
+                power[v.evse_id],
+                max(after, 0.0),
+                plugged[v.vehicle_id],
+                trip_kwh,
+                max(-after, 0.0),
+            )
+            out.departure_short[i, k] = _departure_short(v, world.schedules[v.vehicle_id], k, after)
+            energy[v.vehicle_id] = max(after, 0.0)
+        net_kw = float(world.load_kw[k] - world.pv_kw[k] + sum(power.values()))
+        out.net[k] = net_kw
+        out.in_event[k] = any(e.start <= now < e.end for e in world.events)
+        out.interventions += len(safe.interventions)
+        peak_kw = max(peak_kw, net_kw)
+    return out.finish(site, controller, world)
+
+
+def _context(
+    program: Program,
+    site: Site,
+    world: SiteWorld,
+    controller: Controller,
+    observation: SiteObservation,
+    k: int,
+    horizon_steps: int,
+) -> ControlContext:
+    window = slice(k, k + horizon_steps)
+    if controller.foresight:
+        known = world.events
+        forecast = SiteForecast(world.load_kw[window], world.pv_kw[window])
+        schedules: dict[str, TripSchedule] | None = {
+            v: _slice(s, window) for v, s in world.schedules.items()
+        }
+    else:
+        known = tuple(e for e in world.events if e.known_at(observation.now))
+        forecast = SiteForecast(world.forecast_load_kw[window], world.forecast_pv_kw[window])
+        schedules = {v: _slice(s, window) for v, s in world.nominal_schedules.items()}
+    return ControlContext(replace(program, events=known), site, observation, forecast, schedules)
+
+
+def _slice(schedule: TripSchedule, window: slice) -> TripSchedule:
+    return TripSchedule(
+        away=schedule.away[window],
+        trip_energy_kwh=schedule.trip_energy_kwh[window],
+        departure_trip_kwh=schedule.departure_trip_kwh[window],
+        next_trip_kwh=schedule.next_trip_kwh[window],
+    )
+
+
+def _departure_short(vehicle: Vehicle, schedule: TripSchedule, k: int, energy_kwh: float) -> float:
+    """kWh by which the battery misses the trip's energy plus the departure floor when a
+    trip leaves at the end of step ``k`` (0 otherwise)."""
+    trip_kwh = float(schedule.departure_trip_kwh[k])
+    if trip_kwh <= 0:
+        return 0.0
+    need = min(trip_kwh + vehicle.departure_floor_soc * vehicle.battery_kwh, vehicle.max_energy_kwh)
+    return max(need - energy_kwh, 0.0)
+
+
+class _Recorder:
+    def __init__(self, n: int, n_vehicles: int) -> None:
+        self.net = np.zeros(n)
+        self.in_event = np.zeros(n, dtype=bool)
+        self.power = np.zeros((n_vehicles, n))
+        self.energy = np.zeros((n_vehicles, n))
+        self.plugged = np.zeros((n_vehicles, n), dtype=bool)
+        self.trip = np.zeros((n_vehicles, n))
+        self.unserved = np.zeros((n_vehicles, n))
+        self.departure_short = np.zeros((n_vehicles, n))
+        self.interventions = 0
+
+    def vehicle(
+        self,
+        i: int,
+        k: int,
+        power_kw: float,
+        energy_kwh: float,
+        plugged: bool,
+        trip_kwh: float,
+        unserved_kwh: float,
+    ) -> None:
+        self.power[i, k], self.energy[i, k], self.plugged[i, k] = power_kw, energy_kwh, plugged
+        self.trip[i, k], self.unserved[i, k] = trip_kwh, unserved_kwh
+
+    def finish(self, site: Site, controller: Controller, world: SiteWorld) -> SiteRun:
+        return SiteRun(
+            site_id=site.site_id,
+            controller=controller.name,
+            start=world.grid.start,
+            step=world.grid.step,
+            vehicle_ids=tuple(v.vehicle_id for v in site.vehicles),
+            evse_ids=tuple(v.evse_id for v in site.vehicles),
+            load_kw=world.load_kw[: world.n_sim_steps],
+            pv_kw=world.pv_kw[: world.n_sim_steps],
+            net_kw=self.net,
+            in_event=self.in_event,
+            power_kw=self.power,
+            energy_kwh=self.energy,
+            plugged=self.plugged,
+            trip_energy_kwh=self.trip,
+            unserved_trip_kwh=self.unserved,
+            departure_short_kwh=self.departure_short,
+            interventions=self.interventions,
+            plans_made=int(getattr(controller, "plans_made", 0)),
+        )
