@@ -4,6 +4,7 @@ one-line message on stderr and exit status 2 (never a traceback)."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -14,6 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from lightson.config import EXAMPLE_PROGRAM, load_program
+from lightson.control.controllers import CONTROLLERS
 from lightson.datasets import LOAD_PROFILES
 from lightson.domain.assets import Program, Site
 from lightson.domain.catalog import CHARGER_MODELS, DR_PROGRAMS, TARIFFS, VEHICLE_MODELS
@@ -147,6 +149,101 @@ def demo(out: Path) -> None:
         document = out / f"{site.site_id}.json"
         document.write_text(json.dumps(plan_document(inputs, result, program.timezone), indent=1))
         click.echo(f"\nfigure: {figure}   inputs+plan: {document}\n{'=' * 100}\n")
+
+
+@main.command()
+@click.option(
+    "--program",
+    "program_file",
+    default=EXAMPLE_PROGRAM,
+    show_default=True,
+    help="Program file, or 'example'.",
+)
+@click.option(
+    "--controller",
+    default="v2x-mpc",
+    show_default=True,
+    type=click.Choice(list(CONTROLLERS)),
+    help="How sites decide their setpoints.",
+)
+@click.option(
+    "--start",
+    default="2026-07-13T00:00",
+    show_default=True,
+    help="First simulated instant, ISO 8601 (program-local time if no offset).",
+)
+@click.option("--end", help="End of the simulation (exclusive); overrides --days.")
+@click.option(
+    "--days",
+    default=7.0,
+    show_default=True,
+    type=click.FloatRange(min=0.25),
+    help="Length of the simulation in days.",
+)
+@click.option(
+    "--sites",
+    "n_sites",
+    type=click.IntRange(min=1),
+    help="Simulate only the first N sites of the program.",
+)
+@click.option("--seed", default=0, show_default=True, help="Seed of the simulated world.")
+@click.option(
+    "--workers",
+    default=os.cpu_count() or 1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Processes to run sites in.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder for interval data (Parquet) and KPIs (JSON, CSV).",
+)
+@_friendly_errors
+def simulate(
+    program_file: str,
+    controller: str,
+    start: str,
+    end: str | None,
+    days: float,
+    n_sites: int | None,
+    seed: int,
+    workers: int,
+    out: Path,
+) -> None:
+    """Simulate sites of a program with a controller on real Boston data, and summarise."""
+    from lightson.reports.run_views import run_table
+    from lightson.sim.kpis import site_kpis
+    from lightson.sim.output import write_run
+    from lightson.sim.runner import simulate_program
+
+    program = load_program(program_file)
+    first = _parse_start(start, program)
+    last = _parse_start(end, program) if end else first + timedelta(days=days)
+    n_steps = int((last - first) / program.step)
+    if n_steps <= 0:
+        raise ConfigError.at("--end", "must be after --start")
+    site_ids = [s.site_id for s in program.sites][:n_sites]
+    with click.progressbar(
+        length=len(site_ids), label=f"simulating {len(site_ids)} sites", file=sys.stderr
+    ) as bar:
+        run = simulate_program(
+            program,
+            controller,
+            first,
+            n_steps,
+            site_ids,
+            seed,
+            workers,
+            on_site_done=lambda _: bar.update(1),
+        )
+    results = [site_kpis(program, r) for r in run.runs]
+    kpis = [k for k, _ in results]
+    events = [e for _, site_events in results for e in site_events]
+    written = write_run(program, run, kpis, events, out)
+    click.echo(run_table(kpis, events))
+    click.echo(f"\nwritten: {', '.join(str(p) for p in written)}")
 
 
 @main.command()

@@ -142,3 +142,46 @@ def test_the_installed_command_keeps_stdout_clean_for_json() -> None:
     )
     assert "Running HiGHS" not in completed.stdout
     json.loads(completed.stdout)
+
+
+def test_simulate_writes_parquet_and_kpis_and_prints_a_summary(tmp_path: Path) -> None:
+    import pandas as pd
+
+    code, out, err = run(
+        "simulate",
+        "--controller",
+        "smart-charge",
+        "--start",
+        "2026-07-15T00:00",
+        "--days",
+        "1",
+        "--sites",
+        "2",
+        "--workers",
+        "1",
+        "--out",
+        str(tmp_path),
+    )
+    assert code == 0, err
+    assert "Controller smart-charge, 1 days." in out
+    assert "home-lowell" in out and "business-worcester" in out and "school-beverly" not in out
+    sites = pd.read_parquet(tmp_path / "sites.parquet")
+    vehicles = pd.read_parquet(tmp_path / "vehicles.parquet")
+    assert len(sites) == 2 * 96 and set(sites.site_id) == {"home-lowell", "business-worcester"}
+    assert len(vehicles) == 3 * 96 and vehicles.power_kw.min() >= 0.0  # charge-only
+    document = json.loads((tmp_path / "kpis.json").read_text())
+    assert document["schema"] == "lightson.run/1" and len(document["sites"]) == 2
+    assert (tmp_path / "kpis_sites.csv").read_text().startswith("site_id,kind,controller")
+
+
+def test_simulate_refuses_an_end_before_the_start(tmp_path: Path) -> None:
+    code, _, err = run(
+        "simulate",
+        "--start",
+        "2026-07-15T00:00",
+        "--end",
+        "2026-07-14T00:00",
+        "--out",
+        str(tmp_path),
+    )
+    assert code == 2 and "error: --end: must be after --start" in err

@@ -1,0 +1,176 @@
+"""Key figures of a simulated (or, later, metered) site from its interval data.
+
+One implementation, used by the simulator's summary and (later) the reports and the API.
+Signs as everywhere: vehicle power + charges; site net + imports.
+
+- ``discharged_to_grid_kwh``: the part of vehicle discharge that left the site, i.e. per
+  interval ``min(discharge, export)``; the rest served the building.
+- Bill: energy on imports at the tariff price (exports credited at the export credit), the
+  demand charge on each calendar month's peak import (partial months as run), and the fixed
+  charge prorated by days.
+- Demand response (storage rule): an event's performance is the net discharge of the V2X
+  equipment averaged over the event (kW), floored at 0 (a missed event counts 0 kW). The
+  payment credited to the run is ``rate × Σ kW / expected_events``: what these events add to
+  a season-average payment.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+import numpy as np
+
+from lightson.domain.assets import Program
+from lightson.domain.demand_response import DREvent
+from lightson.sim.engine import SiteRun
+
+AVERAGE_DAYS_PER_MONTH = 365.25 / 12
+
+
+@dataclass(frozen=True)
+class EventPerformance:
+    event_id: str
+    program_id: str
+    site_id: str
+    delivered_kw: float
+    plugged_share: float
+
+
+@dataclass(frozen=True)
+class SiteKpis:
+    site_id: str
+    kind: str
+    controller: str
+    days: float
+    charged_kwh: float
+    discharged_kwh: float
+    discharged_to_building_kwh: float
+    discharged_to_grid_kwh: float
+    import_kwh: float
+    export_kwh: float
+    peak_import_kw: float
+    energy_cost_usd: float
+    demand_cost_usd: float
+    fixed_cost_usd: float
+    bill_usd: float
+    degradation_usd: float
+    dr_events: int
+    dr_average_kw: float
+    dr_payment_usd: float
+    net_cost_usd: float
+    departures_below_target: int
+    departure_shortfall_kwh: float
+    unserved_trip_kwh: float
+    event_plugged_share: float
+    safety_interventions: int
+    plans_made: int
+
+    def as_dict(self) -> dict[str, float | int | str]:
+        return asdict(self)
+
+
+def site_kpis(program: Program, run: SiteRun) -> tuple[SiteKpis, list[EventPerformance]]:
+    site = program.site(run.site_id)
+    dt = run.step_h
+    starts = [run.start + k * run.step for k in range(run.n_steps)]
+    local = [s.astimezone(program.timezone) for s in starts]
+    charge_kw = np.clip(run.power_kw, 0.0, None)
+    discharge_kw = np.clip(-run.power_kw, 0.0, None)
+    imports_kw, exports_kw = np.clip(run.net_kw, 0.0, None), np.clip(-run.net_kw, 0.0, None)
+    to_grid_kw = np.minimum(discharge_kw.sum(axis=0), exports_kw)
+    price = site.tariff.import_price_usd_per_kwh(local)
+    energy_usd = (
+        float(price @ imports_kw - site.tariff.export_credit_usd_per_kwh * exports_kw.sum()) * dt
+    )
+    demand_usd = _demand_usd(site.tariff.demand_usd_per_kw_month, run, local)
+    days = run.n_steps * dt / 24
+    fixed_usd = site.tariff.fixed_usd_per_month * days / AVERAGE_DAYS_PER_MONTH
+    degradation = sum(
+        v.degradation_usd_per_kwh / v.discharge_efficiency * float(discharge_kw[i].sum()) * dt
+        for i, v in enumerate(site.vehicles)
+    )
+    events = _event_performance(program, run)
+    payment = sum(
+        program.dr_program(e.program_id).rate_usd_per_kw_season
+        * e.delivered_kw
+        / program.dr_program(e.program_id).expected_events
+        for e in events
+    )
+    bill = energy_usd + demand_usd + fixed_usd
+    shorts = run.departure_short_kwh[run.departure_short_kwh > 1e-6]
+    kpis = SiteKpis(
+        site_id=site.site_id,
+        kind=site.kind.value,
+        controller=run.controller,
+        days=days,
+        charged_kwh=float(charge_kw.sum()) * dt,
+        discharged_kwh=float(discharge_kw.sum()) * dt,
+        discharged_to_building_kwh=float(discharge_kw.sum() - to_grid_kw.sum()) * dt,
+        discharged_to_grid_kwh=float(to_grid_kw.sum()) * dt,
+        import_kwh=float(imports_kw.sum()) * dt,
+        export_kwh=float(exports_kw.sum()) * dt,
+        peak_import_kw=float(imports_kw.max(initial=0.0)),
+        energy_cost_usd=energy_usd,
+        demand_cost_usd=demand_usd,
+        fixed_cost_usd=fixed_usd,
+        bill_usd=bill,
+        degradation_usd=degradation,
+        dr_events=len(events),
+        dr_average_kw=float(np.mean([e.delivered_kw for e in events])) if events else 0.0,
+        dr_payment_usd=payment,
+        net_cost_usd=bill + degradation - payment,
+        departures_below_target=int(shorts.size),
+        departure_shortfall_kwh=float(shorts.sum()),
+        unserved_trip_kwh=float(run.unserved_trip_kwh.sum()),
+        event_plugged_share=float(run.plugged[:, run.in_event].mean())
+        if run.in_event.any() and run.plugged.size
+        else 0.0,
+        safety_interventions=run.interventions,
+        plans_made=run.plans_made,
+    )
+    return kpis, events
+
+
+def _demand_usd(rate: float, run: SiteRun, local: list[datetime]) -> float:
+    if rate <= 0:
+        return 0.0
+    peaks: dict[tuple[int, int], float] = defaultdict(float)
+    for k, instant in enumerate(local):
+        key = (instant.year, instant.month)
+        peaks[key] = max(peaks[key], float(run.net_kw[k]))
+    return rate * sum(peaks.values())
+
+
+def _event_performance(program: Program, run: SiteRun) -> list[EventPerformance]:
+    site = program.site(run.site_id)
+    result = []
+    for event in program.events:
+        if event.program_id not in site.enrollments:
+            continue
+        window = _window(run, event)
+        if window is None:
+            continue
+        hours = (event.end - event.start).total_seconds() / 3600
+        net_discharge_kwh = float(-run.power_kw[:, window].sum()) * run.step_h
+        plugged = float(run.plugged[:, window].mean()) if run.plugged.size else 0.0
+        result.append(
+            EventPerformance(
+                event.event_id,
+                event.program_id,
+                site.site_id,
+                max(net_discharge_kwh / hours, 0.0),
+                plugged,
+            )
+        )
+    return result
+
+
+def _window(run: SiteRun, event: DREvent) -> slice | None:
+    """The run's steps inside the event, or None unless the run covers the whole event."""
+    first = int(-(-(event.start - run.start) // run.step))
+    last = int(-(-(event.end - run.start) // run.step))
+    if first < 0 or last > run.n_steps or last <= first:
+        return None
+    return slice(first, last)

@@ -1,0 +1,141 @@
+"""Writing a program run: interval data as Parquet, KPIs as JSON and CSV."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lightson.domain.assets import Program
+from lightson.sim.kpis import EventPerformance, SiteKpis
+from lightson.sim.runner import ProgramRun
+
+RUN_SCHEMA = "lightson.run/1"
+
+
+def write_run(
+    program: Program,
+    run: ProgramRun,
+    kpis: list[SiteKpis],
+    events: list[EventPerformance],
+    out: Path,
+) -> list[Path]:
+    """Write ``sites.parquet``, ``vehicles.parquet``, ``kpis.json``, ``kpis_sites.csv`` and
+    ``events.csv`` into ``out``; returns the paths written."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [
+        out / name
+        for name in (
+            "sites.parquet",
+            "vehicles.parquet",
+            "kpis.json",
+            "kpis_sites.csv",
+            "events.csv",
+        )
+    ]
+    _site_frame(run).to_parquet(paths[0], index=False)
+    _vehicle_frame(run).to_parquet(paths[1], index=False)
+    paths[2].write_text(json.dumps(_kpi_document(program, run, kpis, events), indent=1))
+    pd.DataFrame([k.as_dict() for k in kpis]).to_csv(paths[3], index=False)
+    pd.DataFrame(
+        [asdict(e) for e in events], columns=list(EventPerformance.__dataclass_fields__)
+    ).to_csv(paths[4], index=False)
+    return paths
+
+
+def _times(run: ProgramRun) -> pd.DatetimeIndex:
+    first = run.runs[0]
+    return pd.date_range(first.start.astimezone(UTC), periods=first.n_steps, freq=first.step)
+
+
+def _site_frame(run: ProgramRun) -> pd.DataFrame:
+    times = _times(run)
+    frames = [
+        pd.DataFrame(
+            {
+                "time_utc": times,
+                "site_id": r.site_id,
+                "load_kw": r.load_kw,
+                "pv_kw": r.pv_kw,
+                "vehicles_kw": r.power_kw.sum(axis=0) if r.power_kw.size else np.zeros(r.n_steps),
+                "net_kw": r.net_kw,
+                "in_event": r.in_event,
+            }
+        )
+        for r in run.runs
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _vehicle_frame(run: ProgramRun) -> pd.DataFrame:
+    times = _times(run)
+    frames = [
+        pd.DataFrame(
+            {
+                "time_utc": times,
+                "site_id": r.site_id,
+                "vehicle_id": vehicle_id,
+                "evse_id": r.evse_ids[i],
+                "plugged": r.plugged[i],
+                "power_kw": r.power_kw[i],
+                "energy_kwh": r.energy_kwh[i],
+                "trip_energy_kwh": r.trip_energy_kwh[i],
+                "unserved_trip_kwh": r.unserved_trip_kwh[i],
+                "departure_short_kwh": r.departure_short_kwh[i],
+            }
+        )
+        for r in run.runs
+        for i, vehicle_id in enumerate(r.vehicle_ids)
+    ]
+    columns = [
+        "time_utc",
+        "site_id",
+        "vehicle_id",
+        "evse_id",
+        "plugged",
+        "power_kw",
+        "energy_kwh",
+        "trip_energy_kwh",
+        "unserved_trip_kwh",
+        "departure_short_kwh",
+    ]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+def _kpi_document(
+    program: Program, run: ProgramRun, kpis: list[SiteKpis], events: list[EventPerformance]
+) -> dict[str, Any]:
+    per_event: dict[str, float] = {}
+    for e in events:
+        per_event[e.event_id] = per_event.get(e.event_id, 0.0) + e.delivered_kw
+    total = {
+        field: sum(getattr(k, field) for k in kpis)
+        for field in (
+            "charged_kwh",
+            "discharged_kwh",
+            "discharged_to_grid_kwh",
+            "bill_usd",
+            "degradation_usd",
+            "dr_payment_usd",
+            "net_cost_usd",
+            "departures_below_target",
+            "unserved_trip_kwh",
+        )
+    }
+    return {
+        "schema": RUN_SCHEMA,
+        "program": program.name,
+        "controller": run.controller,
+        "start": run.start.isoformat(),
+        "steps": run.n_steps,
+        "step_minutes": program.step.total_seconds() / 60,
+        "seed": run.seed,
+        "program_totals": total,
+        "program_kw_per_event": per_event,
+        "sites": [k.as_dict() for k in kpis],
+    }
