@@ -246,6 +246,35 @@ def simulate(
     click.echo(f"\nwritten: {', '.join(str(p) for p in written)}")
 
 
+@main.group()
+def program() -> None:
+    """Program files: generate one shaped like a real program."""
+
+
+@program.command("new")
+@click.argument("template", type=click.Choice(["ma-2026"]))
+@click.option("--seed", default=2026, show_default=True, help="Seed of the generated sites.")
+@click.option(
+    "--reference-year",
+    default=2024,
+    show_default=True,
+    type=click.IntRange(2020, 2024),
+    help="Year of Boston-zone load the ConnectedSolutions event days are chosen from.",
+)
+@_friendly_errors
+def program_new(template: str, seed: int, reference_year: int) -> None:
+    """Write a program file to stdout: ma-2026 is the Massachusetts V2X Demonstration Program
+    (55 homes, 4 commercial or municipal sites, 3 school depots, the 2026 event season)."""
+    from lightson.config.generate import ma_2026_program, program_yaml
+
+    document = ma_2026_program(seed=seed, reference_year=reference_year)
+    header = (
+        f"lightson program new {template} --seed {seed} --reference-year {reference_year}\n"
+        "Generated; plain configuration: edit or replace any site (docs/program-file.md)."
+    )
+    click.echo(program_yaml(document, header), nl=False)
+
+
 @main.command()
 @click.argument("program_file", metavar="PROGRAM")
 @_friendly_errors

@@ -185,3 +185,13 @@ def test_simulate_refuses_an_end_before_the_start(tmp_path: Path) -> None:
         str(tmp_path),
     )
     assert code == 2 and "error: --end: must be after --start" in err
+
+
+def test_program_new_writes_a_valid_ma_2026_program(tmp_path: Path) -> None:
+    code, out, _ = run("program", "new", "ma-2026", "--seed", "3")
+    assert code == 0
+    assert out.startswith("# lightson program new ma-2026 --seed 3")
+    program_file = tmp_path / "program.yaml"
+    program_file.write_text(out)
+    code, summary, _ = run("validate", str(program_file))
+    assert code == 0 and summary.count("home-") == 55

@@ -41,15 +41,21 @@ from lightson.domain.errors import ConfigError, DataError, LightsOnError, Unknow
 from lightson.domain.tariffs import Tariff, TouPeriod
 
 EXAMPLE_PROGRAM = "example"
+MA_2026_PROGRAM = "ma-2026"
 _DAY_INDEX = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 _DAY_SETS = {"weekdays": range(5), "weekends": range(5, 7), "daily": range(7)}
 
 
 def load_program(path: str | Path) -> Program:
-    """Read and validate a program file; ``example`` names the bundled example program."""
+    """Read and validate a program file; ``example`` names the bundled example program and
+    ``ma-2026`` the generated Massachusetts program (default seed)."""
     if str(path) == EXAMPLE_PROGRAM:
         text = (resources.files("lightson") / "examples" / "example.yaml").read_text()
         return parse_program(text, base_dir=Path.cwd())
+    if str(path) == MA_2026_PROGRAM:
+        from lightson.config.generate import ma_2026_program
+
+        return _converted(ma_2026_program(), Path.cwd())
     file = Path(path)
     try:
         text = file.read_text()
@@ -70,11 +76,15 @@ def parse_program(text: str, base_dir: Path | None = None) -> Program:
         ) from None
     if not isinstance(raw, dict):
         raise ConfigError.at("", "a program file must be a YAML mapping with 'program' and 'sites'")
+    return _converted(raw, base_dir or Path.cwd())
+
+
+def _converted(raw: dict[str, Any], base_dir: Path) -> Program:
     try:
         document = s.ProgramFile.model_validate(raw)
     except ValidationError as error:
         raise ConfigError(_pydantic_issues(error)) from None
-    return _Converter(base_dir or Path.cwd()).program(document)
+    return _Converter(base_dir).program(document)
 
 
 def _pydantic_issues(error: ValidationError) -> list[tuple[str, str]]:
@@ -242,8 +252,11 @@ class _Converter:
             )
             if start and end and end <= start:
                 self.fail(f"{path}.end", "must be after start")
+            announced = self.instant(e.announced, tz, f"{path}.announced") if e.announced else None
+            if announced and start and announced > start:
+                self.fail(f"{path}.announced", "must not be after start")
             if start and end:
-                result.append(DREvent(e.id, e.program, start, end))
+                result.append(DREvent(e.id, e.program, start, end, announced))
         return result
 
     def instant(self, text: str, tz: ZoneInfo, path: str) -> datetime | None:
@@ -432,6 +445,7 @@ class _Converter:
             time.fromisoformat(t.return_),
             energy,
             frozenset(t.months),
+            frozenset(t.except_dates),
         )
 
 

@@ -6,6 +6,7 @@ see ``docs/program-file.md`` for every field with its unit and default.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,6 +31,7 @@ class TripFile(_Strict):
     energy_kwh: PowerKw | None = None
     miles: PowerKw | None = None
     months: list[Annotated[int, Field(ge=1, le=12)]] = list(range(1, 13))
+    except_dates: list[date] = []
 
 
 class VehicleFile(_Strict):
@@ -121,6 +123,7 @@ class EventFile(_Strict):
     program: str
     start: str
     end: str
+    announced: str | None = None
 
 
 class ProgramHeader(_Strict):

@@ -8,7 +8,7 @@ carries its unit in its name; ``soc`` is a fraction 0–1 of ``battery_kwh``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import time, timedelta
+from datetime import date, time, timedelta
 from enum import Enum
 from zoneinfo import ZoneInfo
 
@@ -42,14 +42,23 @@ class OcppVersion(Enum):
 @dataclass(frozen=True)
 class Trip:
     """A recurring trip: away from ``depart_local`` to ``return_local`` on ``weekdays``
-    (0 = Monday) of ``months`` (1–12), using ``energy_kwh`` from the battery. Times are
-    program-local; a return earlier than the departure is on the next day."""
+    (0 = Monday) of ``months`` (1–12) except ``skip_dates`` (holidays, school vacations),
+    using ``energy_kwh`` from the battery. Times are program-local; a return earlier than the
+    departure is on the next day."""
 
     weekdays: frozenset[int]
     depart_local: time
     return_local: time
     energy_kwh: float
     months: frozenset[int] = frozenset(range(1, 13))
+    skip_dates: frozenset[date] = frozenset()
+
+    def runs_on(self, day: date) -> bool:
+        return (
+            day.weekday() in self.weekdays
+            and day.month in self.months
+            and day not in self.skip_dates
+        )
 
     @property
     def duration(self) -> timedelta:

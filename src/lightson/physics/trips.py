@@ -74,7 +74,7 @@ def occurrences(
     day, last_day = first.astimezone(tz).date(), last.astimezone(tz).date()
     while day <= last_day:
         for trip in trips:
-            if day.weekday() in trip.weekdays and day.month in trip.months:
+            if trip.runs_on(day):
                 depart = datetime.combine(day, trip.depart_local, tzinfo=tz)
                 found.append(TripOccurrence(depart, depart + trip.duration, trip.energy_kwh))
         day += timedelta(days=1)
