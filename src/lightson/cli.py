@@ -48,8 +48,8 @@ def _friendly_errors(command: F) -> F:
 def main() -> None:
     """Lights On: plan, run and study vehicle-to-everything (V2X) programs.
 
-    PROGRAM arguments take a program file (YAML, see docs/program-file.md) or the word
-    'example' for the bundled example program.
+    PROGRAM arguments take a program file (YAML, see docs/program-file.md) or a bundled
+    program: 'example', 'beverly-2021' or 'ma-2026'.
     """
 
 

@@ -182,3 +182,16 @@ def test_a_building_load_file_is_read_relative_to_the_program(tmp_path: Path) ->
     building = load_program(program_file).sites[0].building
     assert building.scale == 2
     assert building.load_profile.values.sum() == pytest.approx(4382, rel=1e-3)
+
+
+def test_the_bundled_beverly_scenario_has_one_bus_and_thirty_summer_events() -> None:
+    program = load_program("beverly-2021")
+    (site,) = program.sites
+    (bus,) = site.vehicles
+    assert (bus.model, bus.battery_kwh, site.charger(bus.evse_id).max_discharge_kw) == (
+        "thomas-jouley-226",
+        226.0,
+        60.0,
+    )
+    assert len(program.events) == 30
+    assert all(6 <= e.start.month <= 9 and e.start.year == 2021 for e in program.events)

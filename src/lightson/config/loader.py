@@ -41,17 +41,19 @@ from lightson.domain.errors import ConfigError, DataError, LightsOnError, Unknow
 from lightson.domain.tariffs import Tariff, TouPeriod
 
 EXAMPLE_PROGRAM = "example"
+BUNDLED_PROGRAMS = (EXAMPLE_PROGRAM, "beverly-2021")
 MA_2026_PROGRAM = "ma-2026"
 _DAY_INDEX = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 _DAY_SETS = {"weekdays": range(5), "weekends": range(5, 7), "daily": range(7)}
 
 
 def load_program(path: str | Path) -> Program:
-    """Read and validate a program file; ``example`` names the bundled example program and
-    ``ma-2026`` the generated Massachusetts program (default seed)."""
-    if str(path) == EXAMPLE_PROGRAM:
-        text = (resources.files("lightson") / "examples" / "example.yaml").read_text()
-        return parse_program(text, base_dir=Path.cwd())
+    """Read and validate a program file. Bundled names: ``example`` (a home, a business, a
+    school), ``beverly-2021`` (the Beverly school-bus pilot) and ``ma-2026`` (the generated
+    Massachusetts program, default seed)."""
+    bundled = resources.files("lightson") / "examples" / f"{path}.yaml"
+    if str(path) in BUNDLED_PROGRAMS and bundled.is_file():
+        return parse_program(bundled.read_text(), base_dir=Path.cwd())
     if str(path) == MA_2026_PROGRAM:
         from lightson.config.generate import ma_2026_program
 
