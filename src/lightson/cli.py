@@ -134,7 +134,8 @@ def plan(
 @_friendly_errors
 def demo(out: Path) -> None:
     """Plan every site of the bundled example program through a ConnectedSolutions event
-    day (2026-07-15) and write a figure and a JSON document per site."""
+    day (2026-07-15), write a figure and a JSON document per site, then simulate three days
+    around it with unmanaged charging and with v2x-mpc."""
     from lightson.reports.plan_figure import write_plan_figure
 
     program = load_program(EXAMPLE_PROGRAM)
@@ -149,6 +150,37 @@ def demo(out: Path) -> None:
         document = out / f"{site.site_id}.json"
         document.write_text(json.dumps(plan_document(inputs, result, program.timezone), indent=1))
         click.echo(f"\nfigure: {figure}   inputs+plan: {document}\n{'=' * 100}\n")
+    _demo_simulation(program, start)
+
+
+def _demo_simulation(program: Program, event_day: datetime) -> None:
+    """Three simulated days around the event, unmanaged against v2x-mpc."""
+    from lightson.sim.kpis import site_kpis
+    from lightson.sim.runner import simulate_program
+
+    start, days = event_day - timedelta(days=1), 3
+    click.echo(
+        f"Simulating {days} days from {start:%Y-%m-%d} in a noisy world "
+        "(docs/simulation.md): unmanaged charging against v2x-mpc\n"
+    )
+    click.echo(f"{'site':<22}{'unmanaged $':>12}{'v2x-mpc $':>11}{'saved $':>9}{'event kW':>10}")
+    ids = [s.site_id for s in program.sites]
+    runs = {
+        c: simulate_program(program, c, start, days * 96, ids).runs
+        for c in ("unmanaged", "v2x-mpc")
+    }
+    for plain, managed in zip(runs["unmanaged"], runs["v2x-mpc"], strict=True):
+        before, _ = site_kpis(program, plain)
+        after, _ = site_kpis(program, managed)
+        click.echo(
+            f"{after.site_id:<22}{before.net_cost_usd:>12.2f}{after.net_cost_usd:>11.2f}"
+            f"{before.net_cost_usd - after.net_cost_usd:>9.2f}{after.dr_average_kw:>10.1f}"
+        )
+    click.echo(
+        "\nNet cost = bill (energy, demand charge on the month's peak, fixed) + battery wear "
+        "- ConnectedSolutions payment for these events - the value of energy left in the "
+        "batteries beyond the start."
+    )
 
 
 @main.command()
@@ -157,7 +189,7 @@ def demo(out: Path) -> None:
     "program_file",
     default=EXAMPLE_PROGRAM,
     show_default=True,
-    help="Program file, or 'example'.",
+    help="Program file, or example, beverly-2021, ma-2026.",
 )
 @click.option(
     "--controller",

@@ -116,6 +116,8 @@ def test_demo_plans_every_example_site(tmp_path: Path) -> None:
     code, out, _ = run("demo", "--out", str(tmp_path))
     assert code == 0
     assert out.count("Plan for site") == 3
+    assert "Simulating 3 days from 2026-07-14" in out
+    assert out.count("school-beverly") >= 2 and "unmanaged $" in out
     for site in ("home-lowell", "business-worcester", "school-beverly"):
         assert (tmp_path / f"{site}.png").exists()
         assert json.loads((tmp_path / f"{site}.json").read_text())["plan"]["status"] == "optimal"

@@ -108,3 +108,10 @@ def test_pinned_kpis_of_a_small_unmanaged_run(example_program) -> None:  # type:
     assert kpis.discharged_kwh == 0.0
     assert kpis.fixed_cost_usd == pytest.approx(50.0 * 2 / (365.25 / 12))
     assert kpis.energy_cost_usd == pytest.approx(0.20 * kpis.import_kwh)
+    # Everything charged is still in the batteries: valued at what it cost to put in.
+    assert kpis.stored_energy_change_kwh == pytest.approx(0.3 * 226 + 0.4 * 196)
+    assert kpis.stored_energy_value_usd == pytest.approx(kpis.charged_kwh * 0.20)
+    expected_net = (
+        kpis.bill_usd + kpis.degradation_usd - kpis.dr_payment_usd - kpis.stored_energy_value_usd
+    )
+    assert kpis.net_cost_usd == pytest.approx(expected_net)

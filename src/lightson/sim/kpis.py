@@ -8,6 +8,9 @@ Signs as everywhere: vehicle power + charges; site net + imports.
 - Bill: energy on imports at the tariff price (exports credited at the export credit), the
   demand charge on each calendar month's peak import (partial months as run), and the fixed
   charge prorated by days.
+- Net cost = bill + degradation − DR payment − the value of the energy the batteries hold
+  at the end beyond what they held at the start (at the mean import price ÷ charge
+  efficiency, what it costs to put back), so a controller can't look cheap by draining them.
 - Demand response (storage rule): an event's performance is the net discharge of the V2X
   equipment averaged over the event (kW), floored at 0 (a missed event counts 0 kW). The
   payment credited to the run is ``rate × Σ kW / expected_events``: what these events add to
@@ -59,6 +62,8 @@ class SiteKpis:
     dr_events: int
     dr_average_kw: float
     dr_payment_usd: float
+    stored_energy_change_kwh: float
+    stored_energy_value_usd: float
     net_cost_usd: float
     departures_below_target: int
     departure_shortfall_kwh: float
@@ -99,6 +104,16 @@ def site_kpis(program: Program, run: SiteRun) -> tuple[SiteKpis, list[EventPerfo
         for e in events
     )
     bill = energy_usd + demand_usd + fixed_usd
+    initial_kwh = [v.initial_soc * v.battery_kwh for v in site.vehicles]
+    change_kwh = (
+        [float(run.energy_kwh[i, -1]) - e0 for i, e0 in enumerate(initial_kwh)]
+        if run.n_steps
+        else []
+    )
+    stored_value = sum(
+        float(price.mean()) / v.charge_efficiency * kwh
+        for v, kwh in zip(site.vehicles, change_kwh, strict=True)
+    )
     shorts = run.departure_short_kwh[run.departure_short_kwh > 1e-6]
     kpis = SiteKpis(
         site_id=site.site_id,
@@ -120,7 +135,9 @@ def site_kpis(program: Program, run: SiteRun) -> tuple[SiteKpis, list[EventPerfo
         dr_events=len(events),
         dr_average_kw=float(np.mean([e.delivered_kw for e in events])) if events else 0.0,
         dr_payment_usd=payment,
-        net_cost_usd=bill + degradation - payment,
+        stored_energy_change_kwh=sum(change_kwh),
+        stored_energy_value_usd=stored_value,
+        net_cost_usd=bill + degradation - payment - stored_value,
         departures_below_target=int(shorts.size),
         departure_shortfall_kwh=float(shorts.sum()),
         unserved_trip_kwh=float(run.unserved_trip_kwh.sum()),

@@ -122,6 +122,7 @@ def _kpi_document(
             "bill_usd",
             "degradation_usd",
             "dr_payment_usd",
+            "stored_energy_value_usd",
             "net_cost_usd",
             "departures_below_target",
             "unserved_trip_kwh",
