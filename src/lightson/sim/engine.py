@@ -113,7 +113,9 @@ def _run(
                 trip_kwh,
                 max(-after, 0.0),
             )
-            out.departure_short[i, k] = _departure_short(v, world.schedules[v.vehicle_id], k, after)
+            out.departure_short[i, k] = _departure_short(
+                v, world.schedules[v.vehicle_id], world.nominal_schedules[v.vehicle_id], k, after
+            )
             energy[v.vehicle_id] = max(after, 0.0)
         net_kw = float(world.load_kw[k] - world.pv_kw[k] + sum(power.values()))
         out.net[k] = net_kw
@@ -155,13 +157,18 @@ def _slice(schedule: TripSchedule, window: slice) -> TripSchedule:
     )
 
 
-def _departure_short(vehicle: Vehicle, schedule: TripSchedule, k: int, energy_kwh: float) -> float:
-    """kWh by which the battery misses the trip's energy plus the departure floor when a
-    trip leaves at the end of step ``k`` (0 otherwise)."""
-    trip_kwh = float(schedule.departure_trip_kwh[k])
-    if trip_kwh <= 0:
+def _departure_short(
+    vehicle: Vehicle, truth: TripSchedule, nominal: TripSchedule, k: int, energy_kwh: float
+) -> float:
+    """kWh by which the battery misses its target when a trip actually leaves at the end of
+    step ``k`` (0 otherwise). The target is what the driver asked for: the scheduled trip's
+    energy plus the departure floor (the actual trip may use more or less)."""
+    if truth.departure_trip_kwh[k] <= 0:
         return 0.0
-    need = min(trip_kwh + vehicle.departure_floor_soc * vehicle.battery_kwh, vehicle.max_energy_kwh)
+    planned_kwh = float(nominal.next_trip_kwh[k]) or float(truth.departure_trip_kwh[k])
+    need = min(
+        planned_kwh + vehicle.departure_floor_soc * vehicle.battery_kwh, vehicle.max_energy_kwh
+    )
     return max(need - energy_kwh, 0.0)
 
 
