@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -253,7 +253,7 @@ def simulate(
     program = load_program(program_file)
     first = _parse_start(start, program)
     last = _parse_start(end, program) if end else first + timedelta(days=days)
-    n_steps = int((last - first) / program.step)
+    n_steps = int((last.astimezone(UTC) - first.astimezone(UTC)) / program.step)
     if n_steps <= 0:
         raise ConfigError.at("--end", "must be after --start")
     site_ids = [s.site_id for s in program.sites][:n_sites]

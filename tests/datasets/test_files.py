@@ -54,3 +54,18 @@ def test_boston_weather_matches_the_provenance_checks() -> None:
     assert weather.ghi_w_per_m2.sum() / 1000 == pytest.approx(1407.8, abs=0.1)
     assert weather.temp_air_c.mean() == pytest.approx(10.6, abs=0.05)
     assert (weather.latitude_deg, weather.longitude_deg) == (42.37, -71.02)
+
+
+@pytest.mark.parametrize("year", [2026, 2027, 2028])
+def test_building_loads_follow_the_weekdays_of_any_year(year: int) -> None:
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from lightson.domain.assets import Building
+    from lightson.physics.profiles import building_load_kw
+
+    school = Building(bundled_load_profile("doe-primary-school"))
+    monday = datetime(year, 3, 8, 14, tzinfo=ZoneInfo("America/New_York"))
+    monday -= timedelta(days=monday.weekday())
+    week = building_load_kw(school, [monday + timedelta(days=d) for d in range(7)])
+    assert week[:5].min() > 2 * week[5:].max()  # classes on weekdays, closed at weekends

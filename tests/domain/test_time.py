@@ -51,3 +51,12 @@ def test_sim_clock_moves_only_forward_when_told() -> None:
     assert clock.now() == datetime(2026, 7, 15, 0, 15, tzinfo=UTC)
     with pytest.raises(ValueError):
         clock.advance(timedelta(minutes=-1))
+
+
+def test_a_grid_counts_real_hours_across_daylight_saving() -> None:
+    grid = TimeGrid(datetime(2026, 3, 8, tzinfo=NY), 96)  # a 23-hour local day
+    assert grid.end == datetime(2026, 3, 9, 1, 0, tzinfo=NY)
+    assert grid.first_index_from(datetime(2026, 3, 8, 15, 0, tzinfo=NY)) == 56  # 14 real hours
+    assert grid.start.utcoffset() == timedelta(0)
+    autumn = TimeGrid(datetime(2026, 11, 1, tzinfo=NY), 100)  # a 25-hour local day
+    assert autumn.starts_local(NY)[-1] == datetime(2026, 11, 1, 23, 45, tzinfo=NY)

@@ -46,6 +46,9 @@ WEATHER_FILES: Registry[str] = Registry("weather file")
 WEATHER_FILES.register("boston-logan-tmy3", "weather/USA_MA_Boston-Logan.Intl.AP.725090_TMY3.epw")
 
 _ELECTRICITY_COLUMN = "Electricity:Facility [kW](Hourly)"
+# The OpenEI/EnergyPlus profiles follow a calendar whose 1 January is a Sunday (their low
+# days are 1, 7-8, 14-15 January and Monday 16 January, MLK day 2006).
+OPENEI_FIRST_WEEKDAY = 6
 
 
 def bundled_load_profile(name: str, path: str = "") -> HourlyProfile:
@@ -80,7 +83,12 @@ def read_load_profile(path: Path, name: str = "") -> HourlyProfile:
         raise DataError(f"{path}: expected 8760 hourly rows, found {len(rows)}")
     rows.sort(key=lambda row: row[0])
     values = np.array([kw for _, kw in rows], dtype=np.float64)
-    return HourlyProfile(name=name or Path(path).stem, values=values, source=str(path))
+    return HourlyProfile(
+        name=name or Path(path).stem,
+        values=values,
+        source=str(path),
+        first_weekday=OPENEI_FIRST_WEEKDAY,
+    )
 
 
 def _month_day_hour(stamp: str) -> tuple[int, int, int]:

@@ -122,11 +122,13 @@ class Charger:
 @dataclass(frozen=True, eq=False)
 class HourlyProfile:
     """8760 hourly values of a typical year (row 0 = 1 January 00:00–01:00 local
-    standard time), with the source they came from."""
+    standard time), with the source they came from. ``first_weekday`` (0 = Monday) is the
+    weekday of 1 January in the profile's own calendar when its loads follow weekdays."""
 
     name: str
     values: NDArray[np.float64]
     source: str = ""
+    first_weekday: int | None = None
 
     def __post_init__(self) -> None:
         if self.values.shape != (8760,):

@@ -34,7 +34,7 @@ class SimClock:
 
     def __init__(self, start: datetime) -> None:
         require_aware(start, "start")
-        self._now = start
+        self._now = start.astimezone(UTC)
 
     def now(self) -> datetime:
         return self._now
@@ -55,7 +55,11 @@ def require_aware(instant: datetime, name: str) -> None:
 @dataclass(frozen=True)
 class TimeGrid:
     """``n_steps`` intervals of ``step`` starting at ``start``; interval ``t`` is
-    ``[start + t·step, start + (t+1)·step)``."""
+    ``[start + t·step, start + (t+1)·step)`` in real (UTC) time.
+
+    ``start`` is kept in UTC: Python adds and subtracts datetimes that share a tzinfo as
+    wall-clock times, which would shift every interval by an hour across a daylight-saving
+    change."""
 
     start: datetime
     n_steps: int
@@ -63,6 +67,7 @@ class TimeGrid:
 
     def __post_init__(self) -> None:
         require_aware(self.start, "start")
+        object.__setattr__(self, "start", self.start.astimezone(UTC))
         if self.n_steps <= 0:
             raise ConfigError.at("n_steps", "must be > 0")
         if self.step <= timedelta(0) or timedelta(hours=1) % self.step != timedelta(0):
@@ -87,24 +92,31 @@ class TimeGrid:
 
     def index_of(self, instant: datetime) -> int:
         """The interval holding ``instant`` (may be outside ``0..n_steps-1``)."""
-        return int((instant - self.start) // self.step)
+        return int((instant.astimezone(UTC) - self.start) // self.step)
 
     def first_index_from(self, instant: datetime) -> int:
         """The first interval that starts at or after ``instant`` (may be outside the grid)."""
-        return int(-(-(instant - self.start) // self.step))
+        return int(-(-(instant.astimezone(UTC) - self.start) // self.step))
 
 
 LOCAL_STANDARD = timezone(timedelta(hours=-5), "EST")
 
 
 def tmy_hour_index(
-    starts: list[datetime], standard_offset: timezone = LOCAL_STANDARD
+    starts: list[datetime],
+    standard_offset: timezone = LOCAL_STANDARD,
+    first_weekday: int | None = None,
 ) -> NDArray[np.int64]:
     """Row of an hourly 8760-row typical-year file that covers each instant.
 
     Typical-year files (TMY3 weather, DOE load profiles) are hour-ending in local
     standard time with no year: row 0 is 01/01 00:00–01:00 standard time. The
     calendar year of ``starts`` is ignored; 29 February reads 28 February.
+
+    With ``first_weekday`` (0 = Monday) — the weekday of row 0's day in a profile that
+    follows a calendar, like the DOE/NREL building loads (1 January a Sunday) — the row is
+    taken from the nearest day (±3) with the same weekday, so a Wednesday reads a
+    Wednesday. Weather has no weekdays: leave it ``None``.
     """
     rows = np.empty(len(starts), dtype=np.int64)
     for i, instant in enumerate(starts):
@@ -112,6 +124,9 @@ def tmy_hour_index(
         day_of_year = local.timetuple().tm_yday - 1
         if (_is_leap(local.year) and local.month > 2) or (local.month == 2 and local.day == 29):
             day_of_year -= 1
+        if first_weekday is not None:
+            shift = (local.weekday() - first_weekday - day_of_year) % 7
+            day_of_year = (day_of_year + (shift - 7 if shift > 3 else shift)) % 365
         rows[i] = day_of_year * 24 + local.hour
     return rows
 

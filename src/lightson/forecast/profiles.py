@@ -3,7 +3,7 @@ intervals. In simulation with ``perfect-foresight`` this is also the truth."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -31,7 +31,7 @@ def profile_peak_so_far_kw(program: Program, site: Site, start: datetime) -> flo
     load less PV, no vehicles): a stand-in for the metered peak when none is measured."""
     local = start.astimezone(program.timezone)
     month_start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    steps = int((start - month_start) / program.step)
+    steps = int((start.astimezone(UTC) - month_start.astimezone(UTC)) / program.step)
     if steps <= 0:
         return 0.0
     forecast = profile_forecast(program, site, TimeGrid(month_start, steps, program.step))

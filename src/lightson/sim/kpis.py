@@ -27,6 +27,7 @@ import numpy as np
 
 from lightson.domain.assets import Program
 from lightson.domain.demand_response import DREvent
+from lightson.domain.time import TimeGrid
 from lightson.sim.engine import SiteRun
 
 AVERAGE_DAYS_PER_MONTH = 365.25 / 12
@@ -186,8 +187,8 @@ def _event_performance(program: Program, run: SiteRun) -> list[EventPerformance]
 
 def _window(run: SiteRun, event: DREvent) -> slice | None:
     """The run's steps inside the event, or None unless the run covers the whole event."""
-    first = int(-(-(event.start - run.start) // run.step))
-    last = int(-(-(event.end - run.start) // run.step))
+    grid = TimeGrid(run.start, max(run.n_steps, 1), run.step)
+    first, last = grid.first_index_from(event.start), grid.first_index_from(event.end)
     if first < 0 or last > run.n_steps or last <= first:
         return None
     return slice(first, last)
