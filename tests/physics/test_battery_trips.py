@@ -94,8 +94,12 @@ def test_the_energy_floor_keeps_reserve_and_next_trip_only_while_plugged() -> No
     assert energy_floor_kwh(bus, 500.0, plugged=True) == pytest.approx(226.0)  # capped
 
 
-@pytest.mark.parametrize("first_day", [datetime(2026, 3, 6, tzinfo=NY), datetime(2026, 10, 30, tzinfo=NY)])
-def test_trips_stay_at_their_local_times_across_daylight_saving_changes(first_day: datetime) -> None:
+@pytest.mark.parametrize(
+    "first_day", [datetime(2026, 3, 6, tzinfo=NY), datetime(2026, 10, 30, tzinfo=NY)]
+)
+def test_trips_stay_at_their_local_times_across_daylight_saving_changes(
+    first_day: datetime,
+) -> None:
     # Four days across 8 March (spring forward) or 1 November (fall back): every away
     # interval starts between 06:30 and 09:00 local time, every day.
     route = Trip(frozenset(range(7)), time(6, 30), time(9, 0), 10.0)
@@ -105,4 +109,6 @@ def test_trips_stay_at_their_local_times_across_daylight_saving_changes(first_da
     away_local = [starts[t] for t in np.flatnonzero(schedule.away)]
     assert len(away_local) == 4 * 10
     assert all(time(6, 30) <= s.time() < time(9, 0) for s in away_local)
-    assert {s.date() for s in away_local} == {(first_day + timedelta(days=d)).date() for d in range(4)}
+    assert {s.date() for s in away_local} == {
+        (first_day + timedelta(days=d)).date() for d in range(4)
+    }
