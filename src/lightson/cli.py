@@ -4,6 +4,7 @@ one-line message on stderr and exit status 2 (never a traceback)."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -29,6 +30,13 @@ from lightson.reports.plan_views import plan_document, plan_table
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEMO_DAY = "2026-07-15T00:00"
+FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def _finite(_: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter("must be a finite number", param=param)
+    return value
 
 
 def _friendly_errors(command: F) -> F:
@@ -66,8 +74,9 @@ def main() -> None:
     "--hours",
     default=24.0,
     show_default=True,
-    type=click.FloatRange(min=0.25),
-    help="Horizon length in hours.",
+    type=click.FloatRange(min=0.25, max=24 * 366),
+    callback=_finite,
+    help="Horizon length in hours (up to a year).",
 )
 @click.option(
     "--soc",
@@ -78,7 +87,8 @@ def main() -> None:
 )
 @click.option(
     "--peak-so-far-kw",
-    type=click.FloatRange(min=0),
+    type=click.FloatRange(min=0, max=1e6),
+    callback=_finite,
     help="Highest import already reached this billing month "
     "[default: the building's profile peak since the 1st of the month].",
 )
@@ -104,7 +114,11 @@ def plan(
     as_json: bool,
     plot: Path | None,
 ) -> None:
-    """Plan one site over a horizon and show the plan with its objective terms."""
+    """Plan one site over a horizon and show the plan with its objective terms.
+
+    Exits with status 1 when no optimal plan was found (the table says why)."""
+    if plot is not None and plot.suffix.lower() not in FIGURE_SUFFIXES:
+        raise ConfigError.at("--plot", f"must end in one of {', '.join(FIGURE_SUFFIXES)}")
     program = load_program(program_file)
     site = program.site(site_id)
     first = _parse_start(start, program)
@@ -121,6 +135,9 @@ def plan(
 
         written = write_plan_figure(inputs, result, program.timezone, plot)
         click.echo(f"figure written to {written}", err=as_json)
+    if not result.status.has_plan:
+        click.echo(f"error: no optimal plan: the solver ended {result.status.value}", err=True)
+        sys.exit(1)
 
 
 @main.command()
@@ -209,7 +226,8 @@ def _demo_simulation(program: Program, event_day: datetime) -> None:
     "--days",
     default=7.0,
     show_default=True,
-    type=click.FloatRange(min=0.25),
+    type=click.FloatRange(min=0.25, max=3660),
+    callback=_finite,
     help="Length of the simulation in days.",
 )
 @click.option(
@@ -252,7 +270,7 @@ def simulate(
 
     program = load_program(program_file)
     first = _parse_start(start, program)
-    last = _parse_start(end, program) if end else first + timedelta(days=days)
+    last = _parse_start(end, program, "--end") if end else first + timedelta(days=days)
     n_steps = int((last.astimezone(UTC) - first.astimezone(UTC)) / program.step)
     if n_steps <= 0:
         raise ConfigError.at("--end", "must be after --start")
@@ -360,11 +378,13 @@ def _plan(
     return inputs, plan_site(inputs)
 
 
-def _parse_start(text: str, program: Program) -> datetime:
+def _parse_start(text: str, program: Program, option: str = "--start") -> datetime:
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise ConfigError.at("--start", "must be a date and time like 2026-07-15T00:00") from None
+        raise ConfigError.at(option, "must be a date and time like 2026-07-15T00:00") from None
+    if not 1901 <= value.year <= 2199:
+        raise ConfigError.at(option, "must be a year between 1901 and 2199")
     return value if value.tzinfo else value.replace(tzinfo=program.timezone)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -197,3 +198,38 @@ def test_program_new_writes_a_valid_ma_2026_program(tmp_path: Path) -> None:
     program_file.write_text(out)
     code, summary, _ = run("validate", str(program_file))
     assert code == 0 and summary.count("home-") == 55
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--hours", "nan"], "must be a finite number"),
+        (["--peak-so-far-kw", "inf"], "inf is not in the range"),
+        (["--start", "0001-01-01T00:00"], "error: --start: must be a year between 1901 and 2199"),
+        (["--plot", "plan.xyz"], "error: --plot: must end in one of .png, .svg, .pdf"),
+    ],
+)
+def test_out_of_range_plan_options_are_refused_by_name(args: list[str], message: str) -> None:
+    code, out, err = run("plan", "example", "--site", "home-lowell", *args)
+    assert code == 2 and message in err
+    assert "Traceback" not in out + err
+
+
+def test_plan_times_in_the_json_are_utc_and_real_across_daylight_saving() -> None:
+    from datetime import datetime
+
+    code, out, _ = run(
+        "plan",
+        "example",
+        "--site",
+        "school-beverly",
+        "--start",
+        "2026-03-07T00:00",
+        "--hours",
+        "72",
+        "--json",
+    )
+    assert code == 0
+    starts = [datetime.fromisoformat(s) for s in json.loads(out)["interval_starts_utc"]]
+    assert all(s.utcoffset().total_seconds() == 0 for s in starts)
+    assert all((b - a).total_seconds() == 900 for a, b in itertools.pairwise(starts))

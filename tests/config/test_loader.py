@@ -195,3 +195,63 @@ def test_the_bundled_beverly_scenario_has_one_bus_and_thirty_summer_events() -> 
     )
     assert len(program.events) == 30
     assert all(6 <= e.start.month <= 9 and e.start.year == 2021 for e in program.events)
+
+
+def test_unquoted_clock_times_and_timestamps_read_as_written() -> None:
+    text = (
+        MINIMAL.replace(
+            "model: ford-f150-lightning-er}",
+            "model: ford-f150-lightning-er, trips: [{depart: 6:30, return: 14:30, miles: 20}]}",
+        )
+        + "events:\n  - {id: e, program: cs-ci-daily,\n"
+        + "     start: 2026-07-15 15:00:00, end: 2026-07-15 18:00:00}\n"
+    )
+    program = parse_program(text)
+    (trip,) = program.sites[0].vehicles[0].trips
+    assert (trip.depart_local.hour, trip.depart_local.minute, trip.return_local.hour) == (6, 30, 14)
+    assert program.events[0].start.hour == 15
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "rule"),
+    [
+        (("battery_kwh: 0", "battery_kwh: .nan"), "sites[0].vehicles[0].battery_kwh", "finite"),
+        (("battery_kwh: 0", "battery_kwh: .inf"), "sites[0].vehicles[0].battery_kwh", "finite"),
+        (
+            (
+                "{id: truck, model: ford-f150-lightning-er, battery_kwh: 0}",
+                "{id: truck, model: ford-f150-lightning-er, trips: [{depart: '06:00',"
+                " return: '07:00', miles: 3, except_dates: [2026-02-30]}]}",
+            ),
+            "YAML",
+            "not a valid value",
+        ),
+    ],
+)
+def test_non_finite_numbers_and_impossible_dates_are_refused(
+    change: tuple[str, str], path: str, rule: str
+) -> None:
+    text = MINIMAL.replace(
+        "{id: truck, model: ford-f150-lightning-er}",
+        "{id: truck, model: ford-f150-lightning-er, battery_kwh: 0}",
+    ).replace(*change)
+    issues = _issues(text)
+    assert rule in issues[path]
+
+
+def test_an_export_credit_above_the_price_is_refused_where_the_tariff_is_written() -> None:
+    text = MINIMAL.replace("tariff: ma-residential-flat", "tariff: mine") + (
+        "tariffs:\n  mine: {energy_usd_per_kwh: 0.2, export_credit_usd_per_kwh: 0.3}\n"
+    )
+    assert _issues(text) == {
+        "tariffs.mine.export_credit_usd_per_kwh": (
+            "must not exceed the lowest energy price (0.2 $/kWh)"
+        )
+    }
+
+
+def test_pv_without_weather_is_refused() -> None:
+    text = MINIMAL.replace("program: {name: test}", "program: {name: test, weather: null}").replace(
+        "building: {constant_kw: 1.5}", "building: {constant_kw: 1.5}\n    pv: {kw_dc: 5}"
+    )
+    assert _issues(text) == {"sites[0].pv": "PV output needs weather: set program.weather"}

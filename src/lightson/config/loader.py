@@ -70,6 +70,8 @@ def parse_program(text: str, base_dir: Path | None = None) -> Program:
     """Validate the YAML ``text`` of a program file (relative ``file:`` paths from ``base_dir``)."""
     try:
         raw = yaml.safe_load(text)
+    except ValueError as error:  # PyYAML builds dates itself: 2026-02-30 fails here
+        raise ConfigError.at("YAML", f"not a valid value ({error})") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
@@ -157,6 +159,10 @@ class _Converter:
         dr_programs = self.dr_programs(doc.dr_programs)
         sites = self.sites(doc.sites, tariffs, dr_programs)
         events = self.events(doc.events, dr_programs, tz)
+        if doc.program.weather is None:
+            for i, site in enumerate(doc.sites):
+                if site.pv is not None:
+                    self.fail(f"sites[{i}].pv", "PV output needs weather: set program.weather")
         if self.issues:
             raise ConfigError(self.issues)
         return Program(
@@ -203,6 +209,12 @@ class _Converter:
             for i, p in enumerate(t.tou):
                 if p.end_hour <= p.start_hour:
                     self.fail(f"tariffs.{tariff_id}.tou[{i}].end_hour", "must be after start_hour")
+            lowest_price = min([t.energy_usd_per_kwh, *(p.energy_usd_per_kwh for p in t.tou)])
+            if t.export_credit_usd_per_kwh > lowest_price:
+                self.fail(
+                    f"tariffs.{tariff_id}.export_credit_usd_per_kwh",
+                    f"must not exceed the lowest energy price ({lowest_price:g} $/kWh)",
+                )
             tariffs[tariff_id] = Tariff(
                 tariff_id,
                 t.energy_usd_per_kwh,

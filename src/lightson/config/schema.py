@@ -6,10 +6,10 @@ see ``docs/program-file.md`` for every field with its unit and default.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 Efficiency = Annotated[float, Field(gt=0.0, le=1.0)]
@@ -17,11 +17,28 @@ PowerKw = Annotated[float, Field(ge=0.0)]
 HourOfDay = Annotated[int, Field(ge=0, le=24)]
 DayName = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 DaySet = Literal["weekdays", "weekends", "daily"] | list[DayName]
-ClockTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+
+
+def _clock_from_yaml(value: object) -> object:
+    """YAML 1.1 reads an unquoted ``6:30`` as the base-60 integer 390: read it back."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
+        return f"{value // 60:02d}:{value % 60:02d}"
+    return value
+
+
+def _instant_from_yaml(value: object) -> object:
+    """YAML reads an unquoted ``2026-07-15 15:00:00`` as a datetime: keep it as text."""
+    return value.isoformat() if isinstance(value, datetime | date) else value
+
+
+ClockTime = Annotated[
+    str, BeforeValidator(_clock_from_yaml), Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+]
+Instant = Annotated[str, BeforeValidator(_instant_from_yaml)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class TripFile(_Strict):
@@ -121,9 +138,9 @@ class DRProgramFile(_Strict):
 class EventFile(_Strict):
     id: str = Field(min_length=1)
     program: str
-    start: str
-    end: str
-    announced: str | None = None
+    start: Instant
+    end: Instant
+    announced: Instant | None = None
 
 
 class ProgramHeader(_Strict):

@@ -7,6 +7,7 @@ independent cross-check in the tests) can rebuild it from the same numbers.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -122,12 +123,35 @@ def check_site_inputs(inputs: SiteInputs) -> None:
         for name in ("charge_efficiency", "discharge_efficiency"):
             if not 0.0 < getattr(v, name) <= 1.0:
                 issues.append((f"vehicles[{i}].{name}", "must be in (0, 1]"))
+    issues += _non_finite(inputs)
     if not issues and np.any(inputs.export_credit_usd_per_kwh > inputs.import_price_usd_per_kwh):
         issues.append(
             ("export_credit_usd_per_kwh", "must not exceed the import price in any interval")
         )
     if issues:
         raise ConfigError(issues)
+
+
+MAX_MAGNITUDE = 1e9  # kW, kWh, $: anything larger is a unit mistake, and HiGHS refuses it
+
+
+def _non_finite(inputs: SiteInputs) -> list[tuple[str, str]]:
+    """Fields holding NaN, infinity or absurd magnitudes, by name."""
+    fields: list[tuple[str, object]] = [
+        (f.name, getattr(inputs, f.name))
+        for f in dataclasses.fields(inputs)
+        if f.name != "vehicles"
+    ]
+    for i, v in enumerate(inputs.vehicles):
+        fields += [(f"vehicles[{i}].{f.name}", getattr(v, f.name)) for f in dataclasses.fields(v)]
+    issues = []
+    for name, value in fields:
+        if isinstance(value, bool | str | datetime) or value is None:
+            continue
+        array = np.asarray(value, dtype=float)
+        if not np.all(np.isfinite(array)) or np.any(np.abs(array) > MAX_MAGNITUDE):
+            issues.append((name, f"must be finite and below {MAX_MAGNITUDE:g} in magnitude"))
+    return issues
 
 
 def build_site_inputs(

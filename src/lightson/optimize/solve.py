@@ -19,7 +19,6 @@ from lightson.optimize.model import LinearProgram
 
 _STATUS = {
     highspy.HighsModelStatus.kOptimal: SolveStatus.OPTIMAL,
-    highspy.HighsModelStatus.kModelEmpty: SolveStatus.OPTIMAL,
     highspy.HighsModelStatus.kInfeasible: SolveStatus.INFEASIBLE,
     highspy.HighsModelStatus.kUnbounded: SolveStatus.UNBOUNDED,
     highspy.HighsModelStatus.kUnboundedOrInfeasible: SolveStatus.INFEASIBLE,
@@ -43,13 +42,17 @@ def solve(lp: LinearProgram, time_limit_s: float = 60.0) -> Solution:
     # Presolve finds little to remove in these LPs and costs ~15-30 % of the solve time
     # (docs/benchmarks.md); the optimum is the same.
     highs.setOptionValue("presolve", "off")
-    highs.passModel(_to_highs(lp))
+    if highs.passModel(_to_highs(lp)) == highspy.HighsStatus.kError:
+        raise SolverError("HiGHS refused the model (non-finite or out-of-range coefficients)")
     started = time.perf_counter()
     run_status = highs.run()
     elapsed = time.perf_counter() - started
     if run_status == highspy.HighsStatus.kError:
         raise SolverError(f"HiGHS failed: {highs.modelStatusToString(highs.getModelStatus())}")
-    status = _STATUS.get(highs.getModelStatus(), SolveStatus.ERROR)
+    model_status = highs.getModelStatus()
+    if model_status == highspy.HighsModelStatus.kModelEmpty and lp.n_cols == 0:
+        return Solution(SolveStatus.OPTIMAL, np.zeros(0), lp.offset, elapsed)
+    status = _STATUS.get(model_status, SolveStatus.ERROR)
     if not status.has_plan:
         return Solution(status, np.zeros(lp.n_cols), float("nan"), elapsed)
     x = np.asarray(highs.getSolution().col_value, dtype=float)
