@@ -184,11 +184,13 @@ def _objective(
         dr_value = axes.site(inputs.dr_value_usd_per_kwh)
         terminal = axes.each_vehicle(inputs, "terminal_value_usd_per_kwh")
         penalty = inputs.shortfall_penalty_usd_per_kwh
+        departs = (axes.fleet(inputs, "departure_need_kwh") > 0).astype(float)
         objective = (
             objective
             + (wear * dt * d).sum()
             - (dr_value * dt * (d - c)).sum()
             - (terminal * e.isel(time=-1)).sum()
-            + penalty * (x["floor_shortfall_kwh"] + x["trip_unserved_kwh"]).sum()
+            + (penalty * (dt + departs) * x["floor_shortfall_kwh"]).sum()
+            + penalty * x["trip_unserved_kwh"].sum()
         )
     return objective

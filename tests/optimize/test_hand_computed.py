@@ -104,13 +104,15 @@ def test_discharges_to_hold_the_peak_already_paid_for() -> None:
 
 
 def test_a_new_peak_costs_the_demand_rate_above_the_peak_so_far() -> None:
-    # A non-V2X vehicle must take 10 kWh in one 15-minute step (40 kW): import 50 kW,
-    # 30 kW above the 20 kW already paid for.
+    # A non-V2X vehicle leaving after one 15-minute step needs 10 kWh (40 kW): import 50 kW,
+    # 30 kW above the 20 kW already paid for. Missing the departure would cost
+    # M·(Δt + 1) = 125 $/kWh, more than the 80 $/kWh the new peak costs.
     n = 1
     v = vehicle(
         n,
         initial_energy_kwh=0.0,
         floor_kwh=np.array([10.0]),
+        departure_need_kwh=np.array([10.0]),
         max_charge_kw=np.array([40.0]),
         max_discharge_kw=np.zeros(n),
     )
@@ -136,8 +138,9 @@ def test_an_unreachable_departure_need_is_planned_as_well_as_possible_and_report
     assert plan.status is SolveStatus.OPTIMAL
     np.testing.assert_allclose(plan.vehicles[0].power_kw, [5.0, 5.0], atol=1e-6)
     assert plan.vehicles[0].departure_shortfall_kwh == pytest.approx(10.0)
-    assert plan.objective.shortfall_penalty_usd == pytest.approx(1000.0)
-    assert plan.objective.total_usd == pytest.approx(2.0 + 1000.0)
+    # 10 kWh short at a departure, 1-hour steps: M·(Δt + 1)·10 = 100·2·10.
+    assert plan.objective.shortfall_penalty_usd == pytest.approx(2000.0)
+    assert plan.objective.total_usd == pytest.approx(2.0 + 2000.0)
 
 
 def test_trip_energy_the_battery_cannot_supply_is_reported_unserved() -> None:

@@ -107,3 +107,14 @@ def test_plugged_now_overrides_the_schedule_for_the_first_interval(example_progr
     )
     assert not inputs.vehicles[0].plugged[0] and inputs.vehicles[0].plugged[1]
     assert inputs.vehicles[0].max_charge_kw[0] == 0.0
+
+
+def test_a_bus_back_early_has_finished_its_route(example_program) -> None:  # type: ignore[no-untyped-def]
+    tz = example_program.timezone
+    start = datetime(2026, 3, 11, 7, 0, tzinfo=tz)  # mid-route (06:30-09:00)
+    state = SiteState(plugged_now={"bus-7": True})
+    inputs = _inputs(example_program, "school-beverly", start, n=16, state=state)
+    bus7, bus12 = inputs.vehicles
+    assert bus7.plugged.all() and bus7.trip_energy_kwh.sum() == 0.0
+    assert bus7.max_charge_kw[0] == 60.0
+    assert not bus12.plugged[:8].any() and bus12.trip_energy_kwh.sum() > 0  # still on its route

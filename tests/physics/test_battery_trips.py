@@ -112,3 +112,12 @@ def test_trips_stay_at_their_local_times_across_daylight_saving_changes(
     assert {s.date() for s in away_local} == {
         (first_day + timedelta(days=d)).date() for d in range(4)
     }
+
+
+def test_a_trip_shorter_than_a_step_still_takes_its_interval_and_energy() -> None:
+    errand = Trip(frozenset(range(7)), time(6, 10), time(6, 50), 12.0)
+    grid = TimeGrid(datetime(2026, 3, 11, tzinfo=NY), 24, timedelta(hours=1))
+    schedule = trip_schedule((errand,), grid, NY)
+    assert list(np.flatnonzero(schedule.away)) == [6]
+    assert schedule.trip_energy_kwh.sum() == pytest.approx(12.0)
+    assert schedule.departure_trip_kwh[5] == pytest.approx(12.0)

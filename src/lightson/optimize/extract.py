@@ -68,8 +68,9 @@ def _objective_terms(
     if "peak_kw" in lp.columns:
         peaks = x[lp.columns["peak_kw"]]
         demand = inputs.demand_usd_per_kw_month * (float(peaks.sum()) - inputs.peak_so_far_kw)
-    shortfall = inputs.shortfall_penalty_usd_per_kwh * float(
-        x[lp.columns["floor_shortfall_kwh"]].sum() + x[lp.columns["trip_unserved_kwh"]].sum()
+    shortfall = sum(
+        float(lp.cost[lp.columns[name]] @ x[lp.columns[name]])
+        for name in ("floor_shortfall_kwh", "trip_unserved_kwh")
     )
     return ObjectiveTerms(
         energy_usd=float(inputs.import_price_usd_per_kwh @ x[lp.columns["grid_import_kw"]]) * dt,

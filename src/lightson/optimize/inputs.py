@@ -221,6 +221,23 @@ def dr_value_usd_per_kwh(program: Program, site: Site, grid: TimeGrid) -> NDArra
     return value
 
 
+def _measured_availability(
+    schedule: TripSchedule, plugged_now: bool | None
+) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
+    """Availability and trip energy, corrected by the measured plug state: a vehicle back
+    early has finished the trip in progress (plugged, no more trip energy, until the next
+    departure); one still out is away for the first interval."""
+    plugged, energy = ~schedule.away, schedule.trip_energy_kwh.copy()
+    if plugged_now is None or plugged_now == bool(plugged[0]):
+        return plugged, energy
+    if plugged_now:
+        end = int(np.argmin(schedule.away)) if not schedule.away.all() else len(plugged)
+        plugged[:end], energy[:end] = True, 0.0
+    else:
+        plugged[0] = False
+    return plugged, energy
+
+
 def _vehicle_inputs(
     vehicle: Vehicle,
     site: Site,
@@ -231,9 +248,9 @@ def _vehicle_inputs(
     """Vehicle inputs; energy left at the horizon's end is valued at what it would cost to
     put back (mean import price ÷ charge efficiency), so a plan does not drain a battery
     just because the horizon ends."""
-    plugged = ~schedule.away
-    if vehicle.vehicle_id in state.plugged_now:
-        plugged[0] = state.plugged_now[vehicle.vehicle_id]
+    plugged, trip_energy_kwh = _measured_availability(
+        schedule, state.plugged_now.get(vehicle.vehicle_id)
+    )
     charger = site.charger(vehicle.evse_id)
     charge_kw = min(vehicle.max_charge_kw, charger.max_charge_kw)
     discharge_kw = min(vehicle.max_discharge_kw, charger.max_discharge_kw)
@@ -265,7 +282,7 @@ def _vehicle_inputs(
         plugged=plugged,
         max_charge_kw=np.where(plugged, charge_kw, 0.0),
         max_discharge_kw=np.where(plugged, discharge_kw, 0.0),
-        trip_energy_kwh=schedule.trip_energy_kwh,
+        trip_energy_kwh=trip_energy_kwh,
         charge_efficiency=vehicle.charge_efficiency,
         discharge_efficiency=vehicle.discharge_efficiency,
         degradation_usd_per_kwh=vehicle.degradation_usd_per_kwh,

@@ -271,6 +271,15 @@ def add_peak_demand(lp: _Builder, inputs: SiteInputs) -> None:
     )
 
 
+def floor_shortfall_cost(inputs: SiteInputs) -> NDArray[np.float64]:
+    """Cost per kWh of floor shortfall in each (vehicle, interval): ``M·Δt`` (per kWh-hour,
+    so the same shortfall costs the same at any step length) plus ``M`` once more at an
+    interval that ends with a departure."""
+    penalty = inputs.shortfall_penalty_usd_per_kwh
+    departs = _stack(inputs, "departure_need_kwh") > 0
+    return penalty * inputs.step_h + penalty * departs.astype(float)
+
+
 def add_objective(lp: _Builder, inputs: SiteInputs) -> None:
     """Energy cost − export credit + demand charge + fixed + degradation − DR revenue
     − terminal energy value + shortfall penalty (see ``docs/formulation.md``, objective)."""
@@ -288,7 +297,7 @@ def add_objective(lp: _Builder, inputs: SiteInputs) -> None:
         -v.terminal_value_usd_per_kwh for v in inputs.vehicles
     ]
     lp.set_cost("energy_kwh", terminal)
-    lp.set_cost("floor_shortfall_kwh", np.full(vt, penalty))
+    lp.set_cost("floor_shortfall_kwh", floor_shortfall_cost(inputs))
     lp.set_cost("trip_unserved_kwh", np.full(vt, penalty))
     lp.set_cost("grid_import_kw", inputs.import_price_usd_per_kwh * dt)
     lp.set_cost("grid_export_kw", -inputs.export_credit_usd_per_kwh * dt)

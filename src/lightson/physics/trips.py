@@ -83,7 +83,8 @@ def occurrences(
 
 def lay_trips(trips: list[TripOccurrence], grid: TimeGrid) -> TripSchedule:
     """Per-interval schedule of explicit trip occurrences (an interval is away if it starts
-    while the vehicle is away). Departures after the grid feed ``next_trip_kwh``."""
+    while the vehicle is away; a trip too short to hold an interval start takes the interval
+    it departs in). Departures after the grid feed ``next_trip_kwh``."""
     away = np.zeros(grid.n_steps, dtype=bool)
     energy = np.zeros(grid.n_steps)
     departure = np.zeros(grid.n_steps)
@@ -91,8 +92,8 @@ def lay_trips(trips: list[TripOccurrence], grid: TimeGrid) -> TripSchedule:
     for trip in trips:
         first = grid.first_index_from(trip.depart)
         last = grid.first_index_from(trip.arrive)
-        if last <= first:
-            continue
+        if last <= first:  # shorter than a step, between two interval starts
+            first, last = grid.index_of(trip.depart), grid.index_of(trip.depart) + 1
         if first >= 1:
             departures[first - 1] = departures.get(first - 1, 0.0) + trip.energy_kwh
         window = slice(max(first, 0), min(last, grid.n_steps))
