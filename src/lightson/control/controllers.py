@@ -16,18 +16,15 @@ month's peak when the measured load beats its forecast. Setpoints then go throug
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
-
-import numpy as np
 
 from lightson.domain.assets import Program, Site
 from lightson.domain.plan import Plan, Setpoint
 from lightson.domain.registry import Registry
 from lightson.domain.state import SiteForecast, SiteObservation, SiteState
-from lightson.domain.time import TimeGrid
-from lightson.optimize import SiteInputs, build_site_inputs, plan_site
+from lightson.optimize import plan_at
 from lightson.physics.trips import TripSchedule
 
 DEFAULT_HORIZON = timedelta(hours=36)  # 24 h raised school demand charges by up to 30 %
@@ -117,15 +114,19 @@ class LinearProgramController:
         )
 
     def _make_plan(self, context: ControlContext) -> Plan:
-        obs, program = context.observation, context.program
-        grid = TimeGrid(obs.now, int(context.forecast.load_kw.shape[0]), program.step)
+        obs = context.observation
         state = SiteState(
             energy_kwh=obs.energy_kwh, plugged_now=obs.plugged, peak_so_far_kw=obs.peak_so_far_kw
         )
-        inputs = build_site_inputs(
-            program, context.site, grid, context.forecast, state, schedules=context.schedules
+        return plan_at(
+            context.program,
+            context.site,
+            obs.now,
+            state,
+            context.forecast,
+            schedules=context.schedules,
+            charge_only=self.charge_only,
         )
-        return plan_site(without_discharge(inputs) if self.charge_only else inputs)
 
 
 def guard_peak(
@@ -156,14 +157,6 @@ def guard_peak(
                 power[vehicle.evse_id] -= extra_kw
                 excess_kw -= extra_kw
     return [Setpoint(s.evse_id, power[s.evse_id], s.valid_until) for s in planned]
-
-
-def without_discharge(inputs: SiteInputs) -> SiteInputs:
-    """The same inputs with every discharge limit and DR value at 0 (charge-only)."""
-    vehicles = tuple(
-        replace(v, max_discharge_kw=np.zeros_like(v.max_discharge_kw)) for v in inputs.vehicles
-    )
-    return replace(inputs, vehicles=vehicles, dr_value_usd_per_kwh=np.zeros(inputs.n_steps))
 
 
 CONTROLLERS: Registry[Callable[[], Controller]] = Registry("controller")

@@ -204,7 +204,7 @@ class Site:
         for charger in self.chargers:
             if charger.evse_id == evse_id:
                 return charger
-        raise KeyError(evse_id)
+        raise UnknownNameError("charger", evse_id, (c.evse_id for c in self.chargers), self.site_id)
 
 
 @dataclass(frozen=True, eq=False)
@@ -229,4 +229,6 @@ class Program:
         for dr in self.dr_programs:
             if dr.program_id == program_id:
                 return dr
-        raise KeyError(program_id)
+        raise UnknownNameError(
+            "demand-response program", program_id, (d.program_id for d in self.dr_programs)
+        )

@@ -87,8 +87,7 @@ def lay_trips(trips: list[TripOccurrence], grid: TimeGrid) -> TripSchedule:
     it departs in). Departures after the grid feed ``next_trip_kwh``."""
     away = np.zeros(grid.n_steps, dtype=bool)
     energy = np.zeros(grid.n_steps)
-    departure = np.zeros(grid.n_steps)
-    departures: dict[int, float] = {}
+    departures: dict[int, float] = {}  # interval whose end a trip leaves at -> kWh
     for trip in trips:
         first = grid.first_index_from(trip.depart)
         last = grid.first_index_from(trip.arrive)
@@ -101,8 +100,9 @@ def lay_trips(trips: list[TripOccurrence], grid: TimeGrid) -> TripSchedule:
             continue
         away[window] = True
         energy[window] += trip.energy_kwh / (last - first)
-        if 1 <= first <= grid.n_steps:
-            departure[first - 1] += trip.energy_kwh
+    departure = np.zeros(grid.n_steps)
+    inside = [t for t in departures if t < grid.n_steps]
+    departure[inside] = [departures[t] for t in inside]
     return TripSchedule(
         away=away,
         trip_energy_kwh=energy,
