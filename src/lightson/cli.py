@@ -245,6 +245,17 @@ def _demo_simulation(program: Program, event_day: datetime) -> None:
     help="Processes to run sites in.",
 )
 @click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Run sites on a local process pool or on Ray (identical results).",
+)
+@click.option(
+    "--ray-address",
+    help="Address of a Ray cluster (with --engine ray); default: a local Ray instance.",
+)
+@click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     required=True,
@@ -260,6 +271,8 @@ def simulate(
     n_sites: int | None,
     seed: int,
     workers: int,
+    engine: str,
+    ray_address: str | None,
     out: Path,
 ) -> None:
     """Simulate sites of a program with a controller on real Boston data, and summarise."""
@@ -287,6 +300,8 @@ def simulate(
             seed,
             workers,
             on_site_done=lambda _: bar.update(1),
+            engine=engine,
+            ray_address=ray_address,
         )
     results = [site_kpis(program, r) for r in run.runs]
     kpis = [k for k, _ in results]

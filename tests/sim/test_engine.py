@@ -115,3 +115,36 @@ def test_pinned_kpis_of_a_small_unmanaged_run(example_program) -> None:  # type:
         kpis.bill_usd + kpis.degradation_usd - kpis.dr_payment_usd - kpis.stored_energy_value_usd
     )
     assert kpis.net_cost_usd == pytest.approx(expected_net)
+
+
+def test_ray_gives_the_same_results_as_the_local_engine(example_program) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("ray")
+    start = datetime(2026, 7, 15, tzinfo=example_program.timezone)
+    ids = [s.site_id for s in example_program.sites]
+    local = simulate_program(example_program, "v2x-mpc", start, 32, ids, seed=9, workers=1)
+    seen: list[str] = []
+    on_ray = simulate_program(
+        example_program,
+        "v2x-mpc",
+        start,
+        32,
+        ids,
+        seed=9,
+        workers=2,
+        engine="ray",
+        on_site_done=lambda run: seen.append(run.site_id),
+    )
+    assert sorted(seen) == sorted(ids)
+    for a, b in zip(local.runs, on_ray.runs, strict=True):
+        assert a.site_id == b.site_id
+        np.testing.assert_array_equal(a.power_kw, b.power_kw)
+        np.testing.assert_array_equal(a.energy_kwh, b.energy_kwh)
+        np.testing.assert_array_equal(a.net_kw, b.net_kw)
+
+
+def test_an_unknown_engine_is_refused(example_program) -> None:  # type: ignore[no-untyped-def]
+    from lightson.domain.errors import ConfigError
+
+    start = datetime(2026, 7, 15, tzinfo=example_program.timezone)
+    with pytest.raises(ConfigError, match="unknown engine 'dask'; known: local, ray"):
+        simulate_program(example_program, "unmanaged", start, 4, ["home-lowell"], engine="dask")

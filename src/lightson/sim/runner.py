@@ -1,17 +1,23 @@
-"""Run many sites: one process per worker (sites are independent), identical results
-whatever the number of workers, because each site's randomness is seeded by its id."""
+"""Run many sites: sites are independent, so they run in parallel, on a local process pool
+(``engine="local"``) or on Ray (``engine="ray"``: a local Ray instance, or a cluster given
+by address). Results are identical whatever the engine or the number of workers, because
+each site's randomness is seeded by its id."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import importlib
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from lightson.domain.assets import Program
+from lightson.domain.errors import ConfigError
 from lightson.sim.engine import SiteRun, simulate_site
 
 _worker_program: Program | None = None
+ENGINES = ("local", "ray")
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,11 +38,22 @@ def simulate_program(
     seed: int = 0,
     workers: int = 1,
     on_site_done: Callable[[SiteRun], None] | None = None,
+    engine: str = "local",
+    ray_address: str | None = None,
 ) -> ProgramRun:
-    """Simulate ``site_ids`` in ``workers`` processes (1: in this process); results come
-    back in the order of ``site_ids``."""
+    """Simulate ``site_ids`` in ``workers`` processes (1: in this process) or on Ray;
+    results come back in the order of ``site_ids``."""
     done: dict[str, SiteRun] = {}
-    if workers <= 1 or len(site_ids) <= 1:
+    if engine not in ENGINES:
+        raise ConfigError.at("--engine", f"unknown engine '{engine}'; known: {', '.join(ENGINES)}")
+    if engine == "ray":
+        for run in _on_ray(
+            program, controller, start, n_steps, site_ids, seed, workers, ray_address
+        ):
+            done[run.site_id] = run
+            if on_site_done:
+                on_site_done(run)
+    elif workers <= 1 or len(site_ids) <= 1:
         for site_id in site_ids:
             done[site_id] = simulate_site(program, site_id, controller, start, n_steps, seed)
             if on_site_done:
@@ -54,6 +71,44 @@ def simulate_program(
                 if on_site_done:
                     on_site_done(run)
     return ProgramRun(controller, start, n_steps, seed, tuple(done[s] for s in site_ids))
+
+
+def _on_ray(
+    program: Program,
+    controller: str,
+    start: datetime,
+    n_steps: int,
+    site_ids: Sequence[str],
+    seed: int,
+    workers: int,
+    address: str | None,
+) -> Iterator[SiteRun]:
+    """Yield site runs as Ray finishes them; a local Ray instance with ``workers`` CPUs unless
+    ``address`` names a cluster. The program goes to the object store once."""
+    ray: Any = importlib.import_module("ray")  # Ray's own stubs don't cover remote calls
+    started_here = not ray.is_initialized()
+    if started_here:
+        options: dict[str, Any] = {
+            "include_dashboard": False,
+            "log_to_driver": False,
+            "logging_level": "ERROR",
+        }
+        if address:
+            ray.init(address=address, **options)
+        else:
+            ray.init(num_cpus=workers, **options)
+    try:
+        remote = ray.remote(simulate_site)
+        program_ref = ray.put(program)
+        pending = [
+            remote.remote(program_ref, s, controller, start, n_steps, seed) for s in site_ids
+        ]
+        while pending:
+            finished, pending = ray.wait(pending, num_returns=1)
+            yield ray.get(finished[0])
+    finally:
+        if started_here:
+            ray.shutdown()
 
 
 def _init(program: Program) -> None:
