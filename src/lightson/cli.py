@@ -186,6 +186,7 @@ def _demo_simulation(program: Program, event_day: datetime) -> None:
         c: simulate_program(program, c, start, days * 96, ids).runs
         for c in ("unmanaged", "v2x-mpc")
     }
+    outages = []
     for plain, managed in zip(runs["unmanaged"], runs["v2x-mpc"], strict=True):
         before, _ = site_kpis(program, plain)
         after, _ = site_kpis(program, managed)
@@ -193,6 +194,20 @@ def _demo_simulation(program: Program, event_day: datetime) -> None:
             f"{after.site_id:<22}{before.net_cost_usd:>12.2f}{after.net_cost_usd:>11.2f}"
             f"{before.net_cost_usd - after.net_cost_usd:>9.2f}{after.dr_average_kw:>10.1f}"
         )
+        if after.outage_hours:
+            outages.append(
+                f"{after.site_id} was islanded {after.outage_hours:g} h by a storm: critical load "
+                f"unserved {before.critical_unserved_kwh:.0f} kWh with unmanaged charging, "
+                f"{after.critical_unserved_kwh:.0f} kWh with v2x-mpc."
+                + (
+                    " Energy given to demand response was missing in the blackout: the reserve "
+                    "(reserve_soc) sets that trade-off."
+                    if after.critical_unserved_kwh > before.critical_unserved_kwh + 1e-6
+                    else ""
+                )
+            )
+    for line in outages:
+        click.echo("\n" + line)
     click.echo(
         "\nNet cost = bill (energy, demand charge on the month's peak, fixed) + battery wear "
         "- ConnectedSolutions payment for these events - the value of energy left in the "

@@ -30,9 +30,12 @@ def runs(example_program):  # type: ignore[no-untyped-def]
 def test_energy_balance_closes_at_every_site_and_step(example_program, runs) -> None:  # type: ignore[no-untyped-def]
     for (_, site_id), run in runs.items():
         site = example_program.site(site_id)
+        used_pv = run.pv_kw - run.pv_curtailed_kw
         np.testing.assert_allclose(
-            run.net_kw, run.load_kw - run.pv_kw + run.power_kw.sum(axis=0), atol=1e-9
+            run.net_kw, run.load_served_kw - used_pv + run.power_kw.sum(axis=0), atol=1e-9
         )
+        outside = ~run.in_outage
+        np.testing.assert_array_equal(run.load_served_kw[outside], run.load_kw[outside])
         for i, vehicle in enumerate(site.vehicles):
             energy = vehicle.initial_soc * vehicle.battery_kwh
             for k in range(run.n_steps):
@@ -61,8 +64,8 @@ def test_hard_rules_hold_in_simulation(example_program, runs) -> None:  # type: 
         assert np.all(run.power_kw[~run.plugged] == 0.0)
         for i, vehicle in enumerate(site.vehicles):
             assert run.energy_kwh[i].max() <= vehicle.max_energy_kwh + 1e-6
-        if controller in ("unmanaged", "smart-charge"):
-            assert run.power_kw.min() >= 0.0, f"{controller} discharged"
+        if controller in ("unmanaged", "smart-charge"):  # backup in an outage is not theirs
+            assert run.power_kw[:, ~run.in_outage].min() >= 0.0, f"{controller} discharged"
 
 
 def test_unmanaged_charges_at_full_power_on_plug_in(example_program, runs) -> None:  # type: ignore[no-untyped-def]
@@ -148,3 +151,19 @@ def test_an_unknown_engine_is_refused(example_program) -> None:  # type: ignore[
     start = datetime(2026, 7, 15, tzinfo=example_program.timezone)
     with pytest.raises(ConfigError, match="unknown engine 'dask'; known: local, ray"):
         simulate_program(example_program, "unmanaged", start, 4, ["home-lowell"], engine="dask")
+
+
+def test_the_school_rides_through_the_storm_outage_islanded(example_program, runs) -> None:  # type: ignore[no-untyped-def]
+    for controller in ("unmanaged", "v2x-mpc"):
+        run = runs[(controller, "school-beverly")]
+        assert run.in_outage.sum() == 32  # 10:00-18:00 on 16 July
+        assert np.all(run.net_kw[run.in_outage] == 0.0), "no grid while islanded"
+        kpis, _ = site_kpis(example_program, run)
+        assert kpis.outage_hours == 8.0
+        assert np.all(run.load_served_kw[run.in_outage] <= run.load_kw[run.in_outage] + 1e-9)
+        assert kpis.critical_unserved_kwh == pytest.approx(run.critical_unserved_kw.sum() * 0.25)
+    # Unmanaged charging leaves both buses full: the critical tier is carried all 8 hours.
+    unmanaged, _ = site_kpis(example_program, runs[("unmanaged", "school-beverly")])
+    assert unmanaged.critical_unserved_kwh == pytest.approx(0.0, abs=1e-6)
+    home = runs[("v2x-mpc", "home-lowell")]
+    assert not home.in_outage.any()

@@ -88,6 +88,20 @@ def ma_2026_program(
             }
             for e in events
         ],
+        "outages": [  # so backup is exercised; replace with the real ones
+            {
+                "id": "summer-storm-school",
+                "sites": ["school-lawrence"],
+                "start": "2026-07-21T12:00-04:00",
+                "end": "2026-07-21T20:00-04:00",
+            },
+            {
+                "id": "winter-storm-homes",
+                "sites": [f"home-{i:02d}" for i in range(1, min(n_homes, 12) + 1)],
+                "start": "2026-01-26T18:00-05:00",
+                "end": "2026-01-28T06:00-05:00",
+            },
+        ],
         "sites": [_home(i, rng) for i in range(1, n_homes + 1)] + _businesses(rng) + _schools(),
     }
 

@@ -38,6 +38,7 @@ from lightson.domain.assets import (
 from lightson.domain.catalog import CHARGER_MODELS, DR_PROGRAMS, TARIFFS, VEHICLE_MODELS
 from lightson.domain.demand_response import DREvent, DRProgram
 from lightson.domain.errors import ConfigError, DataError, LightsOnError, UnknownNameError
+from lightson.domain.outages import Outage
 from lightson.domain.tariffs import Tariff, TouPeriod
 
 EXAMPLE_PROGRAM = "example"
@@ -159,6 +160,7 @@ class _Converter:
         dr_programs = self.dr_programs(doc.dr_programs)
         sites = self.sites(doc.sites, tariffs, dr_programs)
         events = self.events(doc.events, dr_programs, tz)
+        outages = self.outages(doc.outages, {s.id for s in doc.sites}, tz)
         if doc.program.weather is None:
             for i, site in enumerate(doc.sites):
                 if site.pv is not None:
@@ -173,6 +175,7 @@ class _Converter:
             dr_programs=tuple(dr_programs.values()),
             events=tuple(events),
             weather=weather,
+            outages=tuple(outages),
         )
 
     def timezone(self, name: str) -> ZoneInfo:
@@ -271,6 +274,25 @@ class _Converter:
                 self.fail(f"{path}.announced", "must not be after start")
             if start and end:
                 result.append(DREvent(e.id, e.program, start, end, announced))
+        return result
+
+    def outages(
+        self, outages: list[s.OutageFile], site_ids: set[str], tz: ZoneInfo
+    ) -> list[Outage]:
+        result = []
+        for i, o in enumerate(outages):
+            path = f"outages[{i}]"
+            for j, site_id in enumerate(o.sites):
+                if site_id not in site_ids:
+                    self.fail(f"{path}.sites[{j}]", _unknown("site", site_id, site_ids))
+            start, end = (
+                self.instant(o.start, tz, f"{path}.start"),
+                self.instant(o.end, tz, f"{path}.end"),
+            )
+            if start and end and end <= start:
+                self.fail(f"{path}.end", "must be after start")
+            elif start and end:
+                result.append(Outage(o.id, frozenset(o.sites), start, end))
         return result
 
     def instant(self, text: str, tz: ZoneInfo, path: str) -> datetime | None:

@@ -143,6 +143,13 @@ class EventFile(_Strict):
     announced: Instant | None = None
 
 
+class OutageFile(_Strict):
+    id: str = Field(min_length=1)
+    sites: list[str] = Field(min_length=1)
+    start: Instant
+    end: Instant
+
+
 class ProgramHeader(_Strict):
     name: str
     timezone: str = "America/New_York"
@@ -155,4 +162,5 @@ class ProgramFile(_Strict):
     tariffs: dict[str, TariffFile] = {}
     dr_programs: dict[str, DRProgramFile] = {}
     events: list[EventFile] = []
+    outages: list[OutageFile] = []
     sites: list[SiteFile] = Field(min_length=1)

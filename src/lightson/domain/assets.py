@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 from lightson.domain.demand_response import DREvent, DRProgram
 from lightson.domain.errors import UnknownNameError
+from lightson.domain.outages import Outage
 from lightson.domain.tariffs import Tariff
 
 
@@ -218,6 +219,7 @@ class Program:
     dr_programs: tuple[DRProgram, ...] = ()
     events: tuple[DREvent, ...] = ()
     weather: HourlyWeather | None = None
+    outages: tuple[Outage, ...] = ()
 
     def site(self, site_id: str) -> Site:
         for site in self.sites:

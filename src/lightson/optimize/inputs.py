@@ -22,6 +22,9 @@ from lightson.domain.time import TimeGrid
 from lightson.physics.trips import TripSchedule, energy_floor_kwh, trip_schedule
 
 DEFAULT_SHORTFALL_PENALTY_USD_PER_KWH = 100.0
+# A kWh left at the end is worth what it costs to put back, plus 1 %: ties between charging
+# now and later are broken toward fuller batteries (readiness and backup), not arbitrarily.
+TERMINAL_VALUE_MARGIN = 1.01
 AVERAGE_DAYS_PER_MONTH = 365.25 / 12
 
 
@@ -286,5 +289,7 @@ def _vehicle_inputs(
         charge_efficiency=vehicle.charge_efficiency,
         discharge_efficiency=vehicle.discharge_efficiency,
         degradation_usd_per_kwh=vehicle.degradation_usd_per_kwh,
-        terminal_value_usd_per_kwh=float(np.mean(import_price)) / vehicle.charge_efficiency,
+        terminal_value_usd_per_kwh=TERMINAL_VALUE_MARGIN
+        * float(np.mean(import_price))
+        / vehicle.charge_efficiency,
     )

@@ -15,8 +15,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lightson.control.controllers import CONTROLLERS, ControlContext, Controller
+from lightson.control.islanded import islanded_setpoints
 from lightson.control.safety import enforce_safety
 from lightson.domain.assets import Program, Site, Vehicle
+from lightson.domain.plan import Setpoint
 from lightson.domain.state import SiteForecast, SiteObservation
 from lightson.physics.battery import next_energy_kwh
 from lightson.physics.trips import TripSchedule
@@ -37,6 +39,10 @@ class SiteRun:
     load_kw: NDArray[np.float64]
     pv_kw: NDArray[np.float64]
     net_kw: NDArray[np.float64]
+    load_served_kw: NDArray[np.float64]
+    pv_curtailed_kw: NDArray[np.float64]
+    in_outage: NDArray[np.bool_]
+    critical_unserved_kw: NDArray[np.float64]
     in_event: NDArray[np.bool_]
     power_kw: NDArray[np.float64]
     energy_kwh: NDArray[np.float64]
@@ -94,10 +100,21 @@ def _run(
             float(world.pv_kw[k]),
             peak_so_far_kw=peak_kw,
         )
-        context = _context(program, site, world, controller, observation, k, horizon_steps)
         next_trip = {v: float(s.next_trip_kwh[k]) for v, s in world.nominal_schedules.items()}
-        safe = enforce_safety(site, observation, controller.setpoints(context), dt, next_trip)
+        if any(o.covers(site.site_id, now) for o in program.outages):
+            decision = islanded_setpoints(site, observation, dt, next_trip, now + world.grid.step)
+            observation = replace(
+                observation, load_kw=decision.served_kw, islanded=True, outage_declared=True
+            )
+            requested: list[Setpoint] = list(decision.setpoints)
+            out.in_outage[k] = True
+            out.critical_unserved[k] = decision.critical_unserved_kw
+        else:
+            context = _context(program, site, world, controller, observation, k, horizon_steps)
+            requested = controller.setpoints(context)
+        safe = enforce_safety(site, observation, requested, dt, next_trip)
         power = {s.evse_id: s.power_kw for s in safe.setpoints}
+        out.served[k] = observation.load_kw
         for i, v in enumerate(vehicles):
             trip_kwh = float(world.schedules[v.vehicle_id].trip_energy_kwh[k])
             before = energy[v.vehicle_id]
@@ -117,7 +134,9 @@ def _run(
                 v, world.schedules[v.vehicle_id], world.nominal_schedules[v.vehicle_id], k, after
             )
             energy[v.vehicle_id] = max(after, 0.0)
-        net_kw = float(world.load_kw[k] - world.pv_kw[k] + sum(power.values()))
+        net_kw = float(observation.load_kw - world.pv_kw[k] + sum(power.values()))
+        if out.in_outage[k]:  # no grid: what neither load nor vehicles take is curtailed
+            out.curtailed[k], net_kw = max(-net_kw, 0.0), 0.0
         out.net[k] = net_kw
         out.in_event[k] = any(e.start <= now < e.end for e in world.events)
         out.interventions += len(safe.interventions)
@@ -175,6 +194,10 @@ def _departure_short(
 class _Recorder:
     def __init__(self, n: int, n_vehicles: int) -> None:
         self.net = np.zeros(n)
+        self.served = np.zeros(n)
+        self.curtailed = np.zeros(n)
+        self.in_outage = np.zeros(n, dtype=bool)
+        self.critical_unserved = np.zeros(n)
         self.in_event = np.zeros(n, dtype=bool)
         self.power = np.zeros((n_vehicles, n))
         self.energy = np.zeros((n_vehicles, n))
@@ -208,6 +231,10 @@ class _Recorder:
             load_kw=world.load_kw[: world.n_sim_steps],
             pv_kw=world.pv_kw[: world.n_sim_steps],
             net_kw=self.net,
+            load_served_kw=self.served,
+            pv_curtailed_kw=self.curtailed,
+            in_outage=self.in_outage,
+            critical_unserved_kw=self.critical_unserved,
             in_event=self.in_event,
             power_kw=self.power,
             energy_kwh=self.energy,

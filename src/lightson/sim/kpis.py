@@ -11,6 +11,8 @@ Signs as everywhere: vehicle power + charges; site net + imports.
 - Net cost = bill + degradation − DR payment − the value of the energy the batteries hold
   at the end beyond what they held at the start (at the mean import price ÷ charge
   efficiency, what it costs to put back), so a controller can't look cheap by draining them.
+- Outages: hours islanded, hours the whole load was served, load shed (kWh) and the
+  critical-tier energy that went unserved.
 - Demand response (storage rule): an event's performance is the net discharge of the V2X
   equipment averaged over the event (kW), floored at 0 (a missed event counts 0 kW). The
   payment credited to the run is ``rate × Σ kW / expected_events``: what these events add to
@@ -70,6 +72,10 @@ class SiteKpis:
     departure_shortfall_kwh: float
     unserved_trip_kwh: float
     event_plugged_share: float
+    outage_hours: float
+    outage_hours_full_load: float
+    load_shed_kwh: float
+    critical_unserved_kwh: float
     safety_interventions: int
     plans_made: int
 
@@ -145,6 +151,13 @@ def site_kpis(program: Program, run: SiteRun) -> tuple[SiteKpis, list[EventPerfo
         event_plugged_share=float(run.plugged[:, run.in_event].mean())
         if run.in_event.any() and run.plugged.size
         else 0.0,
+        outage_hours=float(run.in_outage.sum()) * dt,
+        outage_hours_full_load=float(
+            (run.in_outage & (run.load_served_kw >= run.load_kw - 1e-6)).sum()
+        )
+        * dt,
+        load_shed_kwh=float((run.load_kw - run.load_served_kw)[run.in_outage].sum()) * dt,
+        critical_unserved_kwh=float(run.critical_unserved_kw.sum()) * dt,
         safety_interventions=run.interventions,
         plans_made=run.plans_made,
     )

@@ -64,6 +64,9 @@ def _site_frame(run: ProgramRun) -> pd.DataFrame:
                 "pv_kw": r.pv_kw,
                 "vehicles_kw": r.power_kw.sum(axis=0) if r.power_kw.size else np.zeros(r.n_steps),
                 "net_kw": r.net_kw,
+                "load_served_kw": r.load_served_kw,
+                "pv_curtailed_kw": r.pv_curtailed_kw,
+                "in_outage": r.in_outage,
                 "in_event": r.in_event,
             }
         )
@@ -123,6 +126,8 @@ def _kpi_document(
             "degradation_usd",
             "dr_payment_usd",
             "stored_energy_value_usd",
+            "outage_hours",
+            "critical_unserved_kwh",
             "net_cost_usd",
             "departures_below_target",
             "unserved_trip_kwh",

@@ -1,0 +1,150 @@
+"""Islanded operation: the grid is down and the site is non-parallel behind its transfer
+switch; plugged V2X vehicles (and PV) carry the building.
+
+Each step: what every plugged V2X vehicle can give is limited by its charger and vehicle
+discharge limits and by the energy above its outage floor (the usable minimum plus the
+energy of its next trip: a bus keeps its next route). The site then serves the highest
+load tier the supply covers (full, else essential, else critical), shedding the rest; if
+even the critical tier is too much, it serves what it can. Energy counts too: a tier above
+critical is served only while the vehicles would still hold ``backup_target_h`` hours of
+the critical load afterwards (the outage's length is unknown; the critical load comes
+first). Vehicles share the discharge in
+proportion to what each can give; PV beyond the served load charges plugged vehicles, and
+what they can't take is curtailed (nothing is ever exported while islanded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+
+from lightson.domain.assets import Site, Vehicle
+from lightson.domain.plan import Setpoint
+from lightson.domain.state import SiteObservation
+
+DEFAULT_BACKUP_TARGET_H = 8.0  # [assumed] hours of critical load protected before comfort
+
+
+class LoadTier(Enum):
+    CRITICAL = "critical"
+    ESSENTIAL = "essential"
+    FULL = "full"
+
+
+@dataclass(frozen=True)
+class IslandedDecision:
+    setpoints: tuple[Setpoint, ...]
+    tier: LoadTier | None  # highest tier served in full; None: not even the critical load
+    served_kw: float
+    critical_unserved_kw: float
+
+
+def tier_loads_kw(site: Site, load_kw: float) -> dict[LoadTier, float]:
+    """The load of each tier (nested: critical ⊂ essential ⊂ full)."""
+    tiers = site.building.tiers
+    return {
+        LoadTier.CRITICAL: tiers.critical_share * load_kw,
+        LoadTier.ESSENTIAL: tiers.essential_share * load_kw,
+        LoadTier.FULL: load_kw,
+    }
+
+
+def outage_floor_kwh(vehicle: Vehicle, next_trip_kwh: float) -> float:
+    """Energy a vehicle keeps during an outage: its usable minimum plus its next trip."""
+    return min(vehicle.min_energy_kwh + next_trip_kwh, vehicle.max_energy_kwh)
+
+
+def islanded_setpoints(
+    site: Site,
+    observation: SiteObservation,
+    step_h: float,
+    next_trip_kwh: Mapping[str, float],
+    valid_until: datetime,
+    backup_target_h: float = DEFAULT_BACKUP_TARGET_H,
+) -> IslandedDecision:
+    give = {
+        v.evse_id: _can_give_kw(site, v, observation, step_h, next_trip_kwh.get(v.vehicle_id, 0.0))
+        for v in site.vehicles
+    }
+    supply_kw = observation.pv_kw + sum(give.values())
+    tiers = tier_loads_kw(site, observation.load_kw)
+    stored_kwh = sum(
+        _deliverable_kwh(v, observation, next_trip_kwh.get(v.vehicle_id, 0.0))
+        for v in site.vehicles
+    )
+    keep_kwh = max(tiers[LoadTier.CRITICAL] - observation.pv_kw, 0.0) * backup_target_h
+
+    def affordable(tier: LoadTier) -> bool:
+        from_vehicles_kwh = max(tiers[tier] - observation.pv_kw, 0.0) * step_h
+        energy_ok = tier is LoadTier.CRITICAL or stored_kwh - from_vehicles_kwh >= keep_kwh
+        return tiers[tier] <= supply_kw + 1e-9 and energy_ok
+
+    tiers_high_first = (LoadTier.FULL, LoadTier.ESSENTIAL, LoadTier.CRITICAL)
+    tier = next((t for t in tiers_high_first if affordable(t)), None)
+    served_kw = tiers[tier] if tier else supply_kw
+    power = {evse_id: 0.0 for evse_id in give}
+    from_vehicles_kw = max(served_kw - observation.pv_kw, 0.0)
+    total_give = sum(give.values())
+    if from_vehicles_kw > 0 and total_give > 0:
+        for evse_id, kw in give.items():
+            power[evse_id] = -from_vehicles_kw * kw / total_give
+    surplus_kw = max(observation.pv_kw - served_kw, 0.0)
+    if surplus_kw > 0:
+        _absorb(site, observation, step_h, surplus_kw, power)
+    return IslandedDecision(
+        setpoints=tuple(Setpoint(e, kw, valid_until) for e, kw in power.items()),
+        tier=tier,
+        served_kw=served_kw,
+        critical_unserved_kw=max(tiers[LoadTier.CRITICAL] - served_kw, 0.0),
+    )
+
+
+def _deliverable_kwh(vehicle: Vehicle, observation: SiteObservation, next_trip_kwh: float) -> float:
+    """Energy a plugged V2X vehicle can still deliver at the EVSE above its outage floor."""
+    if not (vehicle.v2x_capable and observation.plugged.get(vehicle.vehicle_id, False)):
+        return 0.0
+    above_kwh = observation.energy_kwh.get(vehicle.vehicle_id, 0.0) - outage_floor_kwh(
+        vehicle, next_trip_kwh
+    )
+    return max(above_kwh, 0.0) * vehicle.discharge_efficiency
+
+
+def _can_give_kw(
+    site: Site, vehicle: Vehicle, observation: SiteObservation, step_h: float, next_trip_kwh: float
+) -> float:
+    if not (vehicle.v2x_capable and observation.plugged.get(vehicle.vehicle_id, False)):
+        return 0.0
+    limit_kw = min(vehicle.max_discharge_kw, site.charger(vehicle.evse_id).max_discharge_kw)
+    above_kwh = observation.energy_kwh.get(vehicle.vehicle_id, 0.0) - outage_floor_kwh(
+        vehicle, next_trip_kwh
+    )
+    return max(min(limit_kw, above_kwh * vehicle.discharge_efficiency / step_h), 0.0)
+
+
+def _absorb(
+    site: Site,
+    observation: SiteObservation,
+    step_h: float,
+    surplus_kw: float,
+    power: dict[str, float],
+) -> None:
+    """Charge plugged vehicles that are not discharging with PV surplus, up to their limits."""
+    for vehicle in site.vehicles:
+        if (
+            surplus_kw <= 0
+            or power[vehicle.evse_id] < 0
+            or not observation.plugged.get(vehicle.vehicle_id, False)
+        ):
+            continue
+        room_kwh = max(
+            vehicle.max_energy_kwh - observation.energy_kwh.get(vehicle.vehicle_id, 0.0), 0.0
+        )
+        limit_kw = min(
+            vehicle.max_charge_kw,
+            site.charger(vehicle.evse_id).max_charge_kw,
+            room_kwh / (vehicle.charge_efficiency * step_h),
+        )
+        power[vehicle.evse_id] = min(limit_kw, surplus_kw)
+        surplus_kw -= power[vehicle.evse_id]
