@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import numpy as np
 
 from lightson.config import EXAMPLE_PROGRAM, load_program
 from lightson.control.controllers import CONTROLLERS
 from lightson.datasets import LOAD_PROFILES
-from lightson.domain.assets import Program, Site
+from lightson.domain.assets import LoadTier, Program, Site
 from lightson.domain.catalog import CHARGER_MODELS, DR_PROGRAMS, TARIFFS, VEHICLE_MODELS
 from lightson.domain.errors import ConfigError, LightsOnError
 from lightson.domain.plan import Plan
@@ -26,6 +27,7 @@ from lightson.domain.state import SiteState
 from lightson.domain.time import TimeGrid
 from lightson.forecast.profiles import profile_forecast, profile_peak_so_far_kw
 from lightson.optimize import SiteInputs, build_site_inputs, plan_site
+from lightson.physics.trips import trip_schedule
 from lightson.reports.plan_views import plan_document, plan_table
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -324,6 +326,159 @@ def simulate(
     written = write_run(program, run, kpis, events, out)
     click.echo(run_table(kpis, events))
     click.echo(f"\nwritten: {', '.join(str(p) for p in written)}")
+
+
+@main.command()
+@click.option(
+    "--program",
+    "program_file",
+    default=EXAMPLE_PROGRAM,
+    show_default=True,
+    help="Program file, or example, beverly-2021, ma-2026.",
+)
+@click.option("--site", "site_id", required=True, help="Site id in the program file.")
+@click.option(
+    "--run",
+    "run_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="A 'lightson simulate' output folder to read vehicle energy from; "
+    "default: simulate the site now.",
+)
+@click.option(
+    "--controller",
+    default="v2x-mpc",
+    show_default=True,
+    type=click.Choice(list(CONTROLLERS)),
+    help="Controller, when simulating.",
+)
+@click.option(
+    "--start",
+    default="2026-01-01T00:00",
+    show_default=True,
+    help="Start of the period, when simulating.",
+)
+@click.option(
+    "--days",
+    default=365.0,
+    show_default=True,
+    type=click.FloatRange(min=4, max=3660),
+    callback=_finite,
+    help="Length of the period, when simulating.",
+)
+@click.option(
+    "--tier",
+    type=click.Choice([t.value for t in LoadTier]),
+    default="critical",
+    show_default=True,
+    help="Tier for the hours-by-start figure.",
+)
+@click.option(
+    "--max-hours",
+    default=72.0,
+    show_default=True,
+    type=click.FloatRange(min=1, max=240),
+    callback=_finite,
+    help="Longest outage considered.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder for the table (CSV) and figures.",
+)
+@_friendly_errors
+def resilience(
+    program_file: str,
+    site_id: str,
+    run_dir: Path | None,
+    controller: str,
+    start: str,
+    days: float,
+    tier: str,
+    max_hours: float,
+    out: Path,
+) -> None:
+    """Outage survival at a site: for every hour as an outage start, the hours each load
+    tier is carried by the vehicles plugged in then (and PV); the probability of riding
+    through 4, 8, 24 and 72 hours; figures of both."""
+    from lightson.reports.resilience_views import survival_table, write_survival_figures
+    from lightson.resilience.analysis import outage_survival
+
+    program = load_program(program_file)
+    site = program.site(site_id)
+    if run_dir is None:
+        from lightson.sim.runner import simulate_program
+
+        first = _parse_start(start, program)
+        click.echo(f"simulating {site_id} for {days:g} days with {controller} ...", err=True)
+        run = simulate_program(
+            program, controller, first, round(timedelta(days=days) / program.step), [site_id]
+        ).runs[0]
+        arrays = (run.start, run.load_kw, run.pv_kw, run.energy_kwh, run.plugged)
+    else:
+        arrays = _read_run(run_dir, site)
+    run_start, load_kw, pv_kw, energy_end_kwh, plugged = arrays
+    grid = TimeGrid(run_start, int(load_kw.shape[0]), program.step)
+    next_trip = np.array(
+        [trip_schedule(v.trips, grid, program.timezone).next_trip_kwh for v in site.vehicles]
+    )
+    initial = np.array([[v.initial_soc * v.battery_kwh] for v in site.vehicles]).reshape(-1, 1)
+    energy_start = (
+        np.concatenate([initial, energy_end_kwh[:, :-1]], axis=1)
+        if site.vehicles
+        else energy_end_kwh
+    )
+    result = outage_survival(
+        site,
+        grid.start,
+        program.step,
+        load_kw,
+        pv_kw,
+        energy_start,
+        plugged,
+        next_trip.reshape(len(site.vehicles), -1),
+        max_hours,
+    )
+    click.echo(survival_table(result))
+    out.mkdir(parents=True, exist_ok=True)
+    table = out / "survival.csv"
+    columns = {"start_utc": [s.isoformat() for s in result.starts]}
+    columns |= {f"{t.value}_hours": [f"{h:.3f}" for h in result.hours[t]] for t in LoadTier}
+    table.write_text(
+        "\n".join(",".join(row) for row in zip(*([k, *v] for k, v in columns.items()), strict=True))
+        + "\n"
+    )
+    figures = write_survival_figures(result, LoadTier(tier), program.timezone, out)
+    click.echo(f"\nwritten: {table}, {', '.join(str(f) for f in figures)}")
+
+
+def _read_run(run_dir: Path, site: Site) -> tuple[datetime, Any, Any, Any, Any]:
+    import pandas as pd
+
+    try:
+        sites = pd.read_parquet(run_dir / "sites.parquet")
+        vehicles = pd.read_parquet(run_dir / "vehicles.parquet")
+    except (OSError, ValueError) as error:
+        raise ConfigError.at("--run", f"not a simulation output folder ({error})") from None
+    rows = sites[sites.site_id == site.site_id].sort_values("time_utc")
+    if rows.empty:
+        raise ConfigError.at("--run", f"no data for site '{site.site_id}' in {run_dir}")
+    mine = vehicles[vehicles.site_id == site.site_id]
+    energy = np.array(
+        [
+            mine[mine.vehicle_id == v.vehicle_id].sort_values("time_utc").energy_kwh.to_numpy()
+            for v in site.vehicles
+        ]
+    ).reshape(len(site.vehicles), len(rows))
+    plugged = np.array(
+        [
+            mine[mine.vehicle_id == v.vehicle_id].sort_values("time_utc").plugged.to_numpy()
+            for v in site.vehicles
+        ],
+        dtype=bool,
+    ).reshape(len(site.vehicles), len(rows))
+    start = rows.time_utc.iloc[0].to_pydatetime()
+    return start, rows.load_kw.to_numpy(float), rows.pv_kw.to_numpy(float), energy, plugged
 
 
 @main.group()

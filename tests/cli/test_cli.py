@@ -233,3 +233,68 @@ def test_plan_times_in_the_json_are_utc_and_real_across_daylight_saving() -> Non
     starts = [datetime.fromisoformat(s) for s in json.loads(out)["interval_starts_utc"]]
     assert all(s.utcoffset().total_seconds() == 0 for s in starts)
     assert all((b - a).total_seconds() == 900 for a, b in itertools.pairwise(starts))
+
+
+def test_resilience_reads_a_simulation_run_and_writes_the_table_and_figures(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    code, _, err = run(
+        "simulate",
+        "--controller",
+        "unmanaged",
+        "--start",
+        "2026-03-02T00:00",
+        "--days",
+        "5",
+        "--sites",
+        "3",
+        "--workers",
+        "1",
+        "--out",
+        str(run_dir),
+    )
+    assert code == 0, err
+    code, out, err = run(
+        "resilience",
+        "--site",
+        "school-beverly",
+        "--run",
+        str(run_dir),
+        "--max-hours",
+        "24",
+        "--out",
+        str(tmp_path / "res"),
+    )
+    assert code == 0, err
+    assert "Outage survival at school-beverly: 97 outage starts" in out  # 5 days less 24 h, hourly
+    assert "critical" in out and "P(≥24 h)" in out
+    rows = (tmp_path / "res" / "survival.csv").read_text().splitlines()
+    assert rows[0] == "start_utc,critical_hours,essential_hours,full_hours" and len(rows) == 98
+    for name in ("survival.png", "backup-by-start.png"):
+        assert (tmp_path / "res" / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_resilience_names_a_run_without_the_site(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run(
+        "simulate",
+        "--controller",
+        "unmanaged",
+        "--days",
+        "1",
+        "--sites",
+        "1",
+        "--workers",
+        "1",
+        "--out",
+        str(run_dir),
+    )
+    code, _, err = run(
+        "resilience",
+        "--site",
+        "school-beverly",
+        "--run",
+        str(run_dir),
+        "--out",
+        str(tmp_path / "r"),
+    )
+    assert code == 2 and "error: --run: no data for site 'school-beverly'" in err

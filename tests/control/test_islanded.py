@@ -8,8 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lightson.control.islanded import LoadTier, islanded_setpoints, outage_floor_kwh
+from lightson.control.islanded import islanded_setpoints
+from lightson.domain.assets import LoadTier
 from lightson.domain.state import SiteObservation
+from lightson.physics.trips import outage_floor_kwh
 
 NOW = datetime(2026, 7, 16, 14, tzinfo=UTC)
 UNTIL = NOW + timedelta(minutes=15)

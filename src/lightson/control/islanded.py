@@ -18,19 +18,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
 
-from lightson.domain.assets import Site, Vehicle
+from lightson.domain.assets import LoadTier, Site, Vehicle
 from lightson.domain.plan import Setpoint
 from lightson.domain.state import SiteObservation
+from lightson.physics.trips import outage_floor_kwh
 
 DEFAULT_BACKUP_TARGET_H = 8.0  # [assumed] hours of critical load protected before comfort
-
-
-class LoadTier(Enum):
-    CRITICAL = "critical"
-    ESSENTIAL = "essential"
-    FULL = "full"
 
 
 @dataclass(frozen=True)
@@ -43,17 +37,7 @@ class IslandedDecision:
 
 def tier_loads_kw(site: Site, load_kw: float) -> dict[LoadTier, float]:
     """The load of each tier (nested: critical ⊂ essential ⊂ full)."""
-    tiers = site.building.tiers
-    return {
-        LoadTier.CRITICAL: tiers.critical_share * load_kw,
-        LoadTier.ESSENTIAL: tiers.essential_share * load_kw,
-        LoadTier.FULL: load_kw,
-    }
-
-
-def outage_floor_kwh(vehicle: Vehicle, next_trip_kwh: float) -> float:
-    """Energy a vehicle keeps during an outage: its usable minimum plus its next trip."""
-    return min(vehicle.min_energy_kwh + next_trip_kwh, vehicle.max_energy_kwh)
+    return {tier: site.building.tiers.share(tier) * load_kw for tier in LoadTier}
 
 
 def islanded_setpoints(

@@ -136,6 +136,14 @@ class HourlyProfile:
             raise ValueError(f"profile '{self.name}' must have 8760 hourly values")
 
 
+class LoadTier(Enum):
+    """Nested load tiers, kept in this order when power or energy runs short."""
+
+    CRITICAL = "critical"
+    ESSENTIAL = "essential"
+    FULL = "full"
+
+
 @dataclass(frozen=True)
 class LoadTiers:
     """Shares of the building load that are critical and critical+essential (the rest
@@ -143,6 +151,13 @@ class LoadTiers:
 
     critical_share: float = 0.3
     essential_share: float = 0.6
+
+    def share(self, tier: LoadTier) -> float:
+        return {
+            LoadTier.CRITICAL: self.critical_share,
+            LoadTier.ESSENTIAL: self.essential_share,
+            LoadTier.FULL: 1.0,
+        }[tier]
 
 
 @dataclass(frozen=True, eq=False)

@@ -59,6 +59,12 @@ class TripOccurrence:
     energy_kwh: float
 
 
+def outage_floor_kwh(vehicle: Vehicle, next_trip_kwh: float) -> float:
+    """Energy a vehicle keeps during an outage: its usable minimum plus its next trip (a bus
+    keeps its next route)."""
+    return min(vehicle.min_energy_kwh + next_trip_kwh, vehicle.max_energy_kwh)
+
+
 def trip_schedule(trips: tuple[Trip, ...], grid: TimeGrid, tz: ZoneInfo) -> TripSchedule:
     """Lay recurring ``trips`` (program-local times) onto the interval ``grid``."""
     return lay_trips(

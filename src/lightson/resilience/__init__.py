@@ -1,0 +1,1 @@
+"""Blackout backup: how long a site's vehicles and PV carry each load tier."""
