@@ -481,6 +481,34 @@ def _read_run(run_dir: Path, site: Site) -> tuple[datetime, Any, Any, Any, Any]:
     return start, rows.load_kw.to_numpy(float), rows.pv_kw.to_numpy(float), energy, plugged
 
 
+@main.command()
+@click.argument(
+    "run_dirs",
+    nargs=-1,
+    required=True,
+    metavar="RUN_DIR...",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+)
+@_friendly_errors
+def compare(run_dirs: tuple[Path, ...]) -> None:
+    """Compare 'lightson simulate' runs of the same world with different controllers: costs
+    against unmanaged and the value v2x-mpc captures of perfect foresight."""
+    from lightson.reports.compare import check_comparable, compare_table
+
+    documents = []
+    for run_dir in run_dirs:
+        try:
+            documents.append(json.loads((run_dir / "kpis.json").read_text()))
+        except (OSError, ValueError) as error:
+            raise ConfigError.at(
+                str(run_dir), f"not a simulation output folder ({error})"
+            ) from None
+    problems = check_comparable(documents)
+    if problems:
+        raise ConfigError([("RUN_DIR", p) for p in problems])
+    click.echo(compare_table(documents))
+
+
 @main.group()
 def program() -> None:
     """Program files: generate one shaped like a real program."""

@@ -298,3 +298,54 @@ def test_resilience_names_a_run_without_the_site(tmp_path: Path) -> None:
         str(tmp_path / "r"),
     )
     assert code == 2 and "error: --run: no data for site 'school-beverly'" in err
+
+
+def test_compare_puts_runs_side_by_side_and_computes_value_captured(tmp_path: Path) -> None:
+    for controller in ("unmanaged", "v2x-mpc", "perfect-foresight"):
+        code, _, err = run(
+            "simulate",
+            "--controller",
+            controller,
+            "--start",
+            "2026-07-15T00:00",
+            "--days",
+            "1",
+            "--sites",
+            "3",
+            "--workers",
+            "1",
+            "--out",
+            str(tmp_path / controller),
+        )
+        assert code == 0, err
+    documents = {
+        c: json.loads((tmp_path / c / "kpis.json").read_text())
+        for c in ("unmanaged", "v2x-mpc", "perfect-foresight")
+    }
+    net = {c: sum(s["net_cost_usd"] for s in d["sites"]) for c, d in documents.items()}
+    code, out, _ = run("compare", *(str(tmp_path / c) for c in documents))
+    assert code == 0
+    captured = (net["unmanaged"] - net["v2x-mpc"]) / (net["unmanaged"] - net["perfect-foresight"])
+    assert f"Value captured by v2x-mpc: {captured:.0%}" in out
+    assert f"{net['v2x-mpc'] - net['unmanaged']:+,.0f} $" in out
+
+
+def test_compare_refuses_runs_of_different_worlds(tmp_path: Path) -> None:
+    for seed in ("1", "2"):
+        run(
+            "simulate",
+            "--controller",
+            "unmanaged",
+            "--days",
+            "1",
+            "--sites",
+            "1",
+            "--workers",
+            "1",
+            "--seed",
+            seed,
+            "--out",
+            str(tmp_path / seed),
+        )
+    code, _, err = run("compare", str(tmp_path / "1"), str(tmp_path / "2"))
+    assert code == 2 and "runs differ in seed: 1, 2" in err
