@@ -253,7 +253,13 @@ def _demo_simulation(program: Program, event_day: datetime) -> None:
     type=click.IntRange(min=1),
     help="Simulate only the first N sites of the program.",
 )
-@click.option("--seed", default=0, show_default=True, help="Seed of the simulated world.")
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Seed of the simulated world.",
+)
 @click.option(
     "--workers",
     default=os.cpu_count() or 1,
@@ -303,7 +309,7 @@ def simulate(
     last = _parse_start(end, program, "--end") if end else first + timedelta(days=days)
     n_steps = int((last.astimezone(UTC) - first.astimezone(UTC)) / program.step)
     if n_steps <= 0:
-        raise ConfigError.at("--end", "must be after --start")
+        raise ConfigError.at("--end", "must be at least one step after --start")
     site_ids = [s.site_id for s in program.sites][:n_sites]
     with click.progressbar(
         length=len(site_ids), label=f"simulating {len(site_ids)} sites", file=sys.stderr
@@ -419,15 +425,18 @@ def resilience(
         arrays = _read_run(run_dir, site)
     run_start, load_kw, pv_kw, energy_end_kwh, plugged = arrays
     grid = TimeGrid(run_start, int(load_kw.shape[0]), program.step)
+    if grid.n_steps * grid.step_h < max_hours + 1:
+        raise ConfigError.at(
+            "--max-hours", f"must be shorter than the period ({grid.n_steps * grid.step_h:g} h)"
+        )
+    n_vehicles = len(site.vehicles)
     next_trip = np.array(
         [trip_schedule(v.trips, grid, program.timezone).next_trip_kwh for v in site.vehicles]
-    )
-    initial = np.array([[v.initial_soc * v.battery_kwh] for v in site.vehicles]).reshape(-1, 1)
-    energy_start = (
-        np.concatenate([initial, energy_end_kwh[:, :-1]], axis=1)
-        if site.vehicles
-        else energy_end_kwh
-    )
+    ).reshape(n_vehicles, grid.n_steps)
+    initial = np.array([v.initial_soc * v.battery_kwh for v in site.vehicles]).reshape(-1, 1)
+    energy_end_kwh = np.asarray(energy_end_kwh, dtype=float).reshape(n_vehicles, grid.n_steps)
+    energy_start = np.concatenate([initial, energy_end_kwh[:, :-1]], axis=1)
+    plugged = np.asarray(plugged, dtype=bool).reshape(n_vehicles, grid.n_steps)
     result = outage_survival(
         site,
         grid.start,
@@ -436,7 +445,7 @@ def resilience(
         pv_kw,
         energy_start,
         plugged,
-        next_trip.reshape(len(site.vehicles), -1),
+        next_trip,
         max_hours,
     )
     click.echo(survival_table(result))
@@ -464,6 +473,11 @@ def _read_run(run_dir: Path, site: Site) -> tuple[datetime, Any, Any, Any, Any]:
     if rows.empty:
         raise ConfigError.at("--run", f"no data for site '{site.site_id}' in {run_dir}")
     mine = vehicles[vehicles.site_id == site.site_id]
+    missing = sorted({v.vehicle_id for v in site.vehicles} - set(mine.vehicle_id))
+    if missing:
+        raise ConfigError.at(
+            "--run", f"no data for vehicles {', '.join(missing)}: another program?"
+        )
     energy = np.array(
         [
             mine[mine.vehicle_id == v.vehicle_id].sort_values("time_utc").energy_kwh.to_numpy()
@@ -516,7 +530,13 @@ def program() -> None:
 
 @program.command("new")
 @click.argument("template", type=click.Choice(["ma-2026"]))
-@click.option("--seed", default=2026, show_default=True, help="Seed of the generated sites.")
+@click.option(
+    "--seed",
+    default=2026,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Seed of the generated sites.",
+)
 @click.option(
     "--reference-year",
     default=2024,

@@ -187,7 +187,7 @@ def test_simulate_refuses_an_end_before_the_start(tmp_path: Path) -> None:
         "--out",
         str(tmp_path),
     )
-    assert code == 2 and "error: --end: must be after --start" in err
+    assert code == 2 and "error: --end: must be at least one step after --start" in err
 
 
 def test_program_new_writes_a_valid_ma_2026_program(tmp_path: Path) -> None:

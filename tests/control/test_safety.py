@@ -231,3 +231,15 @@ def test_no_request_breaks_a_hard_rule(
     assert energy - discharged_kwh >= min(energy, floor) - 1e-6
     charged_kwh = max(got["evse1"], 0.0) * STEP_H * 0.92
     assert energy + charged_kwh <= max(energy, 226.0) + 1e-6
+
+
+def test_a_non_v2x_vehicle_never_discharges_whatever_is_asked() -> None:
+    result = enforce_safety(
+        school(export_permitted=True, v2x=False),
+        observe(),
+        [Setpoint("evse1", -60.0, UNTIL)],
+        STEP_H,
+        {},
+    )
+    assert powers(result)["evse1"] == 0.0
+    assert result.interventions[0].rule is SafetyRule.EQUIPMENT_LIMIT

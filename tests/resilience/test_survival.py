@@ -63,3 +63,9 @@ def test_the_year_long_analysis_uses_the_vehicles_present_at_each_start(example_
     assert critical[30] == 0.0  # day 2: nobody home
     assert result.hours[LoadTier.FULL][0] == pytest.approx(deliverable_kwh / 100.0)
     assert result.probability[LoadTier.CRITICAL][24.0] == pytest.approx(np.mean(critical >= 24.0))
+
+
+def test_a_tier_that_runs_short_of_power_and_energy_at_once_gets_no_partial_credit() -> None:
+    bus = BackupVehicle(deliverable_kwh=12.0, max_discharge_kw=60.0)
+    need = np.array([10.0, 10.0, 10.0, 10.0, 100.0, 100.0])
+    assert hours_carried(need, np.zeros(6), [bus], 0.25) == 1.0

@@ -167,3 +167,55 @@ def test_the_school_rides_through_the_storm_outage_islanded(example_program, run
     assert unmanaged.critical_unserved_kwh == pytest.approx(0.0, abs=1e-6)
     home = runs[("v2x-mpc", "home-lowell")]
     assert not home.in_outage.any()
+
+
+def _with(program, **changes):  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    return replace(program, **changes)
+
+
+def test_power_given_in_an_outage_is_not_paid_as_demand_response(example_program) -> None:  # type: ignore[no-untyped-def]
+    from lightson.domain.outages import Outage
+
+    tz = example_program.timezone
+    storm = Outage(
+        "storm",
+        frozenset({"school-beverly"}),
+        datetime(2026, 7, 15, 14, tzinfo=tz),
+        datetime(2026, 7, 15, 19, tzinfo=tz),
+    )
+    program = _with(example_program, outages=(storm,))
+    run = simulate_site(
+        program, "school-beverly", "unmanaged", datetime(2026, 7, 15, tzinfo=tz), 96, seed=3
+    )
+    assert run.power_kw[:, run.in_event].min() < 0  # the buses did carry the school in the event
+    kpis, events = site_kpis(program, run)
+    assert [e.delivered_kw for e in events] == [0.0]
+    assert kpis.dr_payment_usd == 0.0
+
+
+def test_the_payment_is_a_share_of_the_season_and_demand_is_prorated(example_program, runs) -> None:  # type: ignore[no-untyped-def]
+    run = runs[("v2x-mpc", "school-beverly")]
+    kpis, events = site_kpis(example_program, run)
+    (event,) = events  # one cs-ci-daily event of the 45 the season expects
+    assert kpis.dr_payment_usd == pytest.approx(200.0 * event.delivered_kw / 45)
+    july_peak = float(np.clip(run.net_kw, 0, None).max())
+    assert kpis.demand_cost_usd == pytest.approx(27.0 * july_peak * DAYS / 31)
+
+
+def test_a_departure_below_its_target_is_counted(example_program) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    tz = example_program.timezone
+    home = example_program.site("home-lowell")
+    (truck,) = home.vehicles
+    empty_home = replace(home, vehicles=(replace(truck, initial_soc=0.05),))
+    program = _with(example_program, sites=(empty_home,))
+    # 05:00 start, leaving about 06:30 with ~1.5 h of 19.2 kW: short of 19 kWh + 20 % floor.
+    run = simulate_site(
+        program, "home-lowell", "unmanaged", datetime(2026, 3, 11, 5, tzinfo=tz), 16, seed=1
+    )
+    kpis, _ = site_kpis(program, run)
+    assert kpis.departures_below_target == 1
+    assert kpis.departure_shortfall_kwh > 5.0

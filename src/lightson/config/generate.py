@@ -92,8 +92,8 @@ def ma_2026_program(
             {
                 "id": "summer-storm-school",
                 "sites": ["school-lawrence"],
-                "start": "2026-07-21T12:00-04:00",
-                "end": "2026-07-21T20:00-04:00",
+                "start": "2026-07-25T12:00-04:00",
+                "end": "2026-07-25T20:00-04:00",
             },
             {
                 "id": "winter-storm-homes",

@@ -58,7 +58,7 @@ def islanded_setpoints(
         _deliverable_kwh(v, observation, next_trip_kwh.get(v.vehicle_id, 0.0))
         for v in site.vehicles
     )
-    keep_kwh = max(tiers[LoadTier.CRITICAL] - observation.pv_kw, 0.0) * backup_target_h
+    keep_kwh = tiers[LoadTier.CRITICAL] * backup_target_h  # PV now won't last the night
 
     def affordable(tier: LoadTier) -> bool:
         from_vehicles_kwh = max(tiers[tier] - observation.pv_kw, 0.0) * step_h

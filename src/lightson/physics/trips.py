@@ -24,10 +24,10 @@ class TripSchedule:
     """Per-interval availability of one vehicle over a grid.
 
     ``away[t]``: on a trip during interval ``t``; ``trip_energy_kwh[t]``: energy used in
-    interval ``t``; ``departure_trip_kwh[t]``: energy of a trip that departs at the end of
-    interval ``t`` (0 where none departs); ``next_trip_kwh[t]``: energy of the next trip
-    that departs at or after the end of interval ``t``, looking up to ``LOOKAHEAD`` past the
-    grid (0 if none)."""
+    interval ``t``; ``departure_trip_kwh[t]``: scheduled energy of a trip that departs at the
+    end of interval ``t`` (0 where none departs); ``next_trip_kwh[t]``: scheduled energy of the
+    next trip that departs at or after the end of interval ``t``, looking up to ``LOOKAHEAD``
+    past the grid (0 if none)."""
 
     away: NDArray[np.bool_]
     trip_energy_kwh: NDArray[np.float64]
@@ -52,11 +52,17 @@ def energy_floor_kwh(vehicle: Vehicle, next_trip_kwh: float, plugged: bool) -> f
 
 @dataclass(frozen=True)
 class TripOccurrence:
-    """One trip on one day: away from ``depart`` to ``arrive`` using ``energy_kwh``."""
+    """One trip on one day: away from ``depart`` to ``arrive`` using ``energy_kwh``;
+    ``planned_kwh`` is what the driver scheduled (the departure need), when it differs."""
 
     depart: datetime
     arrive: datetime
     energy_kwh: float
+    planned_kwh: float | None = None
+
+    @property
+    def need_kwh(self) -> float:
+        return self.energy_kwh if self.planned_kwh is None else self.planned_kwh
 
 
 def outage_floor_kwh(vehicle: Vehicle, next_trip_kwh: float) -> float:
@@ -100,7 +106,7 @@ def lay_trips(trips: list[TripOccurrence], grid: TimeGrid) -> TripSchedule:
         if last <= first:  # shorter than a step, between two interval starts
             first, last = grid.index_of(trip.depart), grid.index_of(trip.depart) + 1
         if first >= 1:
-            departures[first - 1] = departures.get(first - 1, 0.0) + trip.energy_kwh
+            departures[first - 1] = departures.get(first - 1, 0.0) + trip.need_kwh
         window = slice(max(first, 0), min(last, grid.n_steps))
         if window.start >= window.stop:
             continue

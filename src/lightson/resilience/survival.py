@@ -49,7 +49,7 @@ def hours_carried(
         else len(need_kw)
     )
     last = min(power_short, energy_short)
-    if last < len(need_kw) and last == energy_short:  # the last interval is partly carried
+    if last < len(need_kw) and energy_short < power_short:  # the last interval partly carried
         before_kwh = used_kwh[last - 1] if last else 0.0
         return float((last + (energy_kwh - before_kwh) / (need_kw[last] * step_h)) * step_h)
     return last * step_h

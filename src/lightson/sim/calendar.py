@@ -50,7 +50,10 @@ def connected_solutions_events(
     """Events of ``season_year`` for ``programs`` = {"daily": id, "residential": id,
     "targeted": id} (any may be left out), from ``zone_load_mw`` (UTC hour starts)."""
     rules = rules or CalendarRules()
-    shift = timedelta(weeks=round((season_year - reference_year) * 52.1775))
+    season_first = date(season_year, *rules.season_start)
+    shift = timedelta(
+        weeks=round((season_first - date(reference_year, *rules.season_start)).days / 7)
+    )
     days = _ranked_days(zone_load_mw, season_year, shift, tz, rules)
     events = []
     for rank, (day, start_hour) in enumerate(days[: rules.n_daily]):

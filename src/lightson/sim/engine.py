@@ -100,7 +100,8 @@ def _run(
             float(world.pv_kw[k]),
             peak_so_far_kw=peak_kw,
         )
-        next_trip = {v: float(s.next_trip_kwh[k]) for v, s in world.nominal_schedules.items()}
+        # The trip about to leave (even late) and its scheduled energy set the floor.
+        next_trip = {v: float(s.next_trip_kwh[k]) for v, s in world.schedules.items()}
         if any(o.covers(site.site_id, now) for o in program.outages):
             decision = islanded_setpoints(site, observation, dt, next_trip, now + world.grid.step)
             observation = replace(
@@ -130,9 +131,7 @@ def _run(
                 trip_kwh,
                 max(-after, 0.0),
             )
-            out.departure_short[i, k] = _departure_short(
-                v, world.schedules[v.vehicle_id], world.nominal_schedules[v.vehicle_id], k, after
-            )
+            out.departure_short[i, k] = _departure_short(v, world.schedules[v.vehicle_id], k, after)
             energy[v.vehicle_id] = max(after, 0.0)
         net_kw = float(observation.load_kw - world.pv_kw[k] + sum(power.values()))
         if out.in_outage[k]:  # no grid: what neither load nor vehicles take is curtailed
@@ -176,15 +175,13 @@ def _slice(schedule: TripSchedule, window: slice) -> TripSchedule:
     )
 
 
-def _departure_short(
-    vehicle: Vehicle, truth: TripSchedule, nominal: TripSchedule, k: int, energy_kwh: float
-) -> float:
+def _departure_short(vehicle: Vehicle, truth: TripSchedule, k: int, energy_kwh: float) -> float:
     """kWh by which the battery misses its target when a trip actually leaves at the end of
     step ``k`` (0 otherwise). The target is what the driver asked for: the scheduled trip's
     energy plus the departure floor (the actual trip may use more or less)."""
-    if truth.departure_trip_kwh[k] <= 0:
+    planned_kwh = float(truth.departure_trip_kwh[k])
+    if planned_kwh <= 0:
         return 0.0
-    planned_kwh = float(nominal.next_trip_kwh[k]) or float(truth.departure_trip_kwh[k])
     need = min(
         planned_kwh + vehicle.departure_floor_soc * vehicle.battery_kwh, vehicle.max_energy_kwh
     )

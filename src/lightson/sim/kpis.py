@@ -6,8 +6,8 @@ Signs as everywhere: vehicle power + charges; site net + imports.
 - ``discharged_to_grid_kwh``: the part of vehicle discharge that left the site, i.e. per
   interval ``min(discharge, export)``; the rest served the building.
 - Bill: energy on imports at the tariff price (exports credited at the export credit), the
-  demand charge on each calendar month's peak import (partial months as run), and the fixed
-  charge prorated by days.
+  demand charge on each calendar month's peak import prorated by the share of the month run,
+  and the fixed charge prorated by days.
 - Net cost = bill + degradation − DR payment − the value of the energy the batteries hold
   at the end beyond what they held at the start (at the mean import price ÷ charge
   efficiency, what it costs to put back), so a controller can't look cheap by draining them.
@@ -15,12 +15,15 @@ Signs as everywhere: vehicle power + charges; site net + imports.
   critical-tier energy that went unserved.
 - Demand response (storage rule): an event's performance is the net discharge of the V2X
   equipment averaged over the event (kW), floored at 0 (a missed event counts 0 kW). The
-  payment credited to the run is ``rate × Σ kW / expected_events``: what these events add to
-  a season-average payment.
+  payment credited to the run is ``rate × Σ kW / N``, N the program's ``expected_events``
+  (set it to the season's real count in the program file, as ``beverly-2021`` does): what
+  these events add to a season-average payment. Steps spent islanded in an outage deliver
+  nothing to an event.
 """
 
 from __future__ import annotations
 
+import calendar
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -165,13 +168,21 @@ def site_kpis(program: Program, run: SiteRun) -> tuple[SiteKpis, list[EventPerfo
 
 
 def _demand_usd(rate: float, run: SiteRun, local: list[datetime]) -> float:
+    """Demand charge on each calendar month's peak import, prorated by the share of the
+    month the run covers, so runs of different lengths and start dates compare."""
     if rate <= 0:
         return 0.0
     peaks: dict[tuple[int, int], float] = defaultdict(float)
+    steps: dict[tuple[int, int], int] = defaultdict(int)
     for k, instant in enumerate(local):
         key = (instant.year, instant.month)
         peaks[key] = max(peaks[key], float(run.net_kw[k]))
-    return rate * sum(peaks.values())
+        steps[key] += 1
+    per_day = 24 / run.step_h
+    return rate * sum(
+        peak * min(1.0, steps[key] / (per_day * calendar.monthrange(*key)[1]))
+        for key, peak in peaks.items()
+    )
 
 
 def _event_performance(program: Program, run: SiteRun) -> list[EventPerformance]:
@@ -184,7 +195,9 @@ def _event_performance(program: Program, run: SiteRun) -> list[EventPerformance]
         if window is None:
             continue
         hours = (event.end - event.start).total_seconds() / 3600
-        net_discharge_kwh = float(-run.power_kw[:, window].sum()) * run.step_h
+        # Power given while islanded served the building in a blackout, not the event.
+        counted = ~run.in_outage[window]
+        net_discharge_kwh = float(-run.power_kw[:, window][:, counted].sum()) * run.step_h
         plugged = float(run.plugged[:, window].mean()) if run.plugged.size else 0.0
         result.append(
             EventPerformance(

@@ -99,7 +99,9 @@ def _jittered(
         depart = trip.depart + _minutes(rng, DEPART_JITTER)
         arrive = max(trip.arrive + _minutes(rng, RETURN_JITTER), depart + timedelta(minutes=15))
         factor = rng.lognormal(-(TRIP_ENERGY_SIGMA**2) / 2, TRIP_ENERGY_SIGMA)
-        result.append(TripOccurrence(depart, arrive, trip.energy_kwh * float(factor)))
+        result.append(
+            TripOccurrence(depart, arrive, trip.energy_kwh * float(factor), trip.need_kwh)
+        )
     return result
 
 
