@@ -211,7 +211,8 @@ def _demo_simulation(program: Program, event_day: datetime) -> None:
     for line in outages:
         click.echo("\n" + line)
     click.echo(
-        "\nNet cost = bill (energy, demand charge on the month's peak, fixed) + battery wear "
+        "\nNet cost = bill (energy, demand charge on the month's peak prorated to the days run, "
+        "fixed) + battery wear "
         "- ConnectedSolutions payment for these events - the value of energy left in the "
         "batteries beyond the start."
     )
