@@ -1,0 +1,3 @@
+from lightson.cli import main
+
+main()

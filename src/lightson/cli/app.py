@@ -1,0 +1,58 @@
+"""The ``lightson`` command group and what every subcommand shares: errors become a
+one-line message on stderr and exit status 2 (never a traceback)."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+
+from lightson.domain.assets import Program
+from lightson.domain.errors import ConfigError, LightsOnError
+
+F = TypeVar("F", bound=Callable[..., Any])
+DEMO_DAY = "2026-07-15T00:00"
+FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def finite(_: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter("must be a finite number", param=param)
+    return value
+
+
+def friendly_errors(command: F) -> F:
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except LightsOnError as error:
+            click.echo(f"error: {error}".replace("\n", "\nerror: "), err=True)
+            sys.exit(2)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group()
+@click.version_option(package_name="lightson")
+def main() -> None:
+    """Lights On: plan, run and study vehicle-to-everything (V2X) programs.
+
+    PROGRAM arguments take a program file (YAML, see docs/program-file.md) or a bundled
+    program: 'example', 'beverly-2021' or 'ma-2026'.
+    """
+
+
+def parse_start(text: str, program: Program, option: str = "--start") -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError.at(option, "must be a date and time like 2026-07-15T00:00") from None
+    if not 1901 <= value.year <= 2199:
+        raise ConfigError.at(option, "must be a year between 1901 and 2199")
+    return value if value.tzinfo else value.replace(tzinfo=program.timezone)

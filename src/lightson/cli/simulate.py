@@ -1,0 +1,362 @@
+"""Simulation and analysis commands: simulate, compare, resilience, program new."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from lightson.cli.app import finite, friendly_errors, main, parse_start
+from lightson.config import EXAMPLE_PROGRAM, load_program
+from lightson.control.controllers import CONTROLLERS
+from lightson.domain.assets import LoadTier, Site
+from lightson.domain.errors import ConfigError
+from lightson.domain.time import TimeGrid
+from lightson.physics.trips import trip_schedule
+
+
+@main.command()
+@click.option(
+    "--program",
+    "program_file",
+    default=EXAMPLE_PROGRAM,
+    show_default=True,
+    help="Program file, or example, beverly-2021, ma-2026.",
+)
+@click.option(
+    "--controller",
+    default="v2x-mpc",
+    show_default=True,
+    type=click.Choice(list(CONTROLLERS)),
+    help="How sites decide their setpoints.",
+)
+@click.option(
+    "--start",
+    default="2026-07-13T00:00",
+    show_default=True,
+    help="First simulated instant, ISO 8601 (program-local time if no offset).",
+)
+@click.option("--end", help="End of the simulation (exclusive); overrides --days.")
+@click.option(
+    "--days",
+    default=7.0,
+    show_default=True,
+    type=click.FloatRange(min=0.25, max=3660),
+    callback=finite,
+    help="Length of the simulation in days.",
+)
+@click.option(
+    "--sites",
+    "n_sites",
+    type=click.IntRange(min=1),
+    help="Simulate only the first N sites of the program.",
+)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Seed of the simulated world.",
+)
+@click.option(
+    "--workers",
+    default=os.cpu_count() or 1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Processes to run sites in.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Run sites on a local process pool or on Ray (identical results).",
+)
+@click.option(
+    "--ray-address",
+    help="Address of a Ray cluster (with --engine ray); default: a local Ray instance.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder for interval data (Parquet) and KPIs (JSON, CSV).",
+)
+@friendly_errors
+def simulate(
+    program_file: str,
+    controller: str,
+    start: str,
+    end: str | None,
+    days: float,
+    n_sites: int | None,
+    seed: int,
+    workers: int,
+    engine: str,
+    ray_address: str | None,
+    out: Path,
+) -> None:
+    """Simulate sites of a program with a controller on real Boston data, and summarise."""
+    from lightson.reports.run_views import run_table
+    from lightson.sim.kpis import site_kpis
+    from lightson.sim.output import write_run
+    from lightson.sim.runner import simulate_program
+
+    program = load_program(program_file)
+    first = parse_start(start, program)
+    last = parse_start(end, program, "--end") if end else first + timedelta(days=days)
+    n_steps = int((last.astimezone(UTC) - first.astimezone(UTC)) / program.step)
+    if n_steps <= 0:
+        raise ConfigError.at("--end", "must be at least one step after --start")
+    site_ids = [s.site_id for s in program.sites][:n_sites]
+    with click.progressbar(
+        length=len(site_ids), label=f"simulating {len(site_ids)} sites", file=sys.stderr
+    ) as bar:
+        run = simulate_program(
+            program,
+            controller,
+            first,
+            n_steps,
+            site_ids,
+            seed,
+            workers,
+            on_site_done=lambda _: bar.update(1),
+            engine=engine,
+            ray_address=ray_address,
+        )
+    results = [site_kpis(program, r) for r in run.runs]
+    kpis = [k for k, _ in results]
+    events = [e for _, site_events in results for e in site_events]
+    written = write_run(program, run, kpis, events, out)
+    click.echo(run_table(kpis, events))
+    click.echo(f"\nwritten: {', '.join(str(p) for p in written)}")
+
+
+@main.command()
+@click.option(
+    "--program",
+    "program_file",
+    default=EXAMPLE_PROGRAM,
+    show_default=True,
+    help="Program file, or example, beverly-2021, ma-2026.",
+)
+@click.option("--site", "site_id", required=True, help="Site id in the program file.")
+@click.option(
+    "--run",
+    "run_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="A 'lightson simulate' output folder to read vehicle energy from; "
+    "default: simulate the site now.",
+)
+@click.option(
+    "--controller",
+    default="v2x-mpc",
+    show_default=True,
+    type=click.Choice(list(CONTROLLERS)),
+    help="Controller, when simulating.",
+)
+@click.option(
+    "--start",
+    default="2026-01-01T00:00",
+    show_default=True,
+    help="Start of the period, when simulating.",
+)
+@click.option(
+    "--days",
+    default=365.0,
+    show_default=True,
+    type=click.FloatRange(min=4, max=3660),
+    callback=finite,
+    help="Length of the period, when simulating.",
+)
+@click.option(
+    "--tier",
+    type=click.Choice([t.value for t in LoadTier]),
+    default="critical",
+    show_default=True,
+    help="Tier for the hours-by-start figure.",
+)
+@click.option(
+    "--max-hours",
+    default=72.0,
+    show_default=True,
+    type=click.FloatRange(min=1, max=240),
+    callback=finite,
+    help="Longest outage considered.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder for the table (CSV) and figures.",
+)
+@friendly_errors
+def resilience(
+    program_file: str,
+    site_id: str,
+    run_dir: Path | None,
+    controller: str,
+    start: str,
+    days: float,
+    tier: str,
+    max_hours: float,
+    out: Path,
+) -> None:
+    """Outage survival at a site: for every hour as an outage start, the hours each load
+    tier is carried by the vehicles plugged in then (and PV); the probability of riding
+    through 4, 8, 24 and 72 hours; figures of both."""
+    from lightson.reports.resilience_views import survival_table, write_survival_figures
+    from lightson.resilience.analysis import outage_survival
+
+    program = load_program(program_file)
+    site = program.site(site_id)
+    if run_dir is None:
+        from lightson.sim.runner import simulate_program
+
+        first = parse_start(start, program)
+        click.echo(f"simulating {site_id} for {days:g} days with {controller} ...", err=True)
+        run = simulate_program(
+            program, controller, first, round(timedelta(days=days) / program.step), [site_id]
+        ).runs[0]
+        arrays = (run.start, run.load_kw, run.pv_kw, run.energy_kwh, run.plugged)
+    else:
+        arrays = _read_run(run_dir, site)
+    run_start, load_kw, pv_kw, energy_end_kwh, plugged = arrays
+    grid = TimeGrid(run_start, int(load_kw.shape[0]), program.step)
+    if grid.n_steps * grid.step_h < max_hours + 1:
+        raise ConfigError.at(
+            "--max-hours", f"must be shorter than the period ({grid.n_steps * grid.step_h:g} h)"
+        )
+    n_vehicles = len(site.vehicles)
+    next_trip = np.array(
+        [trip_schedule(v.trips, grid, program.timezone).next_trip_kwh for v in site.vehicles]
+    ).reshape(n_vehicles, grid.n_steps)
+    initial = np.array([v.initial_soc * v.battery_kwh for v in site.vehicles]).reshape(-1, 1)
+    energy_end_kwh = np.asarray(energy_end_kwh, dtype=float).reshape(n_vehicles, grid.n_steps)
+    energy_start = np.concatenate([initial, energy_end_kwh[:, :-1]], axis=1)
+    plugged = np.asarray(plugged, dtype=bool).reshape(n_vehicles, grid.n_steps)
+    result = outage_survival(
+        site,
+        grid.start,
+        program.step,
+        load_kw,
+        pv_kw,
+        energy_start,
+        plugged,
+        next_trip,
+        max_hours,
+    )
+    click.echo(survival_table(result))
+    out.mkdir(parents=True, exist_ok=True)
+    table = out / "survival.csv"
+    columns = {"start_utc": [s.isoformat() for s in result.starts]}
+    columns |= {f"{t.value}_hours": [f"{h:.3f}" for h in result.hours[t]] for t in LoadTier}
+    table.write_text(
+        "\n".join(",".join(row) for row in zip(*([k, *v] for k, v in columns.items()), strict=True))
+        + "\n"
+    )
+    figures = write_survival_figures(result, LoadTier(tier), program.timezone, out)
+    click.echo(f"\nwritten: {table}, {', '.join(str(f) for f in figures)}")
+
+
+def _read_run(run_dir: Path, site: Site) -> tuple[datetime, Any, Any, Any, Any]:
+    import pandas as pd
+
+    try:
+        sites = pd.read_parquet(run_dir / "sites.parquet")
+        vehicles = pd.read_parquet(run_dir / "vehicles.parquet")
+    except (OSError, ValueError) as error:
+        raise ConfigError.at("--run", f"not a simulation output folder ({error})") from None
+    rows = sites[sites.site_id == site.site_id].sort_values("time_utc")
+    if rows.empty:
+        raise ConfigError.at("--run", f"no data for site '{site.site_id}' in {run_dir}")
+    mine = vehicles[vehicles.site_id == site.site_id]
+    missing = sorted({v.vehicle_id for v in site.vehicles} - set(mine.vehicle_id))
+    if missing:
+        raise ConfigError.at(
+            "--run", f"no data for vehicles {', '.join(missing)}: another program?"
+        )
+    energy = np.array(
+        [
+            mine[mine.vehicle_id == v.vehicle_id].sort_values("time_utc").energy_kwh.to_numpy()
+            for v in site.vehicles
+        ]
+    ).reshape(len(site.vehicles), len(rows))
+    plugged = np.array(
+        [
+            mine[mine.vehicle_id == v.vehicle_id].sort_values("time_utc").plugged.to_numpy()
+            for v in site.vehicles
+        ],
+        dtype=bool,
+    ).reshape(len(site.vehicles), len(rows))
+    start = rows.time_utc.iloc[0].to_pydatetime()
+    return start, rows.load_kw.to_numpy(float), rows.pv_kw.to_numpy(float), energy, plugged
+
+
+@main.command()
+@click.argument(
+    "run_dirs",
+    nargs=-1,
+    required=True,
+    metavar="RUN_DIR...",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+)
+@friendly_errors
+def compare(run_dirs: tuple[Path, ...]) -> None:
+    """Compare 'lightson simulate' runs of the same world with different controllers: costs
+    against unmanaged and the value v2x-mpc captures of perfect foresight."""
+    from lightson.reports.compare import check_comparable, compare_table
+
+    documents = []
+    for run_dir in run_dirs:
+        try:
+            documents.append(json.loads((run_dir / "kpis.json").read_text()))
+        except (OSError, ValueError) as error:
+            raise ConfigError.at(
+                str(run_dir), f"not a simulation output folder ({error})"
+            ) from None
+    problems = check_comparable(documents)
+    if problems:
+        raise ConfigError([("RUN_DIR", p) for p in problems])
+    click.echo(compare_table(documents))
+
+
+@main.group()
+def program() -> None:
+    """Program files: generate one shaped like a real program."""
+
+
+@program.command("new")
+@click.argument("template", type=click.Choice(["ma-2026"]))
+@click.option(
+    "--seed",
+    default=2026,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Seed of the generated sites.",
+)
+@click.option(
+    "--reference-year",
+    default=2024,
+    show_default=True,
+    type=click.IntRange(2020, 2024),
+    help="Year of Boston-zone load the ConnectedSolutions event days are chosen from.",
+)
+@friendly_errors
+def program_new(template: str, seed: int, reference_year: int) -> None:
+    """Write a program file to stdout: ma-2026 is the Massachusetts V2X Demonstration Program
+    (55 homes, 4 commercial or municipal sites, 3 school depots, the 2026 event season)."""
+    from lightson.config.generate import ma_2026_program, program_yaml
+
+    document = ma_2026_program(seed=seed, reference_year=reference_year)
+    header = (
+        f"lightson program new {template} --seed {seed} --reference-year {reference_year}\n"
+        "Generated; plain configuration: edit or replace any site (docs/program-file.md)."
+    )
+    click.echo(program_yaml(document, header), nl=False)
