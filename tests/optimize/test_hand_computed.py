@@ -193,3 +193,22 @@ def test_inputs_with_an_export_credit_above_the_price_are_refused_by_name() -> N
         site(1, 1.0, (), export_credit_usd_per_kwh=np.array([0.5]))
     with pytest.raises(ConfigError, match=r"vehicles\[0\].plugged: must have 2 values"):
         site(2, 1.0, (vehicle(2, plugged=np.ones(3, dtype=bool)),))
+
+
+def test_a_warm_start_reaches_the_same_optimum_and_ignores_a_basis_of_another_shape() -> None:
+    from lightson.optimize import WarmStart
+
+    n = 4
+    v = vehicle(
+        n, initial_energy_kwh=10.0, floor_kwh=np.array([0.0, 0.0, 30.0, 0.0]), charge_efficiency=0.9
+    )
+    prices = np.array([0.30, 0.10, 0.20, 0.40])
+    warm = WarmStart()
+    cold = plan_site(site(n, 1.0, (v,), import_price_usd_per_kwh=prices))
+    first = plan_site(site(n, 1.0, (v,), import_price_usd_per_kwh=prices), warm=warm)
+    again = plan_site(site(n, 1.0, (v,), import_price_usd_per_kwh=prices[::-1].copy()), warm=warm)
+    other_shape = plan_site(site(2, 1.0, (vehicle(2),)), warm=warm)
+    assert first.objective.total_usd == pytest.approx(cold.objective.total_usd, abs=1e-9)
+    reversed_cold = plan_site(site(n, 1.0, (v,), import_price_usd_per_kwh=prices[::-1].copy()))
+    assert again.objective.total_usd == pytest.approx(reversed_cold.objective.total_usd, abs=1e-9)
+    assert other_shape.status is SolveStatus.OPTIMAL

@@ -24,7 +24,7 @@ from lightson.domain.assets import Program, Site
 from lightson.domain.plan import Plan, Setpoint
 from lightson.domain.registry import Registry
 from lightson.domain.state import SiteForecast, SiteObservation, SiteState
-from lightson.optimize import plan_at
+from lightson.optimize import WarmStart, plan_at
 from lightson.physics.trips import TripSchedule
 
 DEFAULT_HORIZON = timedelta(hours=36)  # 24 h raised school demand charges by up to 30 %
@@ -85,6 +85,7 @@ class LinearProgramController:
     _plan: Plan | None = field(default=None, repr=False)
     _plugged: dict[str, bool] = field(default_factory=dict, repr=False)
     _events: frozenset[str] = field(default_factory=frozenset, repr=False)
+    _warm: WarmStart = field(default_factory=WarmStart, repr=False)
     plans_made: int = 0
 
     def setpoints(self, context: ControlContext) -> list[Setpoint]:
@@ -126,6 +127,7 @@ class LinearProgramController:
             context.forecast,
             schedules=context.schedules,
             charge_only=self.charge_only,
+            warm=self._warm,
         )
 
 

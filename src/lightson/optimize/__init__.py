@@ -9,5 +9,6 @@ Public API::
 
 from lightson.optimize.inputs import SiteInputs, VehicleInputs, build_site_inputs
 from lightson.optimize.plan import plan_at, plan_site
+from lightson.optimize.solve import WarmStart
 
-__all__ = ["SiteInputs", "VehicleInputs", "build_site_inputs", "plan_at", "plan_site"]
+__all__ = ["SiteInputs", "VehicleInputs", "WarmStart", "build_site_inputs", "plan_at", "plan_site"]

@@ -20,7 +20,10 @@ def extract_plan(inputs: SiteInputs, lp: LinearProgram, solution: Solution) -> P
     def vehicle_block(name: str) -> NDArray[np.float64]:
         return block(name).reshape(n_vehicles, n)
 
-    charge, discharge = vehicle_block("charge_kw"), vehicle_block("discharge_kw")
+    # Both are ≥ 0 by their bounds; clip the solver's round-off (-1e-13) so a charge-only
+    # plan never reads as a discharge.
+    charge = np.maximum(vehicle_block("charge_kw"), 0.0)
+    discharge = np.maximum(vehicle_block("discharge_kw"), 0.0)
     energy, floor_short = vehicle_block("energy_kwh"), vehicle_block("floor_shortfall_kwh")
     unserved = vehicle_block("trip_unserved_kwh")
     vehicles = tuple(

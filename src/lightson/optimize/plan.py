@@ -16,17 +16,19 @@ from lightson.domain.time import TimeGrid
 from lightson.optimize.extract import empty_plan, extract_plan
 from lightson.optimize.inputs import SiteInputs, build_site_inputs
 from lightson.optimize.model import build_model
-from lightson.optimize.solve import solve
+from lightson.optimize.solve import WarmStart, solve
 from lightson.physics.trips import TripSchedule
 
 
-def plan_site(inputs: SiteInputs, time_limit_s: float = 60.0) -> Plan:
+def plan_site(
+    inputs: SiteInputs, time_limit_s: float = 60.0, warm: WarmStart | None = None
+) -> Plan:
     """Build, solve and extract the plan for ``inputs`` (one-shot, any horizon).
 
     Infeasible needs (a vehicle that arrived too empty) do not fail: the plan does the
     best it can and reports each vehicle's shortfall."""
     lp = build_model(inputs)
-    solution = solve(lp, time_limit_s)
+    solution = solve(lp, time_limit_s, warm)
     if not solution.status.has_plan:
         return empty_plan(inputs, solution.status)
     return extract_plan(inputs, lp, solution)
@@ -41,6 +43,7 @@ def plan_at(
     schedules: Mapping[str, TripSchedule] | None = None,
     charge_only: bool = False,
     time_limit_s: float = 10.0,
+    warm: WarmStart | None = None,
 ) -> Plan:
     """One receding-horizon step: plan ``site`` from the interval holding ``now`` over the
     forecast's length, starting from the measured ``state``, with the plug-in forecast
@@ -51,7 +54,7 @@ def plan_at(
     step_start = now - (now - now.replace(minute=0, second=0, microsecond=0)) % program.step
     grid = TimeGrid(step_start, forecast.load_kw.shape[0], program.step)
     inputs = build_site_inputs(program, site, grid, forecast, state, schedules=schedules)
-    return plan_site(without_discharge(inputs) if charge_only else inputs, time_limit_s)
+    return plan_site(without_discharge(inputs) if charge_only else inputs, time_limit_s, warm)
 
 
 def without_discharge(inputs: SiteInputs) -> SiteInputs:

@@ -35,8 +35,26 @@ class Solution:
     solve_time_s: float
 
 
-def solve(lp: LinearProgram, time_limit_s: float = 60.0) -> Solution:
-    """Solve ``lp``; raises ``SolverError`` (retryable) when HiGHS itself fails."""
+class WarmStart:
+    """The simplex basis of the last solve, offered to the next one of the same shape (a
+    receding-horizon controller re-solves nearly the same LP every hour). Opaque outside
+    ``optimize``; a basis that does not fit is ignored."""
+
+    def __init__(self) -> None:
+        self._basis: highspy.HighsBasis | None = None
+        self._shape: tuple[int, int] = (0, 0)
+
+    def offer(self, highs: highspy.Highs, lp: LinearProgram) -> None:
+        if self._basis is not None and self._shape == (lp.n_cols, lp.n_rows):
+            highs.setBasis(self._basis)
+
+    def keep(self, highs: highspy.Highs, lp: LinearProgram) -> None:
+        self._basis, self._shape = highs.getBasis(), (lp.n_cols, lp.n_rows)
+
+
+def solve(lp: LinearProgram, time_limit_s: float = 60.0, warm: WarmStart | None = None) -> Solution:
+    """Solve ``lp`` (from ``warm``'s basis when it fits); raises ``SolverError`` (retryable)
+    when HiGHS itself fails."""
     highs = new_quiet_highs()
     highs.setOptionValue("time_limit", float(time_limit_s))
     # Presolve finds little to remove in these LPs and costs ~15-30 % of the solve time
@@ -44,6 +62,8 @@ def solve(lp: LinearProgram, time_limit_s: float = 60.0) -> Solution:
     highs.setOptionValue("presolve", "off")
     if highs.passModel(_to_highs(lp)) == highspy.HighsStatus.kError:
         raise SolverError("HiGHS refused the model (non-finite or out-of-range coefficients)")
+    if warm is not None:
+        warm.offer(highs, lp)
     started = time.perf_counter()
     run_status = highs.run()
     elapsed = time.perf_counter() - started
@@ -56,6 +76,8 @@ def solve(lp: LinearProgram, time_limit_s: float = 60.0) -> Solution:
     if not status.has_plan:
         return Solution(status, np.zeros(lp.n_cols), float("nan"), elapsed)
     x = np.asarray(highs.getSolution().col_value, dtype=float)
+    if warm is not None:
+        warm.keep(highs, lp)
     objective = float(lp.cost @ x + lp.offset)
     return Solution(status, x, objective, elapsed)
 
