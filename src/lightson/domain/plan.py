@@ -121,6 +121,3 @@ class Plan:
         """Setpoints for interval ``t``, valid until its end."""
         valid_until = self.interval_start(t + 1)
         return [Setpoint(v.evse_id, float(v.power_kw[t]), valid_until) for v in self.vehicles]
-
-    def total_shortfall_kwh(self) -> float:
-        return sum(v.floor_shortfall_kwh + v.unserved_trip_kwh for v in self.vehicles)

@@ -17,15 +17,6 @@ from lightson.optimize.inputs import SiteInputs
 
 INF = float("inf")
 
-VEHICLE_BLOCKS = (
-    "charge_kw",
-    "discharge_kw",
-    "energy_kwh",
-    "floor_shortfall_kwh",
-    "trip_unserved_kwh",
-)
-SITE_BLOCKS = ("grid_import_kw", "grid_export_kw")
-
 
 @dataclass(frozen=True, eq=False)
 class LinearProgram:

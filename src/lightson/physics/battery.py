@@ -29,8 +29,3 @@ def next_energy_kwh(
         - discharge_kw * dt_h / discharge_efficiency
         - trip_energy_kwh
     )
-
-
-def soc_from_energy(energy_kwh: float, battery_kwh: float) -> float:
-    """State of charge (fraction 0–1) of ``energy_kwh`` in a ``battery_kwh`` battery."""
-    return energy_kwh / battery_kwh
