@@ -1,0 +1,385 @@
+"""OCPP-J on the wire: frames, error codes, payload validation and payload names.
+
+This is our thin layer over the ``ocpp`` package (2.1.0). We use its JSON schemas, its
+validators and its message dataclasses, and cover its known defects here, each with tests
+(``tests/csms/test_wire.py``):
+
+- **Names.** The package turns snake_case into camelCase with string rules that lose 43 OCPP
+  2.1 names (every ``_L2``/``_L3`` field, ``fixedPFAbsorb``, ``LimitAtSoC.soc``, …). We convert
+  guided by the message's own schema: each key is matched against the properties the schema
+  allows at that place, so every name comes back exactly as the standard spells it.
+- **Frames.** The package knows CALL, CALLRESULT and CALLERROR only; OCPP 2.1 adds
+  CALLRESULTERROR (5) and SEND (6). A frame that cannot be parsed is logged and dropped by the
+  package; the standard wants a CALLERROR (message id ``"-1"`` when the id cannot be read).
+- **Error codes.** The package maps a missing required field to ``ProtocolError`` and a too-long
+  string to ``TypeConstraintViolation``, and uses the 2.0.1 spelling in 1.6. We map each schema
+  violation to the code the standard names for it, spelled as the version spells it.
+"""
+
+from __future__ import annotations
+
+import decimal
+import functools
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, is_dataclass
+from enum import Enum, IntEnum
+from pathlib import Path
+from typing import Any
+
+import ocpp
+from jsonschema.exceptions import ValidationError as SchemaError
+from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict
+from ocpp.messages import get_validator
+
+SCHEMA_ROOT = Path(ocpp.__file__).parent
+UNREADABLE_MESSAGE_ID = "-1"
+MAX_MESSAGE_ID_LENGTH = 36
+
+
+class OcppVersion(Enum):
+    """The protocol versions we speak; the value is the ``ocpp`` package's name for it."""
+
+    V16 = "1.6"
+    V201 = "2.0.1"
+    V21 = "2.1"
+
+    @property
+    def subprotocol(self) -> str:
+        """The WebSocket subprotocol name (``ocpp2.1`` …)."""
+        return "ocpp" + self.value
+
+    @classmethod
+    def from_subprotocol(cls, name: str) -> OcppVersion:
+        for version in cls:
+            if version.subprotocol == name:
+                return version
+        raise ValueError(f"unknown OCPP subprotocol {name!r}")
+
+    @property
+    def schema_dir(self) -> Path:
+        return SCHEMA_ROOT / ("v" + self.value.replace(".", "")) / "schemas"
+
+
+class MessageType(IntEnum):
+    CALL = 2
+    CALL_RESULT = 3
+    CALL_ERROR = 4
+    CALL_RESULT_ERROR = 5  # OCPP 2.1: the answer to a CALLRESULT that could not be used
+    SEND = 6  # OCPP 2.1: a message that expects no answer
+
+
+SUPPORTED_TYPES = {
+    OcppVersion.V16: frozenset({2, 3, 4}),
+    OcppVersion.V201: frozenset({2, 3, 4}),
+    OcppVersion.V21: frozenset({2, 3, 4, 5, 6}),
+}
+
+
+class ErrorCode(Enum):
+    """CALLERROR codes by meaning; ``spelled(version)`` gives the word on the wire."""
+
+    FORMAT_VIOLATION = "FormatViolation"
+    GENERIC_ERROR = "GenericError"
+    INTERNAL_ERROR = "InternalError"
+    MESSAGE_TYPE_NOT_SUPPORTED = "MessageTypeNotSupported"
+    NOT_IMPLEMENTED = "NotImplemented"
+    NOT_SUPPORTED = "NotSupported"
+    OCCURRENCE_CONSTRAINT_VIOLATION = "OccurrenceConstraintViolation"
+    PROPERTY_CONSTRAINT_VIOLATION = "PropertyConstraintViolation"
+    PROTOCOL_ERROR = "ProtocolError"
+    RPC_FRAMEWORK_ERROR = "RpcFrameworkError"
+    SECURITY_ERROR = "SecurityError"
+    TYPE_CONSTRAINT_VIOLATION = "TypeConstraintViolation"
+
+    def spelled(self, version: OcppVersion) -> str:
+        """OCPP 1.6 spells two codes differently and lacks the two framework codes."""
+        if version is not OcppVersion.V16:
+            return self.value
+        return {
+            ErrorCode.FORMAT_VIOLATION: "FormationViolation",
+            ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION: "OccurenceConstraintViolation",
+            ErrorCode.RPC_FRAMEWORK_ERROR: "FormationViolation",
+            ErrorCode.MESSAGE_TYPE_NOT_SUPPORTED: "ProtocolError",
+        }.get(self, self.value)
+
+
+class FrameError(Exception):
+    """A received frame or payload the standard says to answer with a CALLERROR."""
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        description: str,
+        message_id: str = UNREADABLE_MESSAGE_ID,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(description)
+        self.code = code
+        self.description = description
+        self.message_id = message_id
+        self.details = dict(details or {})
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One parsed OCPP-J message. ``action`` is set for CALL and SEND; ``payload`` is the
+    payload of CALL, CALLRESULT and SEND, or the error details of the two error frames."""
+
+    type: MessageType
+    message_id: str
+    action: str | None = None
+    payload: Mapping[str, Any] | None = None
+    error_code: str | None = None
+    error_description: str | None = None
+
+    def to_json(self) -> str:
+        return dump(self.as_list())
+
+    def as_list(self) -> list[Any]:
+        head: list[Any] = [int(self.type), self.message_id]
+        if self.type in (MessageType.CALL, MessageType.SEND):
+            return [*head, self.action, dict(self.payload or {})]
+        if self.type is MessageType.CALL_RESULT:
+            return [*head, dict(self.payload or {})]
+        return [*head, self.error_code, self.error_description or "", dict(self.payload or {})]
+
+
+def dump(value: Any) -> str:
+    """Compact JSON, as the examples of the standard are written."""
+    return json.dumps(value, separators=(",", ":"), default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, Enum):
+        return value.value
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def call_error(
+    message_id: str, code: ErrorCode, description: str, version: OcppVersion, **details: Any
+) -> Frame:
+    return Frame(
+        MessageType.CALL_ERROR,
+        message_id,
+        payload=details,
+        error_code=code.spelled(version),
+        error_description=description,
+    )
+
+
+def parse_frame(raw: str | bytes, version: OcppVersion) -> Frame:
+    """Read one OCPP-J frame, or raise :class:`FrameError` naming what is wrong with it."""
+    try:
+        message = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise FrameError(ErrorCode.RPC_FRAMEWORK_ERROR, f"not JSON: {error}") from None
+    if not isinstance(message, list) or len(message) < 2:
+        raise FrameError(
+            ErrorCode.RPC_FRAMEWORK_ERROR, "a frame is a JSON array [type, messageId, …]"
+        )
+    type_id, message_id = message[0], message[1]
+    if not isinstance(message_id, str) or not 0 < len(message_id) <= MAX_MESSAGE_ID_LENGTH:
+        raise FrameError(
+            ErrorCode.RPC_FRAMEWORK_ERROR,
+            f"messageId must be a string of 1 to {MAX_MESSAGE_ID_LENGTH} characters",
+        )
+    if isinstance(type_id, bool) or type_id not in SUPPORTED_TYPES[version]:
+        raise FrameError(
+            ErrorCode.MESSAGE_TYPE_NOT_SUPPORTED,
+            f"message type {type_id!r} is not part of OCPP {version.value}",
+            message_id,
+        )
+    kind = MessageType(type_id)
+    shapes = {
+        MessageType.CALL: (4, "[2, messageId, action, payload]"),
+        MessageType.SEND: (4, "[6, messageId, action, payload]"),
+        MessageType.CALL_RESULT: (3, "[3, messageId, payload]"),
+        MessageType.CALL_ERROR: (5, "[4, messageId, errorCode, errorDescription, details]"),
+        MessageType.CALL_RESULT_ERROR: (
+            5,
+            "[5, messageId, errorCode, errorDescription, details]",
+        ),
+    }
+    length, shape = shapes[kind]
+    if len(message) != length:
+        raise FrameError(ErrorCode.RPC_FRAMEWORK_ERROR, f"expected {shape}", message_id)
+    if kind in (MessageType.CALL, MessageType.SEND):
+        action, payload = message[2], message[3]
+        if not isinstance(action, str) or not isinstance(payload, dict):
+            raise FrameError(ErrorCode.RPC_FRAMEWORK_ERROR, f"expected {shape}", message_id)
+        return Frame(kind, message_id, action=action, payload=payload)
+    if kind is MessageType.CALL_RESULT:
+        if not isinstance(message[2], dict):
+            raise FrameError(ErrorCode.RPC_FRAMEWORK_ERROR, f"expected {shape}", message_id)
+        return Frame(kind, message_id, payload=message[2])
+    code, description, details = message[2], message[3], message[4]
+    if not isinstance(code, str) or not isinstance(description, str):
+        raise FrameError(ErrorCode.RPC_FRAMEWORK_ERROR, f"expected {shape}", message_id)
+    return Frame(
+        kind,
+        message_id,
+        payload=details if isinstance(details, dict) else {},
+        error_code=code,
+        error_description=description,
+    )
+
+
+# --- schemas ------------------------------------------------------------------------------
+
+
+class Direction(Enum):
+    REQUEST = "request"
+    RESPONSE = "response"
+
+
+def schema_name(action: str, direction: Direction, version: OcppVersion, send: bool = False) -> str:
+    """The schema file of a message: ``BootNotificationRequest`` (2.x), ``BootNotification``
+    (1.6 requests, 2.1 SEND messages), ``…Response`` for answers."""
+    if direction is Direction.RESPONSE:
+        return action + "Response"
+    if version is OcppVersion.V16 or send:
+        return action
+    return action + "Request"
+
+
+def has_schema(action: str, direction: Direction, version: OcppVersion, send: bool = False) -> bool:
+    name = schema_name(action, direction, version, send)
+    return (version.schema_dir / f"{name}.json").is_file()
+
+
+@functools.cache
+def load_schema(name: str, version: OcppVersion) -> dict[str, Any]:
+    text = (version.schema_dir / f"{name}.json").read_text(encoding="utf-8-sig")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+# 1.6 schemas give some decimals ``multipleOf: 0.1``; they must be read as Decimal on both
+# sides or 21.4 fails as 21.399999999999995 (the ``ocpp`` package does the same).
+_DECIMAL_MESSAGES_16 = frozenset(
+    {"SetChargingProfile", "RemoteStartTransaction", "GetCompositeScheduleResponse"}
+)
+
+
+def validate(
+    payload: Mapping[str, Any],
+    action: str,
+    direction: Direction,
+    version: OcppVersion,
+    message_id: str = UNREADABLE_MESSAGE_ID,
+    send: bool = False,
+) -> None:
+    """Check a payload against the standard's schema; raise :class:`FrameError` with the code
+    the standard names for the first violation and the JSON path of the field."""
+    name = schema_name(action, direction, version, send)
+    if not has_schema(action, direction, version, send):
+        raise FrameError(
+            ErrorCode.NOT_SUPPORTED, f"{action} is not part of OCPP {version.value}", message_id
+        )
+    type_id = 3 if direction is Direction.RESPONSE else 2
+    if version is OcppVersion.V16 and name in _DECIMAL_MESSAGES_16:
+        validator = get_validator(type_id, action, version.value, parse_float=decimal.Decimal)
+        payload = json.loads(json.dumps(payload), parse_float=decimal.Decimal)
+    elif send:
+        validator = _send_validator(action, version)
+    else:
+        validator = get_validator(type_id, action, version.value)
+    error = next(iter(validator.iter_errors(payload)), None)
+    if error is not None:
+        raise _frame_error(error, action, message_id)
+
+
+@functools.cache
+def _send_validator(action: str, version: OcppVersion) -> Any:
+    from jsonschema import Draft4Validator
+
+    return Draft4Validator(load_schema(action, version))
+
+
+_SCHEMA_CODES = {
+    "type": ErrorCode.TYPE_CONSTRAINT_VIOLATION,
+    "required": ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION,
+    "minItems": ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION,
+    "maxItems": ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION,
+    "additionalProperties": ErrorCode.FORMAT_VIOLATION,
+}
+
+
+def _frame_error(error: SchemaError, action: str, message_id: str) -> FrameError:
+    field = "/".join(str(part) for part in error.absolute_path) or "(payload)"
+    code = _SCHEMA_CODES.get(str(error.validator), ErrorCode.PROPERTY_CONSTRAINT_VIOLATION)
+    return FrameError(code, f"{action}: {field}: {error.message}", message_id, {"field": field})
+
+
+# --- names ----------------------------------------------------------------------------------
+
+
+def snake_name(camel: str) -> str:
+    """The ``ocpp`` package's snake_case for a standard name (its dataclass field names)."""
+    converted: dict[str, Any] = camel_to_snake_case({camel: None})
+    return next(iter(converted))
+
+
+def from_wire(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A received payload as the keyword arguments the ``ocpp`` dataclasses take."""
+    converted: dict[str, Any] = camel_to_snake_case(dict(payload))
+    return converted
+
+
+def to_wire(
+    payload: Any, action: str, direction: Direction, version: OcppVersion, send: bool = False
+) -> dict[str, Any]:
+    """A dataclass or snake_case mapping as the standard's payload, names spelled exactly as
+    the message's schema spells them."""
+    if is_dataclass(payload) and not isinstance(payload, type):
+        payload = serialize_as_dict(payload)
+    schema = load_schema(schema_name(action, direction, version, send), version)
+    converted: dict[str, Any] = _rename(remove_nones(payload), schema, schema)
+    return converted
+
+
+def _rename(value: Any, node: Mapping[str, Any], root: Mapping[str, Any]) -> Any:
+    node = _resolve(node, root)
+    if isinstance(value, Mapping):
+        properties = node.get("properties", {})
+        names = _property_names(properties)
+        renamed = {}
+        for key, item in value.items():
+            camel = names.get(key, key if key in properties else _fallback_camel(key))
+            renamed[camel] = _rename(item, properties.get(camel, {}), root)
+        return renamed
+    if isinstance(value, list):
+        return [_rename(item, node.get("items", {}), root) for item in value]
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+def _resolve(node: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
+    reference = node.get("$ref")
+    if isinstance(reference, str) and reference.startswith("#/definitions/"):
+        resolved: Mapping[str, Any] = root["definitions"][reference.rsplit("/", 1)[1]]
+        return resolved
+    return node
+
+
+_NAMES: dict[int, tuple[Mapping[str, Any], dict[str, str]]] = {}
+
+
+def _property_names(properties: Mapping[str, Any]) -> dict[str, str]:
+    """snake_case → standard name for the properties of one object schema (the schemas are
+    loaded once and kept, so their identity is a stable cache key)."""
+    cached = _NAMES.get(id(properties))
+    if cached is None or cached[0] is not properties:
+        cached = (properties, {snake_name(camel): camel for camel in properties})
+        _NAMES[id(properties)] = cached
+    return cached[1]
+
+
+def _fallback_camel(key: str) -> str:
+    """A key the schema does not list (vendor ``customData``): plain lowerCamelCase."""
+    head, *rest = key.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)

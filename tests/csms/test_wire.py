@@ -1,0 +1,272 @@
+"""The wire layer: exact names for every schema property, frames and CALLERROR codes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from ocpp.charge_point import camel_to_snake_case, snake_to_camel_case
+from ocpp.v21 import call as call21
+from ocpp.v21 import datatypes as types21
+from ocpp.v21 import enums as enums21
+
+from lightson.csms.wire import (
+    Direction,
+    ErrorCode,
+    FrameError,
+    MessageType,
+    OcppVersion,
+    from_wire,
+    load_schema,
+    parse_frame,
+    to_wire,
+    validate,
+)
+
+
+def _resolve(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    ref = node.get("$ref")
+    return root["definitions"][ref.rsplit("/", 1)[1]] if ref else node
+
+
+def _full_sample(node: dict[str, Any], root: dict[str, Any], depth: int = 0) -> Any:
+    """A payload that sets every property the schema allows, recursively."""
+    node = _resolve(node, root)
+    if "enum" in node:
+        return node["enum"][0]
+    kind = node.get("type")
+    if kind == "object" or "properties" in node:
+        return {
+            name: _full_sample(child, root, depth + 1)
+            for name, child in node.get("properties", {}).items()
+            if depth < 12
+        }
+    if kind == "array":
+        return [_full_sample(node.get("items", {}), root, depth + 1)]
+    if kind == "string":
+        return "2026-07-15T19:00:00Z" if node.get("format") == "date-time" else "x"
+    if kind == "integer":
+        return int(min(max(node.get("minimum", 1), 1), node.get("maximum", 1e9)))
+    if kind == "number":
+        return 1.0
+    if kind == "boolean":
+        return True
+    return "x"
+
+
+def _schemas(version: OcppVersion) -> list[tuple[str, Direction, bool]]:
+    found = []
+    for path in sorted(version.schema_dir.glob("*.json")):
+        name = path.stem
+        if name.endswith("Response"):
+            found.append((name.removesuffix("Response"), Direction.RESPONSE, False))
+        elif name.endswith("Request"):
+            found.append((name.removesuffix("Request"), Direction.REQUEST, False))
+        else:  # 1.6 requests and 2.1 SEND messages carry no suffix
+            found.append((name, Direction.REQUEST, version is OcppVersion.V21))
+    return found
+
+
+def _keys(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return set(value) | {key for item in value.values() for key in _keys(item)}
+    if isinstance(value, list):
+        return {key for item in value for key in _keys(item)}
+    return set()
+
+
+@pytest.mark.parametrize("version", list(OcppVersion), ids=lambda v: v.value)
+def test_every_property_of_every_schema_round_trips(version: OcppVersion) -> None:
+    schemas = _schemas(version)
+    assert len(schemas) > 50
+    for action, direction, send in schemas:
+        schema = load_schema(action if send else _file(action, direction, version), version)
+        payload = _full_sample(schema, schema)
+        assert to_wire(from_wire(payload), action, direction, version, send) == payload, action
+
+
+def _file(action: str, direction: Direction, version: OcppVersion) -> str:
+    if direction is Direction.RESPONSE:
+        return action + "Response"
+    return action if version is OcppVersion.V16 else action + "Request"
+
+
+def test_the_ocpp_package_alone_loses_43_names_of_ocpp_2_1() -> None:
+    """The defect our layer covers: if this fails, the package was fixed upstream."""
+    lost = set()
+    for action, direction, send in _schemas(OcppVersion.V21):
+        schema = load_schema(
+            action if send else _file(action, direction, OcppVersion.V21), OcppVersion.V21
+        )
+        payload = _full_sample(schema, schema)
+        lost |= _keys(payload) - _keys(snake_to_camel_case(camel_to_snake_case(payload)))
+    assert len(lost) == 43
+    assert {"limit_L2", "setpoint_L3", "fixedPFAbsorb", "soc", "dischargeLimit_L2"} <= lost
+
+
+def test_a_v2x_profile_from_the_package_dataclasses_keeps_the_standard_names() -> None:
+    period = types21.ChargingSchedulePeriodType(
+        start_period=0,
+        operation_mode=enums21.OperationModeEnumType.central_setpoint,
+        setpoint=-7000.0,
+        setpoint_l2=-7000.0,
+        discharge_limit_l3=-11000.0,
+    )
+    request = call21.SetChargingProfile(
+        evse_id=1,
+        charging_profile=types21.ChargingProfileType(
+            id=7,
+            stack_level=1,
+            charging_profile_purpose=enums21.ChargingProfilePurposeEnumType.tx_profile,
+            charging_profile_kind=enums21.ChargingProfileKindEnumType.absolute,
+            charging_schedule=[
+                types21.ChargingScheduleType(
+                    id=1,
+                    charging_rate_unit=enums21.ChargingRateUnitEnumType.w,
+                    charging_schedule_period=[period],
+                )
+            ],
+        ),
+    )
+    wire = to_wire(request, "SetChargingProfile", Direction.REQUEST, OcppVersion.V21)
+    assert wire["chargingProfile"]["chargingSchedule"][0]["chargingSchedulePeriod"] == [
+        {
+            "startPeriod": 0,
+            "operationMode": "CentralSetpoint",
+            "setpoint": -7000.0,
+            "setpoint_L2": -7000.0,
+            "dischargeLimit_L3": -11000.0,
+        }
+    ]
+    validate(wire, "SetChargingProfile", Direction.REQUEST, OcppVersion.V21)
+
+
+def test_names_that_collide_in_snake_case_keep_their_own_spelling() -> None:
+    """``soc`` and ``soC`` are both ``soc`` in snake_case; each schema place says which."""
+    limit = to_wire(
+        {"charging_profile": {"charging_schedule": [{"limit_at_so_c": {"soc": 80, "limit": 1.0}}]}},
+        "SetChargingProfile",
+        Direction.REQUEST,
+        OcppVersion.V21,
+    )
+    assert limit["chargingProfile"]["chargingSchedule"][0]["limitAtSoC"] == {
+        "soc": 80,
+        "limit": 1.0,
+    }
+
+
+# --- frames -------------------------------------------------------------------------------
+
+
+def _error(raw: str, version: OcppVersion = OcppVersion.V21) -> FrameError:
+    with pytest.raises(FrameError) as caught:
+        parse_frame(raw, version)
+    return caught.value
+
+
+def test_frames_of_every_type_parse() -> None:
+    call = parse_frame('[2,"a1","Heartbeat",{}]', OcppVersion.V201)
+    assert (call.type, call.message_id, call.action, call.payload) == (
+        MessageType.CALL,
+        "a1",
+        "Heartbeat",
+        {},
+    )
+    result = parse_frame('[3,"a1",{"currentTime":"2026-07-15T19:00:00Z"}]', OcppVersion.V16)
+    assert result.type is MessageType.CALL_RESULT
+    error = parse_frame('[4,"a1","NotImplemented","",{}]', OcppVersion.V16)
+    assert (error.error_code, error.error_description) == ("NotImplemented", "")
+    send = parse_frame('[6,"s1","NotifyPeriodicEventStream",{"id":1}]', OcppVersion.V21)
+    assert (send.type, send.action) == (MessageType.SEND, "NotifyPeriodicEventStream")
+    result_error = parse_frame('[5,"r1","FormatViolation","bad",{}]', OcppVersion.V21)
+    assert result_error.type is MessageType.CALL_RESULT_ERROR
+    assert result_error.to_json() == '[5,"r1","FormatViolation","bad",{}]'
+
+
+def test_unreadable_frames_are_answered_with_message_id_minus_one() -> None:
+    for raw in ("not json", "{}", "[2]", '[2, 17, "Heartbeat", {}]', '[2, "", "Heartbeat", {}]'):
+        error = _error(raw)
+        assert (error.code, error.message_id) == (ErrorCode.RPC_FRAMEWORK_ERROR, "-1"), raw
+
+
+def test_new_frame_types_are_not_supported_before_2_1() -> None:
+    for version in (OcppVersion.V16, OcppVersion.V201):
+        error = _error('[6,"s1","NotifyPeriodicEventStream",{}]', version)
+        assert error.code is ErrorCode.MESSAGE_TYPE_NOT_SUPPORTED
+        assert error.message_id == "s1"
+    assert ErrorCode.MESSAGE_TYPE_NOT_SUPPORTED.spelled(OcppVersion.V16) == "ProtocolError"
+    assert _error('[7,"x",{}]').code is ErrorCode.MESSAGE_TYPE_NOT_SUPPORTED
+    assert _error('[true,"x",{}]').code is ErrorCode.MESSAGE_TYPE_NOT_SUPPORTED
+
+
+def test_malformed_calls_keep_their_message_id() -> None:
+    error = _error('[2,"m9","Heartbeat"]')
+    assert (error.code, error.message_id) == (ErrorCode.RPC_FRAMEWORK_ERROR, "m9")
+    assert _error('[2,"m9",5,{}]').message_id == "m9"
+    assert _error('[2,"m9","Heartbeat",[]]').code is ErrorCode.RPC_FRAMEWORK_ERROR
+
+
+@pytest.mark.parametrize(
+    ("payload", "code", "field"),
+    [
+        ({"reason": "PowerUp"}, ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION, "(payload)"),
+        (
+            {"reason": "PowerUp", "chargingStation": {"model": 5, "vendorName": "V"}},
+            ErrorCode.TYPE_CONSTRAINT_VIOLATION,
+            "chargingStation/model",
+        ),
+        (
+            {"reason": "Sideways", "chargingStation": {"model": "M", "vendorName": "V"}},
+            ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+            "reason",
+        ),
+        (
+            {"reason": "PowerUp", "chargingStation": {"model": "M" * 21, "vendorName": "V"}},
+            ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+            "chargingStation/model",
+        ),
+        (
+            {"reason": "PowerUp", "chargingStation": {"model": "M", "vendorName": "V"}, "x": 1},
+            ErrorCode.FORMAT_VIOLATION,
+            "(payload)",
+        ),
+    ],
+)
+def test_schema_violations_get_the_code_the_standard_names(
+    payload: dict[str, Any], code: ErrorCode, field: str
+) -> None:
+    with pytest.raises(FrameError) as caught:
+        validate(payload, "BootNotification", Direction.REQUEST, OcppVersion.V201, "b1")
+    assert (caught.value.code, caught.value.message_id) == (code, "b1")
+    assert caught.value.details["field"] == field
+
+
+def test_ocpp_1_6_spells_its_codes_its_own_way() -> None:
+    with pytest.raises(FrameError) as caught:
+        validate({"chargePointVendor": "V"}, "BootNotification", Direction.REQUEST, OcppVersion.V16)
+    assert caught.value.code.spelled(OcppVersion.V16) == "OccurenceConstraintViolation"
+    assert ErrorCode.FORMAT_VIOLATION.spelled(OcppVersion.V16) == "FormationViolation"
+    assert ErrorCode.FORMAT_VIOLATION.spelled(OcppVersion.V21) == "FormatViolation"
+
+
+def test_1_6_charging_limits_with_one_decimal_validate() -> None:
+    profile = {
+        "connectorId": 1,
+        "csChargingProfiles": {
+            "chargingProfileId": 1,
+            "stackLevel": 0,
+            "chargingProfilePurpose": "TxDefaultProfile",
+            "chargingProfileKind": "Relative",
+            "chargingSchedule": {
+                "chargingRateUnit": "W",
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": -21.4}],
+            },
+        },
+    }
+    validate(profile, "SetChargingProfile", Direction.REQUEST, OcppVersion.V16)
+
+
+def test_an_action_another_version_has_is_not_supported() -> None:
+    with pytest.raises(FrameError) as caught:
+        validate({}, "NotifyEVChargingNeeds", Direction.REQUEST, OcppVersion.V16, "n1")
+    assert caught.value.code is ErrorCode.NOT_SUPPORTED
