@@ -197,6 +197,8 @@ def test_new_frame_types_are_not_supported_before_2_1() -> None:
     assert ErrorCode.MESSAGE_TYPE_NOT_SUPPORTED.spelled(OcppVersion.V16) == "ProtocolError"
     assert _error('[7,"x",{}]').code is ErrorCode.MESSAGE_TYPE_NOT_SUPPORTED
     assert _error('[true,"x",{}]').code is ErrorCode.MESSAGE_TYPE_NOT_SUPPORTED
+    for odd in ('[[2],"x",{}]', '[{"a":1},"x",{}]', '[2.0,"x","Heartbeat",{}]', '["2","x",{}]'):
+        assert _error(odd).code is ErrorCode.MESSAGE_TYPE_NOT_SUPPORTED, odd
 
 
 def test_malformed_calls_keep_their_message_id() -> None:

@@ -159,10 +159,16 @@ def _json_default(value: Any) -> Any:
 
 
 def call_error(
-    message_id: str, code: ErrorCode, description: str, version: OcppVersion, **details: Any
+    message_id: str,
+    code: ErrorCode,
+    description: str,
+    version: OcppVersion,
+    kind: MessageType = MessageType.CALL_ERROR,
+    **details: Any,
 ) -> Frame:
+    """A CALLERROR (or, in 2.1, a CALLRESULTERROR) with the code spelled for ``version``."""
     return Frame(
-        MessageType.CALL_ERROR,
+        kind,
         message_id,
         payload=details,
         error_code=code.spelled(version),
@@ -186,7 +192,7 @@ def parse_frame(raw: str | bytes, version: OcppVersion) -> Frame:
             ErrorCode.RPC_FRAMEWORK_ERROR,
             f"messageId must be a string of 1 to {MAX_MESSAGE_ID_LENGTH} characters",
         )
-    if isinstance(type_id, bool) or type_id not in SUPPORTED_TYPES[version]:
+    if type(type_id) is not int or type_id not in SUPPORTED_TYPES[version]:
         raise FrameError(
             ErrorCode.MESSAGE_TYPE_NOT_SUPPORTED,
             f"message type {type_id!r} is not part of OCPP {version.value}",

@@ -1,0 +1,702 @@
+"""The charging-station management server: OCPP 2.1, 2.0.1 and 1.6J over WebSocket.
+
+One :class:`CsmsServer` listens on a port; each station connects to ``ws://host:port/<id>``
+(any path prefix; the last segment is the station id) offering the subprotocols it speaks.
+The handshake checks HTTP Basic credentials against the registered station (security profile 1,
+profile 2 when an ``ssl.SSLContext`` is given); unknown ids and wrong passwords get ``401`` and
+no session. The station is then held to the version it was registered with.
+
+Transaction events and meter values are committed to the store *before* the answer goes back,
+so a crash after the answer loses nothing. Gaps in a transaction's ``seqNo`` are logged and
+recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import ssl
+import urllib.parse
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from http import HTTPStatus
+from typing import Any
+
+from sqlalchemy import Table, func, select
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed, InvalidHeader
+from websockets.headers import build_www_authenticate_basic, parse_authorization_basic
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+from lightson.csms.auth import check_password
+from lightson.csms.rpc import CallRefusedError, OcppSession, RateLimit, after, on
+from lightson.csms.translate import (
+    Dialect,
+    charge_only_default,
+    charging_needs,
+    meter_samples,
+    parse_timestamp,
+    schedule_update,
+    setpoint_profile,
+    timestamp,
+    watts,
+)
+from lightson.csms.wire import OcppVersion
+from lightson.domain.plan import Setpoint
+from lightson.domain.telemetry import ChargingNeeds, MeterSample
+from lightson.domain.time import Clock
+from lightson.store import StationRecord, Store
+from lightson.store import schema as db
+
+LOGGER = logging.getLogger("lightson.csms")
+REALM = "Lights On CSMS"
+
+
+@dataclass(frozen=True)
+class CsmsSettings:
+    """``port=0`` takes a free port (tests). ``max_message_bytes`` bounds one frame;
+    ``messages_per_second``/``burst`` pace each station."""
+
+    host: str = "127.0.0.1"
+    port: int = 9000
+    heartbeat_interval_s: int = 300
+    max_message_bytes: int = 256 * 1024
+    messages_per_second: float = 20.0
+    burst: int = 60
+    response_timeout_s: float = 30.0
+    max_offline_s: int = 300
+    compression: bool = True
+    tls: ssl.SSLContext | None = None
+
+
+class StationOfflineError(Exception):
+    """The station has no open session."""
+
+
+class Telemetry:
+    """Listeners for what stations report (the control loop subscribes here)."""
+
+    def __init__(self) -> None:
+        self.meter: list[Callable[[MeterSample], None]] = []
+        self.needs: list[Callable[[ChargingNeeds], None]] = []
+
+    def publish_meter(self, samples: Sequence[MeterSample]) -> None:
+        for sample in samples:
+            for listener in self.meter:
+                listener(sample)
+
+    def publish_needs(self, needs: ChargingNeeds) -> None:
+        for listener in self.needs:
+            listener(needs)
+
+
+class StationSession(OcppSession):
+    """What every version shares: the server, the station record and the stored-first rule."""
+
+    def __init__(
+        self, server: CsmsServer, station: StationRecord, connection: ServerConnection
+    ) -> None:
+        version = OcppVersion(station.ocpp_version)
+        super().__init__(
+            station.id,
+            connection,
+            version,
+            response_timeout_s=server.settings.response_timeout_s,
+            rate_limit=RateLimit(server.settings.messages_per_second, server.settings.burst),
+        )
+        self.server = server
+        self.station = station
+        self.dialect = Dialect(station.dialect)
+        self.booted = False
+        self.v2x_operation_modes: tuple[str, ...] = ()
+        self._raw: Mapping[str, Any] = {}
+
+    async def _answer(self, frame: Any) -> None:
+        self._raw = frame.payload or {}
+        await super()._answer(frame)
+
+    @property
+    def now(self) -> datetime:
+        return self.server.clock.now()
+
+    async def after_boot(self) -> None:
+        """Install the charge-only default profile (and, in 2.1, learn V2X capability)."""
+        try:
+            answer = await self.request(
+                "SetChargingProfile",
+                charge_only_default(self.version, self.station.max_charge_kw),
+            )
+            LOGGER.info("%s: charge-only default profile %s", self.id, answer.get("status"))
+            if self.version is OcppVersion.V21 and self.dialect is Dialect.CENTRAL_SETPOINT:
+                self.v2x_operation_modes = await self.server.v2x_operation_modes(self.id)
+        except (CallRefusedError, TimeoutError, ConnectionClosed) as error:
+            LOGGER.warning("%s: configuring after boot failed: %s", self.id, error)
+
+    async def store_meter(
+        self,
+        evse_id: int,
+        meter_values: Sequence[Mapping[str, Any]],
+        transaction_id: str | None,
+        extra: Sequence[tuple[Table, Mapping[str, Any]]] = (),
+    ) -> None:
+        samples = meter_samples(self.id, evse_id, meter_values, self.version)
+        rows = [*extra, *((db.meter_samples, _sample_row(s, transaction_id)) for s in samples)]
+        await self.server.store.commit(rows)
+        self.server.telemetry.publish_meter(samples)
+
+
+class Session2x(StationSession):
+    """OCPP 2.0.1 and 2.1 stations."""
+
+    @on("BootNotification")
+    def on_boot_notification(self, **_: Any) -> dict[str, Any]:
+        self.booted = True
+        return {
+            "current_time": timestamp(self.now),
+            "interval": self.server.settings.heartbeat_interval_s,
+            "status": "Accepted",
+        }
+
+    @after("BootNotification")
+    async def after_boot_notification(self, **_: Any) -> None:
+        await self.after_boot()
+
+    @on("Heartbeat")
+    def on_heartbeat(self, **_: Any) -> dict[str, Any]:
+        return {"current_time": timestamp(self.now)}
+
+    @on("StatusNotification")
+    async def on_status_notification(self, **_: Any) -> dict[str, Any]:
+        raw = self._raw
+        row = {
+            "station_id": self.id,
+            "evse_id": raw["evseId"],
+            "connector_id": raw["connectorId"],
+            "status": raw["connectorStatus"],
+            "at": parse_timestamp(raw["timestamp"]),
+        }
+        await self.server.store.commit([(db.evse_status, row)])
+        return {}
+
+    @on("Authorize")
+    def on_authorize(self, **_: Any) -> dict[str, Any]:
+        return {"id_token_info": {"status": "Accepted"}}
+
+    @on("TransactionEvent")
+    async def on_transaction_event(self, **_: Any) -> dict[str, Any]:
+        raw = self._raw
+        transaction_id = raw["transactionInfo"]["transactionId"]
+        evse_id = raw.get("evse", {}).get("id")
+        seq_no = int(raw["seqNo"])
+        rows: list[tuple[Table, Mapping[str, Any]]] = [
+            (
+                db.transaction_events,
+                {
+                    "station_id": self.id,
+                    "evse_id": evse_id,
+                    "transaction_id": transaction_id,
+                    "seq_no": seq_no,
+                    "event_type": raw["eventType"],
+                    "trigger_reason": raw["triggerReason"],
+                    "at": parse_timestamp(raw["timestamp"]),
+                    "offline": bool(raw.get("offline", False)),
+                    "id_token": raw.get("idToken", {}).get("idToken"),
+                    "received_at": self.now,
+                    "payload": dict(raw),
+                },
+            )
+        ]
+        gap = self.server.sequence.observe(self.id, transaction_id, seq_no)
+        if gap is not None:
+            LOGGER.warning(
+                "%s: transaction %s is missing seqNo %d..%d",
+                self.id,
+                transaction_id,
+                gap[0],
+                gap[1],
+            )
+            rows.append(
+                (
+                    db.sequence_gaps,
+                    {
+                        "station_id": self.id,
+                        "transaction_id": transaction_id,
+                        "first_missing": gap[0],
+                        "last_missing": gap[1],
+                        "noticed_at": self.now,
+                    },
+                )
+            )
+        await self.store_meter(evse_id or 0, raw.get("meterValue", []), transaction_id, extra=rows)
+        if "idToken" in raw:
+            return {"id_token_info": {"status": "Accepted"}}
+        return {}
+
+    @on("MeterValues")
+    async def on_meter_values(self, **_: Any) -> dict[str, Any]:
+        raw = self._raw
+        await self.store_meter(int(raw["evseId"]), raw["meterValue"], None)
+        return {}
+
+    @on("NotifyEVChargingNeeds")
+    async def on_notify_ev_charging_needs(self, **_: Any) -> dict[str, Any]:
+        needs = charging_needs(self.id, self._raw, self.now)
+        await self.server.store.commit([(db.charging_needs, _needs_row(needs))])
+        self.server.telemetry.publish_needs(needs)
+        return {"status": "Accepted"}
+
+    @on("ReportChargingProfiles")
+    def on_report_charging_profiles(self, **_: Any) -> dict[str, Any]:
+        raw = self._raw
+        self.server.reported_profiles.setdefault(self.id, []).extend(raw["chargingProfile"])
+        return {}
+
+    @on("NotifyReport")
+    def on_notify_report(self, **_: Any) -> dict[str, Any]:
+        return {}
+
+    @on("NotifyEvent")
+    def on_notify_event(self, **_: Any) -> dict[str, Any]:
+        return {}
+
+    @on("SecurityEventNotification")
+    def on_security_event_notification(self, **_: Any) -> dict[str, Any]:
+        LOGGER.info("%s: security event %s", self.id, self._raw.get("type"))
+        return {}
+
+
+class Session16(StationSession):
+    """OCPP 1.6J stations."""
+
+    @on("BootNotification")
+    def on_boot_notification(self, **_: Any) -> dict[str, Any]:
+        self.booted = True
+        return {
+            "current_time": timestamp(self.now),
+            "interval": self.server.settings.heartbeat_interval_s,
+            "status": "Accepted",
+        }
+
+    @after("BootNotification")
+    async def after_boot_notification(self, **_: Any) -> None:
+        await self.after_boot()
+
+    @on("Heartbeat")
+    def on_heartbeat(self, **_: Any) -> dict[str, Any]:
+        return {"current_time": timestamp(self.now)}
+
+    @on("StatusNotification")
+    async def on_status_notification(self, **_: Any) -> dict[str, Any]:
+        raw = self._raw
+        row = {
+            "station_id": self.id,
+            "evse_id": raw["connectorId"],
+            "connector_id": raw["connectorId"],
+            "status": raw["status"],
+            "at": parse_timestamp(raw["timestamp"]) if "timestamp" in raw else self.now,
+        }
+        await self.server.store.commit([(db.evse_status, row)])
+        return {}
+
+    @on("Authorize")
+    def on_authorize(self, **_: Any) -> dict[str, Any]:
+        return {"id_tag_info": {"status": "Accepted"}}
+
+    def _event(
+        self, event_type: str, transaction_id: int, connector_id: int | None
+    ) -> dict[str, Any]:
+        raw = self._raw
+        return {
+            "station_id": self.id,
+            "evse_id": connector_id,
+            "transaction_id": str(transaction_id),
+            "seq_no": None,
+            "event_type": event_type,
+            "trigger_reason": raw.get("reason"),
+            "at": parse_timestamp(raw["timestamp"]),
+            "offline": False,
+            "id_token": raw.get("idTag"),
+            "received_at": self.now,
+            "payload": dict(raw),
+        }
+
+    @on("StartTransaction")
+    async def on_start_transaction(self, **_: Any) -> dict[str, Any]:
+        transaction_id = self.server.new_transaction_id()
+        row = self._event("Started", transaction_id, int(self._raw["connectorId"]))
+        await self.server.store.commit([(db.transaction_events, row)])
+        self.server.open_16_transactions[(self.id, transaction_id)] = int(self._raw["connectorId"])
+        return {"transaction_id": transaction_id, "id_tag_info": {"status": "Accepted"}}
+
+    @on("StopTransaction")
+    async def on_stop_transaction(self, **_: Any) -> dict[str, Any]:
+        transaction_id = int(self._raw["transactionId"])
+        connector_id = self.server.open_16_transactions.pop((self.id, transaction_id), None)
+        row = self._event("Ended", transaction_id, connector_id)
+        await self.store_meter(
+            connector_id or 0,
+            self._raw.get("transactionData", []),
+            str(transaction_id),
+            extra=[(db.transaction_events, row)],
+        )
+        if "idTag" in self._raw:
+            return {"id_tag_info": {"status": "Accepted"}}
+        return {}
+
+    @on("MeterValues")
+    async def on_meter_values(self, **_: Any) -> dict[str, Any]:
+        raw = self._raw
+        transaction = raw.get("transactionId")
+        await self.store_meter(
+            int(raw["connectorId"]),
+            raw["meterValue"],
+            None if transaction is None else str(transaction),
+        )
+        return {}
+
+
+class SequenceTracker:
+    """The last ``seqNo`` seen per transaction; reports the missing range on a jump."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, str], int] = {}
+
+    def observe(self, station_id: str, transaction_id: str, seq_no: int) -> tuple[int, int] | None:
+        key = (station_id, transaction_id)
+        last = self._last.get(key)
+        self._last[key] = seq_no if last is None else max(last, seq_no)
+        if last is not None and seq_no > last + 1:
+            return (last + 1, seq_no - 1)
+        return None
+
+
+class CsmsServer:
+    """The CSMS: sessions by station id, and the calls the control loop makes on them."""
+
+    def __init__(self, store: Store, clock: Clock, settings: CsmsSettings | None = None) -> None:
+        self.store = store
+        self.clock = clock
+        self.settings = settings or CsmsSettings()
+        self.sessions: dict[str, StationSession] = {}
+        self.telemetry = Telemetry()
+        self.sequence = SequenceTracker()
+        self.reported_profiles: dict[str, list[Mapping[str, Any]]] = {}
+        self.open_16_transactions: dict[tuple[str, int], int] = {}
+        self._server: Server | None = None
+        self._profile_ids = itertools.count(100)
+        self._transaction_ids = itertools.count(self._first_transaction_id())
+        self.rejected_handshakes = 0
+        self._handshakes: weakref.WeakKeyDictionary[ServerConnection, StationRecord] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _first_transaction_id(self) -> int:
+        with self.store.engine.connect() as connection:
+            largest = connection.execute(select(func.max(db.transaction_events.c.id))).scalar()
+        return int(largest or 0) + 1
+
+    def new_transaction_id(self) -> int:
+        """OCPP 1.6 transaction ids are the CSMS's integers; unique across restarts."""
+        return next(self._transaction_ids)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._server = await serve(
+            self._handle,
+            self.settings.host,
+            self.settings.port,
+            subprotocols=[Subprotocol(v.subprotocol) for v in OcppVersion],
+            select_subprotocol=self._select_subprotocol,
+            process_request=self._authenticate,
+            compression="deflate" if self.settings.compression else None,
+            max_size=self.settings.max_message_bytes,
+            ssl=self.settings.tls,
+        )
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the server is not started")
+        sockets = list(self._server.sockets)
+        port: int = sockets[0].getsockname()[1]
+        return port
+
+    @property
+    def url(self) -> str:
+        scheme = "wss" if self.settings.tls is not None else "ws"
+        return f"{scheme}://{self.settings.host}:{self.port}/ocpp"
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def __aenter__(self) -> CsmsServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
+    # --- handshake ---------------------------------------------------------------------------
+
+    def _station_for(self, request: Request) -> StationRecord | None:
+        path = urllib.parse.urlsplit(request.path).path
+        station_id = urllib.parse.unquote(path.rstrip("/").rsplit("/", 1)[-1])
+        return self.store.station(station_id) if station_id else None
+
+    async def _authenticate(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        station = await asyncio.to_thread(self._station_for, request)
+        header = request.headers.get("Authorization")
+        good = False
+        if station is not None and header is not None:
+            with contextlib.suppress(InvalidHeader, ValueError):
+                username, password = parse_authorization_basic(header)
+                good = username == station.id and await asyncio.to_thread(
+                    check_password, password, station.password_hash
+                )
+        if not good:
+            self.rejected_handshakes += 1
+            LOGGER.warning("refused handshake for %s", request.path)
+            response = connection.respond(HTTPStatus.UNAUTHORIZED, "Unauthorized\n")
+            response.headers["WWW-Authenticate"] = build_www_authenticate_basic(REALM)
+            return response
+        assert station is not None
+        self._handshakes[connection] = station
+        return None
+
+    def _select_subprotocol(
+        self, connection: ServerConnection, offered: Sequence[Subprotocol]
+    ) -> Subprotocol | None:
+        station = self._handshakes.get(connection)
+        if station is None:
+            return None
+        wanted = OcppVersion(station.ocpp_version).subprotocol
+        return Subprotocol(wanted) if wanted in offered else None
+
+    async def _handle(self, connection: ServerConnection) -> None:
+        station = self._handshakes.pop(connection, None)
+        if station is None or connection.subprotocol is None:
+            await connection.close(1002, "no agreed OCPP version")
+            return
+        session_type = Session16 if station.ocpp_version == "1.6" else Session2x
+        session = session_type(self, station, connection)
+        previous = self.sessions.get(station.id)
+        self.sessions[station.id] = session
+        if previous is not None:
+            LOGGER.info("%s: reconnected; the older connection is closed", station.id)
+            await previous._connection.close(1000, "replaced by a new connection")
+        try:
+            await session.start()
+        except ConnectionClosed:
+            pass
+        finally:
+            if self.sessions.get(station.id) is session:
+                del self.sessions[station.id]
+
+    # --- calls to stations --------------------------------------------------------------------
+
+    def session(self, station_id: str) -> StationSession:
+        session = self.sessions.get(station_id)
+        if session is None:
+            raise StationOfflineError(f"station {station_id!r} is not connected")
+        return session
+
+    async def send_setpoint(
+        self, station_id: str, evse_id: int, setpoint: Setpoint, transaction_id: str | None = None
+    ) -> str:
+        """Send a setpoint as the station's version and dialect say, record it, and return
+        the station's answer (``Accepted``, ``Rejected``, or ``Timeout``/``Error``)."""
+        session = self.session(station_id)
+        payload = setpoint_profile(
+            setpoint,
+            session.version,
+            session.dialect,
+            evse_id=evse_id,
+            profile_id=next(self._profile_ids),
+            now=self.clock.now(),
+            transaction_id=transaction_id,
+            max_offline_s=self.settings.max_offline_s,
+        )
+        message = None
+        try:
+            answer = await session.request("SetChargingProfile", payload)
+            status = str(answer.get("status"))
+        except TimeoutError:
+            status, message = "Timeout", "no answer"
+        except CallRefusedError as error:
+            status, message = "Error", f"{error.code}: {error.description}"[:200]
+        await self.store.commit(
+            [
+                (
+                    db.setpoints_sent,
+                    {
+                        "station_id": station_id,
+                        "evse_id": evse_id,
+                        "power_kw": setpoint.power_kw,
+                        "power_w_sent": watts(setpoint, session.dialect),
+                        "valid_until": setpoint.valid_until,
+                        "sent_at": self.clock.now(),
+                        "status": status,
+                        "message": message,
+                    },
+                )
+            ]
+        )
+        return status
+
+    async def update_dynamic_schedule(
+        self, station_id: str, profile_id: int, setpoint: Setpoint
+    ) -> str:
+        session = self.session(station_id)
+        if session.version is not OcppVersion.V21:
+            raise ValueError("UpdateDynamicSchedule is OCPP 2.1 only")
+        answer = await session.request(
+            "UpdateDynamicSchedule", schedule_update(setpoint, profile_id)
+        )
+        return str(answer.get("status"))
+
+    async def clear_profiles(self, station_id: str, evse_id: int | None = None) -> str:
+        """Clear our setpoint profiles (stack level 1); the charge-only default stays."""
+        session = self.session(station_id)
+        if session.version is OcppVersion.V16:
+            payload: dict[str, Any] = {"stackLevel": 1}
+            if evse_id is not None:
+                payload["connectorId"] = evse_id
+        else:
+            criteria: dict[str, Any] = {"stackLevel": 1}
+            if evse_id is not None:
+                criteria["evseId"] = evse_id
+            payload = {"chargingProfileCriteria": criteria}
+        answer = await session.request("ClearChargingProfile", payload)
+        return str(answer.get("status"))
+
+    async def get_variables(
+        self, station_id: str, wanted: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], str | None]:
+        """Device-model values (2.x): ``{(component, variable): value or None}``."""
+        session = self.session(station_id)
+        answer = await session.request(
+            "GetVariables",
+            {
+                "getVariableData": [
+                    {"component": {"name": component}, "variable": {"name": variable}}
+                    for component, variable in wanted
+                ]
+            },
+        )
+        return {
+            (item["component"]["name"], item["variable"]["name"]): (
+                item.get("attributeValue") if item["attributeStatus"] == "Accepted" else None
+            )
+            for item in answer["getVariableResult"]
+        }
+
+    async def set_variables(
+        self, station_id: str, values: Mapping[tuple[str, str], str]
+    ) -> dict[tuple[str, str], str]:
+        session = self.session(station_id)
+        answer = await session.request(
+            "SetVariables",
+            {
+                "setVariableData": [
+                    {
+                        "attributeValue": value,
+                        "component": {"name": component},
+                        "variable": {"name": variable},
+                    }
+                    for (component, variable), value in values.items()
+                ]
+            },
+        )
+        return {
+            (item["component"]["name"], item["variable"]["name"]): item["attributeStatus"]
+            for item in answer["setVariableResult"]
+        }
+
+    async def v2x_operation_modes(self, station_id: str) -> tuple[str, ...]:
+        """What a 2.1 station says it can do (``V2XChargingCtrlr.SupportedOperationModes``)."""
+        values = await self.get_variables(
+            station_id,
+            [("V2XChargingCtrlr", "Enabled"), ("V2XChargingCtrlr", "SupportedOperationModes")],
+        )
+        if values.get(("V2XChargingCtrlr", "Enabled")) != "true":
+            return ()
+        modes = values.get(("V2XChargingCtrlr", "SupportedOperationModes")) or ""
+        return tuple(mode for mode in modes.split(",") if mode)
+
+    async def request_start(self, station_id: str, evse_id: int, id_token: str) -> str:
+        session = self.session(station_id)
+        if session.version is OcppVersion.V16:
+            answer = await session.request(
+                "RemoteStartTransaction", {"connectorId": evse_id, "idTag": id_token}
+            )
+        else:
+            answer = await session.request(
+                "RequestStartTransaction",
+                {
+                    "evseId": evse_id,
+                    "remoteStartId": next(self._profile_ids),
+                    "idToken": {"idToken": id_token, "type": "Central"},
+                },
+            )
+        return str(answer.get("status"))
+
+    async def request_stop(self, station_id: str, transaction_id: str) -> str:
+        session = self.session(station_id)
+        if session.version is OcppVersion.V16:
+            answer = await session.request(
+                "RemoteStopTransaction", {"transactionId": int(transaction_id)}
+            )
+        else:
+            answer = await session.request(
+                "RequestStopTransaction", {"transactionId": transaction_id}
+            )
+        return str(answer.get("status"))
+
+    async def get_charging_profiles(self, station_id: str, request_id: int) -> str:
+        """Ask a 2.x station to report its profiles (they arrive as ReportChargingProfiles)."""
+        session = self.session(station_id)
+        answer = await session.request(
+            "GetChargingProfiles",
+            {"requestId": request_id, "chargingProfile": {"chargingProfilePurpose": "TxProfile"}},
+        )
+        return str(answer.get("status"))
+
+
+def _sample_row(sample: MeterSample, transaction_id: str | None) -> dict[str, Any]:
+    return {
+        "station_id": sample.station_id,
+        "evse_id": sample.evse_id,
+        "transaction_id": transaction_id,
+        "at": sample.at,
+        "power_kw": sample.power_kw,
+        "energy_imported_kwh": sample.energy_imported_kwh,
+        "energy_exported_kwh": sample.energy_exported_kwh,
+        "soc": sample.soc,
+    }
+
+
+def _needs_row(needs: ChargingNeeds) -> dict[str, Any]:
+    return {
+        "station_id": needs.station_id,
+        "evse_id": needs.evse_id,
+        "at": needs.at,
+        "departure": needs.departure,
+        "energy_request_kwh": needs.energy_request_kwh,
+        "max_charge_kw": needs.max_charge_kw,
+        "max_discharge_kw": needs.max_discharge_kw,
+        "target_soc": needs.target_soc,
+        "bidirectional": needs.bidirectional,
+    }
+
+
+__all__ = ["CsmsServer", "CsmsSettings", "StationOfflineError", "Telemetry"]

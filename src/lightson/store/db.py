@@ -1,0 +1,174 @@
+"""The database: an embedded SQLite file by default, PostgreSQL by URL.
+
+Writes go through one writer thread that commits in groups: every record handed to
+:meth:`Store.write` is in a committed transaction when its future resolves, and records that
+arrive while a commit runs share the next one. The CSMS awaits that future before it answers a
+charger, so a crash after the answer loses nothing the charger was told we have.
+
+SQLite runs in WAL mode with ``synchronous=NORMAL``: a committed transaction survives the
+process being killed at any moment (it could be lost only to a power cut of the machine; use
+PostgreSQL where that matters).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, Table, create_engine, event, insert, select
+from sqlalchemy.engine import Connection
+
+from lightson.domain.errors import DuplicateNameError
+from lightson.store import schema
+from lightson.store.stations import StationRecord
+
+LOGGER = logging.getLogger("lightson.store")
+MAX_GROUP = 2000
+
+
+@dataclass
+class _Write:
+    rows: Sequence[tuple[Table, Mapping[str, Any]]]
+    done: Future[None] = field(default_factory=Future)
+
+
+def default_url(path: str = "lightson.db") -> str:
+    return f"sqlite:///{path}"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+class Store:
+    """Records and telemetry in one database, with a group-committing writer."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = create_engine(url)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        schema.metadata.create_all(self.engine)
+        self._queue: queue.Queue[_Write | None] = queue.Queue()
+        self._writer = threading.Thread(target=self._run, name="lightson-store", daemon=True)
+        self._writer.start()
+        self.commits = 0
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def write(self, rows: Iterable[tuple[Table, Mapping[str, Any]]]) -> Future[None]:
+        """Queue rows for the next commit; the future resolves once they are committed."""
+        item = _Write(list(rows))
+        if not item.rows:
+            item.done.set_result(None)
+            return item.done
+        if not self._writer.is_alive():
+            raise RuntimeError("the store is closed")
+        self._queue.put(item)
+        return item.done
+
+    async def commit(self, rows: Iterable[tuple[Table, Mapping[str, Any]]]) -> None:
+        """Write rows and wait until they are committed."""
+        await asyncio.wrap_future(self.write(rows))
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            group = [first]
+            while len(group) < MAX_GROUP:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)  # stop after this group
+                    break
+                group.append(item)
+            self._commit_group(group)
+
+    def _commit_group(self, group: list[_Write]) -> None:
+        try:
+            with self.engine.begin() as connection:
+                for item in group:
+                    _insert(connection, item.rows)
+            self.commits += 1
+        except Exception as error:
+            if len(group) == 1:
+                LOGGER.exception("a write failed")
+                group[0].done.set_exception(error)
+                return
+            # One bad record must not fail the others: commit each on its own.
+            for item in group:
+                self._commit_group([item])
+            return
+        for item in group:
+            item.done.set_result(None)
+
+    def close(self) -> None:
+        """Commit what is queued, stop the writer and release the database."""
+        if self._writer.is_alive():
+            self._queue.put(None)
+            self._writer.join()
+        self.engine.dispose()
+
+    # --- stations ----------------------------------------------------------------------------
+
+    def add_station(self, station: StationRecord) -> None:
+        """Register a station (refused if the id is taken)."""
+        with self.engine.begin() as connection:
+            taken = connection.execute(
+                select(schema.stations.c.id).where(schema.stations.c.id == station.id)
+            ).first()
+            if taken is not None:
+                raise DuplicateNameError("station", station.id)
+            connection.execute(insert(schema.stations), [station.row()])
+
+    def station(self, station_id: str) -> StationRecord | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(schema.stations).where(schema.stations.c.id == station_id)
+            ).first()
+        return None if row is None else StationRecord.from_row(dict(row._mapping))
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def rows(self, table: Table, **equal: Any) -> list[dict[str, Any]]:
+        """Every row of a table matching the given column values, oldest first."""
+        query = select(table)
+        for name, value in equal.items():
+            query = query.where(table.c[name] == value)
+        first_key = next(iter(table.primary_key.columns))
+        with self.engine.connect() as connection:
+            result = connection.execute(query.order_by(first_key))
+            return [_aware(dict(row._mapping)) for row in result]
+
+
+def _insert(connection: Connection, rows: Sequence[tuple[Table, Mapping[str, Any]]]) -> None:
+    by_table: dict[str, tuple[Table, list[Mapping[str, Any]]]] = {}
+    for table, row in rows:
+        by_table.setdefault(table.name, (table, []))[1].append(row)
+    for table, table_rows in by_table.values():
+        connection.execute(insert(table), table_rows)
+
+
+def _aware(row: dict[str, Any]) -> dict[str, Any]:
+    """SQLite gives back naive datetimes; everything we store is UTC."""
+    return {
+        key: value.replace(tzinfo=UTC)
+        if isinstance(value, datetime) and value.tzinfo is None
+        else value
+        for key, value in row.items()
+    }

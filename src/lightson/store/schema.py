@@ -1,0 +1,116 @@
+"""The storage schema (SQLAlchemy Core), one for SQLite and PostgreSQL.
+
+Times are stored as timezone-aware UTC; powers in kW (+ into the vehicle), energies in kWh,
+state of charge as a fraction, as everywhere in the domain.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+stations = Table(
+    "stations",
+    metadata,
+    Column("id", String(48), primary_key=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("ocpp_version", String(8), nullable=False),
+    Column("dialect", String(24), nullable=False),
+    Column("max_charge_kw", Float, nullable=False),
+    Column("site_id", String(64)),
+)
+
+transaction_events = Table(
+    "transaction_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("station_id", String(48), nullable=False, index=True),
+    Column("evse_id", Integer),
+    Column("transaction_id", String(36), nullable=False, index=True),
+    Column("seq_no", Integer),
+    Column("event_type", String(16), nullable=False),  # Started, Updated, Ended
+    Column("trigger_reason", String(32)),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("offline", Boolean, nullable=False, default=False),
+    Column("id_token", String(255)),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("payload", JSON, nullable=False),
+)
+
+meter_samples = Table(
+    "meter_samples",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("station_id", String(48), nullable=False, index=True),
+    Column("evse_id", Integer, nullable=False),
+    Column("transaction_id", String(36)),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    Column("power_kw", Float),
+    Column("energy_imported_kwh", Float),
+    Column("energy_exported_kwh", Float),
+    Column("soc", Float),
+)
+
+charging_needs = Table(
+    "charging_needs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("station_id", String(48), nullable=False, index=True),
+    Column("evse_id", Integer, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("departure", DateTime(timezone=True)),
+    Column("energy_request_kwh", Float),
+    Column("max_charge_kw", Float),
+    Column("max_discharge_kw", Float),
+    Column("target_soc", Float),
+    Column("bidirectional", Boolean, nullable=False),
+)
+
+evse_status = Table(
+    "evse_status",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("station_id", String(48), nullable=False, index=True),
+    Column("evse_id", Integer, nullable=False),
+    Column("connector_id", Integer, nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+setpoints_sent = Table(
+    "setpoints_sent",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("station_id", String(48), nullable=False, index=True),
+    Column("evse_id", Integer, nullable=False),
+    Column("power_kw", Float, nullable=False),
+    Column("power_w_sent", Float, nullable=False),
+    Column("valid_until", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=False),
+    Column("status", String(24), nullable=False),  # the station's answer, or Timeout / Error
+    Column("message", String(200)),
+)
+
+sequence_gaps = Table(
+    "sequence_gaps",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("station_id", String(48), nullable=False),
+    Column("transaction_id", String(36), nullable=False),
+    Column("first_missing", Integer, nullable=False),
+    Column("last_missing", Integer, nullable=False),
+    Column("noticed_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("station_id", "transaction_id", "first_missing"),
+)

@@ -1,0 +1,507 @@
+"""The CSMS and the emulator on loopback, for OCPP 2.1, 2.0.1 and 1.6J."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.headers import build_authorization_basic
+
+from lightson.csms.auth import hash_password
+from lightson.csms.server import CsmsServer, CsmsSettings
+from lightson.csms.wire import OcppVersion
+from lightson.domain.plan import Setpoint
+from lightson.domain.time import SimClock
+from lightson.emulator import EmulatedEv, EmulatedStation, Evse
+from lightson.store import StationRecord, Store
+from lightson.store import schema as db
+
+T = TypeVar("T")
+START = datetime(2026, 7, 15, 19, 0, tzinfo=UTC)
+PASSWORD = "correct horse battery"
+PASSWORD_HASH = hash_password(PASSWORD, salt=b"0123456789abcdef")
+
+
+def run(work: Awaitable[T]) -> T:
+    async def bounded() -> T:
+        return await asyncio.wait_for(work, 60)
+
+    return asyncio.run(bounded())
+
+
+async def eventually(check: Callable[[], Any], timeout_s: float = 5.0) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        value = check()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+@asynccontextmanager
+async def csms(
+    tmp_path: Path, clock: SimClock, **stations: tuple[str, str]
+) -> AsyncIterator[CsmsServer]:
+    """A server on a free loopback port with stations ``id=(version, dialect)``."""
+    store = Store(f"sqlite:///{tmp_path / 'csms.db'}")
+    for station_id, (version, dialect) in stations.items():
+        store.add_station(StationRecord(station_id, PASSWORD_HASH, version, dialect, 60.0))
+    server = CsmsServer(store, clock, CsmsSettings(port=0))
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+        store.close()
+
+
+def emulated(
+    server: CsmsServer,
+    station_id: str,
+    version: OcppVersion,
+    dialect: str,
+    clock: SimClock,
+    password: str = PASSWORD,
+) -> EmulatedStation:
+    return EmulatedStation(
+        station_id,
+        password,
+        version,
+        server.url,
+        clock,
+        {1: Evse(1, max_charge_kw=60.0, max_discharge_kw=60.0)},
+        dialect=dialect,
+    )
+
+
+BUS = EmulatedEv(battery_kwh=226.0, soc=0.8, max_charge_kw=60.0, max_discharge_kw=60.0)
+
+CASES = [
+    (OcppVersion.V21, "central-setpoint"),
+    (OcppVersion.V201, "negative-limit"),
+    (OcppVersion.V16, "negative-limit"),
+]
+
+
+@pytest.mark.parametrize(("version", "dialect"), CASES, ids=lambda c: getattr(c, "value", c))
+def test_boot_transaction_needs_discharge_and_meter_values(
+    tmp_path: Path, version: OcppVersion, dialect: str
+) -> None:
+    clock = SimClock(START)
+
+    async def scenario() -> None:
+        async with csms(tmp_path, clock, cs1=(version.value, dialect)) as server:
+            station = emulated(server, "cs1", version, dialect, clock)
+            task = asyncio.create_task(station.run())
+            await asyncio.wait_for(station.connected.wait(), 10)
+            # The charge-only default profile arrives after boot.
+            default = await eventually(lambda: station.profiles.get(1))
+            assert default.purpose == "TxDefaultProfile" and default.stack_level == 0
+
+            await station.plug_in(1, EmulatedEv(**vars(BUS)))
+            await eventually(lambda: station.evses[1].transaction_id)
+            started = server.store.rows(db.transaction_events, station_id="cs1")
+            assert [row["event_type"] for row in started] == ["Started"]
+
+            needs = server.store.rows(db.charging_needs, station_id="cs1")
+            if version is OcppVersion.V16:
+                assert needs == []  # 1.6 has no NotifyEVChargingNeeds
+            else:
+                assert needs[0]["bidirectional"] is (version is OcppVersion.V21)
+                assert needs[0]["max_discharge_kw"] == (
+                    60.0 if version is OcppVersion.V21 else None
+                )
+
+            setpoint = Setpoint("bus-1", -45.0, START + timedelta(minutes=15))
+            transaction_id = station.evses[1].transaction_id
+            status = await server.send_setpoint("cs1", 1, setpoint, transaction_id)
+            assert status == "Accepted"
+
+            clock.advance(timedelta(minutes=1))
+            station.advance(60)
+            assert station.evses[1].power_kw == pytest.approx(-45.0)
+            await station.send_meter_values()
+            samples = server.store.rows(db.meter_samples, station_id="cs1")
+            assert samples[-1]["power_kw"] == pytest.approx(-45.0)
+            assert samples[-1]["energy_exported_kwh"] == pytest.approx(0.75)
+            assert samples[-1]["soc"] == pytest.approx(0.8 - 0.75 / 226, abs=1e-3)
+            sent = server.store.rows(db.setpoints_sent, station_id="cs1")
+            assert [(r["power_w_sent"], r["status"]) for r in sent] == [(-45000.0, "Accepted")]
+
+            await station.unplug(1)
+            events = server.store.rows(db.transaction_events, station_id="cs1")
+            assert events[-1]["event_type"] == "Ended"
+            await station.stop()
+            task.cancel()
+
+    run(scenario())
+
+
+def test_the_exact_v2x_frame_a_2_1_station_receives(tmp_path: Path) -> None:
+    clock = SimClock(START)
+
+    async def scenario() -> None:
+        async with csms(tmp_path, clock, v2x=("2.1", "central-setpoint")) as server:
+            station = emulated(server, "v2x", OcppVersion.V21, "central-setpoint", clock)
+            task = asyncio.create_task(station.run())
+            await asyncio.wait_for(station.connected.wait(), 10)
+            await station.plug_in(1, EmulatedEv(**vars(BUS)))
+            assert station.session is not None
+            await server.send_setpoint(
+                "v2x", 1, Setpoint("bus", -11.0, START + timedelta(minutes=15)), "v2x-1"
+            )
+            frames = [json.loads(f) for f in station.session.received]
+            profile_calls = [f for f in frames if f[0] == 2 and f[2] == "SetChargingProfile"]
+            assert profile_calls[-1][3] == {
+                "evseId": 1,
+                "chargingProfile": {
+                    "id": 100,
+                    "stackLevel": 1,
+                    "chargingProfilePurpose": "TxProfile",
+                    "chargingProfileKind": "Absolute",
+                    "validTo": "2026-07-15T19:15:00Z",
+                    "transactionId": "v2x-1",
+                    "maxOfflineDuration": 300,
+                    "invalidAfterOfflineDuration": True,
+                    "chargingSchedule": [
+                        {
+                            "id": 100,
+                            "startSchedule": "2026-07-15T19:00:00Z",
+                            "chargingRateUnit": "W",
+                            "chargingSchedulePeriod": [
+                                {
+                                    "startPeriod": 0,
+                                    "operationMode": "CentralSetpoint",
+                                    "setpoint": -11000.0,
+                                    "dischargeLimit": -11000.0,
+                                }
+                            ],
+                        }
+                    ],
+                },
+            }
+            # The server learned what the station can do from its device model.
+            assert server.sessions["v2x"].v2x_operation_modes == (
+                "Idle",
+                "ChargingOnly",
+                "CentralSetpoint",
+            )
+            await station.stop()
+            task.cancel()
+
+    run(scenario())
+
+
+def test_a_charge_only_station_is_never_sent_a_discharge(tmp_path: Path) -> None:
+    clock = SimClock(START)
+
+    async def scenario() -> None:
+        async with csms(tmp_path, clock, ac=("2.0.1", "charge-only")) as server:
+            station = emulated(server, "ac", OcppVersion.V201, "charge-only", clock)
+            task = asyncio.create_task(station.run())
+            await asyncio.wait_for(station.connected.wait(), 10)
+            await station.plug_in(1, EmulatedEv(**vars(BUS)))
+            await server.send_setpoint(
+                "ac", 1, Setpoint("car", -7.0, START + timedelta(minutes=15)), "ac-1"
+            )
+            station.advance(60)
+            assert station.evses[1].power_kw == 0.0
+            sent = server.store.rows(db.setpoints_sent, station_id="ac")
+            assert sent[0]["power_w_sent"] == 0.0 and sent[0]["power_kw"] == -7.0
+            await station.stop()
+            task.cancel()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("who", ["wrong-password", "unknown-id"])
+def test_wrong_credentials_get_401_and_no_session(tmp_path: Path, who: str) -> None:
+    clock = SimClock(START)
+
+    async def scenario() -> None:
+        async with csms(tmp_path, clock, cs1=("2.0.1", "negative-limit")) as server:
+            station_id = "cs1" if who == "wrong-password" else "cs-unknown"
+            password = "guess" if who == "wrong-password" else PASSWORD
+            station = emulated(
+                server, station_id, OcppVersion.V201, "negative-limit", clock, password=password
+            )
+            await station.run()
+            assert station.refused == 401
+            assert server.sessions == {} and server.rejected_handshakes == 1
+
+    run(scenario())
+
+
+def test_a_station_must_speak_the_version_it_was_registered_with(tmp_path: Path) -> None:
+    clock = SimClock(START)
+
+    async def scenario() -> None:
+        async with csms(tmp_path, clock, cs1=("2.1", "central-setpoint")) as server:
+            headers = {"Authorization": build_authorization_basic("cs1", PASSWORD)}
+            async with connect(
+                f"{server.url}/cs1",
+                subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+                additional_headers=headers,
+            ) as ws:
+                assert ws.subprotocol is None
+                await ws.wait_closed()
+                assert ws.close_code == 1002
+            assert server.sessions == {}
+
+    run(scenario())
+
+
+# --- frames that break the rules ---------------------------------------------------------
+
+
+@asynccontextmanager
+async def raw_station(
+    server: CsmsServer, station_id: str, version: OcppVersion
+) -> AsyncIterator[ClientConnection]:
+    headers = {"Authorization": build_authorization_basic(station_id, PASSWORD)}
+    async with connect(
+        f"{server.url}/{station_id}",
+        subprotocols=[version.subprotocol],  # type: ignore[list-item]
+        additional_headers=headers,
+    ) as ws:
+        yield ws
+
+
+async def exchange(ws: ClientConnection, frame: str) -> list[Any]:
+    await ws.send(frame)
+    answer: list[Any] = json.loads(await asyncio.wait_for(ws.recv(), 5))
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("version", "frame", "expected"),
+    [
+        (OcppVersion.V21, "not json", ["-1", "RpcFrameworkError"]),
+        (OcppVersion.V16, "not json", ["-1", "FormationViolation"]),
+        (OcppVersion.V21, '[2,"a","DataTransfer",{"vendorId":"x"}]', ["a", "NotImplemented"]),
+        (OcppVersion.V21, '[2,"b","Teleport",{}]', ["b", "NotSupported"]),
+        (OcppVersion.V16, '[2,"c","NotifyEVChargingNeeds",{}]', ["c", "NotSupported"]),
+        (
+            OcppVersion.V201,
+            '[6,"d","NotifyPeriodicEventStream",{}]',
+            ["d", "MessageTypeNotSupported"],
+        ),
+        (OcppVersion.V201, '[2,"e","Heartbeat",{"extra":1}]', ["e", "FormatViolation"]),
+        (OcppVersion.V16, '[2,"f","Heartbeat",{"extra":1}]', ["f", "FormationViolation"]),
+        (
+            OcppVersion.V201,
+            '[2,"g","MeterValues",{"evseId":"one","meterValue":[]}]',
+            ["g", "TypeConstraintViolation"],
+        ),
+        (
+            OcppVersion.V201,
+            '[2,"h","MeterValues",{"meterValue":[]}]',
+            ["h", "OccurrenceConstraintViolation"],
+        ),
+        (
+            OcppVersion.V16,
+            '[2,"i","StatusNotification",{"connectorId":1,"errorCode":"NoError"}]',
+            ["i", "OccurenceConstraintViolation"],
+        ),
+    ],
+)
+def test_bad_frames_get_the_right_call_error_and_the_connection_stays_up(
+    tmp_path: Path, version: OcppVersion, frame: str, expected: list[str]
+) -> None:
+    clock = SimClock(START)
+
+    async def scenario() -> None:
+        async with (
+            csms(tmp_path, clock, cs1=(version.value, "negative-limit")) as server,
+            raw_station(server, "cs1", version) as ws,
+        ):
+            answer = await exchange(ws, frame)
+            assert answer[0] == 4
+            assert answer[1:3] == expected
+            heartbeat = await exchange(ws, '[2,"hb","Heartbeat",{}]')
+            assert heartbeat == [3, "hb", {"currentTime": "2026-07-15T19:00:00Z"}]
+
+    run(scenario())
+
+
+def test_a_2_1_send_frame_gets_no_answer(tmp_path: Path) -> None:
+    clock = SimClock(START)
+
+    async def scenario() -> None:
+        async with (
+            csms(tmp_path, clock, cs1=("2.1", "central-setpoint")) as server,
+            raw_station(server, "cs1", OcppVersion.V21) as ws,
+        ):
+            await ws.send(
+                '[6,"s1","NotifyPeriodicEventStream",'
+                '{"id":1,"pending":0,"basetime":"2026-07-15T19:00:00Z","data":[]}]'
+            )
+            # The next frame we get is the answer to the heartbeat, not to the SEND.
+            assert (await exchange(ws, '[2,"hb","Heartbeat",{}]'))[:2] == [3, "hb"]
+
+    run(scenario())
+
+
+def test_a_gap_in_seq_no_is_recorded(tmp_path: Path) -> None:
+    clock = SimClock(START)
+
+    def event(seq_no: int) -> str:
+        return json.dumps(
+            [
+                2,
+                f"t{seq_no}",
+                "TransactionEvent",
+                {
+                    "eventType": "Started" if seq_no == 0 else "Updated",
+                    "timestamp": "2026-07-15T19:00:00Z",
+                    "triggerReason": "MeterValuePeriodic",
+                    "seqNo": seq_no,
+                    "transactionInfo": {"transactionId": "tx-1"},
+                },
+            ]
+        )
+
+    async def scenario() -> None:
+        async with (
+            csms(tmp_path, clock, cs1=("2.0.1", "negative-limit")) as server,
+            raw_station(server, "cs1", OcppVersion.V201) as ws,
+        ):
+            for seq_no in (0, 1, 4):
+                assert (await exchange(ws, event(seq_no)))[0] == 3
+            gaps = server.store.rows(db.sequence_gaps)
+            assert [(g["first_missing"], g["last_missing"]) for g in gaps] == [(2, 3)]
+            assert len(server.store.rows(db.transaction_events)) == 3
+
+    run(scenario())
+
+
+def test_messages_queued_while_offline_arrive_after_reconnect(tmp_path: Path) -> None:
+    clock = SimClock(START)
+
+    async def scenario() -> None:
+        async with csms(tmp_path, clock, cs1=("2.0.1", "negative-limit")) as server:
+            station = emulated(server, "cs1", OcppVersion.V201, "negative-limit", clock)
+            task = asyncio.create_task(station.run(reconnect_delay_s=0.3))
+            await asyncio.wait_for(station.connected.wait(), 10)
+            await station.plug_in(1, EmulatedEv(**vars(BUS)))
+            await station.drop_connection()
+            await eventually(lambda: not station.connected.is_set())
+            for _ in range(3):  # offline: the samples wait in the queue
+                clock.advance(timedelta(minutes=1))
+                station.advance(60)
+                await station.send_meter_values()
+            assert len(station.queue) >= 1
+            await asyncio.wait_for(station.connected.wait(), 10)
+            await eventually(lambda: not station.queue)
+            events = server.store.rows(db.transaction_events, station_id="cs1")
+            assert [e["seq_no"] for e in events] == [0, 1, 2, 3]
+            assert [e["offline"] for e in events] == [False, True, True, True]
+            assert server.store.rows(db.sequence_gaps) == []
+            await station.stop()
+            task.cancel()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(("version", "dialect"), CASES[:2], ids=["2.1", "2.0.1"])
+def test_a_station_that_loses_us_stops_discharging(
+    tmp_path: Path, version: OcppVersion, dialect: str
+) -> None:
+    """2.1: the profile is invalid after maxOfflineDuration; 2.0.1: it expires at validTo.
+    Either way the charge-only default takes over."""
+    clock = SimClock(START)
+
+    async def scenario() -> None:
+        async with csms(tmp_path, clock, cs1=(version.value, dialect)) as server:
+            station = emulated(server, "cs1", version, dialect, clock)
+            task = asyncio.create_task(station.run(reconnect_delay_s=60))
+            await asyncio.wait_for(station.connected.wait(), 10)
+            await eventually(lambda: station.profiles.get(1))
+            await station.plug_in(1, EmulatedEv(**vars(BUS)))
+            await server.send_setpoint(
+                "cs1",
+                1,
+                Setpoint("bus", -30.0, START + timedelta(minutes=15)),
+                station.evses[1].transaction_id,
+            )
+            station.advance(10)
+            assert station.evses[1].power_kw == pytest.approx(-30.0)
+            await server.stop()
+            await eventually(lambda: not station.connected.is_set())
+            clock.advance(
+                timedelta(minutes=6) if version is OcppVersion.V21 else timedelta(minutes=16)
+            )
+            station.advance(10)
+            assert station.evses[1].power_kw == pytest.approx(60.0)  # charge-only default
+            await station.stop()
+            task.cancel()
+
+    run(scenario())
+
+
+# --- fuzz ----------------------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+frames = st.one_of(
+    st.text(max_size=40),
+    json_values.map(json.dumps),
+    st.tuples(
+        st.sampled_from([2, 3, 4, 5, 6, 7, "2"]),
+        st.text(min_size=1, max_size=40),
+        st.sampled_from(
+            [
+                "Heartbeat",
+                "BootNotification",
+                "TransactionEvent",
+                "MeterValues",
+                "NotifyEVChargingNeeds",
+                "StatusNotification",
+                "X",
+            ]
+        ),
+        json_values,
+    ).map(lambda t: json.dumps(list(t))),
+)
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(batch=st.lists(frames, min_size=1, max_size=15))
+def test_random_frames_never_crash_the_server(tmp_path: Path, batch: list[str]) -> None:
+    clock = SimClock(START)
+
+    async def scenario() -> None:
+        async with (
+            csms(folder, clock, cs1=("2.1", "central-setpoint")) as server,
+            raw_station(server, "cs1", OcppVersion.V21) as ws,
+        ):
+            for frame in batch:
+                await ws.send(frame)
+            await ws.send('[2,"alive","Heartbeat",{}]')
+            while True:  # answers may come first; the heartbeat's must come
+                answer = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                if answer[:2] == [3, "alive"]:
+                    break
+
+    folder = tmp_path / uuid.uuid4().hex
+    folder.mkdir()
+    run(scenario())
