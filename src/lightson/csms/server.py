@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import itertools
 import logging
+import secrets
 import ssl
 import urllib.parse
 import weakref
@@ -391,6 +393,8 @@ class CsmsServer:
         self._profile_ids = itertools.count(100)
         self._transaction_ids = itertools.count(self._first_transaction_id())
         self.rejected_handshakes = 0
+        self._secret = secrets.token_bytes(32)
+        self._verified: dict[str, bytes] = {}
         self._handshakes: weakref.WeakKeyDictionary[ServerConnection, StationRecord] = (
             weakref.WeakKeyDictionary()
         )
@@ -460,9 +464,7 @@ class CsmsServer:
         if station is not None and header is not None:
             with contextlib.suppress(InvalidHeader, ValueError):
                 username, password = parse_authorization_basic(header)
-                good = username == station.id and await asyncio.to_thread(
-                    check_password, password, station.password_hash
-                )
+                good = username == station.id and await self._check(station, password)
         if not good:
             self.rejected_handshakes += 1
             LOGGER.warning("refused handshake for %s", request.path)
@@ -472,6 +474,19 @@ class CsmsServer:
         assert station is not None
         self._handshakes[connection] = station
         return None
+
+    async def _check(self, station: StationRecord, password: str) -> bool:
+        """scrypt costs tens of milliseconds on purpose; a reconnecting fleet would pay it
+        again and again, so a password that passed is remembered (as a keyed digest, bound to
+        the stored hash) for as long as the server runs."""
+        digest = hmac.new(self._secret, f"{station.password_hash}\0{password}".encode(), "sha256")
+        known = self._verified.get(station.id)
+        if known is not None and hmac.compare_digest(known, digest.digest()):
+            return True
+        good = await asyncio.to_thread(check_password, password, station.password_hash)
+        if good:
+            self._verified[station.id] = digest.digest()
+        return good
 
     def _select_subprotocol(
         self, connection: ServerConnection, offered: Sequence[Subprotocol]

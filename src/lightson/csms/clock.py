@@ -1,0 +1,20 @@
+"""Clocks for the live edges (the core only ever sees the ``Clock`` protocol)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+
+class AcceleratedClock:
+    """Wall-clock time from ``start``, running ``speed`` times faster (1 = real time)."""
+
+    def __init__(self, start: datetime | None = None, speed: float = 1.0) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self.start = start if start is not None else datetime.now(UTC)
+        self.speed = speed
+        self._origin = time.monotonic()
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=(time.monotonic() - self._origin) * self.speed)
