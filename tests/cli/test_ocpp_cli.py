@@ -16,7 +16,7 @@ from lightson.csms.server import CsmsServer, CsmsSettings
 from lightson.store import Store
 from lightson.store import schema as db
 
-ENV = {"LIGHTSON_STATION_PASSWORD": "s3cret"}
+ENV = {"LIGHTSON_STATION_PASSWORD": "emulated-fleet-secret-1"}
 
 
 @pytest.fixture
@@ -59,13 +59,16 @@ def test_station_add_registers_a_numbered_fleet(database: str) -> None:
     [
         (["--version", "2.0.1", "--dialect", "central-setpoint"], "--dialect: dialect"),
         (["--password-env", "NO_SUCH_VARIABLE_SET"], "--password-env"),
+        (["--password-env", "SHORT_PASSWORD"], "16 to 40 characters"),
     ],
 )
 def test_station_add_refuses_bad_input_naming_the_option(
     database: str, arguments: list[str], message: str
 ) -> None:
     result = CliRunner().invoke(
-        main, ["station", "add", "x", "--db", database, *arguments], env=ENV
+        main,
+        ["station", "add", "x", "--db", database, *arguments],
+        env={**ENV, "SHORT_PASSWORD": "s3cret"},
     )
     assert result.exit_code == 2
     assert message in result.output

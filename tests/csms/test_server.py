@@ -505,3 +505,187 @@ def test_random_frames_never_crash_the_server(tmp_path: Path, batch: list[str]) 
     folder = tmp_path / uuid.uuid4().hex
     folder.mkdir()
     run(scenario())
+
+
+# --- the other calls a CSMS makes ------------------------------------------------------------
+
+
+def test_dynamic_schedule_clear_report_and_remote_stop_on_2_1(tmp_path: Path) -> None:
+    clock = SimClock(START)
+
+    async def scenario() -> None:
+        async with csms(tmp_path, clock, v2x=("2.1", "central-setpoint")) as server:
+            station = emulated(server, "v2x", OcppVersion.V21, "central-setpoint", clock)
+            task = asyncio.create_task(station.run())
+            await asyncio.wait_for(station.connected.wait(), 10)
+            await station.plug_in(1, EmulatedEv(**vars(BUS)))
+            session = server.session("v2x")
+            dynamic = {
+                "evseId": 1,
+                "chargingProfile": {
+                    "id": 77,
+                    "stackLevel": 2,
+                    "chargingProfilePurpose": "TxProfile",
+                    "chargingProfileKind": "Dynamic",
+                    "transactionId": "v2x-1",
+                    "chargingSchedule": [
+                        {
+                            "id": 77,
+                            "chargingRateUnit": "W",
+                            "chargingSchedulePeriod": [
+                                {
+                                    "startPeriod": 0,
+                                    "setpoint": 0.0,
+                                    "operationMode": "CentralSetpoint",
+                                }
+                            ],
+                        }
+                    ],
+                },
+            }
+            assert (await session.request("SetChargingProfile", dynamic))["status"] == "Accepted"
+            later = Setpoint("bus", -20.0, START + timedelta(minutes=5))
+            assert await server.update_dynamic_schedule("v2x", 77, later) == "Accepted"
+            station.advance(1)
+            assert station.evses[1].power_kw == pytest.approx(-20.0)
+            assert await server.update_dynamic_schedule("v2x", 5, later) == "Rejected"
+
+            assert await server.get_charging_profiles("v2x", request_id=9) == "Accepted"
+            reported = await eventually(lambda: server.reported_profiles.get("v2x"))
+            assert [p["id"] for p in reported] == [77]
+
+            assert await server.clear_profiles("v2x", evse_id=1) == "Unknown"  # level 2 stays
+            assert 77 in station.profiles
+            assert await server.request_stop("v2x", "v2x-1") == "Accepted"
+            await eventually(lambda: station.evses[1].transaction_started is None)
+            events = await eventually(
+                lambda: [
+                    e
+                    for e in server.store.rows(db.transaction_events)
+                    if e["event_type"] == "Ended"
+                ]
+            )
+            assert events[0]["trigger_reason"] == "RemoteStop"
+            assert 77 not in station.profiles  # a TxProfile ends with its transaction
+            await station.stop()
+            task.cancel()
+
+    run(scenario())
+
+
+def test_a_profile_for_no_transaction_is_refused_by_the_station(tmp_path: Path) -> None:
+    clock = SimClock(START)
+
+    async def scenario() -> None:
+        async with csms(tmp_path, clock, cs1=("1.6", "negative-limit")) as server:
+            station = emulated(server, "cs1", OcppVersion.V16, "negative-limit", clock)
+            task = asyncio.create_task(station.run())
+            await asyncio.wait_for(station.connected.wait(), 10)
+            status = await server.send_setpoint(
+                "cs1", 1, Setpoint("car", -5.0, START + timedelta(minutes=15)), "4242"
+            )
+            assert status == "Rejected"
+            assert server.store.rows(db.setpoints_sent)[0]["status"] == "Rejected"
+            await station.stop()
+            task.cancel()
+
+    run(scenario())
+
+
+def test_a_frame_over_the_size_limit_closes_only_that_connection(tmp_path: Path) -> None:
+    clock = SimClock(START)
+
+    async def scenario() -> None:
+        async with (
+            csms(
+                tmp_path, clock, cs1=("2.0.1", "negative-limit"), cs2=("2.0.1", "negative-limit")
+            ) as server,
+            raw_station(server, "cs1", OcppVersion.V201) as big,
+            raw_station(server, "cs2", OcppVersion.V201) as small,
+        ):
+            await big.send('[2,"x","Heartbeat",{"pad":"' + "x" * 300_000 + '"}]')
+            await big.wait_closed()
+            assert big.close_code == 1009  # message too big
+            assert (await exchange(small, '[2,"hb","Heartbeat",{}]'))[:2] == [3, "hb"]
+
+    run(scenario())
+
+
+def test_a_remembered_password_does_not_let_a_wrong_one_in(tmp_path: Path) -> None:
+    clock = SimClock(START)
+
+    async def scenario() -> None:
+        async with csms(tmp_path, clock, cs1=("2.0.1", "negative-limit")) as server:
+            async with raw_station(server, "cs1", OcppVersion.V201) as ws:
+                assert (await exchange(ws, '[2,"hb","Heartbeat",{}]'))[0] == 3
+            wrong = emulated(
+                server, "cs1", OcppVersion.V201, "negative-limit", clock, password="not it"
+            )
+            await wrong.run()
+            assert wrong.refused == 401
+
+    run(scenario())
+
+
+def test_tls_security_profile_2(tmp_path: Path) -> None:
+    """wss:// with a server certificate and Basic auth; the client checks the certificate."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    client_tls = ssl.create_default_context(cafile=str(cert))
+    clock = SimClock(START)
+
+    async def scenario() -> None:
+        store = Store(f"sqlite:///{tmp_path / 'tls.db'}")
+        store.add_station(StationRecord("cs1", PASSWORD_HASH, "2.0.1", "negative-limit", 11.0))
+        server = CsmsServer(store, clock, CsmsSettings(port=0, tls=server_tls))
+        await server.start()
+        try:
+            assert server.url.startswith("wss://")
+            headers = {"Authorization": build_authorization_basic("cs1", PASSWORD)}
+            async with connect(
+                f"{server.url}/cs1",
+                subprotocols=["ocpp2.0.1"],  # type: ignore[list-item]
+                additional_headers=headers,
+                ssl=client_tls,
+            ) as ws:
+                assert (await exchange(ws, '[2,"hb","Heartbeat",{}]'))[:2] == [3, "hb"]
+            with pytest.raises(ssl.SSLCertVerificationError):
+                await connect(
+                    f"{server.url}/cs1",
+                    additional_headers=headers,
+                    ssl=ssl.create_default_context(),
+                )
+        finally:
+            await server.stop()
+            store.close()
+
+    run(scenario())

@@ -272,3 +272,16 @@ def test_an_action_another_version_has_is_not_supported() -> None:
     with pytest.raises(FrameError) as caught:
         validate({}, "NotifyEVChargingNeeds", Direction.REQUEST, OcppVersion.V16, "n1")
     assert caught.value.code is ErrorCode.NOT_SUPPORTED
+
+
+def test_rate_limit_paces_bursts_and_refills() -> None:
+    from lightson.csms.rpc import RateLimit
+
+    now = [0.0]
+    limit = RateLimit(per_second=2.0, burst=3, now=lambda: now[0])
+    assert [limit.delay_s() for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert limit.delay_s() == pytest.approx(0.5)  # the 4th waits for half a second's refill
+    now[0] = 10.0
+    assert limit.delay_s() == 0.0  # refilled (to the burst, not beyond)
+    with pytest.raises(ValueError, match="per_second"):
+        RateLimit(per_second=0.0, burst=1)

@@ -128,7 +128,11 @@ def station_add(
 ) -> None:
     """Register STATION_ID (its password comes from an environment variable)."""
     _check_dialect(dialect, OcppVersion(ocpp_version))
-    password_hash = hash_password(_password(password_env))
+    password = _password(password_env)
+    try:
+        password_hash = hash_password(password)
+    except ValueError as error:
+        raise ConfigError.at("--password-env", str(error)) from None
     ids = [station_id] if count == 1 else [f"{station_id}{i:04d}" for i in range(1, count + 1)]
     store = Store(db)
     try:

@@ -18,11 +18,13 @@ import contextlib
 import hmac
 import itertools
 import logging
+import os
 import secrets
 import ssl
 import urllib.parse
 import weakref
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
@@ -73,6 +75,7 @@ class CsmsSettings:
     response_timeout_s: float = 30.0
     max_offline_s: int = 300
     compression: bool = True
+    handshake_timeout_s: float = 120.0  # handshakes queue for password checks in a storm
     tls: ssl.SSLContext | None = None
 
 
@@ -395,6 +398,7 @@ class CsmsServer:
         self.rejected_handshakes = 0
         self._secret = secrets.token_bytes(32)
         self._verified: dict[str, bytes] = {}
+        self._hashing = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
         self._handshakes: weakref.WeakKeyDictionary[ServerConnection, StationRecord] = (
             weakref.WeakKeyDictionary()
         )
@@ -421,6 +425,7 @@ class CsmsServer:
             compression="deflate" if self.settings.compression else None,
             max_size=self.settings.max_message_bytes,
             ssl=self.settings.tls,
+            open_timeout=self.settings.handshake_timeout_s,
         )
 
     @property
@@ -440,6 +445,7 @@ class CsmsServer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        self._hashing.shutdown(wait=False)
 
     async def __aenter__(self) -> CsmsServer:
         await self.start()
@@ -483,7 +489,10 @@ class CsmsServer:
         known = self._verified.get(station.id)
         if known is not None and hmac.compare_digest(known, digest.digest()):
             return True
-        good = await asyncio.to_thread(check_password, password, station.password_hash)
+        loop = asyncio.get_running_loop()
+        good = await loop.run_in_executor(
+            self._hashing, check_password, password, station.password_hash
+        )
         if good:
             self._verified[station.id] = digest.digest()
         return good

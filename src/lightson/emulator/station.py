@@ -496,6 +496,7 @@ class EmulatedStation:
             return
         evse.transaction_started = None
         evse.power_kw = 0.0
+        self._drop_tx_profiles(evse)  # a TxProfile ends with its transaction
         now = self.clock.now()
         if self.version is OcppVersion.V16:
             meter = int(evse.imported_wh)
@@ -512,7 +513,6 @@ class EmulatedStation:
             await self._transaction_event(
                 evse, "Ended", "RemoteStop" if reason == "Remote" else "EVCommunicationLost"
             )
-        self._drop_tx_profiles(evse)
 
     def _drop_tx_profiles(self, evse: Evse) -> None:
         for profile_id, profile in list(self.profiles.items()):
@@ -713,18 +713,18 @@ class EmulatedStation:
         evse_id, profile = _to_2x_profile(request)
         purpose = profile["chargingProfilePurpose"]
         if evse_id != 0 and evse_id not in self.evses:
-            return _status("Rejected", "UnknownEvse")
+            return _status("Rejected", "UnknownEvse", self.version)
         if purpose == "TxProfile":
             evse = self.evses.get(evse_id)
             if evse is None or evse.transaction_id is None:
-                return _status("Rejected", "NoTransaction")
+                return _status("Rejected", "NoTransaction", self.version)
             if "transactionId" in profile and profile["transactionId"] != evse.transaction_id:
-                return _status("Rejected", "TxNotFound")
+                return _status("Rejected", "TxNotFound", self.version)
             profile.setdefault("transactionId", evse.transaction_id)
         periods = [p for s in profile["chargingSchedule"] for p in s["chargingSchedulePeriod"]]
         modes = {p.get("operationMode", "ChargingOnly") for p in periods}
         if modes - {"ChargingOnly", "Idle"} and not self.can_discharge_v21:
-            return _status("Rejected", "UnsupportedOperationMode")
+            return _status("Rejected", "UnsupportedOperationMode", self.version)
         for profile_id, old in list(self.profiles.items()):
             same_slot = (
                 old.evse_id == evse_id
@@ -790,7 +790,10 @@ class EmulatedStation:
         return None
 
 
-def _status(status: str, reason: str) -> dict[str, Any]:
+def _status(status: str, reason: str, version: OcppVersion) -> dict[str, Any]:
+    """An answer with a reason (2.x ``statusInfo``; 1.6 has only the status)."""
+    if version is OcppVersion.V16:
+        return {"status": status}
     return {"status": status, "status_info": {"reason_code": reason}}
 
 
