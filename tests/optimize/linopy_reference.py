@@ -183,7 +183,7 @@ def _objective(
         )
         dr_value = axes.site(inputs.dr_value_usd_per_kwh)
         terminal = axes.each_vehicle(inputs, "terminal_value_usd_per_kwh")
-        penalty = inputs.shortfall_penalty_usd_per_kwh
+        penalty = _penalty(inputs)
         departs = (axes.fleet(inputs, "departure_need_kwh") > 0).astype(float)
         objective = (
             objective
@@ -194,3 +194,21 @@ def _objective(
             + penalty * x["trip_unserved_kwh"].sum()
         )
     return objective
+
+
+def _penalty(inputs: SiteInputs) -> float:
+    """M as docs/formulation.md defines it (written out again here, not imported)."""
+    if not inputs.vehicles:
+        return inputs.shortfall_penalty_usd_per_kwh
+    eta = min(v.charge_efficiency for v in inputs.vehicles)
+    highest = sum(
+        max(float(np.max(a)), 0.0)
+        for a in (
+            inputs.import_price_usd_per_kwh,
+            inputs.dr_value_usd_per_kwh,
+            inputs.export_credit_usd_per_kwh,
+        )
+    )
+    months = int(inputs.billing_period.max()) + 1
+    worst = highest / eta + inputs.demand_usd_per_kw_month * months / (inputs.step_h * eta)
+    return max(inputs.shortfall_penalty_usd_per_kwh, 2.0 * worst / inputs.step_h)

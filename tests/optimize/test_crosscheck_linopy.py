@@ -121,7 +121,9 @@ def test_plan_site_and_linopy_reach_the_same_optimum(inputs: SiteInputs) -> None
 
 
 def test_unserved_trip_and_demand_charge_over_two_billing_periods() -> None:
-    # Away all horizon (no power), 8 kWh aboard, trips of 5 + 5 kWh: 2 kWh unserved (200 $).
+    # Away all horizon (no power), 8 kWh aboard, trips of 5 + 5 kWh: 2 kWh unserved at
+    # M = 2·(0.3 + 10·2/0.25)/0.25 = 642.4 $/kWh (η = 1, two months: the demand charge raises M
+    # from the configured 100), 1284.8 $.
     # Imports 10, 6, 10, 10 kW: energy 0.25·(0.2·10 + 0.2·6 + 0.3·10 + 0.3·10) = 2.3 $;
     # peaks 10 kW in both months, 8 kW already paid: 10·(10 + 10 − 8) = 120 $; fixed 1.5 $.
     n = 4
@@ -146,7 +148,7 @@ def test_unserved_trip_and_demand_charge_over_two_billing_periods() -> None:
         billing_period=np.array([0, 0, 1, 1]),
         fixed_charge_usd=1.5,
     )
-    assert assert_routes_agree(inputs) == pytest.approx(2.3 + 120.0 + 1.5 + 200.0, abs=1e-6)
+    assert assert_routes_agree(inputs) == pytest.approx(2.3 + 120.0 + 1.5 + 1284.8, abs=1e-6)
 
 
 def test_energy_above_the_window_is_kept_and_an_unreachable_floor_is_penalized() -> None:

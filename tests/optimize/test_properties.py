@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -174,3 +176,53 @@ def test_objective_terms_add_up_and_match_the_flows(inputs: SiteInputs) -> None:
     ) <= 1e-5 * max(1.0, abs(terms.dr_revenue_usd))
     assert terms.fixed_usd == inputs.fixed_charge_usd
     assert terms.demand_usd >= -TOL
+
+
+def test_a_demand_charge_never_outweighs_a_floor() -> None:
+    """Found by the property above: an empty car (η 0.875, 1 kW) whose floor is 0.15625 kWh
+    from the first interval on, at a site with a 27 $/kW-month demand charge and no peak yet.
+    Charging 0.15625/0.875/0.25 = 0.714 kW in the first interval costs 19.29 $ of demand
+    charge; with the configured M = 100 $/kWh the shortfall would have cost only 7.81 $."""
+    from lightson.optimize.model import shortfall_penalty
+
+    vehicle = VehicleInputs(
+        vehicle_id="v0",
+        evse_id="evse0",
+        battery_kwh=20.0,
+        initial_energy_kwh=0.0,
+        max_energy_kwh=20.0,
+        floor_kwh=np.full(2, 0.15625),
+        departure_need_kwh=np.zeros(2),
+        plugged=np.ones(2, dtype=bool),
+        max_charge_kw=np.ones(2),
+        max_discharge_kw=np.zeros(2),
+        trip_energy_kwh=np.zeros(2),
+        charge_efficiency=0.875,
+        discharge_efficiency=0.875,
+        degradation_usd_per_kwh=0.0625,
+        terminal_value_usd_per_kwh=0.0,
+    )
+    inputs = SiteInputs(
+        site_id="s1",
+        start=datetime(2026, 7, 15, 4, tzinfo=UTC),
+        step_h=0.25,
+        load_kw=np.zeros(2),
+        pv_kw=np.zeros(2),
+        import_price_usd_per_kwh=np.full(2, 0.05),
+        export_credit_usd_per_kwh=np.zeros(2),
+        dr_value_usd_per_kwh=np.zeros(2),
+        service_limit_kw=10_000.0,
+        export_permitted=False,
+        demand_usd_per_kw_month=27.0,
+        billing_period=np.zeros(2, dtype=int),
+        peak_so_far_kw=0.0,
+        fixed_charge_usd=0.0,
+        shortfall_penalty_usd_per_kwh=100.0,
+        vehicles=(vehicle,),
+    )
+    # 2 · (0.05/0.875 + 27/(0.25·0.875)) / 0.25
+    assert shortfall_penalty(inputs) == pytest.approx(2 * (0.05 / 0.875 + 27 / 0.21875) / 0.25)
+    plan = plan_site(inputs)
+    assert plan.vehicles[0].floor_shortfall_kwh == pytest.approx(0.0, abs=1e-9)
+    assert plan.vehicles[0].power_kw[0] == pytest.approx(0.15625 / 0.875 / 0.25)
+    assert plan.objective.demand_usd == pytest.approx(27 * 0.15625 / 0.875 / 0.25)

@@ -262,11 +262,41 @@ def add_peak_demand(lp: _Builder, inputs: SiteInputs) -> None:
     )
 
 
+PENALTY_DOMINANCE = 2.0
+
+
+def shortfall_penalty(inputs: SiteInputs) -> float:
+    """``M``, raised where the site's prices need it so that missing a floor never pays.
+
+    A kWh short of the floor for one interval costs ``M·Δt``; the dearest way to put that kWh
+    into the battery in that interval is to buy ``1/η`` kWh at the highest price (and forgo the
+    highest DR value and export credit) while raising every billing month's peak by
+    ``1/(Δt·η)`` kW. ``M`` is at least twice that over ``Δt``, whatever the configured value:
+    with a 27 $/kW-month demand charge and 15-minute steps that is about 990 $/kWh, not 100.
+    """
+    if not inputs.vehicles:
+        return inputs.shortfall_penalty_usd_per_kwh
+    eta = min(v.charge_efficiency for v in inputs.vehicles)
+    dt = inputs.step_h
+    energy_usd_per_kwh = (
+        _max(inputs.import_price_usd_per_kwh)
+        + _max(inputs.dr_value_usd_per_kwh)
+        + _max(inputs.export_credit_usd_per_kwh)
+    ) / eta
+    demand_usd_per_kwh = inputs.demand_usd_per_kw_month * inputs.n_billing_periods / (dt * eta)
+    worst_usd_per_kwh = energy_usd_per_kwh + demand_usd_per_kwh
+    return max(inputs.shortfall_penalty_usd_per_kwh, PENALTY_DOMINANCE * worst_usd_per_kwh / dt)
+
+
+def _max(values: NDArray[np.float64]) -> float:
+    return max(float(values.max()), 0.0) if values.size else 0.0
+
+
 def floor_shortfall_cost(inputs: SiteInputs) -> NDArray[np.float64]:
     """Cost per kWh of floor shortfall in each (vehicle, interval): ``M·Δt`` (per kWh-hour,
     so the same shortfall costs the same at any step length) plus ``M`` once more at an
-    interval that ends with a departure."""
-    penalty = inputs.shortfall_penalty_usd_per_kwh
+    interval that ends with a departure (``M`` from :func:`shortfall_penalty`)."""
+    penalty = shortfall_penalty(inputs)
     departs = _stack(inputs, "departure_need_kwh") > 0
     return penalty * inputs.step_h + penalty * departs.astype(float)
 
@@ -279,7 +309,7 @@ def add_objective(lp: _Builder, inputs: SiteInputs) -> None:
     degradation = _per_vehicle(inputs, "degradation_usd_per_kwh") / _per_vehicle(
         inputs, "discharge_efficiency"
     )
-    penalty = inputs.shortfall_penalty_usd_per_kwh
+    penalty = shortfall_penalty(inputs)
     lp.set_cost("charge_kw", dr_value * dt)
     lp.set_cost("discharge_kw", (degradation - dr_value) * dt)
     vt = len(inputs.vehicles) * inputs.n_steps
