@@ -6,6 +6,7 @@ each site's randomness is seeded by its id."""
 from __future__ import annotations
 
 import importlib
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -85,6 +86,8 @@ def _on_ray(
 ) -> Iterator[SiteRun]:
     """Yield site runs as Ray finishes them; a local Ray instance with ``workers`` CPUs unless
     ``address`` names a cluster. The program goes to the object store once."""
+    if address:
+        check_ray_address(address)
     ray: Any = importlib.import_module("ray")  # Ray's own stubs don't cover remote calls
     started_here = not ray.is_initialized()
     if started_here:
@@ -119,3 +122,26 @@ def _init(program: Program) -> None:
 def _simulate(site_id: str, controller: str, start: datetime, n_steps: int, seed: int) -> SiteRun:
     assert _worker_program is not None, "worker not initialised"
     return simulate_site(_worker_program, site_id, controller, start, n_steps, seed)
+
+
+RAY_CONNECT_TIMEOUT_S = 5.0
+
+
+def check_ray_address(address: str, timeout_s: float = RAY_CONNECT_TIMEOUT_S) -> None:
+    """Fail fast when nothing listens at a ``host:port`` (or ``ray://host:port``) address:
+    Ray itself retries for minutes before it gives up. ``auto`` is left to Ray."""
+    target = address.removeprefix("ray://")
+    if target == "auto" or ":" not in target:
+        return
+    host, _, port_text = target.rpartition(":")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ConfigError.at("--ray-address", f"{address!r} is not host:port") from None
+    try:
+        with socket.create_connection((host.strip("[]"), port), timeout=timeout_s):
+            pass
+    except OSError as error:
+        raise ConfigError.at(
+            "--ray-address", f"nothing answers at {host}:{port} ({error.strerror or error})"
+        ) from None
