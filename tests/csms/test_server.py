@@ -114,6 +114,10 @@ def test_boot_transaction_needs_discharge_and_meter_values(
             await eventually(lambda: station.evses[1].transaction_id)
             started = server.store.rows(db.transaction_events, station_id="cs1")
             assert [row["event_type"] for row in started] == ["Started"]
+            assert station.session is not None
+            answers = [json.loads(f) for f in station.session.received]
+            token_info = "idTagInfo" if version is OcppVersion.V16 else "idTokenInfo"
+            assert {"status": "Accepted"} in [a[2].get(token_info) for a in answers if a[0] == 3]
 
             needs = server.store.rows(db.charging_needs, station_id="cs1")
             if version is OcppVersion.V16:

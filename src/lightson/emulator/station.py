@@ -424,6 +424,7 @@ class EmulatedStation:
         if self.session is not None:
             with contextlib.suppress(ConnectionClosed):
                 await self._send_status(evse)
+                await self._authorize(id_token)
         now = self.clock.now()
         evse.transaction_started = now
         if self.version is OcppVersion.V16:
@@ -449,6 +450,21 @@ class EmulatedStation:
         if self.session is not None:
             with contextlib.suppress(ConnectionClosed, CallRefusedError):
                 await self.session.request("NotifyEVChargingNeeds", self._needs(evse))
+
+    async def _authorize(self, id_token: str) -> None:
+        """The driver's token, checked before the transaction starts (offline: skipped, as a
+        station with offline authorization does)."""
+        assert self.session is not None
+        if self.version is OcppVersion.V16:
+            answer = await self.session.request("Authorize", {"idTag": id_token})
+            status = answer["idTagInfo"]["status"]
+        else:
+            answer = await self.session.request(
+                "Authorize", {"idToken": {"idToken": id_token, "type": "Central"}}
+            )
+            status = answer["idTokenInfo"]["status"]
+        if status != "Accepted":
+            raise PermissionError(f"{self.id}: token {id_token!r} was {status}")
 
     def _needs(self, evse: Evse) -> dict[str, Any]:
         ev = evse.ev
