@@ -13,8 +13,10 @@ Signs as everywhere: vehicle power + charges; site net + imports.
   efficiency, what it costs to put back), so a controller can't look cheap by draining them.
 - Outages: hours islanded, hours the whole load was served, load shed (kWh) and the
   critical-tier energy that went unserved.
-- Demand response (storage rule): an event's performance is the net discharge of the V2X
-  equipment averaged over the event (kW), floored at 0 (a missed event counts 0 kW). The
+- Demand response (storage rule, ``lightson.programs.settlement.event_kw``): an event's
+  performance is the net discharge of the V2X equipment averaged over the event (kW), floored
+  at 0 (a missed event counts 0 kW) and capped at the building load where the site may not
+  export. The
   payment credited to the run is ``rate × Σ kW / N``, N the program's ``expected_events``
   (set it to the season's real count in the program file, as ``beverly-2021`` does): what
   these events add to a season-average payment. Steps spent islanded in an outage deliver
@@ -25,14 +27,17 @@ from __future__ import annotations
 
 import calendar
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
+from numpy.typing import NDArray
 
 from lightson.domain.assets import Program
 from lightson.domain.demand_response import DREvent
 from lightson.domain.time import TimeGrid
+from lightson.programs.settlement import Metered, event_kw
 from lightson.sim.engine import SiteRun
 
 AVERAGE_DAYS_PER_MONTH = 365.25 / 12
@@ -187,28 +192,51 @@ def _demand_usd(rate: float, run: SiteRun, local: list[datetime]) -> float:
 
 def _event_performance(program: Program, run: SiteRun) -> list[EventPerformance]:
     site = program.site(run.site_id)
+    enrolled = [e for e in program.events if e.program_id in site.enrollments]
+    vehicles_kw = run.power_kw.sum(axis=0) if run.power_kw.size else np.zeros(run.n_steps)
+    meters = event_meters(enrolled, run.start, run.step, vehicles_kw, run.load_kw, run.in_outage)
     result = []
-    for event in program.events:
-        if event.program_id not in site.enrollments:
+    for event in enrolled:
+        meter = meters.get(event.event_id)
+        if meter is None:
             continue
         window = _window(run, event)
-        if window is None:
-            continue
+        assert window is not None
         hours = (event.end - event.start).total_seconds() / 3600
-        # Power given while islanded served the building in a blackout, not the event.
-        counted = ~run.in_outage[window]
-        net_discharge_kwh = float(-run.power_kw[:, window][:, counted].sum()) * run.step_h
         plugged = float(run.plugged[:, window].mean()) if run.plugged.size else 0.0
+        delivered = event_kw(meter, hours, site.export_permitted, cap_to_load=True)
         result.append(
-            EventPerformance(
-                event.event_id,
-                event.program_id,
-                site.site_id,
-                max(net_discharge_kwh / hours, 0.0),
-                plugged,
-            )
+            EventPerformance(event.event_id, event.program_id, site.site_id, delivered, plugged)
         )
     return result
+
+
+def event_meters(
+    events: Sequence[DREvent],
+    start: datetime,
+    step: timedelta,
+    vehicles_kw: NDArray[np.float64],
+    load_kw: NDArray[np.float64],
+    in_outage: NDArray[np.bool_],
+) -> dict[str, Metered]:
+    """What a site's interval data say about each event it fully covers: the vehicles' net
+    discharge and the building load (kWh) over the window. Steps spent islanded are left out:
+    power given in a blackout served the building, not the event. Used by the run's KPIs and by
+    ``lightson settle`` alike."""
+    n_steps = len(vehicles_kw)
+    grid = TimeGrid(start, max(n_steps, 1), step)
+    step_h = step.total_seconds() / 3600
+    meters = {}
+    for event in events:
+        first, last = grid.first_index_from(event.start), grid.first_index_from(event.end)
+        if first < 0 or last > n_steps or last <= first:
+            continue
+        counted = ~np.asarray(in_outage[first:last], dtype=bool)
+        meters[event.event_id] = Metered(
+            net_discharge_kwh=float(-vehicles_kw[first:last][counted].sum()) * step_h,
+            building_load_kwh=float(load_kw[first:last][counted].sum()) * step_h,
+        )
+    return meters
 
 
 def _window(run: SiteRun, event: DREvent) -> slice | None:

@@ -1,0 +1,187 @@
+"""``lightson settle``: the demand-response settlement of a simulated (later: metered) season."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import timedelta
+from pathlib import Path
+
+import click
+
+from lightson.cli.app import friendly_errors, main
+from lightson.config import EXAMPLE_PROGRAM, load_program
+from lightson.config.dr_rules import bundled_dr_rules, load_dr_rules
+from lightson.domain.demand_response import DREvent
+from lightson.domain.errors import ConfigError
+from lightson.programs import CalledEvent, EnrolledSite, EventLine, SettlementLine, settle
+from lightson.programs.rules import ProgramRules
+from lightson.sim.kpis import event_meters
+
+
+@main.command("settle")
+@click.option(
+    "--program",
+    "program_file",
+    default=EXAMPLE_PROGRAM,
+    show_default=True,
+    help="The program file the run simulated (its sites, enrollments and events).",
+)
+@click.option(
+    "--run",
+    "run_dir",
+    required=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="A 'lightson simulate' output folder.",
+)
+@click.option(
+    "--season",
+    "season_year",
+    type=click.IntRange(1901, 2199),
+    default=None,
+    help="Season year (default: the year the run starts).",
+)
+@click.option(
+    "--rules",
+    "rule_files",
+    multiple=True,
+    help="A rule file (YAML) for a program the bundled files don't cover; repeatable.",
+)
+@click.option(
+    "--participant-share",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0),
+    help="Share of each payment that goes to the site owner (the rest: aggregator).",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for settlement.csv and settlement_events.csv.",
+)
+@friendly_errors
+def settle_command(
+    program_file: str,
+    run_dir: Path,
+    season_year: int | None,
+    rule_files: tuple[str, ...],
+    participant_share: float,
+    out: Path,
+) -> None:
+    """Settle each demand-response program's season from a run: event kW per site (net
+    discharge of the V2X equipment, capped by building load without export permission),
+    season-average kW (a missed event counts 0), payment, weekend bonus and the
+    participant/aggregator split, line by line.
+
+    Only events the run covers are settled; the table says how many it does not.
+    """
+    import pandas as pd
+
+    program = load_program(program_file)
+    try:
+        sites_frame = pd.read_parquet(run_dir / "sites.parquet")
+    except (OSError, ValueError) as error:
+        raise ConfigError.at("--run", f"not a simulation output folder ({error})") from None
+    rules = _rules(program.events, rule_files)
+    per_site = {
+        site_id: rows.sort_values("time_utc") for site_id, rows in sites_frame.groupby("site_id")
+    }
+    missing = sorted({s.site_id for s in program.sites} - set(per_site))
+    if missing:
+        raise ConfigError.at("--run", f"no data for sites {', '.join(missing)}: another program?")
+    first_rows = next(iter(per_site.values()))
+    start = first_rows.time_utc.iloc[0].to_pydatetime()
+    step = (
+        first_rows.time_utc.iloc[1] - first_rows.time_utc.iloc[0]
+        if len(first_rows) > 1
+        else pd.Timedelta(program.step)
+    )
+    year = season_year if season_year is not None else start.astimezone(program.timezone).year
+
+    metered = {}
+    covered: set[str] = set()
+    for site in program.sites:
+        rows = per_site[site.site_id]
+        meters = event_meters(
+            [e for e in program.events if e.program_id in site.enrollments],
+            start,
+            timedelta(seconds=step.total_seconds()),
+            rows.vehicles_kw.to_numpy(float),
+            rows.load_kw.to_numpy(float),
+            rows.in_outage.to_numpy(bool),
+        )
+        covered |= set(meters)
+        metered.update({(site.site_id, event_id): m for event_id, m in meters.items()})
+    lines: list[SettlementLine] = []
+    event_lines: list[EventLine] = []
+    uncovered = 0
+    for program_id, program_rules in sorted(rules.items()):
+        events = [e for e in program.events if e.program_id == program_id]
+        uncovered += sum(e.event_id not in covered for e in events)
+        called = [
+            CalledEvent(
+                e.event_id,
+                e.program_id,
+                e.start.astimezone(program.timezone),
+                e.end.astimezone(program.timezone),
+            )
+            for e in events
+            if e.event_id in covered
+        ]
+        sites = [
+            EnrolledSite(s.site_id, s.export_permitted, participant_share)
+            for s in program.sites
+            if program_id in s.enrollments
+        ]
+        seasons = {program_rules.season_at(e.start) for e in called} - {None}
+        for season in sorted(seasons, key=lambda s: s.name if s else ""):
+            assert season is not None
+            site_lines, per_event = settle(program_rules, season.name, year, called, sites, metered)
+            lines += site_lines
+            event_lines += per_event
+    out.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame([line.as_dict() for line in lines]).to_csv(out / "settlement.csv", index=False)
+    pd.DataFrame([vars(e) for e in event_lines]).to_csv(out / "settlement_events.csv", index=False)
+    _print(lines, uncovered)
+    click.echo(f"wrote {out / 'settlement.csv'} and {out / 'settlement_events.csv'}")
+
+
+def _rules(
+    events: tuple[DREvent, ...] | list[DREvent], rule_files: tuple[str, ...]
+) -> dict[str, ProgramRules]:
+    given = {r.program_id: r for r in (load_dr_rules(path) for path in rule_files)}
+    bundled = bundled_dr_rules()
+    needed = sorted({e.program_id for e in events})
+    rules = {}
+    for program_id in needed:
+        found = given.get(program_id, bundled.get(program_id))
+        if found is None:
+            raise ConfigError.at(
+                "--rules",
+                f"no rule file for program '{program_id}': pass --rules FILE "
+                f"(bundled: {', '.join(sorted(bundled))})",
+            )
+        rules[program_id] = found
+    return rules
+
+
+def _print(lines: list[SettlementLine], uncovered: int) -> None:
+    header = (
+        f"{'site':<22} {'program':<24} {'season':<12} {'events':>6} {'avg kW':>8} "
+        f"{'payment $':>10} {'bonus $':>8} {'owner $':>10} {'aggregator $':>12}"
+    )
+    click.echo(header)
+    totals: dict[str, float] = defaultdict(float)
+    for line in lines:
+        click.echo(
+            f"{line.site_id:<22} {line.program_id:<24} {line.season:<12} {line.events_called:>6} "
+            f"{line.season_average_kw:>8.2f} {line.payment_usd:>10.2f} "
+            f"{line.weekend_bonus_usd:>8.2f} {line.participant_usd:>10.2f} "
+            f"{line.aggregator_usd:>12.2f}"
+        )
+        totals["total"] += line.total_usd
+    click.echo(f"program total: {totals['total']:.2f} $ over {len(lines)} site-seasons")
+    if uncovered:
+        click.echo(f"note: {uncovered} event(s) fall outside the run and are not settled")
+    if not lines:
+        click.echo("no demand-response events inside the run")

@@ -1,0 +1,71 @@
+"""``lightson settle`` on a simulated run: the same event kW as the run's KPIs, paid by rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from lightson.cli import main
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "run"
+    result = CliRunner().invoke(
+        main,
+        [
+            "simulate",
+            "--program",
+            "example",
+            "--controller",
+            "v2x-mpc",
+            "--start",
+            "2026-07-14T00:00",
+            "--days",
+            "3",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_settlement_matches_the_runs_event_kw_and_the_rates(run_dir: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["settle", "--run", str(run_dir), "--participant-share", "0.75", "--out", str(tmp_path)],
+    )
+    assert result.exit_code == 0, result.output
+    lines = pd.read_csv(tmp_path / "settlement.csv").set_index("site_id")
+    events = pd.read_csv(run_dir / "events.csv").set_index("site_id")
+    for site_id, line in lines.iterrows():
+        # One event in the example season: the average is that event's kW.
+        assert line.events_called == 1
+        assert line.season_average_kw == pytest.approx(events.loc[site_id, "delivered_kw"])
+        rate = {"cs-ci-daily": 200.0, "cs-residential-battery": 275.0}[line.program_id]
+        assert line.payment_usd == pytest.approx(rate * line.season_average_kw)
+        assert line.participant_usd == pytest.approx(0.75 * line.total_usd)
+    assert lines.loc["school-beverly", "season_average_kw"] > 50  # a bus discharged
+    per_event = pd.read_csv(tmp_path / "settlement_events.csv")
+    assert set(per_event.columns) >= {"net_discharge_kwh", "building_load_kwh", "credited_kw"}
+    assert "program total" in result.output
+
+
+def test_a_program_without_rules_is_named(run_dir: Path, tmp_path: Path) -> None:
+    rules = tmp_path / "mine.yaml"
+    rules.write_text("program_id: x\n")
+    result = CliRunner().invoke(
+        main, ["settle", "--run", str(run_dir), "--rules", str(rules), "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert "mine.yaml:name" in result.output or "mine.yaml" in result.output
+
+
+def test_a_folder_that_is_not_a_run_is_refused(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["settle", "--run", str(tmp_path), "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "--run: not a simulation output folder" in result.output
