@@ -10,6 +10,7 @@ from datetime import time
 from importlib import resources
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import Field, ValidationError
@@ -46,6 +47,7 @@ class _Rules(_Strict):
     notice_hours: float = Field(ge=0)
     performance: Literal["storage-net-discharge"] = "storage-net-discharge"
     cap_to_load_without_export: bool = True
+    timezone: str = "America/New_York"
     seasons: list[_Season] = Field(min_length=1)
 
 
@@ -91,7 +93,15 @@ def parse_dr_rules(text: str, where: str = "") -> ProgramRules:
         performance=document.performance,
         cap_to_load_without_export=document.cap_to_load_without_export,
         seasons=tuple(seasons),
+        timezone=_zone(document.timezone, where),
     )
+
+
+def _zone(name: str, where: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError.at(f"{where}:timezone", f"unknown time zone '{name}'") from None
 
 
 def _clock(text: str, path: str) -> time:

@@ -157,12 +157,12 @@ def _check_against_rules(event: ProgramEvent, rules: ProgramRules) -> None:
         raise ConfigError.at(
             "end", f"{hours:g} h is longer than the {season.max_event_hours:g} h the rules allow"
         )
-    local_start = event.start.astimezone(event.start.tzinfo).timetz()
-    local_end = event.end.astimezone(event.start.tzinfo).timetz()
+    local_start = event.start.astimezone(rules.timezone)
+    local_end = event.end.astimezone(rules.timezone)
     if (
-        local_start.replace(tzinfo=None) < season.window_start
-        or local_end.replace(tzinfo=None) > season.window_end
-        or event.end.date() != event.start.date()
+        local_start.time() < season.window_start
+        or local_end.time() > season.window_end
+        or local_end.date() != local_start.date()
     ):
         raise ConfigError.at(
             "start",

@@ -6,10 +6,13 @@ rate. Nothing here is specific to one season's numbers: a new season's rules are
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
 
 from lightson.domain.demand_response import DRProgram
+
+MASSACHUSETTS = ZoneInfo("America/New_York")
 
 
 @dataclass(frozen=True)
@@ -53,10 +56,12 @@ class ProgramRules:
     performance: str
     cap_to_load_without_export: bool
     seasons: tuple[SeasonRules, ...]
+    timezone: ZoneInfo = field(default_factory=lambda: MASSACHUSETTS)  # windows: local time
 
     def season_at(self, instant: datetime) -> SeasonRules | None:
+        day = instant.astimezone(self.timezone).date() if instant.tzinfo else instant.date()
         for season in self.seasons:
-            if season.contains(instant.date()):
+            if season.contains(day):
                 return season
         return None
 

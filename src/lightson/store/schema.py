@@ -114,3 +114,18 @@ sequence_gaps = Table(
     Column("noticed_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("station_id", "transaction_id", "first_missing"),
 )
+
+dr_events = Table(
+    "dr_events",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("program_id", String(64), nullable=False, index=True),
+    Column("start", DateTime(timezone=True), nullable=False),
+    Column("end", DateTime(timezone=True), nullable=False),
+    Column("notice_at", DateTime(timezone=True), nullable=False),
+    Column("sites", JSON, nullable=False),  # [] = every enrolled site
+    Column("source", String(24), nullable=False),
+    Column("cancelled_at", DateTime(timezone=True)),
+    Column("opt_outs", JSON, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,1 @@
+"""Application services shared by the HTTP API, the CLI and protocol adapters."""
