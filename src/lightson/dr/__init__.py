@@ -1,0 +1,1 @@
+"""Demand-response event intake adapters (OpenADR 2.0b VEN)."""
