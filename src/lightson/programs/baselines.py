@@ -7,8 +7,8 @@ the event window, floored at 0.
 ``highest-5-of-10``: of the last 10 weekdays before the event day that were not event days,
 take the 5 with the highest average load over the event window; the baseline is their
 interval-by-interval mean. The same-day adjustment shifts it by the average gap between the
-day's actual load and that baseline over the hours before the event (by default the 3 hours
-ending 1 hour before it starts), limited to ±20 % of the baseline there.
+day's actual load and that baseline over hours the caller names before the event (commonly the
+3 hours ending 1 hour before it starts), limited to ±20 % of the baseline there.
 """
 
 from __future__ import annotations
