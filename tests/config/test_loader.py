@@ -255,3 +255,18 @@ def test_pv_without_weather_is_refused() -> None:
         "building: {constant_kw: 1.5}", "building: {constant_kw: 1.5}\n    pv: {kw_dc: 5}"
     )
     assert _issues(text) == {"sites[0].pv": "PV output needs weather: set program.weather"}
+
+
+def test_an_outage_may_release_route_reserves_of_its_own_sites_only() -> None:
+    outage = (
+        '\noutages:\n  - {id: storm, sites: [home], start: "2026-07-16T10:00", '
+        'end: "2026-07-16T18:00", enter_service_delay_s: 120, release_route_reserve: [%s]}\n'
+    )
+    program = parse_program(textwrap.dedent(MINIMAL) + outage % "truck")
+    (storm,) = program.outages
+    assert storm.released_vehicles == {"truck"}
+    assert storm.enter_service_delay.total_seconds() == 120
+    issues = _issues(textwrap.dedent(MINIMAL) + outage % "bus-99")
+    assert (
+        "unknown vehicle at these sites 'bus-99'" in issues["outages[0].release_route_reserve[0]"]
+    )

@@ -156,10 +156,12 @@ def test_an_unknown_engine_is_refused(example_program) -> None:  # type: ignore[
 def test_the_school_rides_through_the_storm_outage_islanded(example_program, runs) -> None:  # type: ignore[no-untyped-def]
     for controller in ("unmanaged", "v2x-mpc"):
         run = runs[(controller, "school-beverly")]
-        assert run.in_outage.sum() == 32  # 10:00-18:00 on 16 July
+        # 10:00-18:00 on 16 July, and the 18:00 step: the grid is back but the site waits the
+        # 300 s enter-service delay before it re-synchronizes (at 15-minute steps, one step).
+        assert run.in_outage.sum() == 33
         assert np.all(run.net_kw[run.in_outage] == 0.0), "no grid while islanded"
         kpis, _ = site_kpis(example_program, run)
-        assert kpis.outage_hours == 8.0
+        assert kpis.outage_hours == 8.25
         assert np.all(run.load_served_kw[run.in_outage] <= run.load_kw[run.in_outage] + 1e-9)
         assert kpis.critical_unserved_kwh == pytest.approx(run.critical_unserved_kw.sum() * 0.25)
     # Unmanaged charging leaves both buses full: the critical tier is carried all 8 hours.
@@ -219,3 +221,24 @@ def test_a_departure_below_its_target_is_counted(example_program) -> None:  # ty
     kpis, _ = site_kpis(program, run)
     assert kpis.departures_below_target == 1
     assert kpis.departure_shortfall_kwh > 5.0
+
+
+def test_the_site_re_syncs_only_after_the_enter_service_delay(example_program) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from lightson.domain.outages import Outage
+
+    tz = example_program.timezone
+    start, end = datetime(2026, 7, 15, 10, tzinfo=tz), datetime(2026, 7, 15, 12, tzinfo=tz)
+    site = "school-beverly"
+
+    def islanded_steps(delay: timedelta) -> list[int]:
+        outage = Outage("storm", frozenset({site}), start, end, delay)
+        program = _with(example_program, outages=(outage,), events=())
+        run = simulate_site(program, site, "unmanaged", datetime(2026, 7, 15, tzinfo=tz), 96, 1)
+        return [int(k) for k in np.flatnonzero(run.in_outage)]
+
+    assert islanded_steps(timedelta(0)) == list(range(40, 48))  # 10:00-12:00 exactly
+    delayed = islanded_steps(timedelta(seconds=300))
+    assert delayed == list(range(40, 49))  # 12:00-12:15 still islanded, parallel from 12:15
+    assert islanded_steps(timedelta(minutes=20)) == list(range(40, 50))

@@ -160,7 +160,8 @@ class _Converter:
         dr_programs = self.dr_programs(doc.dr_programs)
         sites = self.sites(doc.sites, tariffs, dr_programs)
         events = self.events(doc.events, dr_programs, tz)
-        outages = self.outages(doc.outages, {s.id for s in doc.sites}, tz)
+        vehicles_by_site = {s.id: {v.id for v in s.vehicles} for s in doc.sites}
+        outages = self.outages(doc.outages, vehicles_by_site, tz)
         if doc.program.weather is None:
             for i, site in enumerate(doc.sites):
                 if site.pv is not None:
@@ -277,8 +278,9 @@ class _Converter:
         return result
 
     def outages(
-        self, outages: list[s.OutageFile], site_ids: set[str], tz: ZoneInfo
+        self, outages: list[s.OutageFile], vehicles_by_site: dict[str, set[str]], tz: ZoneInfo
     ) -> list[Outage]:
+        site_ids = set(vehicles_by_site)
         result = []
         for i, o in enumerate(outages):
             path = f"outages[{i}]"
@@ -291,8 +293,24 @@ class _Converter:
             )
             if start and end and end <= start:
                 self.fail(f"{path}.end", "must be after start")
-            elif start and end:
-                result.append(Outage(o.id, frozenset(o.sites), start, end))
+            vehicle_ids = {v for site_id in o.sites for v in vehicles_by_site.get(site_id, set())}
+            for j, vehicle_id in enumerate(o.release_route_reserve):
+                if vehicle_id not in vehicle_ids:
+                    self.fail(
+                        f"{path}.release_route_reserve[{j}]",
+                        _unknown("vehicle at these sites", vehicle_id, vehicle_ids),
+                    )
+            if start and end and end > start:
+                result.append(
+                    Outage(
+                        o.id,
+                        frozenset(o.sites),
+                        start,
+                        end,
+                        timedelta(seconds=o.enter_service_delay_s),
+                        frozenset(o.release_route_reserve),
+                    )
+                )
         return result
 
     def instant(self, text: str, tz: ZoneInfo, path: str) -> datetime | None:

@@ -148,6 +148,8 @@ class OutageFile(_Strict):
     sites: list[str] = Field(min_length=1)
     start: Instant
     end: Instant
+    enter_service_delay_s: float = Field(default=300.0, ge=0, le=3600)
+    release_route_reserve: list[str] = []  # vehicle ids the operator lets use their trip energy
 
 
 class ProgramHeader(_Strict):

@@ -55,8 +55,7 @@ def islanded_setpoints(
     supply_kw = observation.pv_kw + sum(give.values())
     tiers = tier_loads_kw(site, observation.load_kw)
     stored_kwh = sum(
-        _deliverable_kwh(v, observation, next_trip_kwh.get(v.vehicle_id, 0.0))
-        for v in site.vehicles
+        deliverable_kwh(v, observation, next_trip_kwh.get(v.vehicle_id, 0.0)) for v in site.vehicles
     )
     keep_kwh = tiers[LoadTier.CRITICAL] * backup_target_h  # PV now won't last the night
 
@@ -85,7 +84,7 @@ def islanded_setpoints(
     )
 
 
-def _deliverable_kwh(vehicle: Vehicle, observation: SiteObservation, next_trip_kwh: float) -> float:
+def deliverable_kwh(vehicle: Vehicle, observation: SiteObservation, next_trip_kwh: float) -> float:
     """Energy a plugged V2X vehicle can still deliver at the EVSE above its outage floor."""
     if not (vehicle.v2x_capable and observation.plugged.get(vehicle.vehicle_id, False)):
         return 0.0

@@ -102,7 +102,11 @@ def _run(
         )
         # The trip about to leave (even late) and its scheduled energy set the floor.
         next_trip = {v: float(s.next_trip_kwh[k]) for v, s in world.schedules.items()}
-        if any(o.covers(site.site_id, now) for o in program.outages):
+        islanded_by = [o for o in program.outages if o.islanded(site.site_id, now)]
+        if islanded_by:
+            # The operator may release a bus's route reserve for this outage.
+            released = frozenset().union(*(o.released_vehicles for o in islanded_by))
+            next_trip = {v: 0.0 if v in released else kwh for v, kwh in next_trip.items()}
             decision = islanded_setpoints(site, observation, dt, next_trip, now + world.grid.step)
             observation = replace(
                 observation, load_kw=decision.served_kw, islanded=True, outage_declared=True
