@@ -17,8 +17,6 @@ from lightson.config import EXAMPLE_PROGRAM, load_program
 from lightson.control.controllers import CONTROLLERS
 from lightson.domain.assets import LoadTier, Site
 from lightson.domain.errors import ConfigError
-from lightson.domain.time import TimeGrid
-from lightson.physics.trips import trip_schedule
 
 
 @main.command()
@@ -191,6 +189,28 @@ def simulate(
     help="Longest outage considered.",
 )
 @click.option(
+    "--reserves",
+    default=None,
+    help="Comma-separated backup reserves to compare (e.g. 0,0.2,0.4,0.6): simulates the "
+    "period once per reserve and writes the trade-off; not with --run.",
+)
+@click.option(
+    "--need-hours",
+    default=8.0,
+    show_default=True,
+    type=click.FloatRange(min=0.25, max=240),
+    callback=finite,
+    help="Outage length the reserve should carry (with --reserves).",
+)
+@click.option(
+    "--probability",
+    default=0.9,
+    show_default=True,
+    type=click.FloatRange(min=0.0, max=1.0),
+    callback=finite,
+    help="Share of outage starts it should carry (with --reserves).",
+)
+@click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     required=True,
@@ -206,16 +226,36 @@ def resilience(
     days: float,
     tier: str,
     max_hours: float,
+    reserves: str | None,
+    need_hours: float,
+    probability: float,
     out: Path,
 ) -> None:
     """Outage survival at a site: for every hour as an outage start, the hours each load
     tier is carried by the vehicles plugged in then (and PV); the probability of riding
-    through 4, 8, 24 and 72 hours; figures of both."""
+    through 4, 8, 24 and 72 hours; figures of both. With --reserves, the reserve trade-off:
+    the survival probability each backup reserve buys and the net cost it adds."""
     from lightson.reports.resilience_views import survival_table, write_survival_figures
-    from lightson.resilience.analysis import outage_survival
+    from lightson.resilience.analysis import survival_of_run
 
     program = load_program(program_file)
     site = program.site(site_id)
+    if reserves is not None:
+        if run_dir is not None:
+            raise ConfigError.at("--reserves", "compares fresh simulations: leave out --run")
+        _reserve_tradeoff(
+            program,
+            site_id,
+            controller,
+            parse_start(start, program),
+            days,
+            reserves,
+            LoadTier(tier),
+            need_hours,
+            probability,
+            max_hours,
+            out,
+        )
     if run_dir is None:
         from lightson.sim.runner import simulate_program
 
@@ -228,28 +268,18 @@ def resilience(
     else:
         arrays = _read_run(run_dir, site)
     run_start, load_kw, pv_kw, energy_end_kwh, plugged = arrays
-    grid = TimeGrid(run_start, int(load_kw.shape[0]), program.step)
-    if grid.n_steps * grid.step_h < max_hours + 1:
-        raise ConfigError.at(
-            "--max-hours", f"must be shorter than the period ({grid.n_steps * grid.step_h:g} h)"
-        )
-    n_vehicles = len(site.vehicles)
-    next_trip = np.array(
-        [trip_schedule(v.trips, grid, program.timezone).next_trip_kwh for v in site.vehicles]
-    ).reshape(n_vehicles, grid.n_steps)
-    initial = np.array([v.initial_soc * v.battery_kwh for v in site.vehicles]).reshape(-1, 1)
-    energy_end_kwh = np.asarray(energy_end_kwh, dtype=float).reshape(n_vehicles, grid.n_steps)
-    energy_start = np.concatenate([initial, energy_end_kwh[:, :-1]], axis=1)
-    plugged = np.asarray(plugged, dtype=bool).reshape(n_vehicles, grid.n_steps)
-    result = outage_survival(
+    if int(load_kw.shape[0]) * program.step.total_seconds() / 3600 < max_hours + 1:
+        period_h = int(load_kw.shape[0]) * program.step.total_seconds() / 3600
+        raise ConfigError.at("--max-hours", f"must be shorter than the period ({period_h:g} h)")
+    result = survival_of_run(
         site,
-        grid.start,
+        run_start,
         program.step,
+        program.timezone,
         load_kw,
         pv_kw,
-        energy_start,
+        energy_end_kwh,
         plugged,
-        next_trip,
         max_hours,
     )
     click.echo(survival_table(result))
@@ -263,6 +293,72 @@ def resilience(
     )
     figures = write_survival_figures(result, LoadTier(tier), program.timezone, out)
     click.echo(f"\nwritten: {table}, {', '.join(str(f) for f in figures)}")
+
+
+def _reserve_tradeoff(
+    program: Any,
+    site_id: str,
+    controller: str,
+    first: datetime,
+    days: float,
+    reserves: str,
+    tier: LoadTier,
+    need_hours: float,
+    probability: float,
+    max_hours: float,
+    out: Path,
+) -> None:
+    from lightson.reports.resilience_views import write_reserve_figure
+    from lightson.sim.reserve import reserve_tradeoff, smallest_reserve
+
+    try:
+        levels = sorted({float(part) for part in reserves.split(",") if part.strip()})
+    except ValueError:
+        raise ConfigError.at("--reserves", "must be numbers like 0,0.2,0.4") from None
+    if not levels or any(not 0.0 <= r < 1.0 for r in levels):
+        raise ConfigError.at("--reserves", "each reserve is a state of charge in [0, 1)")
+    if need_hours > max_hours:
+        raise ConfigError.at("--need-hours", "must not exceed --max-hours")
+    n_steps = round(timedelta(days=days) / program.step)
+    click.echo(f"simulating {site_id} for {days:g} days at {len(levels)} reserves ...", err=True)
+    points = reserve_tradeoff(
+        program, site_id, controller, first, n_steps, levels, tier, need_hours, max_hours
+    )
+    base_cost = points[0].net_cost_usd
+    click.echo(f"reserve   carried {need_hours:g} h ({tier.value})   median h   extra net cost $")
+    for p in points:
+        click.echo(
+            f"{p.reserve_soc:>6.0%}   {p.survival_probability:>22.0%}   {p.median_hours:>8.1f}"
+            f"   {p.net_cost_usd - base_cost:>16.2f}"
+        )
+    chosen = smallest_reserve(points, probability)
+    if chosen is None:
+        click.echo(f"no reserve tried carries {need_hours:g} h in {probability:.0%} of starts")
+    else:
+        click.echo(
+            f"smallest reserve carrying {need_hours:g} h in {probability:.0%} of starts: "
+            f"{chosen.reserve_soc:.0%} (costs {chosen.net_cost_usd - base_cost:.2f} $ more "
+            f"over the period)"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    rows = ["reserve_soc,survival_probability,median_hours,net_cost_usd,dr_payment_usd,bill_usd"]
+    rows += [
+        f"{p.reserve_soc},{p.survival_probability:.4f},{p.median_hours:.3f},"
+        f"{p.net_cost_usd:.2f},{p.dr_payment_usd:.2f},{p.bill_usd:.2f}"
+        for p in points
+    ]
+    (out / "reserve.csv").write_text("\n".join(rows) + "\n")
+    figure = write_reserve_figure(
+        site_id,
+        [p.reserve_soc for p in points],
+        [p.survival_probability for p in points],
+        [p.net_cost_usd - base_cost for p in points],
+        need_hours,
+        tier,
+        probability,
+        out,
+    )
+    click.echo(f"written: {out / 'reserve.csv'}, {figure}\n")
 
 
 def _read_run(run_dir: Path, site: Site) -> tuple[datetime, Any, Any, Any, Any]:

@@ -85,3 +85,34 @@ def write_survival_figures(
     heat_path = out / "backup-by-start.png"
     heat.savefig(heat_path, dpi=110)
     return [survival_path, heat_path]
+
+
+def write_reserve_figure(
+    site_id: str,
+    reserves: list[float],
+    probabilities: list[float],
+    extra_cost_usd: list[float],
+    need_hours: float,
+    tier: LoadTier,
+    target: float,
+    out: Path,
+) -> Path:
+    """``reserve-tradeoff.png``: the share of outage starts carried ``need_hours`` at ``tier``
+    (left axis) and the extra net cost over the lowest reserve (right axis), by reserve."""
+    out.mkdir(parents=True, exist_ok=True)
+    figure = Figure(figsize=(8, 4.5))
+    axis = figure.subplots()
+    percent = [100 * r for r in reserves]
+    axis.plot(percent, [100 * p for p in probabilities], "o-", color="tab:blue")
+    axis.axhline(100 * target, color="tab:blue", linestyle=":", linewidth=1)
+    axis.set_xlabel("backup reserve kept while plugged in, % state of charge")
+    axis.set_ylabel(f"starts carried {need_hours:g} h at {tier.value} tier, %", color="tab:blue")
+    axis.set_ylim(0, 102)
+    axis.grid(alpha=0.3)
+    cost = axis.twinx()
+    cost.plot(percent, extra_cost_usd, "s--", color="tab:red")
+    cost.set_ylabel("extra net cost over the lowest reserve, $", color="tab:red")
+    axis.set_title(f"Reserve trade-off at {site_id}")
+    path = out / "reserve-tradeoff.png"
+    figure.savefig(path, dpi=110, bbox_inches="tight")
+    return path

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import numpy as np
 from numpy.typing import NDArray
 
 from lightson.domain.assets import LoadTier, Site
-from lightson.physics.trips import outage_floor_kwh
+from lightson.domain.time import TimeGrid
+from lightson.physics.trips import outage_floor_kwh, trip_schedule
 from lightson.resilience.survival import BackupVehicle, hours_carried, survival_probability
 
 SURVIVAL_DURATIONS_H = (4.0, 8.0, 24.0, 72.0)
@@ -80,3 +82,31 @@ def _fleet_at(
         limit_kw = min(vehicle.max_discharge_kw, site.charger(vehicle.evse_id).max_discharge_kw)
         fleet.append(BackupVehicle(above_kwh * vehicle.discharge_efficiency, limit_kw))
     return fleet
+
+
+def survival_of_run(
+    site: Site,
+    start: datetime,
+    step: timedelta,
+    timezone: ZoneInfo,
+    load_kw: NDArray[np.float64],
+    pv_kw: NDArray[np.float64],
+    energy_end_kwh: NDArray[np.float64],
+    plugged: NDArray[np.bool_],
+    max_hours: float = 72.0,
+) -> SurvivalResult:
+    """:func:`outage_survival` from a run's interval data (energy at the *end* of each step,
+    as the simulator writes it; the vehicles' initial SoC comes first)."""
+    n_steps = int(load_kw.shape[0])
+    grid = TimeGrid(start, n_steps, step)
+    n_vehicles = len(site.vehicles)
+    next_trip = np.array(
+        [trip_schedule(v.trips, grid, timezone).next_trip_kwh for v in site.vehicles]
+    ).reshape(n_vehicles, n_steps)
+    initial = np.array([v.initial_soc * v.battery_kwh for v in site.vehicles]).reshape(-1, 1)
+    energy_end = np.asarray(energy_end_kwh, dtype=float).reshape(n_vehicles, n_steps)
+    energy_start = np.concatenate([initial, energy_end[:, :-1]], axis=1)
+    plugged_steps = np.asarray(plugged, dtype=bool).reshape(n_vehicles, n_steps)
+    return outage_survival(
+        site, start, step, load_kw, pv_kw, energy_start, plugged_steps, next_trip, max_hours
+    )
