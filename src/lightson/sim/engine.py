@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lightson.control.controllers import CONTROLLERS, ControlContext, Controller
+from lightson.control.grid import GridMonitor, GridSignal
 from lightson.control.islanded import islanded_setpoints
 from lightson.control.safety import enforce_safety
 from lightson.domain.assets import Program, Site, Vehicle
@@ -86,8 +87,23 @@ def _run(
     energy = {v.vehicle_id: v.initial_soc * v.battery_kwh for v in vehicles}
     out = _Recorder(n, len(vehicles))
     peak_kw, month = 0.0, None
+    # The program's outages reach the site as grid-loss signals from its meter.
+    grid_state = GridMonitor()
+    signals = sorted(
+        [(o.start, 0, o, GridSignal.LOST) for o in program.outages if site.site_id in o.site_ids]
+        + [
+            (o.end, 1, o, GridSignal.RESTORED)
+            for o in program.outages
+            if site.site_id in o.site_ids
+        ],
+        key=lambda item: (item[0], item[1]),
+    )
     for k in range(n):
         now = world.grid.start + k * world.grid.step
+        while signals and signals[0][0] <= now:
+            at, _, outage, signal = signals.pop(0)
+            grid_state.enter_service_delay = outage.enter_service_delay
+            grid_state.report(f"meter:{outage.outage_id}", signal, at)
         local_month = now.astimezone(program.timezone).month
         if local_month != month:
             peak_kw, month = 0.0, local_month
@@ -102,8 +118,8 @@ def _run(
         )
         # The trip about to leave (even late) and its scheduled energy set the floor.
         next_trip = {v: float(s.next_trip_kwh[k]) for v, s in world.schedules.items()}
-        islanded_by = [o for o in program.outages if o.islanded(site.site_id, now)]
-        if islanded_by:
+        if grid_state.islanded(now):
+            islanded_by = [o for o in program.outages if o.islanded(site.site_id, now)]
             # The operator may release a bus's route reserve for this outage.
             released = frozenset().union(*(o.released_vehicles for o in islanded_by))
             next_trip = {v: 0.0 if v in released else kwh for v, kwh in next_trip.items()}
