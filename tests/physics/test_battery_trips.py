@@ -121,3 +121,21 @@ def test_a_trip_shorter_than_a_step_still_takes_its_interval_and_energy() -> Non
     assert list(np.flatnonzero(schedule.away)) == [6]
     assert schedule.trip_energy_kwh.sum() == pytest.approx(12.0)
     assert schedule.departure_trip_kwh[5] == pytest.approx(12.0)
+
+
+@given(
+    next_trip=st.lists(st.floats(0, 300, allow_nan=False), min_size=1, max_size=30),
+    plugged_seed=st.integers(0, 2**16),
+    reserve=st.floats(0, 0.9),
+    soc_min=st.floats(0, 0.3),
+)
+def test_the_vectorized_floor_is_the_scalar_rule(
+    next_trip: list[float], plugged_seed: int, reserve: float, soc_min: float
+) -> None:
+    from lightson.domain.assets import Vehicle
+    from lightson.physics.trips import energy_floor_kwh, energy_floor_kwh_array
+
+    bus = Vehicle("bus", "thomas-jouley-226", "evse", 226.0, soc_min=soc_min, reserve_soc=reserve)
+    plugged = np.random.default_rng(plugged_seed).random(len(next_trip)) < 0.6
+    expected = [energy_floor_kwh(bus, k, bool(p)) for k, p in zip(next_trip, plugged, strict=True)]
+    assert energy_floor_kwh_array(bus, np.array(next_trip), plugged).tolist() == expected

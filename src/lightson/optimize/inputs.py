@@ -19,7 +19,7 @@ from lightson.domain.assets import Program, Site, Vehicle
 from lightson.domain.errors import ConfigError
 from lightson.domain.state import SiteForecast, SiteState
 from lightson.domain.time import TimeGrid
-from lightson.physics.trips import TripSchedule, energy_floor_kwh, trip_schedule
+from lightson.physics.trips import TripSchedule, energy_floor_kwh_array, trip_schedule
 
 DEFAULT_SHORTFALL_PENALTY_USD_PER_KWH = 100.0
 # A kWh left at the end is worth what it costs to put back, plus 1 %: ties between charging
@@ -140,6 +140,8 @@ MAX_MAGNITUDE = 1e9  # kW, kWh, $: anything larger is a unit mistake, and HiGHS 
 
 def _non_finite(inputs: SiteInputs) -> list[tuple[str, str]]:
     """Fields holding NaN, infinity or absurd magnitudes, by name."""
+    if _all_finite(inputs):  # the usual case, checked in one pass; names only when needed
+        return []
     fields: list[tuple[str, object]] = [
         (f.name, getattr(inputs, f.name))
         for f in dataclasses.fields(inputs)
@@ -155,6 +157,22 @@ def _non_finite(inputs: SiteInputs) -> list[tuple[str, str]]:
         if not np.all(np.isfinite(array)) or np.any(np.abs(array) > MAX_MAGNITUDE):
             issues.append((name, f"must be finite and below {MAX_MAGNITUDE:g} in magnitude"))
     return issues
+
+
+def _all_finite(inputs: SiteInputs) -> bool:
+    """Every number of the inputs finite and within ``MAX_MAGNITUDE``, in one pass."""
+    parts: list[NDArray[np.float64]] = []
+    for holder in (inputs, *inputs.vehicles):
+        for f in dataclasses.fields(holder):
+            value = getattr(holder, f.name)
+            if f.name == "vehicles" or isinstance(value, bool | str | datetime) or value is None:
+                continue
+            try:
+                parts.append(np.asarray(value, dtype=float).ravel())
+            except (TypeError, ValueError):
+                return False  # let the field-by-field pass name it
+    values = np.concatenate(parts) if parts else np.zeros(0)
+    return bool(np.all(np.isfinite(values)) and np.all(np.abs(values) <= MAX_MAGNITUDE))
 
 
 def build_site_inputs(
@@ -267,12 +285,7 @@ def _vehicle_inputs(
         ),
         0.0,
     )
-    floor = np.array(
-        [
-            energy_floor_kwh(vehicle, float(next_kwh), bool(is_plugged))
-            for next_kwh, is_plugged in zip(schedule.next_trip_kwh, plugged, strict=True)
-        ]
-    )
+    floor = energy_floor_kwh_array(vehicle, schedule.next_trip_kwh, plugged)
     initial = state.energy_kwh.get(vehicle.vehicle_id, vehicle.initial_soc * vehicle.battery_kwh)
     return VehicleInputs(
         vehicle_id=vehicle.vehicle_id,

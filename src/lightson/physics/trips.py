@@ -50,6 +50,22 @@ def energy_floor_kwh(vehicle: Vehicle, next_trip_kwh: float, plugged: bool) -> f
     return min(floor, vehicle.max_energy_kwh)
 
 
+def energy_floor_kwh_array(
+    vehicle: Vehicle, next_trip_kwh: NDArray[np.float64], plugged: NDArray[np.bool_]
+) -> NDArray[np.float64]:
+    """:func:`energy_floor_kwh` for every interval at once (the same rule, vectorized)."""
+    next_trip = np.asarray(next_trip_kwh, dtype=float)
+    plugged_now = np.asarray(plugged, dtype=bool)
+    departure = np.where(
+        next_trip > 0, vehicle.departure_floor_soc * vehicle.battery_kwh + next_trip, -np.inf
+    )
+    when_plugged = np.maximum(
+        max(vehicle.min_energy_kwh, vehicle.reserve_soc * vehicle.battery_kwh), departure
+    )
+    floor = np.where(plugged_now, when_plugged, vehicle.min_energy_kwh)
+    return np.minimum(floor, vehicle.max_energy_kwh)
+
+
 @dataclass(frozen=True)
 class TripOccurrence:
     """One trip on one day: away from ``depart`` to ``arrive`` using ``energy_kwh``;
