@@ -294,9 +294,14 @@ async def exchange(ws: ClientConnection, frame: str) -> list[Any]:
     [
         (OcppVersion.V21, "not json", ["-1", "RpcFrameworkError"]),
         (OcppVersion.V16, "not json", ["-1", "FormationViolation"]),
-        (OcppVersion.V21, '[2,"a","DataTransfer",{"vendorId":"x"}]', ["a", "NotImplemented"]),
-        (OcppVersion.V21, '[2,"b","Teleport",{}]', ["b", "NotSupported"]),
-        (OcppVersion.V16, '[2,"c","NotifyEVChargingNeeds",{}]', ["c", "NotSupported"]),
+        # OCPP-J: NotSupported = a known action not supported here; NotImplemented = unknown.
+        (
+            OcppVersion.V21,
+            '[2,"a","PublishFirmwareStatusNotification",{"status":"Published"}]',
+            ["a", "NotSupported"],
+        ),
+        (OcppVersion.V21, '[2,"b","Teleport",{}]', ["b", "NotImplemented"]),
+        (OcppVersion.V16, '[2,"c","NotifyEVChargingNeeds",{}]', ["c", "NotImplemented"]),
         (
             OcppVersion.V201,
             '[6,"d","NotifyPeriodicEventStream",{}]',
@@ -691,5 +696,118 @@ def test_tls_security_profile_2(tmp_path: Path) -> None:
         finally:
             await server.stop()
             store.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("version", [OcppVersion.V16, OcppVersion.V201, OcppVersion.V21])
+def test_data_transfer_is_answered_unknown_vendor(tmp_path: Path, version: OcppVersion) -> None:
+    clock = SimClock(START)
+
+    async def scenario() -> None:
+        async with (
+            csms(tmp_path, clock, cs1=(version.value, "negative-limit")) as server,
+            raw_station(server, "cs1", version) as ws,
+        ):
+            answer = await exchange(ws, '[2,"d1","DataTransfer",{"vendorId":"acme"}]')
+            assert answer == [3, "d1", {"status": "UnknownVendorId"}]
+
+    run(scenario())
+
+
+def test_bad_frames_that_must_not_be_answered_are_not(tmp_path: Path) -> None:
+    """A malformed SEND or CALLERROR gets no answer; a malformed CALLRESULT gets a
+    CALLRESULTERROR in 2.1."""
+    clock = SimClock(START)
+
+    async def scenario() -> None:
+        async with (
+            csms(tmp_path, clock, cs1=("2.1", "central-setpoint")) as server,
+            raw_station(server, "cs1", OcppVersion.V21) as ws,
+        ):
+            await ws.send('[6,"s1","NotifyPeriodicEventStream"]')  # SEND without payload
+            await ws.send('[4,"e1","NotImplemented"]')  # CALLERROR cut short
+            await ws.send('[3,"r1","not an object"]')  # CALLRESULT with a bad payload
+            answer = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert answer[:3] == [5, "r1", "RpcFrameworkError"]
+            assert (await exchange(ws, '[2,"hb","Heartbeat",{}]'))[:2] == [3, "hb"]
+
+    run(scenario())
+
+
+def test_successive_setpoints_replace_one_profile_on_a_2_x_station(tmp_path: Path) -> None:
+    """OCPP 2.x refuses a second profile id at the same stack level and purpose
+    (K01.FR.06/39): the CSMS reuses one id per EVSE and purpose, so each setpoint replaces."""
+    clock = SimClock(START)
+
+    async def scenario() -> None:
+        async with csms(tmp_path, clock, cs1=("2.0.1", "negative-limit")) as server:
+            station = emulated(server, "cs1", OcppVersion.V201, "negative-limit", clock)
+            task = asyncio.create_task(station.run())
+            await asyncio.wait_for(station.connected.wait(), 10)
+            await station.plug_in(1, EmulatedEv(**vars(BUS)))
+            tx = station.evses[1].transaction_id
+            for power_kw in (-10.0, -20.0, 5.0):
+                setpoint = Setpoint("bus", power_kw, START + timedelta(minutes=15))
+                assert await server.send_setpoint("cs1", 1, setpoint, tx) == "Accepted"
+            tx_profiles = [p for p in station.profiles.values() if p.purpose == "TxProfile"]
+            assert len(tx_profiles) == 1
+            station.advance(1)
+            assert station.evses[1].power_kw == pytest.approx(5.0)
+            # A different id in the same slot is refused by the station, as the standard says.
+            assert station.session is not None
+            foreign = station.install_profile(
+                {
+                    "evseId": 1,
+                    "chargingProfile": {
+                        **tx_profiles[0].payload,
+                        "id": 999,
+                    },
+                }
+            )
+            assert foreign["status"] == "Rejected"
+            await station.stop()
+            task.cancel()
+
+    run(scenario())
+
+
+def test_later_transaction_events_keep_the_evse_of_the_first(tmp_path: Path) -> None:
+    clock = SimClock(START)
+
+    def event(seq_no: int, with_evse: bool) -> str:
+        payload: dict[str, Any] = {
+            "eventType": "Started" if seq_no == 0 else "Updated",
+            "timestamp": "2026-07-15T21:00:00+02:00",  # any offset: stored as UTC
+            "triggerReason": "MeterValuePeriodic",
+            "seqNo": seq_no,
+            "transactionInfo": {"transactionId": "tx-7"},
+            "meterValue": [
+                {
+                    "timestamp": "2026-07-15T21:00:00+02:00",
+                    "sampledValue": [{"value": 1000.0 + seq_no}],
+                }
+            ],
+        }
+        if with_evse:
+            payload["evse"] = {"id": 2, "connectorId": 1}
+        return json.dumps([2, f"t{seq_no}", "TransactionEvent", payload])
+
+    async def scenario() -> None:
+        async with (
+            csms(tmp_path, clock, cs1=("2.0.1", "negative-limit")) as server,
+            raw_station(server, "cs1", OcppVersion.V201) as ws,
+        ):
+            assert (await exchange(ws, event(0, True)))[0] == 3
+            assert (await exchange(ws, event(1, False)))[0] == 3
+            assert (await exchange(ws, event(1, False)))[0] == 3  # resent: stored once
+            rows = server.store.rows(db.transaction_events)
+            assert [(r["seq_no"], r["evse_id"]) for r in rows] == [(0, 2), (1, 2)]
+            assert rows[0]["at"] == datetime(2026, 7, 15, 19, tzinfo=UTC)
+            samples = server.store.rows(db.meter_samples)
+            assert [(s["evse_id"], s["seq_no"], s["entry"]) for s in samples] == [
+                (2, 0, 0),
+                (2, 1, 0),
+            ]
 
     run(scenario())

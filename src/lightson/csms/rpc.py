@@ -123,7 +123,19 @@ class OcppSession(ChargePoint):  # type: ignore[misc]
         )
 
     async def start(self) -> None:
-        """Read and handle frames until the connection closes."""
+        """Read and handle frames until the connection closes; calls still waiting for an
+        answer then fail at once with ``ConnectionClosed`` (not after their timeout)."""
+        try:
+            await self._read_frames()
+        except BaseException as ended:
+            closed = ended if isinstance(ended, ConnectionClosed) else ConnectionClosed(None, None)
+            for waiter in self._pending.values():
+                if not waiter.done():
+                    waiter.set_exception(closed)
+            self._pending.clear()
+            raise
+
+    async def _read_frames(self) -> None:
         while True:
             message = await self._connection.recv()
             if self._rate_limit is not None:
@@ -142,7 +154,7 @@ class OcppSession(ChargePoint):  # type: ignore[misc]
             frame = parse_frame(raw_msg, self.version)
         except FrameError as error:
             LOGGER.warning("%s: unusable frame: %s", self.id, error.description)
-            await self._send_error(error)
+            await self._refuse(error)
             return
         if frame.type is MessageType.CALL:
             await self._answer(frame)
@@ -163,6 +175,26 @@ class OcppSession(ChargePoint):  # type: ignore[misc]
                 frame.error_description,
             )
 
+    async def _refuse(self, error: FrameError) -> None:
+        """Answer a bad frame as the standard says: a CALLERROR for a CALL, a
+        CALLRESULTERROR (2.1) for a CALLRESULT, silence for the rest; an answer that was
+        unusable fails the call waiting for it."""
+        if error.frame_type in (MessageType.CALL_RESULT, MessageType.CALL_ERROR):
+            waiter = self._pending.pop(error.message_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(error)
+        if error.answerable:
+            await self._send_error(error)
+        elif error.frame_type is MessageType.CALL_RESULT and self.version is OcppVersion.V21:
+            refusal = call_error(
+                error.message_id,
+                error.code,
+                error.description,
+                self.version,
+                kind=MessageType.CALL_RESULT_ERROR,
+            )
+            await self._send(refusal.to_json())
+
     async def _send_error(self, error: FrameError) -> None:
         self.errors_sent += 1
         frame = call_error(
@@ -180,12 +212,14 @@ class OcppSession(ChargePoint):  # type: ignore[misc]
         handler = self._handler(action, "_on_action")
         try:
             if handler is None:
+                # OCPP-J: NotImplemented = the action is not known; NotSupported = known but
+                # not supported here. (The ocpp package has the two the other way round.)
                 if has_schema(action, Direction.REQUEST, self.version):
                     raise FrameError(
-                        ErrorCode.NOT_IMPLEMENTED, f"{action} is not handled here", message_id
+                        ErrorCode.NOT_SUPPORTED, f"{action} is not supported here", message_id
                     )
                 raise FrameError(
-                    ErrorCode.NOT_SUPPORTED,
+                    ErrorCode.NOT_IMPLEMENTED,
                     f"{action} is not part of OCPP {self.version.value}",
                     message_id,
                 )

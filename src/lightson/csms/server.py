@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import itertools
 import logging
@@ -37,7 +38,7 @@ from websockets.headers import build_www_authenticate_basic, parse_authorization
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from lightson.csms.auth import check_password
+from lightson.csms.auth import check_password, hash_password
 from lightson.csms.rpc import CallRefusedError, OcppSession, RateLimit, after, on
 from lightson.csms.translate import (
     Dialect,
@@ -50,7 +51,7 @@ from lightson.csms.translate import (
     timestamp,
     watts,
 )
-from lightson.csms.wire import OcppVersion
+from lightson.csms.wire import FrameError, OcppVersion
 from lightson.domain.plan import Setpoint
 from lightson.domain.telemetry import ChargingNeeds, MeterSample
 from lightson.domain.time import Clock
@@ -59,6 +60,14 @@ from lightson.store import schema as db
 
 LOGGER = logging.getLogger("lightson.csms")
 REALM = "Lights On CSMS"
+
+
+@functools.cache
+def _unknown_station() -> StationRecord:
+    """A stand-in checked for ids we don't know, made once (scrypt takes a while)."""
+    return StationRecord(
+        "", hash_password("no station has this password!"), "2.1", "charge-only", 0.0
+    )
 
 
 @dataclass(frozen=True)
@@ -148,9 +157,16 @@ class StationSession(OcppSession):
         meter_values: Sequence[Mapping[str, Any]],
         transaction_id: str | None,
         extra: Sequence[tuple[Table, Mapping[str, Any]]] = (),
+        seq_no: int | None = None,
     ) -> None:
         samples = meter_samples(self.id, evse_id, meter_values, self.version)
-        rows = [*extra, *((db.meter_samples, _sample_row(s, transaction_id)) for s in samples)]
+        rows = [
+            *extra,
+            *(
+                (db.meter_samples, _sample_row(s, transaction_id, seq_no, entry))
+                for entry, s in enumerate(samples)
+            ),
+        ]
         await self.server.store.commit(rows)
         self.server.telemetry.publish_meter(samples)
 
@@ -196,7 +212,11 @@ class Session2x(StationSession):
     async def on_transaction_event(self, **_: Any) -> dict[str, Any]:
         raw = self._raw
         transaction_id = raw["transactionInfo"]["transactionId"]
-        evse_id = raw.get("evse", {}).get("id")
+        # Only the first event of a transaction must name its EVSE: remember it.
+        known_evse = self.server.transaction_evse.get((self.id, transaction_id))
+        evse_id = raw.get("evse", {}).get("id", known_evse)
+        if evse_id is not None:
+            self.server.transaction_evse[(self.id, transaction_id)] = evse_id
         seq_no = int(raw["seqNo"])
         rows: list[tuple[Table, Mapping[str, Any]]] = [
             (
@@ -237,7 +257,9 @@ class Session2x(StationSession):
                     },
                 )
             )
-        await self.store_meter(evse_id or 0, raw.get("meterValue", []), transaction_id, extra=rows)
+        await self.store_meter(
+            evse_id or 0, raw.get("meterValue", []), transaction_id, extra=rows, seq_no=seq_no
+        )
         if "idToken" in raw:
             return {"id_token_info": {"status": "Accepted"}}
         return {}
@@ -273,6 +295,32 @@ class Session2x(StationSession):
     def on_security_event_notification(self, **_: Any) -> dict[str, Any]:
         LOGGER.info("%s: security event %s", self.id, self._raw.get("type"))
         return {}
+
+    @on("DataTransfer")
+    def on_data_transfer(self, **_: Any) -> dict[str, Any]:
+        return {"status": "UnknownVendorId"}  # no vendor extensions are known here
+
+    @on("FirmwareStatusNotification")
+    def on_firmware_status_notification(self, **_: Any) -> dict[str, Any]:
+        LOGGER.info("%s: firmware %s", self.id, self._raw.get("status"))
+        return {}
+
+    @on("LogStatusNotification")
+    def on_log_status_notification(self, **_: Any) -> dict[str, Any]:
+        return {}
+
+    @on("NotifyChargingLimit")
+    def on_notify_charging_limit(self, **_: Any) -> dict[str, Any]:
+        LOGGER.info("%s: external charging limit %s", self.id, self._raw.get("chargingLimit"))
+        return {}
+
+    @on("ClearedChargingLimit")
+    def on_cleared_charging_limit(self, **_: Any) -> dict[str, Any]:
+        return {}
+
+    @on("NotifyEVChargingSchedule")
+    def on_notify_ev_charging_schedule(self, **_: Any) -> dict[str, Any]:
+        return {"status": "Accepted"}
 
 
 class Session16(StationSession):
@@ -353,6 +401,18 @@ class Session16(StationSession):
             return {"id_tag_info": {"status": "Accepted"}}
         return {}
 
+    @on("DataTransfer")
+    def on_data_transfer(self, **_: Any) -> dict[str, Any]:
+        return {"status": "UnknownVendorId"}
+
+    @on("FirmwareStatusNotification")
+    def on_firmware_status_notification(self, **_: Any) -> dict[str, Any]:
+        return {}
+
+    @on("DiagnosticsStatusNotification")
+    def on_diagnostics_status_notification(self, **_: Any) -> dict[str, Any]:
+        return {}
+
     @on("MeterValues")
     async def on_meter_values(self, **_: Any) -> dict[str, Any]:
         raw = self._raw
@@ -394,6 +454,8 @@ class CsmsServer:
         self.open_16_transactions: dict[tuple[str, int], int] = {}
         self._server: Server | None = None
         self._profile_ids = itertools.count(100)
+        self._profile_slots: dict[tuple[str, int, str], int] = {}
+        self.transaction_evse: dict[tuple[str, str], int] = {}
         self._transaction_ids = itertools.count(self._first_transaction_id())
         self.rejected_handshakes = 0
         self._secret = secrets.token_bytes(32)
@@ -407,6 +469,14 @@ class CsmsServer:
         with self.store.engine.connect() as connection:
             largest = connection.execute(select(func.max(db.transaction_events.c.id))).scalar()
         return int(largest or 0) + 1
+
+    def profile_id(self, station_id: str, evse_id: int, purpose: str) -> int:
+        """One profile id per (station, EVSE, purpose): each new setpoint replaces the last
+        (OCPP 2.x K01.FR.05; a new id at the same stack level and purpose is refused)."""
+        key = (station_id, evse_id, purpose)
+        if key not in self._profile_slots:
+            self._profile_slots[key] = next(self._profile_ids)
+        return self._profile_slots[key]
 
     def new_transaction_id(self) -> int:
         """OCPP 1.6 transaction ids are the CSMS's integers; unique across restarts."""
@@ -467,10 +537,14 @@ class CsmsServer:
         station = await asyncio.to_thread(self._station_for, request)
         header = request.headers.get("Authorization")
         good = False
-        if station is not None and header is not None:
+        if header is not None:
             with contextlib.suppress(InvalidHeader, ValueError):
                 username, password = parse_authorization_basic(header)
-                good = username == station.id and await self._check(station, password)
+                if station is None:
+                    # Pay the same hashing cost as for a known id: no enumeration by timing.
+                    await self._check(_unknown_station(), password)
+                else:
+                    good = username == station.id and await self._check(station, password)
         if not good:
             self.rejected_handshakes += 1
             LOGGER.warning("refused handshake for %s", request.path)
@@ -540,12 +614,13 @@ class CsmsServer:
         """Send a setpoint as the station's version and dialect say, record it, and return
         the station's answer (``Accepted``, ``Rejected``, or ``Timeout``/``Error``)."""
         session = self.session(station_id)
+        purpose = "TxProfile" if transaction_id is not None else "TxDefaultProfile"
         payload = setpoint_profile(
             setpoint,
             session.version,
             session.dialect,
             evse_id=evse_id,
-            profile_id=next(self._profile_ids),
+            profile_id=self.profile_id(station_id, evse_id, purpose),
             now=self.clock.now(),
             transaction_id=transaction_id,
             max_offline_s=self.settings.max_offline_s,
@@ -558,6 +633,10 @@ class CsmsServer:
             status, message = "Timeout", "no answer"
         except CallRefusedError as error:
             status, message = "Error", f"{error.code}: {error.description}"[:200]
+        except FrameError as error:
+            status, message = "Error", f"invalid answer: {error.description}"[:200]
+        except ConnectionClosed:
+            status, message = "Offline", "the connection closed before the answer"
         await self.store.commit(
             [
                 (
@@ -696,8 +775,12 @@ class CsmsServer:
         return str(answer.get("status"))
 
 
-def _sample_row(sample: MeterSample, transaction_id: str | None) -> dict[str, Any]:
+def _sample_row(
+    sample: MeterSample, transaction_id: str | None, seq_no: int | None, entry: int
+) -> dict[str, Any]:
     return {
+        "seq_no": seq_no,
+        "entry": entry if seq_no is not None else None,
         "station_id": sample.station_id,
         "evse_id": sample.evse_id,
         "transaction_id": transaction_id,

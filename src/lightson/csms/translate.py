@@ -57,8 +57,9 @@ def timestamp(at: datetime) -> str:
 
 
 def parse_timestamp(text: str) -> datetime:
+    """An OCPP date-time as UTC (stations may send any offset; storage keeps UTC)."""
     at = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    return at.astimezone(UTC) if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def watts(setpoint: Setpoint, dialect: Dialect) -> float:

@@ -113,12 +113,21 @@ class FrameError(Exception):
         description: str,
         message_id: str = UNREADABLE_MESSAGE_ID,
         details: Mapping[str, Any] | None = None,
+        frame_type: MessageType | None = None,
     ) -> None:
         super().__init__(description)
         self.code = code
         self.description = description
         self.message_id = message_id
         self.details = dict(details or {})
+        self.frame_type = frame_type  # the type of the bad frame, when it could be read
+
+    @property
+    def answerable(self) -> bool:
+        """Only a CALL (or a frame too broken to tell) is answered with a CALLERROR; a bad
+        SEND, CALLERROR or CALLRESULTERROR is never answered, a bad CALLRESULT only in 2.1
+        (with a CALLRESULTERROR)."""
+        return self.frame_type in (None, MessageType.CALL)
 
 
 @dataclass(frozen=True)
@@ -199,6 +208,12 @@ def parse_frame(raw: str | bytes, version: OcppVersion) -> Frame:
             message_id,
         )
     kind = MessageType(type_id)
+
+    def bad(shape: str) -> FrameError:
+        return FrameError(
+            ErrorCode.RPC_FRAMEWORK_ERROR, f"expected {shape}", message_id, frame_type=kind
+        )
+
     shapes = {
         MessageType.CALL: (4, "[2, messageId, action, payload]"),
         MessageType.SEND: (4, "[6, messageId, action, payload]"),
@@ -211,19 +226,19 @@ def parse_frame(raw: str | bytes, version: OcppVersion) -> Frame:
     }
     length, shape = shapes[kind]
     if len(message) != length:
-        raise FrameError(ErrorCode.RPC_FRAMEWORK_ERROR, f"expected {shape}", message_id)
+        raise bad(shape)
     if kind in (MessageType.CALL, MessageType.SEND):
         action, payload = message[2], message[3]
         if not isinstance(action, str) or not isinstance(payload, dict):
-            raise FrameError(ErrorCode.RPC_FRAMEWORK_ERROR, f"expected {shape}", message_id)
+            raise bad(shape)
         return Frame(kind, message_id, action=action, payload=payload)
     if kind is MessageType.CALL_RESULT:
         if not isinstance(message[2], dict):
-            raise FrameError(ErrorCode.RPC_FRAMEWORK_ERROR, f"expected {shape}", message_id)
+            raise bad(shape)
         return Frame(kind, message_id, payload=message[2])
     code, description, details = message[2], message[3], message[4]
     if not isinstance(code, str) or not isinstance(description, str):
-        raise FrameError(ErrorCode.RPC_FRAMEWORK_ERROR, f"expected {shape}", message_id)
+        raise bad(shape)
     return Frame(
         kind,
         message_id,
@@ -283,7 +298,9 @@ def validate(
     name = schema_name(action, direction, version, send)
     if not has_schema(action, direction, version, send):
         raise FrameError(
-            ErrorCode.NOT_SUPPORTED, f"{action} is not part of OCPP {version.value}", message_id
+            ErrorCode.NOT_IMPLEMENTED,
+            f"{action} is not part of OCPP {version.value}",
+            message_id,
         )
     type_id = 3 if direction is Direction.RESPONSE else 2
     if version is OcppVersion.V16 and name in _DECIMAL_MESSAGES_16:

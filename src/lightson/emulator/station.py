@@ -39,7 +39,7 @@ from websockets.typing import Subprotocol
 
 from lightson.csms.rpc import CallRefusedError, OcppSession, after, on
 from lightson.csms.translate import parse_timestamp, timestamp
-from lightson.csms.wire import OcppVersion
+from lightson.csms.wire import FrameError, OcppVersion
 from lightson.domain.time import Clock
 
 LOGGER = logging.getLogger("lightson.emulator")
@@ -313,16 +313,26 @@ class EmulatedStation:
                 ) as connection:
                     self.session = EmulatorSession(self, connection)
                     reader = asyncio.create_task(self.session.start())
+                    beats: asyncio.Task[None] | None = None
                     try:
                         await self._boot()
+                        beats = asyncio.create_task(self._heartbeats())
                         await reader
                     finally:
                         reader.cancel()
+                        if beats is not None:
+                            beats.cancel()
             except InvalidStatus as refused:
                 self.refused = refused.response.status_code
                 LOGGER.warning("%s: handshake refused (%s)", self.id, self.refused)
                 return
-            except (ConnectionClosed, OSError, TimeoutError) as error:
+            except (
+                ConnectionClosed,
+                OSError,
+                TimeoutError,
+                CallRefusedError,
+                FrameError,
+            ) as error:  # ConnectionError (boot not accepted) is an OSError
                 LOGGER.info("%s: connection lost: %s", self.id, error)
             self._went_offline()
             if not self._stopping:
@@ -393,6 +403,13 @@ class EmulatedStation:
         if self.connected.is_set():
             with contextlib.suppress(ConnectionClosed):
                 await self.flush()
+
+    async def _heartbeats(self) -> None:
+        """A Heartbeat every interval the CSMS gave at boot (real seconds)."""
+        while True:
+            await asyncio.sleep(self.heartbeat_interval_s)
+            with contextlib.suppress(ConnectionClosed, TimeoutError, CallRefusedError):
+                await self.heartbeat()
 
     async def heartbeat(self) -> None:
         if self.session is not None:
@@ -638,12 +655,35 @@ class EmulatedStation:
         return min(max(wanted_kw, -discharge_room_kw), charge_room_kw)
 
     def _scheduled_kw(self, evse: Evse, now: datetime) -> float | None:
-        profile = self._active_profile(evse, now)
-        if profile is None:
-            return None
-        period = self._active_period(profile, evse, now)
-        if period is None:
-            return None
+        """The composite schedule: the highest valid profile with an active period (Tx
+        profile first, then defaults), capped by a ChargingStationMaxProfile if any."""
+        wanted = None
+        for profile in self._candidates(evse, now):
+            period = self._active_period(profile, evse, now)
+            if period is not None:
+                wanted = self._period_kw(profile, period)
+                break
+        cap_kw = self._station_max_kw(evse, now)
+        if cap_kw is None:
+            return wanted
+        return min(cap_kw, wanted) if wanted is not None else cap_kw
+
+    def _station_max_kw(self, evse: Evse, now: datetime) -> float | None:
+        caps = sorted(
+            (
+                p
+                for p in self.profiles.values()
+                if p.purpose == "ChargingStationMaxProfile" and self._valid(p, now)
+            ),
+            key=lambda p: -p.stack_level,
+        )
+        for profile in caps:
+            period = self._active_period(profile, evse, now)
+            if period is not None and "limit" in period:
+                return max(float(period["limit"]) * self._unit_w(profile), 0.0) / 1000
+        return None
+
+    def _period_kw(self, profile: InstalledProfile, period: Mapping[str, Any]) -> float:
         mode = period.get("operationMode", "ChargingOnly")
         if mode == "Idle":
             return 0.0
@@ -686,7 +726,9 @@ class EmulatedStation:
             ):
                 del self.profiles[profile_id]
 
-    def _active_profile(self, evse: Evse, now: datetime) -> InstalledProfile | None:
+    def _candidates(self, evse: Evse, now: datetime) -> list[InstalledProfile]:
+        """Valid profiles for the EVSE, most important first: the transaction's TxProfiles by
+        stack level, then the TxDefaultProfiles (the EVSE's before the station's at a level)."""
         valid = [p for p in self.profiles.values() if self._valid(p, now)]
         tx = [
             p
@@ -695,14 +737,12 @@ class EmulatedStation:
             and p.evse_id == evse.id
             and p.payload.get("transactionId") == evse.transaction_id
         ]
-        if tx:
-            return max(tx, key=lambda p: p.stack_level)
         defaults = [
             p for p in valid if p.purpose == "TxDefaultProfile" and p.evse_id in (0, evse.id)
         ]
-        if not defaults:
-            return None
-        return max(defaults, key=lambda p: (p.stack_level, p.evse_id == evse.id))
+        return sorted(tx, key=lambda p: -p.stack_level) + sorted(
+            defaults, key=lambda p: (-p.stack_level, p.evse_id != evse.id)
+        )
 
     def _active_period(
         self, profile: InstalledProfile, evse: Evse, now: datetime
@@ -747,8 +787,13 @@ class EmulatedStation:
                 and old.purpose == purpose
                 and old.stack_level == int(profile["stackLevel"])
             )
-            if profile_id == int(profile["id"]) or same_slot:
-                del self.profiles[profile_id]
+            if profile_id == int(profile["id"]):
+                del self.profiles[profile_id]  # the same id replaces (K01.FR.05)
+            elif same_slot and self.version is OcppVersion.V16:
+                del self.profiles[profile_id]  # 1.6: same stack level and purpose replaces
+            elif same_slot:
+                # 2.x K01.FR.06/39: another id at the same stack level and purpose is refused
+                return _status("Rejected", "DuplicateProfile", self.version)
         installed = InstalledProfile(evse_id, profile, self.clock.now())
         self.profiles[installed.id] = installed
         return {"status": "Accepted"}

@@ -162,7 +162,8 @@ def _non_finite(inputs: SiteInputs) -> list[tuple[str, str]]:
 def _all_finite(inputs: SiteInputs) -> bool:
     """Every number of the inputs finite and within ``MAX_MAGNITUDE``, in one pass."""
     parts: list[NDArray[np.float64]] = []
-    for holder in (inputs, *inputs.vehicles):
+    holders: tuple[SiteInputs | VehicleInputs, ...] = (inputs, *inputs.vehicles)
+    for holder in holders:
         for f in dataclasses.fields(holder):
             value = getattr(holder, f.name)
             if f.name == "vehicles" or isinstance(value, bool | str | datetime) or value is None:

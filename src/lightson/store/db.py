@@ -23,7 +23,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, Table, create_engine, event, insert, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DataError, IntegrityError
 
 from lightson.domain.errors import DuplicateNameError
 from lightson.store import schema
@@ -62,6 +65,8 @@ class Store:
         schema.metadata.create_all(self.engine)
         self._queue: queue.Queue[_Write | None] = queue.Queue()
         self._writer = threading.Thread(target=self._run, name="lightson-store", daemon=True)
+        self._closing = threading.Lock()
+        self._closed = False
         self._writer.start()
         self.commits = 0
 
@@ -73,9 +78,10 @@ class Store:
         if not item.rows:
             item.done.set_result(None)
             return item.done
-        if not self._writer.is_alive():
-            raise RuntimeError("the store is closed")
-        self._queue.put(item)
+        with self._closing:
+            if self._closed or not self._writer.is_alive():
+                raise RuntimeError("the store is closed")
+            self._queue.put(item)
         return item.done
 
     async def commit(self, rows: Iterable[tuple[Table, Mapping[str, Any]]]) -> None:
@@ -100,28 +106,38 @@ class Store:
             self._commit_group(group)
 
     def _commit_group(self, group: list[_Write]) -> None:
+        # A waiter that gave up (its task was cancelled) no longer wants an answer; its rows
+        # are still written, since the station may already have been told nothing, or more.
         try:
             with self.engine.begin() as connection:
                 for item in group:
                     _insert(connection, item.rows)
             self.commits += 1
-        except Exception as error:
+        except (IntegrityError, DataError) as error:
             if len(group) == 1:
                 LOGGER.exception("a write failed")
-                group[0].done.set_exception(error)
+                _settle(group[0].done, error)
                 return
             # One bad record must not fail the others: commit each on its own.
             for item in group:
                 self._commit_group([item])
             return
+        except Exception as error:  # the database itself failed: the whole group did
+            LOGGER.exception("a group of %d writes failed", len(group))
+            for item in group:
+                _settle(item.done, error)
+            return
         for item in group:
-            item.done.set_result(None)
+            _settle(item.done, None)
 
     def close(self) -> None:
-        """Commit what is queued, stop the writer and release the database."""
-        if self._writer.is_alive():
-            self._queue.put(None)
-            self._writer.join()
+        """Commit what is queued, stop the writer and release the database. Writes asked for
+        after this are refused, never left waiting."""
+        with self._closing:
+            self._closed = True
+            if self._writer.is_alive():
+                self._queue.put(None)
+        self._writer.join()
         self.engine.dispose()
 
     # --- stations ----------------------------------------------------------------------------
@@ -156,12 +172,32 @@ class Store:
             return [_aware(dict(row._mapping)) for row in result]
 
 
+def _settle(done: Future[None], error: BaseException | None) -> None:
+    if not done.set_running_or_notify_cancel():
+        return  # cancelled by its waiter
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
+
+
 def _insert(connection: Connection, rows: Sequence[tuple[Table, Mapping[str, Any]]]) -> None:
     by_table: dict[str, tuple[Table, list[Mapping[str, Any]]]] = {}
     for table, row in rows:
         by_table.setdefault(table.name, (table, []))[1].append(row)
     for table, table_rows in by_table.values():
-        connection.execute(insert(table), table_rows)
+        connection.execute(_insert_statement(connection, table), table_rows)
+
+
+def _insert_statement(connection: Connection, table: Table) -> Any:
+    """Tables with a natural key (a resent transaction event) keep the first copy."""
+    if table.name not in schema.IDEMPOTENT_TABLES:
+        return insert(table)
+    if connection.dialect.name == "sqlite":
+        return sqlite_insert(table).on_conflict_do_nothing()
+    if connection.dialect.name == "postgresql":
+        return postgresql_insert(table).on_conflict_do_nothing()
+    return insert(table)
 
 
 def _aware(row: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from sqlalchemy import (
 )
 
 metadata = MetaData()
+IDEMPOTENT_TABLES = frozenset({"transaction_events", "meter_samples"})
 
 stations = Table(
     "stations",
@@ -47,6 +48,9 @@ transaction_events = Table(
     Column("id_token", String(255)),
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("payload", JSON, nullable=False),
+    # A station resends an event it got no answer for: the first copy is kept (2.x; 1.6
+    # events have no seqNo, and NULLs never collide).
+    UniqueConstraint("station_id", "transaction_id", "seq_no", "event_type"),
 )
 
 meter_samples = Table(
@@ -61,6 +65,11 @@ meter_samples = Table(
     Column("energy_imported_kwh", Float),
     Column("energy_exported_kwh", Float),
     Column("soc", Float),
+    # Samples carried by a transaction event: the event's seqNo and their place in it, so a
+    # resent event adds nothing (MeterValues messages have no seqNo; NULLs never collide).
+    Column("seq_no", Integer),
+    Column("entry", Integer),
+    UniqueConstraint("station_id", "transaction_id", "seq_no", "entry"),
 )
 
 charging_needs = Table(

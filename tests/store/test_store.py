@@ -1,0 +1,61 @@
+"""The group-committing writer: cancelled waiters, closing, bad rows and stations."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from lightson.domain.errors import DuplicateNameError
+from lightson.store import StationRecord, Store
+from lightson.store import schema as db
+
+AT = datetime(2026, 7, 15, 19, tzinfo=UTC)
+
+
+def _status(n: int) -> tuple[object, dict[str, object]]:
+    row = {"station_id": "cs", "evse_id": 1, "connector_id": 1, "status": f"s{n}", "at": AT}
+    return db.evse_status, row
+
+
+def test_a_waiter_that_gives_up_does_not_stop_the_writer(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+
+    async def scenario() -> None:
+        waiters = [asyncio.ensure_future(store.commit([_status(n)])) for n in range(50)]
+        waiters[3].cancel()  # e.g. the station hung up while its rows were being written
+        await asyncio.gather(*waiters, return_exceptions=True)
+        await store.commit([_status(99)])  # the writer is still alive
+
+    asyncio.run(scenario())
+    statuses = {r["status"] for r in store.rows(db.evse_status)}
+    assert "s99" in statuses and len(statuses) >= 50  # cancelled rows are written all the same
+    store.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        store.write([_status(100)])
+
+
+def test_one_bad_row_fails_alone(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    good = store.write([_status(1)])
+    bad = store.write([(db.evse_status, {"station_id": "cs"})])  # NOT NULL columns missing
+    good.result(10)
+    with pytest.raises(Exception, match="NOT NULL"):
+        bad.result(10)
+    assert [r["status"] for r in store.rows(db.evse_status)] == ["s1"]
+    store.close()
+
+
+def test_times_come_back_as_utc_and_stations_are_unique(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    store.write([_status(1)]).result(10)
+    assert store.rows(db.evse_status)[0]["at"] == AT
+    record = StationRecord("cs-1", "scrypt$x", "2.1", "central-setpoint", 11.0, "school")
+    store.add_station(record)
+    assert store.station("cs-1") == record
+    assert store.station("nobody") is None
+    with pytest.raises(DuplicateNameError):
+        store.add_station(record)
+    store.close()
