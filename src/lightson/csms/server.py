@@ -138,6 +138,34 @@ class StationSession(OcppSession):
     def now(self) -> datetime:
         return self.server.clock.now()
 
+    # --- what every version answers the same way -------------------------------------------
+
+    @on("BootNotification")
+    def on_boot_notification(self, **_: Any) -> dict[str, Any]:
+        self.booted = True
+        return {
+            "current_time": timestamp(self.now),
+            "interval": self.server.settings.heartbeat_interval_s,
+            "status": "Accepted",
+        }
+
+    @after("BootNotification")
+    async def after_boot_notification(self, **_: Any) -> None:
+        await self.after_boot()
+
+    @on("Heartbeat")
+    def on_heartbeat(self, **_: Any) -> dict[str, Any]:
+        return {"current_time": timestamp(self.now)}
+
+    @on("DataTransfer")
+    def on_data_transfer(self, **_: Any) -> dict[str, Any]:
+        return {"status": "UnknownVendorId"}  # no vendor extensions are known here
+
+    @on("FirmwareStatusNotification")
+    def on_firmware_status_notification(self, **_: Any) -> dict[str, Any]:
+        LOGGER.info("%s: firmware %s", self.id, self._raw.get("status"))
+        return {}
+
     async def after_boot(self) -> None:
         """Install the charge-only default profile (and, in 2.1, learn V2X capability)."""
         try:
@@ -173,23 +201,6 @@ class StationSession(OcppSession):
 
 class Session2x(StationSession):
     """OCPP 2.0.1 and 2.1 stations."""
-
-    @on("BootNotification")
-    def on_boot_notification(self, **_: Any) -> dict[str, Any]:
-        self.booted = True
-        return {
-            "current_time": timestamp(self.now),
-            "interval": self.server.settings.heartbeat_interval_s,
-            "status": "Accepted",
-        }
-
-    @after("BootNotification")
-    async def after_boot_notification(self, **_: Any) -> None:
-        await self.after_boot()
-
-    @on("Heartbeat")
-    def on_heartbeat(self, **_: Any) -> dict[str, Any]:
-        return {"current_time": timestamp(self.now)}
 
     @on("StatusNotification")
     async def on_status_notification(self, **_: Any) -> dict[str, Any]:
@@ -296,15 +307,6 @@ class Session2x(StationSession):
         LOGGER.info("%s: security event %s", self.id, self._raw.get("type"))
         return {}
 
-    @on("DataTransfer")
-    def on_data_transfer(self, **_: Any) -> dict[str, Any]:
-        return {"status": "UnknownVendorId"}  # no vendor extensions are known here
-
-    @on("FirmwareStatusNotification")
-    def on_firmware_status_notification(self, **_: Any) -> dict[str, Any]:
-        LOGGER.info("%s: firmware %s", self.id, self._raw.get("status"))
-        return {}
-
     @on("LogStatusNotification")
     def on_log_status_notification(self, **_: Any) -> dict[str, Any]:
         return {}
@@ -325,23 +327,6 @@ class Session2x(StationSession):
 
 class Session16(StationSession):
     """OCPP 1.6J stations."""
-
-    @on("BootNotification")
-    def on_boot_notification(self, **_: Any) -> dict[str, Any]:
-        self.booted = True
-        return {
-            "current_time": timestamp(self.now),
-            "interval": self.server.settings.heartbeat_interval_s,
-            "status": "Accepted",
-        }
-
-    @after("BootNotification")
-    async def after_boot_notification(self, **_: Any) -> None:
-        await self.after_boot()
-
-    @on("Heartbeat")
-    def on_heartbeat(self, **_: Any) -> dict[str, Any]:
-        return {"current_time": timestamp(self.now)}
 
     @on("StatusNotification")
     async def on_status_notification(self, **_: Any) -> dict[str, Any]:
@@ -399,14 +384,6 @@ class Session16(StationSession):
         )
         if "idTag" in self._raw:
             return {"id_tag_info": {"status": "Accepted"}}
-        return {}
-
-    @on("DataTransfer")
-    def on_data_transfer(self, **_: Any) -> dict[str, Any]:
-        return {"status": "UnknownVendorId"}
-
-    @on("FirmwareStatusNotification")
-    def on_firmware_status_notification(self, **_: Any) -> dict[str, Any]:
         return {}
 
     @on("DiagnosticsStatusNotification")
