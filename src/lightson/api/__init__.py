@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI). Routers live here; the operations server mounts them."""
