@@ -44,3 +44,9 @@ def test_every_source_must_see_the_grid_back_and_a_new_loss_restarts_the_wait() 
     clock.advance(timedelta(minutes=1))
     assert not grid.islanded(clock.now())
     assert [s for _, _, s in grid.log].count(GridSignal.LOST) == 3
+
+
+def test_a_grid_ok_from_a_source_that_saw_no_loss_changes_nothing() -> None:
+    grid = GridMonitor()
+    grid.report("charger:cs-1", GridSignal.RESTORED, START)  # e.g. at boot
+    assert not grid.islanded(START) and grid.resync_at() is None

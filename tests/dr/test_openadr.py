@@ -33,7 +33,7 @@ def _free_port() -> int:
 
 
 async def _round_trip(
-    tmp_path: Path, start: datetime
+    tmp_path: Path, start: datetime, then_cancel: bool = False
 ) -> tuple[EventService, list[Any], OpenAdrVen]:
     port = _free_port()
     store = Store(f"sqlite:///{tmp_path / 'adr.db'}")
@@ -72,6 +72,13 @@ async def _round_trip(
             await asyncio.sleep(0.1)
             if answers:
                 break
+        if then_cancel:
+            vtn.cancel_event("ven-1", "ev-1")
+            for _ in range(100):
+                await asyncio.sleep(0.1)
+                event = service.book().events.get("adr-ev-1")
+                if event is not None and event.cancelled_at is not None:
+                    break
     finally:
         await ven.stop()
         await vtn.stop()
@@ -126,3 +133,12 @@ def test_an_event_our_rules_refuse_is_answered_opt_out(tmp_path: Path) -> None:
 def test_market_context_names_the_program() -> None:
     assert program_from_market_context("http://utility.example/cs-ci-daily") == "cs-ci-daily"
     assert program_from_market_context("http://cs-residential-battery") == "cs-residential-battery"
+
+
+def test_a_cancellation_from_the_vtn_cancels_our_event(tmp_path: Path) -> None:
+    service, answers, _ = asyncio.run(
+        asyncio.wait_for(_round_trip(tmp_path, EVENT_START, then_cancel=True), 60)
+    )
+    assert answers[0] == ("ven-1", "ev-1", "optIn")
+    assert service.book().events["adr-ev-1"].cancelled_at is not None
+    assert service.book().for_site("business-worcester", ["cs-ci-daily"]) == []

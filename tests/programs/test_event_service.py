@@ -65,3 +65,8 @@ def test_cancel_and_opt_out_are_stored(service: EventService) -> None:
     assert service.book().events["ng-2030-07-15"].opt_outs == {"school-beverly"}
     service.cancel("ng-2030-07-15")
     assert service.book().events["ng-2030-07-15"].cancelled_at is not None
+
+
+def test_an_event_posted_after_its_start_is_refused_by_its_start(service: EventService) -> None:
+    with pytest.raises(ConfigError, match="start: is past"):
+        service.submit({**BODY, "start": "2030-07-14T19:00:00Z", "end": "2030-07-14T21:00:00Z"})

@@ -116,3 +116,62 @@ def test_cancel_and_opt_out_change_who_plans_for_the_event(book: EventBook) -> N
     assert book.for_site("office", ["cs-ci-daily"]) == []
     with pytest.raises(ConfigError, match="no event 'zz'"):
         book.cancel("zz", DAY)
+
+
+def test_the_rules_limits_on_count_notice_and_holidays_hold(book: EventBook) -> None:
+    # Targeted Dispatch: at most 8 events a season, 24 h notice.
+    for day in range(1, 9):
+        start = datetime(2026, 7, day, 16, tzinfo=EASTERN)
+        book.add(
+            ProgramEvent(
+                f"t{day}",
+                "cs-ci-targeted",
+                start,
+                start + timedelta(hours=2),
+                start - timedelta(hours=24),
+            )
+        )
+    ninth = datetime(2026, 7, 20, 16, tzinfo=EASTERN)
+    with pytest.raises(ConfigError, match="already has 8 events"):
+        book.add(
+            ProgramEvent(
+                "t9", "cs-ci-targeted", ninth, ninth + timedelta(hours=2), ninth - timedelta(days=2)
+            )
+        )
+    book.cancel("t1", datetime(2026, 6, 1, tzinfo=EASTERN))  # a cancelled one frees its place
+    book.add(
+        ProgramEvent(
+            "t9", "cs-ci-targeted", ninth, ninth + timedelta(hours=2), ninth - timedelta(days=2)
+        )
+    )
+    with pytest.raises(ConfigError, match="notice_at: 1 h before the start; the rules give 24 h"):
+        book.add(
+            ProgramEvent(
+                "late",
+                "cs-ci-targeted",
+                ninth + timedelta(days=2),
+                ninth + timedelta(days=2, hours=2),
+                ninth + timedelta(days=2, hours=-1),
+            )
+        )
+    # Residential events skip holidays: not on the Fourth of July.
+    fourth = datetime(2026, 7, 4, 16, tzinfo=EASTERN)
+    with pytest.raises(ConfigError, match="2026-07-04 is a holiday"):
+        book.add(
+            ProgramEvent(
+                "july4",
+                "cs-residential-battery",
+                fourth,
+                fourth + timedelta(hours=2),
+                fourth - timedelta(days=1),
+            )
+        )
+
+
+def test_a_modified_event_replaces_the_old_unless_refused(book: EventBook) -> None:
+    book.add(event("a", start_h=15, hours=3))
+    moved = book.replace(event("a", start_h=16, hours=2))
+    assert moved.start == DAY + timedelta(hours=16) and len(book.events) == 1
+    with pytest.raises(ConfigError, match="longer than"):
+        book.replace(event("a", start_h=15, hours=5))
+    assert book.events["a"] == moved  # the refused version changed nothing

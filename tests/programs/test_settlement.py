@@ -188,3 +188,45 @@ seasons:
     expected_events: 45
     expected_event_hours: 3
 """
+
+
+def test_targeted_events_count_only_for_the_sites_they_call_and_weekends_are_local() -> None:
+    utc = ZoneInfo("UTC")
+    # 2026-07-19 02:00 UTC is Saturday 22:00 in Boston: a weekend event (by local date).
+    saturday_night = datetime(2026, 7, 19, 2, tzinfo=utc)
+    events = [
+        CalledEvent(
+            "all",
+            "cs-ci-targeted",
+            datetime(2026, 7, 16, 19, tzinfo=utc),
+            datetime(2026, 7, 16, 21, tzinfo=utc),
+        ),
+        CalledEvent(
+            "only-b",
+            "cs-ci-targeted",
+            saturday_night,
+            saturday_night + timedelta(hours=2),
+            sites=("b",),
+        ),
+    ]
+    metered = {
+        ("a", "all"): Metered(40.0, 1e9),
+        ("b", "all"): Metered(40.0, 1e9),
+        ("b", "only-b"): Metered(80.0, 1e9),
+    }
+    a, b = settle(
+        TARGETED,
+        "summer",
+        2026,
+        events,
+        [EnrolledSite("a", True), EnrolledSite("b", True)],
+        metered,
+    )[0]
+    assert (a.events_called, a.season_average_kw) == (1, 20.0)  # not diluted by only-b
+    assert (b.events_called, b.season_average_kw) == (2, 30.0)
+    assert (b.weekend_events, b.weekend_average_kw) == (1, 40.0)
+
+
+def test_an_impossible_season_day_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"seasons\[0\]\.last_day: 02-30 is not a day"):
+        parse_dr_rules(RESIDENTIAL_TEXT.replace('last_day: "09-30"', 'last_day: "02-30"'), "x")

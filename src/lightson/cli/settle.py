@@ -38,7 +38,8 @@ from lightson.sim.kpis import event_meters
     "season_year",
     type=click.IntRange(1901, 2199),
     default=None,
-    help="Season year (default: the year the run starts).",
+    help="Settle only this season year (default: every season the run covers; winter 2026 "
+    "is December 2026 to March 2027).",
 )
 @click.option(
     "--rules",
@@ -96,7 +97,6 @@ def settle_command(
         if len(first_rows) > 1
         else pd.Timedelta(program.step)
     )
-    year = season_year if season_year is not None else start.astimezone(program.timezone).year
 
     metered = {}
     covered: set[str] = set()
@@ -133,10 +133,18 @@ def settle_command(
             for s in program.sites
             if program_id in s.enrollments
         ]
-        seasons = {program_rules.season_at(e.start) for e in called} - {None}
-        for season in sorted(seasons, key=lambda s: s.name if s else ""):
-            assert season is not None
-            site_lines, per_event = settle(program_rules, season.name, year, called, sites, metered)
+        # Each event belongs to its own season and season year (winter 2026 runs into 2027).
+        season_years = set()
+        for event in called:
+            season = program_rules.season_at(event.start)
+            if season is None:
+                continue
+            day = event.start.astimezone(program_rules.timezone).date()
+            season_years.add((season.name, season.season_year(day)))
+        for season_name, year in sorted(season_years, key=lambda sy: (sy[1], sy[0])):
+            if season_year is not None and year != season_year:
+                continue
+            site_lines, per_event = settle(program_rules, season_name, year, called, sites, metered)
             lines += site_lines
             event_lines += per_event
     out.mkdir(parents=True, exist_ok=True)

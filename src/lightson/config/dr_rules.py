@@ -6,7 +6,7 @@ One file per program version, with its source. A new season's rules are a new fi
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import date, time
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -70,8 +70,8 @@ def parse_dr_rules(text: str, where: str = "") -> ProgramRules:
         seasons.append(
             SeasonRules(
                 name=season.name,
-                first_day=_month_day(season.first_day),
-                last_day=_month_day(season.last_day),
+                first_day=_month_day(season.first_day, f"{where}:seasons[{index}].first_day"),
+                last_day=_month_day(season.last_day, f"{where}:seasons[{index}].last_day"),
                 window_start=start,
                 window_end=end,
                 holidays_excluded=season.holidays_excluded,
@@ -112,9 +112,13 @@ def _clock(text: str, path: str) -> time:
     return time.fromisoformat(text)
 
 
-def _month_day(text: str) -> tuple[int, int]:
-    month, day = text.split("-")
-    return int(month), int(day)
+def _month_day(text: str, path: str) -> tuple[int, int]:
+    month, day = (int(part) for part in text.split("-"))
+    try:
+        date(2024, month, day)  # a leap year: 02-29 is a real day
+    except ValueError:
+        raise ConfigError.at(path, f"{text} is not a day of the year") from None
+    return month, day
 
 
 def bundled_dr_rules() -> dict[str, ProgramRules]:

@@ -35,7 +35,7 @@ class GridMonitor:
         if signal is GridSignal.LOST:
             self.lost_by.add(source)
             self.restored_at = None
-        else:
+        elif source in self.lost_by:  # a "grid OK" from a source that saw no loss means nothing
             self.lost_by.discard(source)
             if not self.lost_by:
                 self.restored_at = at

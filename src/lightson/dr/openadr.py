@@ -10,7 +10,8 @@ repeated event is one event:
   segment of the context URL, e.g. ``http://utility.example/cs-ci-daily`` → ``cs-ci-daily``);
 - window ← ``activePeriod`` (``dtstart`` + ``duration``); notice ← ``createdDateTime``;
 - sites ← the ``resourceID`` targets (none: every enrolled site);
-- ``eventStatus: cancelled`` cancels the event.
+- ``eventStatus: cancelled`` cancels the event, and a new ``modificationNumber`` replaces it
+  (openleadr hands those to ``on_update_event``).
 
 The VEN answers ``optIn`` when the event is accepted and ``optOut`` when our rules refuse it
 (the refusal is logged with its reason).
@@ -55,6 +56,7 @@ class OpenAdrVen:
         self.on_accepted = on_accepted
         self.client = OpenADRClient(ven_name=ven_name, vtn_url=vtn_url)
         self.client.add_handler("on_event", self.on_event)
+        self.client.add_handler("on_update_event", self.on_update_event)
         self.refused: list[tuple[str, str]] = []
 
     async def start(self) -> None:
@@ -78,6 +80,26 @@ class OpenAdrVen:
             return "optOut"
         if self.on_accepted is not None:
             self.on_accepted(accepted)
+        return "optIn"
+
+    async def on_update_event(self, event: Mapping[str, Any]) -> str:
+        """openleadr's handler for a new modification of a known event: cancel it, or file
+        the new version in place of the old (refused like a new event)."""
+        descriptor = event["event_descriptor"]
+        event_id = EVENT_ID_PREFIX + str(descriptor["event_id"])
+        try:
+            if descriptor.get("event_status") == "cancelled":
+                self.service.cancel(event_id)
+                return "optIn"
+            if event_id not in self.service.book().events:
+                return await self.on_event(event)
+            changed = self.service.modify(self.body(event))
+        except ConfigError as error:
+            LOGGER.warning("OpenADR event %s update refused: %s", event_id, error)
+            self.refused.append((event_id, str(error)))
+            return "optOut"
+        if self.on_accepted is not None:
+            self.on_accepted(changed)
         return "optIn"
 
     def body(self, event: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,9 +9,10 @@ event.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import Enum
 
 from lightson.domain.demand_response import DREvent
@@ -99,6 +100,7 @@ class EventBook:
             )
         if rules is not None:
             _check_against_rules(event, rules)
+            self._check_count(event, rules)
         for other in self.events.values():
             if (
                 other.program_id == event.program_id
@@ -110,8 +112,40 @@ class EventBook:
                     "start", f"overlaps event '{other.event_id}' of the same program"
                 )
 
+    def _check_count(self, event: ProgramEvent, rules: ProgramRules) -> None:
+        season = rules.season_at(event.start)
+        assert season is not None  # checked against the rules already
+        year = season.season_year(event.start.astimezone(rules.timezone).date())
+        same_season = [
+            e
+            for e in self.events.values()
+            if e.program_id == event.program_id
+            and e.cancelled_at is None
+            and rules.season_at(e.start) == season
+            and season.season_year(e.start.astimezone(rules.timezone).date()) == year
+        ]
+        if len(same_season) >= season.max_events:
+            raise ConfigError.at(
+                "start",
+                f"the {season.name} {year} season already has {season.max_events} events,"
+                " the most the rules allow",
+            )
+
+    def replace(self, event: ProgramEvent) -> ProgramEvent:
+        """A modified event (same id, new content, e.g. an OpenADR modification): checked as
+        new against every other event; the old version stays if the new one is refused."""
+        old = self.get(event.event_id)
+        if old.same_request(event):
+            return old
+        del self.events[event.event_id]
+        try:
+            return self.add(replace(event, opt_outs=old.opt_outs))
+        except ConfigError:
+            self.events[event.event_id] = old
+            raise
+
     def cancel(self, event_id: str, at: datetime) -> ProgramEvent:
-        event = self._get(event_id)
+        event = self.get(event_id)
         if event.cancelled_at is not None:
             return event
         if at >= event.end:
@@ -122,14 +156,14 @@ class EventBook:
 
     def opt_out(self, event_id: str, site_id: str, at: datetime) -> ProgramEvent:
         """The site owner declines one event (allowed until it starts)."""
-        event = self._get(event_id)
+        event = self.get(event_id)
         if at >= event.start:
             raise ConfigError.at("event_id", f"'{event_id}' has started; opt out before it")
         changed = replace(event, opt_outs=event.opt_outs | {site_id})
         self.events[event_id] = changed
         return changed
 
-    def _get(self, event_id: str) -> ProgramEvent:
+    def get(self, event_id: str) -> ProgramEvent:
         event = self.events.get(event_id)
         if event is None:
             raise ConfigError.at("event_id", f"no event '{event_id}'")
@@ -152,6 +186,15 @@ def _check_against_rules(event: ProgramEvent, rules: ProgramRules) -> None:
     season = rules.season_at(event.start)
     if season is None:
         raise ConfigError.at("start", f"outside every season of {rules.program_id}")
+    notice_h = (event.start - event.notice_at) / timedelta(hours=1)
+    if notice_h < rules.notice_hours - 1e-9:
+        raise ConfigError.at(
+            "notice_at",
+            f"{notice_h:.3g} h before the start; the rules give {rules.notice_hours:g} h notice",
+        )
+    local_day = event.start.astimezone(rules.timezone).date()
+    if season.holidays_excluded and local_day in _massachusetts_holidays(local_day.year):
+        raise ConfigError.at("start", f"{local_day} is a holiday, when the rules call no events")
     hours = (event.end - event.start) / timedelta(hours=1)
     if hours > season.max_event_hours + 1e-9:
         raise ConfigError.at(
@@ -168,3 +211,10 @@ def _check_against_rules(event: ProgramEvent, rules: ProgramRules) -> None:
             "start",
             f"must lie within {season.window_start:%H:%M}-{season.window_end:%H:%M} local time",
         )
+
+
+@functools.cache
+def _massachusetts_holidays(year: int) -> frozenset[date]:
+    import holidays
+
+    return frozenset(holidays.country_holidays("US", subdiv="MA", years=year))

@@ -5,8 +5,10 @@ The rule (ConnectedSolutions, storage performance):
 - An event's performance at a site is the net discharge of its V2X equipment over the event
   window, averaged to kW, never below 0. A site without export permission is credited at most
   its own building load over the window (it may not push power past its meter).
-- The season-average kW is the sum of the event kW over every event the program called while
-  the site was enrolled, divided by the number of those events: a missed event counts 0 kW.
+- The season-average kW is the sum of the event kW over every event the program called the
+  site to while it was enrolled, divided by the number of those events: a missed event (or one
+  the owner opted out of) counts 0 kW; a targeted event that did not call the site does not
+  count for it.
 - Payment = rate × season-average kW. Where the season has a weekend bonus, the bonus is
   ``weekend_bonus × the average kW over the season's weekend events`` (missed ones 0).
 - With an aggregator, the payment is split: ``participant_share`` to the site owner, the rest
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from lightson.programs.rules import ProgramRules
 
@@ -30,16 +32,18 @@ class CalledEvent:
 
     event_id: str
     program_id: str
-    start: datetime  # local time of the program: the weekend bonus is by local date
+    start: datetime  # timezone-aware; dates and weekdays are read in the program's zone
     end: datetime
+    sites: tuple[str, ...] = ()  # the sites called; none named: every enrolled site
 
     @property
     def hours(self) -> float:
         return (self.end - self.start).total_seconds() / 3600
 
-    @property
-    def on_weekend(self) -> bool:
-        return self.start.weekday() in WEEKEND
+    def calls(self, site_id: str) -> bool:
+        """An opt-out still counts as called (and missed: 0 kW); a targeted event that did
+        not name the site does not count for it."""
+        return not self.sites or site_id in self.sites
 
 
 @dataclass(frozen=True)
@@ -121,20 +125,25 @@ def settle(
     if season is None:
         known = ", ".join(s.name for s in rules.seasons)
         raise ValueError(f"{rules.program_id} has no season {season_name!r} (known: {known})")
+
+    def local_day(event: CalledEvent) -> date:
+        return event.start.astimezone(rules.timezone).date()
+
     called = sorted(
         (
             e
             for e in events
             if e.program_id == rules.program_id
-            and season.contains(e.start.date())
-            and season.season_year(e.start.date()) == season_year
+            and season.contains(local_day(e))
+            and season.season_year(local_day(e)) == season_year
         ),
         key=lambda e: e.start,
     )
     lines, event_lines = [], []
     for site in sites:
         credited = []
-        for event in called:
+        for event in (e for e in called if e.calls(site.site_id)):
+            weekend = local_day(event).weekday() in WEEKEND
             reading = metered.get((site.site_id, event.event_id))
             kw = (
                 0.0
@@ -143,7 +152,7 @@ def settle(
                     reading, event.hours, site.export_permitted, rules.cap_to_load_without_export
                 )
             )
-            credited.append((event, kw))
+            credited.append((weekend, kw))
             event_lines.append(
                 EventLine(
                     site.site_id,
@@ -151,15 +160,15 @@ def settle(
                     event.event_id,
                     event.start,
                     event.hours,
-                    event.on_weekend,
+                    weekend,
                     None if reading is None else reading.net_discharge_kwh,
                     None if reading is None else reading.building_load_kwh,
                     kw,
                 )
             )
         average_kw = sum(kw for _, kw in credited) / len(credited) if credited else 0.0
-        weekend = [kw for event, kw in credited if event.on_weekend]
-        weekend_kw = sum(weekend) / len(weekend) if weekend else 0.0
+        weekend_kws = [kw for on_weekend, kw in credited if on_weekend]
+        weekend_kw = sum(weekend_kws) / len(weekend_kws) if weekend_kws else 0.0
         payment = season.rate_usd_per_kw * average_kw
         bonus = season.weekend_bonus_usd_per_kw * weekend_kw
         total = payment + bonus
@@ -173,7 +182,7 @@ def settle(
                 season_average_kw=average_kw,
                 rate_usd_per_kw=season.rate_usd_per_kw,
                 payment_usd=payment,
-                weekend_events=len(weekend),
+                weekend_events=len(weekend_kws),
                 weekend_average_kw=weekend_kw,
                 weekend_bonus_usd=bonus,
                 total_usd=total,

@@ -51,17 +51,14 @@ class EventService:
 
     def submit(self, body: Mapping[str, Any]) -> ProgramEvent:
         """Check and store an event; raise ``ConfigError`` naming the field."""
-        try:
-            parsed = EventBody.model_validate(body)
-        except ValidationError as error:
-            raise ConfigError(
-                [(".".join(str(p) for p in e["loc"]), e["msg"]) for e in error.errors()]
-            ) from None
+        parsed = _parse(body)
         now = self.clock.now()
         book = self.book()
         existing = book.events.get(parsed.event_id)
         # No notice time given: it is when the event first arrived (a repeat keeps it).
         notice = parsed.notice_at or (existing.notice_at if existing is not None else now)
+        if parsed.notice_at is None and existing is None and parsed.start <= now:
+            raise ConfigError.at("start", "is past: an event is announced before it starts")
         event = ProgramEvent(
             parsed.event_id,
             parsed.program_id,
@@ -75,6 +72,24 @@ class EventService:
         if existing is None:
             self._write(accepted, now, new=True)
         return accepted
+
+    def modify(self, body: Mapping[str, Any]) -> ProgramEvent:
+        """A new version of a stored event (same id); refused like a new one."""
+        parsed = _parse(body)
+        book = self.book()
+        old = book.get(parsed.event_id)
+        event = ProgramEvent(
+            parsed.event_id,
+            parsed.program_id,
+            parsed.start,
+            parsed.end,
+            parsed.notice_at or old.notice_at,
+            tuple(parsed.sites),
+            parsed.source,
+        )
+        changed = book.replace(event)
+        self._write(changed, self.clock.now(), new=False)
+        return changed
 
     def cancel(self, event_id: str) -> ProgramEvent:
         cancelled = self.book().cancel(event_id, self.clock.now())
@@ -111,6 +126,15 @@ class EventService:
                     delete(db.dr_events).where(db.dr_events.c.event_id == event.event_id)
                 )
             connection.execute(insert(db.dr_events), [row])
+
+
+def _parse(body: Mapping[str, Any]) -> EventBody:
+    try:
+        return EventBody.model_validate(body)
+    except ValidationError as error:
+        raise ConfigError(
+            [(".".join(str(p) for p in e["loc"]), e["msg"]) for e in error.errors()]
+        ) from None
 
 
 def _event(row: Mapping[str, Any]) -> ProgramEvent:

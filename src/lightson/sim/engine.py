@@ -88,21 +88,21 @@ def _run(
     out = _Recorder(n, len(vehicles))
     peak_kw, month = 0.0, None
     # The program's outages reach the site as grid-loss signals from its meter.
+    mine = [o for o in program.outages if site.site_id in o.site_ids]
     grid_state = GridMonitor()
     signals = sorted(
-        [(o.start, 0, o, GridSignal.LOST) for o in program.outages if site.site_id in o.site_ids]
-        + [
-            (o.end, 1, o, GridSignal.RESTORED)
-            for o in program.outages
-            if site.site_id in o.site_ids
-        ],
+        [(o.start, 0, o, GridSignal.LOST) for o in mine]
+        + [(o.end, 1, o, GridSignal.RESTORED) for o in mine],
         key=lambda item: (item[0], item[1]),
     )
     for k in range(n):
         now = world.grid.start + k * world.grid.step
         while signals and signals[0][0] <= now:
             at, _, outage, signal = signals.pop(0)
-            grid_state.enter_service_delay = outage.enter_service_delay
+            if signal is GridSignal.RESTORED:  # the longest delay of what ends now wins
+                grid_state.enter_service_delay = max(
+                    o.enter_service_delay for o in mine if o.end == at
+                )
             grid_state.report(f"meter:{outage.outage_id}", signal, at)
         local_month = now.astimezone(program.timezone).month
         if local_month != month:
@@ -119,7 +119,9 @@ def _run(
         # The trip about to leave (even late) and its scheduled energy set the floor.
         next_trip = {v: float(s.next_trip_kwh[k]) for v, s in world.schedules.items()}
         if grid_state.islanded(now):
-            islanded_by = [o for o in program.outages if o.islanded(site.site_id, now)]
+            # Released reserves stay released until the site is back in parallel.
+            back_at = grid_state.resync_at() and grid_state.restored_at
+            islanded_by = [o for o in mine if o.start <= now and (o.end > now or o.end == back_at)]
             # The operator may release a bus's route reserve for this outage.
             released = frozenset().union(*(o.released_vehicles for o in islanded_by))
             next_trip = {v: 0.0 if v in released else kwh for v, kwh in next_trip.items()}
