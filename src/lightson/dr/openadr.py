@@ -66,40 +66,32 @@ class OpenAdrVen:
         await self.client.stop()
 
     async def on_event(self, event: Mapping[str, Any]) -> str:
-        """openleadr's event handler: ``optIn`` or ``optOut``."""
+        """openleadr's handler for a new event: ``optIn`` or ``optOut``."""
+        return self._file(event)
+
+    async def on_update_event(self, event: Mapping[str, Any]) -> str:
+        """openleadr's handler for a new modification of a known event: cancel it, or file
+        the new version in place of the old (refused like a new event)."""
+        return self._file(event)
+
+    def _file(self, event: Mapping[str, Any]) -> str:
+        """Cancel, replace or add the event; ``optOut`` (with the reason kept) if refused."""
         descriptor = event["event_descriptor"]
         event_id = EVENT_ID_PREFIX + str(descriptor["event_id"])
         try:
             if descriptor.get("event_status") == "cancelled":
                 self.service.cancel(event_id)
                 return "optIn"
-            accepted = self.service.submit(self.body(event))
+            if event_id in self.service.book().events:
+                accepted = self.service.modify(self.body(event))
+            else:
+                accepted = self.service.submit(self.body(event))
         except ConfigError as error:
             LOGGER.warning("OpenADR event %s refused: %s", event_id, error)
             self.refused.append((event_id, str(error)))
             return "optOut"
         if self.on_accepted is not None:
             self.on_accepted(accepted)
-        return "optIn"
-
-    async def on_update_event(self, event: Mapping[str, Any]) -> str:
-        """openleadr's handler for a new modification of a known event: cancel it, or file
-        the new version in place of the old (refused like a new event)."""
-        descriptor = event["event_descriptor"]
-        event_id = EVENT_ID_PREFIX + str(descriptor["event_id"])
-        try:
-            if descriptor.get("event_status") == "cancelled":
-                self.service.cancel(event_id)
-                return "optIn"
-            if event_id not in self.service.book().events:
-                return await self.on_event(event)
-            changed = self.service.modify(self.body(event))
-        except ConfigError as error:
-            LOGGER.warning("OpenADR event %s update refused: %s", event_id, error)
-            self.refused.append((event_id, str(error)))
-            return "optOut"
-        if self.on_accepted is not None:
-            self.on_accepted(changed)
         return "optIn"
 
     def body(self, event: Mapping[str, Any]) -> dict[str, Any]:
