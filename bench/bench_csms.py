@@ -214,7 +214,9 @@ async def _load(
     return latencies, cpu, wall
 
 
-def _run_load(stations: int, seconds: float, period_s: float) -> dict[str, float]:
+def _run_load(
+    stations: int, seconds: float, period_s: float, full_gc_every_s: float
+) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as folder:
         url_db = f"sqlite:///{folder}/load.db"
         store = Store(url_db)
@@ -224,7 +226,10 @@ def _run_load(stations: int, seconds: float, period_s: float) -> dict[str, float
         store.close()
         port = 9400 + random.randint(0, 500)
         server = subprocess.Popen(
-            [sys.executable, "-m", "lightson.cli", "csms", "--db", url_db, "--port", str(port)],
+            [
+                *(sys.executable, "-m", "lightson.cli", "csms", "--db", url_db),
+                *("--port", str(port), "--full-gc-every", str(full_gc_every_s)),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -255,6 +260,13 @@ def main() -> None:
     parser.add_argument("--stations", type=int, nargs="*", default=[200, 1000])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--period", type=float, default=10.0)
+    parser.add_argument(
+        "--cpython-gc",
+        type=int,
+        nargs="*",
+        default=[5000],
+        help="station counts also run with CPython's own full-collection timing, side by side",
+    )
     args = parser.parse_args()
     print(
         f"# CSMS benchmark, {time.strftime('%Y-%m-%d')}, {platform.node()}, "
@@ -271,13 +283,20 @@ def main() -> None:
         f"\n## Load on loopback (MeterValues every {args.period:g} s, {args.seconds:g} s "
         "per run, server in its own process)\n"
     )
-    print("| stations | messages | p50 ms | p99 ms | server CPU ms / message | server core share |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    for stations in args.stations:
-        row = _run_load(stations, args.seconds, args.period)
+    print(
+        "| stations | full collections | messages | p50 ms | p99 ms "
+        "| server CPU ms / message | server core share |"
+    )
+    print("|---:|---|---:|---:|---:|---:|---:|")
+    runs = [(n, 300.0) for n in args.stations]
+    runs += [(n, 0.0) for n in args.cpython_gc]
+    for stations, full_gc_every_s in sorted(runs):
+        row = _run_load(stations, args.seconds, args.period, full_gc_every_s)
+        timing = f"every {full_gc_every_s:g} s" if full_gc_every_s else "CPython's own"
         print(
-            f"| {stations} | {row['messages']:.0f} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} "
-            f"| {row['server_cpu_ms_per_message']:.3f} | {row['server_core_share']:.2f} |",
+            f"| {stations} | {timing} | {row['messages']:.0f} | {row['p50_ms']:.1f} "
+            f"| {row['p99_ms']:.1f} | {row['server_cpu_ms_per_message']:.3f} "
+            f"| {row['server_core_share']:.2f} |",
             flush=True,
         )
 

@@ -13,6 +13,7 @@ import click
 from lightson.cli.app import friendly_errors, main
 from lightson.csms.auth import hash_password
 from lightson.csms.clock import AcceleratedClock
+from lightson.csms.collector import scheduled_full_collections
 from lightson.csms.server import CsmsServer, CsmsSettings
 from lightson.csms.translate import Dialect
 from lightson.csms.wire import OcppVersion
@@ -50,8 +51,16 @@ def _check_dialect(dialect: str, version: OcppVersion) -> None:
     type=click.IntRange(10, 86400),
     help="Heartbeat interval given to stations, seconds.",
 )
+@click.option(
+    "--full-gc-every",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(min=0.0),
+    help="Seconds between full garbage collections; 0 leaves them to CPython, whose timing "
+    "stalls a server with thousands of stations (docs/benchmarks.md).",
+)
 @friendly_errors
-def csms(db: str, host: str, port: int, heartbeat: int) -> None:
+def csms(db: str, host: str, port: int, heartbeat: int, full_gc_every: float) -> None:
     """Run the charging-station management server until Ctrl-C.
 
     Stations connect to ws://HOST:PORT/ocpp/STATION_ID with HTTP Basic credentials
@@ -62,7 +71,10 @@ def csms(db: str, host: str, port: int, heartbeat: int) -> None:
     settings = CsmsSettings(host=host, port=port, heartbeat_interval_s=heartbeat)
 
     async def serve() -> None:
-        async with CsmsServer(store, AcceleratedClock(), settings) as server:
+        async with (
+            scheduled_full_collections(full_gc_every or None),
+            CsmsServer(store, AcceleratedClock(), settings) as server,
+        ):
             click.echo(f"CSMS listening on {server.url}/<station id> (Ctrl-C stops)")
             await asyncio.Event().wait()
 
