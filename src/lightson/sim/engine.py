@@ -10,16 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 
 import numpy as np
 from numpy.typing import NDArray
 
 from lightson.control.controllers import CONTROLLERS, ControlContext, Controller
 from lightson.control.grid import GridMonitor, GridSignal
-from lightson.control.islanded import islanded_setpoints
-from lightson.control.safety import enforce_safety
+from lightson.control.step import decide
 from lightson.domain.assets import Program, Site, Vehicle
-from lightson.domain.plan import Setpoint
 from lightson.domain.state import SiteForecast, SiteObservation
 from lightson.physics.battery import next_energy_kwh
 from lightson.physics.trips import TripSchedule
@@ -118,24 +117,28 @@ def _run(
         )
         # The trip about to leave (even late) and its scheduled energy set the floor.
         next_trip = {v: float(s.next_trip_kwh[k]) for v, s in world.schedules.items()}
-        if grid_state.islanded(now):
+        islanded = grid_state.islanded(now)
+        released: frozenset[str] = frozenset()
+        if islanded:
             # Released reserves stay released until the site is back in parallel.
             back_at = grid_state.resync_at() and grid_state.restored_at
             islanded_by = [o for o in mine if o.start <= now and (o.end > now or o.end == back_at)]
             # The operator may release a bus's route reserve for this outage.
             released = frozenset().union(*(o.released_vehicles for o in islanded_by))
-            next_trip = {v: 0.0 if v in released else kwh for v, kwh in next_trip.items()}
-            decision = islanded_setpoints(site, observation, dt, next_trip, now + world.grid.step)
-            observation = replace(
-                observation, load_kw=decision.served_kw, islanded=True, outage_declared=True
-            )
-            requested: list[Setpoint] = list(decision.setpoints)
-            out.in_outage[k] = True
-            out.critical_unserved[k] = decision.critical_unserved_kw
-        else:
-            context = _context(program, site, world, controller, observation, k, horizon_steps)
-            requested = controller.setpoints(context)
-        safe = enforce_safety(site, observation, requested, dt, next_trip)
+        safe = decide(
+            site,
+            observation,
+            next_trip,
+            dt,
+            now + world.grid.step,
+            controller=controller,
+            context=partial(_context, program, site, world, controller, k, horizon_steps),
+            islanded=islanded,
+            released_vehicles=released,
+        )
+        observation = safe.observation
+        out.in_outage[k] = islanded
+        out.critical_unserved[k] = safe.critical_unserved_kw
         power = {s.evse_id: s.power_kw for s in safe.setpoints}
         out.served[k] = observation.load_kw
         for i, v in enumerate(vehicles):
@@ -170,9 +173,9 @@ def _context(
     site: Site,
     world: SiteWorld,
     controller: Controller,
-    observation: SiteObservation,
     k: int,
     horizon_steps: int,
+    observation: SiteObservation,
 ) -> ControlContext:
     window = slice(k, k + horizon_steps)
     if controller.foresight:
