@@ -51,8 +51,8 @@ def decide(
     ``next_trip_kwh`` is each vehicle's next trip energy (its floor). Islanded, the vehicles
     in ``released_vehicles`` (an operator released their route reserve for this outage) may
     go below it. ``context`` builds the controller's view (forecasts, known events) and is
-    only called on the grid. ``plan_stale``: the live loop has lost its inputs, so the
-    safety layer allows charging only.
+    only called on the grid. Every setpoint holds until ``valid_until``. ``plan_stale``: the
+    plan is too old to trust, so the safety layer allows charging only.
     """
     if islanded:
         floors = {v: 0.0 if v in released_vehicles else kwh for v, kwh in next_trip_kwh.items()}
@@ -62,6 +62,8 @@ def decide(
         return StepDecision(
             safe.setpoints, safe.interventions, used, True, dispatch.critical_unserved_kw
         )
-    requested = controller.setpoints(context(observation))
+    requested = [
+        replace(s, valid_until=valid_until) for s in controller.setpoints(context(observation))
+    ]
     safe = enforce_safety(site, observation, requested, step_h, next_trip_kwh, plan_stale)
     return StepDecision(safe.setpoints, safe.interventions, observation, False)

@@ -200,11 +200,12 @@ def _insert_statement(connection: Connection, table: Table) -> Any:
     return insert(table)
 
 
-def _aware(row: dict[str, Any]) -> dict[str, Any]:
+def aware(at: datetime) -> datetime:
     """SQLite gives back naive datetimes; everything we store is UTC."""
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
+
+
+def _aware(row: dict[str, Any]) -> dict[str, Any]:
     return {
-        key: value.replace(tzinfo=UTC)
-        if isinstance(value, datetime) and value.tzinfo is None
-        else value
-        for key, value in row.items()
+        key: aware(value) if isinstance(value, datetime) else value for key, value in row.items()
     }

@@ -1,0 +1,91 @@
+"""What the database says about each station right now, for the live control loop and the API.
+
+Everything is read back from what the CSMS committed (meter values, transaction events,
+charging needs), so a restarted server sees the same state as before its restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, case, func, select
+
+from lightson.store import schema as db
+from lightson.store.db import Store, aware
+
+
+@dataclass(frozen=True)
+class StationState:
+    """The latest of one station: ``soc`` (0–1) and ``power_kw`` (+ charging) with the time of
+    their readings; ``transaction_id`` of the open transaction (``None``: nothing plugged);
+    ``departure`` and ``energy_request_kwh`` as the vehicle last asked (ISO 15118)."""
+
+    station_id: str
+    soc: float | None = None
+    soc_at: datetime | None = None
+    power_kw: float | None = None
+    power_at: datetime | None = None
+    transaction_id: str | None = None
+    evse_id: int | None = None
+    departure: datetime | None = None
+    energy_request_kwh: float | None = None
+
+    @property
+    def plugged(self) -> bool:
+        return self.transaction_id is not None
+
+
+def station_states(store: Store, station_ids: Iterable[str]) -> dict[str, StationState]:
+    """The state of each station named (every one gets an entry, empty if nothing is known)."""
+    ids = sorted(set(station_ids))
+    found: dict[str, dict[str, object]] = {i: {} for i in ids}
+    if not ids:
+        return {}
+    samples = db.meter_samples
+    with store.engine.connect() as connection:
+        for column, name in ((samples.c.soc, "soc"), (samples.c.power_kw, "power_kw")):
+            latest = (
+                select(func.max(samples.c.id).label("id"))
+                .where(samples.c.station_id.in_(ids), column.is_not(None))
+                .group_by(samples.c.station_id)
+                .subquery()
+            )
+            query = select(samples.c.station_id, column, samples.c.at).join(
+                latest, samples.c.id == latest.c.id
+            )
+            for station_id, value, at in connection.execute(query):
+                found[station_id][name] = float(value)
+                found[station_id][f"{name.split('_')[0]}_at"] = aware(at)
+        events = db.transaction_events
+        ended = func.sum(case((events.c.event_type == "Ended", 1), else_=0))
+        open_query = (
+            select(
+                events.c.station_id,
+                events.c.transaction_id,
+                func.max(events.c.evse_id),
+                func.min(events.c.id),
+            )
+            .where(events.c.station_id.in_(ids))
+            .group_by(events.c.station_id, events.c.transaction_id)
+            .having(ended == 0)
+            .order_by(func.min(events.c.id))
+        )
+        for station_id, transaction_id, evse_id, _ in connection.execute(open_query):
+            found[station_id]["transaction_id"] = transaction_id  # the newest open one wins
+            found[station_id]["evse_id"] = evse_id
+        needs = db.charging_needs
+        latest_needs = (
+            select(func.max(needs.c.id).label("id"))
+            .where(needs.c.station_id.in_(ids))
+            .group_by(needs.c.station_id)
+            .subquery()
+        )
+        query_needs = select(
+            needs.c.station_id, needs.c.departure, needs.c.energy_request_kwh
+        ).join(latest_needs, and_(needs.c.id == latest_needs.c.id))
+        for station_id, departure, energy_kwh in connection.execute(query_needs):
+            found[station_id]["departure"] = aware(departure) if departure else None
+            found[station_id]["energy_request_kwh"] = energy_kwh
+    return {i: StationState(i, **values) for i, values in found.items()}  # type: ignore[arg-type]
