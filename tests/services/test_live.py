@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,21 +15,18 @@ from lightson.config import load_program
 from lightson.control.grid import GridSignal
 from lightson.control.safety import SafetyRule
 from lightson.csms.auth import hash_password
-from lightson.csms.server import CsmsServer, CsmsSettings, StationOfflineError
+from lightson.csms.server import CsmsServer, CsmsSettings
 from lightson.csms.wire import OcppVersion
 from lightson.domain.assets import Program, Site
 from lightson.domain.demand_response import DREvent
-from lightson.domain.plan import Setpoint
 from lightson.domain.time import SimClock
 from lightson.emulator import EmulatedEv, EmulatedStation, Evse
 from lightson.services.live import LiveControl
 from lightson.store import StationRecord, Store
 from lightson.store import schema as db
+from live_support import IN_EVENT, FakeSink, plugged
 
 T = TypeVar("T")
-# 2026-07-15 15:30 EDT: inside the example's ConnectedSolutions event (15:00-18:00), in
-# summer break, so the buses have no route today.
-IN_EVENT = datetime(2026, 7, 15, 19, 30, tzinfo=UTC)
 PASSWORD = "correct horse battery"
 
 
@@ -43,43 +40,6 @@ def events_of(program: Program) -> Any:
         return tuple(e for e in program.events if e.program_id in site.enrollments)
 
     return events
-
-
-class FakeSink:
-    """Records what the loop sends; stations in ``offline`` raise as the CSMS does."""
-
-    def __init__(self, offline: frozenset[str] = frozenset()) -> None:
-        self.sent: list[tuple[str, int, Setpoint, str | None]] = []
-        self.cleared: list[str] = []
-        self.offline = offline
-
-    async def send_setpoint(
-        self, station_id: str, evse_id: int, setpoint: Setpoint, transaction_id: str | None = None
-    ) -> str:
-        if station_id in self.offline:
-            raise StationOfflineError(f"station {station_id!r} is not connected")
-        self.sent.append((station_id, evse_id, setpoint, transaction_id))
-        return "Accepted"
-
-    async def clear_profiles(self, station_id: str, evse_id: int | None = None) -> str:
-        self.cleared.append(station_id)
-        return "Accepted"
-
-
-def plugged(store: Store, station_id: str, soc: float, at: datetime, tx: str = "tx-1") -> None:
-    """What the CSMS stores for a plugged vehicle: a started transaction and a reading."""
-    event = {
-        "station_id": station_id,
-        "evse_id": 1,
-        "transaction_id": tx,
-        "seq_no": 0,
-        "event_type": "Started",
-        "at": at,
-        "received_at": at,
-        "payload": {},
-    }
-    sample = {"station_id": station_id, "evse_id": 1, "at": at, "power_kw": 0.0, "soc": soc}
-    store.write([(db.transaction_events, event), (db.meter_samples, sample)]).result(5)
 
 
 def run(work: Awaitable[T]) -> T:

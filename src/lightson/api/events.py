@@ -21,7 +21,7 @@ from lightson.programs.events import ProgramEvent
 from lightson.services.events import EventService
 
 
-def _document(event: ProgramEvent, now: datetime) -> dict[str, Any]:
+def event_document(event: ProgramEvent, now: datetime) -> dict[str, Any]:
     return {
         "event_id": event.event_id,
         "program_id": event.program_id,
@@ -56,7 +56,7 @@ def events_router(service: Callable[[], EventService]) -> APIRouter:
             return _refused(error)
         return JSONResponse(
             status_code=200 if known else 201,
-            content=_document(event, events.clock.now()),
+            content=event_document(event, events.clock.now()),
         )
 
     @router.get("")
@@ -64,14 +64,15 @@ def events_router(service: Callable[[], EventService]) -> APIRouter:
         events = service()
         now = events.clock.now()
         return [
-            _document(e, now) for e in sorted(events.book().events.values(), key=lambda e: e.start)
+            event_document(e, now)
+            for e in sorted(events.book().events.values(), key=lambda e: e.start)
         ]
 
     @router.delete("/{event_id}", response_model=None)
     def cancel(event_id: str) -> Any:
         events = service()
         try:
-            return _document(events.cancel(event_id), events.clock.now())
+            return event_document(events.cancel(event_id), events.clock.now())
         except ConfigError as error:
             return _refused(error)
 
@@ -79,7 +80,7 @@ def events_router(service: Callable[[], EventService]) -> APIRouter:
     def opt_out(event_id: str, site_id: str) -> Any:
         events = service()
         try:
-            return _document(events.opt_out(event_id, site_id), events.clock.now())
+            return event_document(events.opt_out(event_id, site_id), events.clock.now())
         except ConfigError as error:
             return _refused(error)
 

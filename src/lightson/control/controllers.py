@@ -88,6 +88,11 @@ class LinearProgramController:
     _warm: WarmStart = field(default_factory=WarmStart, repr=False)
     plans_made: int = 0
 
+    @property
+    def last_plan(self) -> Plan | None:
+        """The plan the controller follows now (``None`` before its first)."""
+        return self._plan
+
     def setpoints(self, context: ControlContext) -> list[Setpoint]:
         obs = context.observation
         events = frozenset(e.event_id for e in context.program.events)

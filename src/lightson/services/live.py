@@ -30,13 +30,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
+from lightson.control.backup import BackupEstimate, backup_estimate
 from lightson.control.controllers import CONTROLLERS, ControlContext, Controller
 from lightson.control.grid import GridMonitor, GridSignal
 from lightson.control.safety import Intervention
 from lightson.control.step import decide
 from lightson.domain.assets import Program, Site
 from lightson.domain.demand_response import DREvent
-from lightson.domain.plan import Setpoint
+from lightson.domain.plan import Plan, Setpoint
 from lightson.domain.state import SiteObservation
 from lightson.domain.time import Clock, TimeGrid
 from lightson.forecast.profiles import profile_forecast, profile_peak_so_far_kw
@@ -152,6 +153,42 @@ class LiveControl:
 
     def islanded(self, site_id: str) -> bool:
         return self._site(site_id).grid.islanded(self.clock.now())
+
+    def site(self, site_id: str) -> Site:
+        return self._site(site_id).site
+
+    def plan(self, site_id: str) -> Plan | None:
+        """The plan the site's controller follows (``None``: none yet, or no plan-based
+        controller)."""
+        controller = self._site(site_id).controller
+        return getattr(controller, "last_plan", None)
+
+    def backup(self, site_id: str, horizon: timedelta = timedelta(hours=24)) -> BackupEstimate:
+        """Hours of backup by tier if the grid went down now, from the last readings."""
+        live = self._site(site_id)
+        site, now = live.site, self.clock.now()
+        status = self.status[site_id]
+        observation = SiteObservation(
+            now,
+            {
+                v.vehicle_id: _or(status.soc.get(v.vehicle_id), 0.0) * v.battery_kwh
+                for v in site.vehicles
+            },
+            dict(status.plugged),
+            status.load_kw,
+            status.pv_kw,
+        )
+        steps = max(1, int(horizon / self.program.step))
+        forecast = profile_forecast(
+            self.program, site, TimeGrid(self._step_start(now), steps, self.program.step)
+        )
+        step_h = self.program.step.total_seconds() / 3600
+        next_trip = {  # a route reserve released for this outage is backup too
+            v: kwh for v, kwh in self._next_trip_kwh(site, now).items() if v not in live.released
+        }
+        return backup_estimate(
+            site, observation, forecast.load_kw, forecast.pv_kw, step_h, next_trip
+        )
 
     def _site(self, site_id: str) -> _Site:
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, case, func, select
 
@@ -89,3 +90,26 @@ def station_states(store: Store, station_ids: Iterable[str]) -> dict[str, Statio
             found[station_id]["departure"] = aware(departure) if departure else None
             found[station_id]["energy_request_kwh"] = energy_kwh
     return {i: StationState(i, **values) for i, values in found.items()}  # type: ignore[arg-type]
+
+
+def recent_samples(
+    store: Store, station_ids: Iterable[str], since: datetime, limit: int = 20_000
+) -> list[dict[str, Any]]:
+    """Meter samples of the stations from ``since`` on, oldest first (at most ``limit``)."""
+    samples = db.meter_samples
+    query = (
+        select(
+            samples.c.station_id,
+            samples.c.evse_id,
+            samples.c.at,
+            samples.c.power_kw,
+            samples.c.soc,
+            samples.c.energy_imported_kwh,
+            samples.c.energy_exported_kwh,
+        )
+        .where(samples.c.station_id.in_(sorted(set(station_ids))), samples.c.at >= since)
+        .order_by(samples.c.at, samples.c.id)
+        .limit(limit)
+    )
+    with store.engine.connect() as connection:
+        return [{**row._mapping, "at": aware(row.at)} for row in connection.execute(query)]

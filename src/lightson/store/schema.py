@@ -138,3 +138,28 @@ dr_events = Table(
     Column("opt_outs", JSON, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
 )
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("token_sha256", String(64), nullable=False, unique=True),  # never the token itself
+    Column("role", String(16), nullable=False),  # admin, owner, utility
+    Column("sites", JSON, nullable=False),  # an owner's sites
+    Column("utility", String(64)),  # a utility's own territory
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    Column("who", String(64), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(128), nullable=False),
+    Column("outcome", String(16), nullable=False),  # done, refused
+    Column("detail", JSON, nullable=False),
+)

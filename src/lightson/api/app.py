@@ -1,0 +1,511 @@
+"""The operations HTTP API and the dashboard that uses it (``docs/operations.md``).
+
+Every route under ``/api`` takes a bearer token (``lightson token add``); what a token may
+see and do depends on its role (``lightson.services.access``). Errors are mapped once:
+a refused body or rule is 422 with ``{"errors": [{"field", "message"}]}``, an unknown site
+or event 404, a missing or bad token 401, a role that may not 403. Every command (events,
+outages, opt-outs) is written to the audit log, done or refused, before the answer.
+The OpenAPI document is at ``/api/openapi.json``; Prometheus metrics at ``/metrics``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from importlib import resources
+from typing import Annotated, Any
+
+from fastapi import Body, Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+
+from lightson.api.events import event_document
+from lightson.control.grid import GridSignal
+from lightson.domain.assets import Program, Site
+from lightson.domain.errors import ConfigError
+from lightson.domain.time import Clock
+from lightson.programs.rules import ProgramRules
+from lightson.services.access import AccessService, Principal, Role
+from lightson.services.events import EventService
+from lightson.services.live import LiveControl, SiteStatus
+from lightson.store import Store
+from lightson.store.live import recent_samples
+
+ADMIN = frozenset({Role.ADMIN})
+ANYONE = frozenset(Role)
+
+
+_BEARER = HTTPBearer(auto_error=False)
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+
+@dataclass
+class Operations:
+    """What the API serves: the program, its database, the clock, the live loop (``None``
+    when the API runs without one) and how many stations are connected."""
+
+    program: Program
+    store: Store
+    clock: Clock
+    live: LiveControl
+    rules: Sequence[ProgramRules] | None = None
+    connected_stations: Callable[[], int] = lambda: 0
+
+    def events(self) -> EventService:
+        return EventService(self.store, self.clock, self.rules)
+
+    def access(self) -> AccessService:
+        return AccessService(self.store, self.clock)
+
+    def site(self, site_id: str) -> Site:
+        try:
+            return self.program.site(site_id)
+        except KeyError:
+            raise HttpError(404, f"no site '{site_id}'", "site_id") from None
+
+
+def _principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+) -> Principal:
+    """The caller, from the bearer token (401 when there is none or it is unknown)."""
+    if credentials is None:
+        raise HttpError(401, "a bearer token is required", "Authorization")
+    ops: Operations = request.app.state.operations
+    who = ops.access().principal(credentials.credentials)
+    if who is None:
+        raise HttpError(401, "unknown or revoked token", "Authorization")
+    return who
+
+
+Who = Annotated[Principal, Depends(_principal)]
+
+
+def create_app(ops: Operations) -> FastAPI:
+    app = FastAPI(
+        title="Lights On",
+        summary="Operations API of a V2X program",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.operations = ops
+
+    def require(who: Principal, roles: frozenset[Role]) -> None:
+        if who.role not in roles:
+            raise HttpError(403, f"the {who.role.value} role may not do this")
+
+    def visible_site(who: Principal, site_id: str) -> Site:
+        site = ops.site(site_id)
+        if not who.may_see_site(site_id):
+            raise HttpError(403, f"the {who.role.value} role may not see site '{site_id}'")
+        return site
+
+    # --- errors, mapped once -------------------------------------------------------------
+
+    @app.exception_handler(HttpError)
+    def _http_error(_: Request, error: HttpError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+        return JSONResponse(
+            status_code=error.status,
+            content={"errors": [{"field": error.field, "message": error.message}]},
+            headers=headers,
+        )
+
+    @app.exception_handler(ConfigError)
+    def _refused(_: Request, error: ConfigError) -> JSONResponse:
+        return JSONResponse(
+            status_code=422,
+            content={"errors": [{"field": path, "message": rule} for path, rule in error.issues]},
+        )
+
+    @app.exception_handler(RequestValidationError)
+    def _bad_request(_: Request, error: RequestValidationError) -> JSONResponse:
+        issues = [
+            {
+                "field": ".".join(str(part) for part in issue["loc"] if part != "body"),
+                "message": issue["msg"],
+            }
+            for issue in error.errors()
+        ]
+        return JSONResponse(status_code=422, content={"errors": issues})
+
+    # --- the program -----------------------------------------------------------------------
+
+    @app.get("/api/health", tags=["program"])
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "now": ops.clock.now().isoformat(), "ticks": ops.live.ticks}
+
+    @app.get("/api/me", tags=["program"])
+    def me(who: Who) -> dict[str, Any]:
+        return {
+            "name": who.name,
+            "role": who.role.value,
+            "sites": sorted(who.sites),
+            "utility": who.utility,
+        }
+
+    @app.get("/api/program", tags=["program"])
+    def program(who: Who) -> dict[str, Any]:
+        """Aggregates every role may see (no vehicle or person named)."""
+        sites = _scope(ops, who)
+        statuses = [ops.live.status[s.site_id] for s in sites]
+        next_event = _next_event(ops, sites)
+        return {
+            "name": ops.program.name,
+            "now": ops.clock.now().isoformat(),
+            "sites": len(sites),
+            "sites_by_kind": _count(s.kind.value for s in sites),
+            "vehicles": sum(len(s.vehicles) for s in sites),
+            "chargers": sum(len(s.chargers) for s in sites),
+            "installed_discharge_kw": round(
+                sum(c.max_discharge_kw for s in sites for c in s.chargers), 1
+            ),
+            "vehicles_kw_now": round(sum(st.vehicles_kw for st in statuses), 1),
+            "available_discharge_kw_now": round(
+                sum(_available_kw(s, ops.live.status[s.site_id]) for s in sites), 1
+            ),
+            "modes": _count(st.mode for st in statuses),
+            "next_event": next_event,
+        }
+
+    @app.get("/api/sites", tags=["sites"])
+    def sites(who: Who) -> list[dict[str, Any]]:
+        """Sites in the caller's scope; vehicle detail only where the caller may see it."""
+        return [
+            _site_summary(site, ops.live.status[site.site_id], who.may_see_site(site.site_id))
+            for site in _scope(ops, who)
+        ]
+
+    @app.get("/api/sites/{site_id}", tags=["sites"])
+    def site(site_id: str, who: Who) -> dict[str, Any]:
+        chosen = visible_site(who, site_id)
+        return _site_detail(chosen, ops.live.status[site_id], ops.live)
+
+    @app.get("/api/sites/{site_id}/plan", tags=["sites"])
+    def plan(site_id: str, who: Who) -> dict[str, Any]:
+        visible_site(who, site_id)
+        current = ops.live.plan(site_id)
+        if current is None:
+            return {"site_id": site_id, "start": None, "intervals": []}
+        return {
+            "site_id": site_id,
+            "start": current.start.isoformat(),
+            "step_minutes": current.step.total_seconds() / 60,
+            "site_net_kw": [round(float(x), 2) for x in current.site_net_power_kw],
+            "vehicles": [
+                {
+                    "vehicle_id": v.vehicle_id,
+                    "evse_id": v.evse_id,
+                    "power_kw": [round(float(x), 2) for x in v.power_kw],
+                    "soc": [round(float(x), 4) for x in v.soc],
+                }
+                for v in current.vehicles
+            ],
+        }
+
+    @app.get("/api/sites/{site_id}/backup", tags=["resilience"])
+    def backup(site_id: str, who: Who) -> dict[str, Any]:
+        visible_site(who, site_id)
+        estimate = ops.live.backup(site_id)
+        return {
+            "site_id": site_id,
+            "at": estimate.at.isoformat(),
+            "horizon_h": estimate.horizon_h,
+            "hours": {tier.value: round(h, 2) for tier, h in estimate.hours.items()},
+            "islanded": ops.live.islanded(site_id),
+        }
+
+    @app.get("/api/sites/{site_id}/telemetry", tags=["sites"])
+    def telemetry(
+        site_id: str, who: Who, hours: Annotated[float, Query(gt=0, le=24 * 31)] = 24.0
+    ) -> list[dict[str, Any]]:
+        chosen = visible_site(who, site_id)
+        since = ops.clock.now() - timedelta(hours=hours)
+        rows = recent_samples(ops.store, [c.evse_id for c in chosen.chargers], since)
+        return [{**row, "at": row["at"].isoformat()} for row in rows]
+
+    @app.post("/api/sites/{site_id}/outage", tags=["resilience"])
+    def outage(
+        site_id: str,
+        who: Who,
+        state: Annotated[str, Body(pattern="^(lost|restored)$", embed=True)],
+        released_vehicles: Annotated[list[str], Body(embed=True)] = [],  # noqa: B006
+    ) -> dict[str, Any]:
+        """Declare the grid lost at a site (it islands at once) or restored (it re-syncs
+        after the enter-service delay). ``released_vehicles`` may use their route reserve."""
+        chosen = ops.site(site_id)
+        if not who.may_operate_grid(chosen.utility):
+            ops.access().audit(who, f"outage-{state}", site_id, "refused")
+            raise HttpError(403, f"the {who.role.value} role may not operate site '{site_id}'")
+        unknown = sorted(set(released_vehicles) - {v.vehicle_id for v in chosen.vehicles})
+        if unknown:
+            raise HttpError(422, f"not a vehicle of {site_id}: {unknown}", "released_vehicles")
+        ops.access().audit(
+            who, f"outage-{state}", site_id, "done", {"released_vehicles": released_vehicles}
+        )
+        ops.live.report_grid(
+            site_id,
+            f"api:{who.name}",
+            GridSignal(state),
+            released_vehicles=frozenset(released_vehicles),
+        )
+        return {"site_id": site_id, "islanded": ops.live.islanded(site_id)}
+
+    @app.get("/api/stations", tags=["sites"])
+    def stations(who: Who) -> list[dict[str, Any]]:
+        require(who, ADMIN)
+        return [
+            {
+                "station_id": c.evse_id,
+                "site_id": s.site_id,
+                "model": c.model,
+                "max_charge_kw": c.max_charge_kw,
+                "max_discharge_kw": c.max_discharge_kw,
+                "protocol": c.protocol.value,
+                "answer": ops.live.status[s.site_id].answers.get(c.evse_id),
+            }
+            for s in ops.program.sites
+            for c in s.chargers
+        ]
+
+    # --- events ----------------------------------------------------------------------------
+
+    @app.get("/api/events", tags=["demand response"])
+    def events(who: Who) -> list[dict[str, Any]]:
+        service = ops.events()
+        now = ops.clock.now()
+        mine = {s.site_id for s in _scope(ops, who)}
+        listed = sorted(service.book().events.values(), key=lambda e: e.start)
+        if who.role is Role.OWNER:  # the events that call one of their sites
+            programs = {p for s in _scope(ops, who) for p in s.enrollments}
+            listed = [
+                e
+                for e in listed
+                if e.program_id in programs and (not e.sites or mine & set(e.sites))
+            ]
+        documents = []
+        for event in listed:
+            document = event_document(event, now)
+            if who.role is Role.OWNER:
+                document["opt_outs"] = sorted(set(document["opt_outs"]) & mine)
+            documents.append(document)
+        return documents
+
+    @app.post("/api/events", tags=["demand response"], status_code=201, response_model=None)
+    def submit(
+        who: Who,
+        body: dict[str, Any] = Body(...),  # noqa: B008 - FastAPI's idiom
+    ) -> Any:
+        require(who, frozenset({Role.ADMIN, Role.UTILITY}))
+        service = ops.events()
+        target = str(body.get("event_id", ""))
+        known = target in service.book().events
+        try:
+            event = service.submit({**body, "source": body.get("source", f"api:{who.name}")})
+        except ConfigError as error:
+            ops.access().audit(who, "event-submit", target, "refused", {"error": str(error)})
+            raise
+        ops.access().audit(who, "event-submit", event.event_id, "done", {"body": body})
+        ops.live.wake()
+        return JSONResponse(
+            status_code=200 if known else 201, content=event_document(event, ops.clock.now())
+        )
+
+    @app.delete("/api/events/{event_id}", tags=["demand response"])
+    def cancel(event_id: str, who: Who) -> dict[str, Any]:
+        require(who, frozenset({Role.ADMIN, Role.UTILITY}))
+        service = ops.events()
+        if event_id not in service.book().events:
+            raise HttpError(404, f"no event '{event_id}'", "event_id")
+        event = service.cancel(event_id)
+        ops.access().audit(who, "event-cancel", event_id, "done")
+        ops.live.wake()
+        return event_document(event, ops.clock.now())
+
+    @app.post("/api/events/{event_id}/opt-out/{site_id}", tags=["demand response"])
+    def opt_out(event_id: str, site_id: str, who: Who) -> dict[str, Any]:
+        """The owner takes a site out of one event (admins may too)."""
+        visible_site(who, site_id)
+        service = ops.events()
+        if event_id not in service.book().events:
+            raise HttpError(404, f"no event '{event_id}'", "event_id")
+        event = service.opt_out(event_id, site_id)
+        ops.access().audit(who, "event-opt-out", f"{event_id}/{site_id}", "done")
+        ops.live.wake(site_id)
+        return event_document(event, ops.clock.now())
+
+    # --- metrics and the dashboard --------------------------------------------------------
+
+    registry = CollectorRegistry()
+    registry.register(_Metrics(ops))
+
+    @app.get("/metrics", tags=["program"], response_class=PlainTextResponse)
+    def metrics(who: Who) -> Response:
+        require(who, ADMIN)
+        return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
+
+    static = resources.files("lightson.api") / "static"
+    app.mount("/", StaticFiles(directory=str(static), html=True), name="dashboard")
+    return app
+
+
+# --- documents ------------------------------------------------------------------------------
+
+
+def _scope(ops: Operations, who: Principal) -> list[Site]:
+    """The sites a caller deals with: all (admin), their own (owner), their territory
+    (utility)."""
+    if who.role is Role.ADMIN:
+        return list(ops.program.sites)
+    if who.role is Role.OWNER:
+        return [s for s in ops.program.sites if s.site_id in who.sites]
+    return [s for s in ops.program.sites if s.utility == who.utility]
+
+
+def _count(values: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    return counts
+
+
+def _available_kw(site: Site, status: SiteStatus) -> float:
+    """Discharge power the plugged V2X vehicles could give now (equipment limits)."""
+    return sum(
+        min(v.max_discharge_kw, site.charger(v.evse_id).max_discharge_kw)
+        for v in site.vehicles
+        if v.max_discharge_kw > 0 and status.plugged.get(v.vehicle_id, False)
+    )
+
+
+def _next_event(ops: Operations, sites: Sequence[Site]) -> dict[str, Any] | None:
+    now = ops.clock.now()
+    programs = {p for s in sites for p in s.enrollments}
+    upcoming = [
+        e
+        for e in ops.events().book().events.values()
+        if e.end > now and e.cancelled_at is None and e.program_id in programs
+    ]
+    if not upcoming:
+        return None
+    first = min(upcoming, key=lambda e: e.start)
+    return {
+        "event_id": first.event_id,
+        "program_id": first.program_id,
+        "start": first.start.isoformat(),
+        "end": first.end.isoformat(),
+    }
+
+
+def _status_document(status: SiteStatus) -> dict[str, Any]:
+    return {
+        "mode": status.mode,
+        "reason": status.reason,
+        "at": status.at.isoformat(),
+        "load_kw": round(status.load_kw, 2),
+        "pv_kw": round(status.pv_kw, 2),
+        "vehicles_kw": round(status.vehicles_kw, 2),
+        "grid_kw": round(
+            0.0
+            if status.mode == "islanded"
+            else status.load_kw - status.pv_kw + status.vehicles_kw,
+            2,
+        ),
+        "critical_unserved_kw": round(status.critical_unserved_kw, 2),
+    }
+
+
+def _site_summary(site: Site, status: SiteStatus, personal: bool) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "site_id": site.site_id,
+        "kind": site.kind.value,
+        "utility": site.utility,
+        "enrollments": list(site.enrollments),
+        "status": _status_document(status),
+        "available_discharge_kw": round(_available_kw(site, status), 1),
+    }
+    if personal:
+        document["vehicles"] = len(site.vehicles)
+        document["plugged"] = sum(status.plugged.values())
+    return document
+
+
+def _site_detail(site: Site, status: SiteStatus, live: LiveControl) -> dict[str, Any]:
+    power = {s.evse_id: s.power_kw for s in status.setpoints}
+    return {
+        **_site_summary(site, status, True),
+        "service_limit_kw": site.service_limit_kw,
+        "export_permitted": site.export_permitted,
+        "islanded": live.islanded(site.site_id),
+        "answers": dict(status.answers),
+        "interventions": [
+            {
+                "evse_id": i.evse_id,
+                "rule": i.rule.value,
+                "requested_kw": round(i.requested_kw, 2),
+                "allowed_kw": round(i.allowed_kw, 2),
+            }
+            for i in status.interventions
+        ],
+        "vehicles": [
+            {
+                "vehicle_id": v.vehicle_id,
+                "model": v.model,
+                "evse_id": v.evse_id,
+                "battery_kwh": v.battery_kwh,
+                "v2x": v.max_discharge_kw > 0,
+                "plugged": status.plugged.get(v.vehicle_id, False),
+                "soc": status.soc.get(v.vehicle_id),
+                "power_kw": round(power.get(v.evse_id, 0.0), 2),
+            }
+            for v in site.vehicles
+        ],
+    }
+
+
+class _Metrics:
+    """Read at every scrape, from the live loop's statuses."""
+
+    def __init__(self, ops: Operations) -> None:
+        self.ops = ops
+
+    def collect(self) -> Any:
+        power = GaugeMetricFamily(
+            "lightson_site_vehicles_kw", "Vehicle power at a site (+ charging)", labels=["site"]
+        )
+        load = GaugeMetricFamily("lightson_site_load_kw", "Building load", labels=["site"])
+        mode = GaugeMetricFamily(
+            "lightson_site_mode", "1 for the mode a site is in", labels=["site", "mode"]
+        )
+        age = GaugeMetricFamily(
+            "lightson_site_status_age_seconds", "Since the site's last tick", labels=["site"]
+        )
+        now: datetime = self.ops.clock.now()
+        for site_id, status in self.ops.live.status.items():
+            power.add_metric([site_id], status.vehicles_kw)
+            load.add_metric([site_id], status.load_kw)
+            mode.add_metric([site_id, status.mode], 1.0)
+            age.add_metric([site_id], (now - status.at).total_seconds())
+        yield power
+        yield load
+        yield mode
+        yield age
+        stations = GaugeMetricFamily("lightson_stations_connected", "Open OCPP sessions")
+        stations.add_metric([], float(self.ops.connected_stations()))
+        yield stations
+        ticks = GaugeMetricFamily("lightson_control_ticks", "Site ticks since start")
+        ticks.add_metric([], float(self.ops.live.ticks))
+        yield ticks

@@ -1,0 +1,195 @@
+// The Lights On dashboard: a few pages over the operations API, refreshed every 5 s.
+// No framework and no network beyond this server (sites run on closed networks).
+"use strict";
+
+const REFRESH_MS = 5000;
+const main = document.getElementById("main");
+
+// A token given in the address (#token=...) is kept in this browser and taken out of the
+// address, so it is not left in the history or shared with a copied link.
+(function takeToken() {
+  const match = location.hash.match(/token=([^&]+)/);
+  if (match) {
+    localStorage.setItem("lightson-token", decodeURIComponent(match[1]));
+    history.replaceState(null, "", location.pathname + "#/");
+  }
+})();
+
+function token() { return localStorage.getItem("lightson-token"); }
+
+async function api(path, options = {}) {
+  const response = await fetch("/api" + path, {
+    ...options,
+    headers: { "Authorization": "Bearer " + token(), "Content-Type": "application/json" },
+  });
+  const body = await response.json();
+  if (!response.ok) {
+    const message = (body.errors || []).map(e => (e.field ? e.field + ": " : "") + e.message);
+    const error = new Error(message.join("; ") || response.statusText);
+    error.status = response.status;
+    throw error;
+  }
+  return body;
+}
+
+function esc(value) {
+  return String(value ?? "").replace(/[&<>"']/g, c => ({
+    "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;",
+  })[c]);
+}
+
+function kw(value) { return value === null || value === undefined ? "–" : Number(value).toFixed(1); }
+function pct(value) { return value === null || value === undefined ? "–" : Math.round(value * 100) + " %"; }
+function time(iso) { return iso ? new Date(iso).toLocaleString() : "–"; }
+
+function card(label, value, testid) {
+  return `<div class="card"><div class="value" data-testid="${testid}">${esc(value)}</div>` +
+    `<div class="label">${esc(label)}</div></div>`;
+}
+
+function mode(status) {
+  return `<span class="mode ${esc(status.mode)}" title="${esc(status.reason)}">${esc(status.mode)}</span>`;
+}
+
+// --- pages ------------------------------------------------------------------------------------
+
+async function overview() {
+  const [program, sites] = await Promise.all([api("/program"), api("/sites")]);
+  const next = program.next_event;
+  let html = `<h1 data-testid="program-name">${esc(program.name)}</h1><div class="cards">` +
+    card("sites", program.sites, "sites-count") +
+    card("vehicles", program.vehicles, "vehicles-count") +
+    card("chargers", program.chargers, "chargers-count") +
+    card("vehicle power now, kW (− = to the buildings and grid)", kw(program.vehicles_kw_now), "power-now") +
+    card("kW available for an event now", kw(program.available_discharge_kw_now), "available-kw") +
+    card("next event", next ? `${next.program_id} ${time(next.start)}` : "none", "next-event") +
+    `</div><table data-testid="sites"><thead><tr><th>site</th><th>kind</th><th>utility</th>` +
+    `<th>state</th><th class="num">building kW</th><th class="num">vehicles kW</th>` +
+    `<th class="num">grid kW</th><th class="num">available kW</th></tr></thead><tbody>`;
+  for (const site of sites) {
+    const s = site.status;
+    const name = "vehicles" in site ? `<a href="#/site/${esc(site.site_id)}">${esc(site.site_id)}</a>` : esc(site.site_id);
+    html += `<tr data-site="${esc(site.site_id)}"><td>${name}</td><td>${esc(site.kind)}</td>` +
+      `<td>${esc(site.utility)}</td><td>${mode(s)} <span class="reason">${esc(s.reason)}</span></td>` +
+      `<td class="num">${kw(s.load_kw)}</td><td class="num" data-testid="vehicles-kw">${kw(s.vehicles_kw)}</td>` +
+      `<td class="num">${kw(s.grid_kw)}</td><td class="num">${kw(site.available_discharge_kw)}</td></tr>`;
+  }
+  return html + "</tbody></table>";
+}
+
+async function sitePage(siteId) {
+  const id = encodeURIComponent(siteId);
+  const [site, plan, backup] = await Promise.all([
+    api(`/sites/${id}`), api(`/sites/${id}/plan`), api(`/sites/${id}/backup`),
+  ]);
+  const s = site.status;
+  let html = `<h1 data-testid="site-name">${esc(site.site_id)}</h1>` +
+    `<p>${mode(s)} <span class="reason" data-testid="site-reason">${esc(s.reason)}</span></p>` +
+    `<h2>Power now (kW)</h2><div class="cards">` +
+    card("building", kw(s.load_kw), "flow-building") + card("PV", kw(s.pv_kw), "flow-pv") +
+    card("vehicles (+ charging)", kw(s.vehicles_kw), "flow-vehicles") +
+    card("grid (+ import)", kw(s.grid_kw), "flow-grid") + `</div>` +
+    `<h2>Vehicles</h2><table data-testid="vehicles"><thead><tr><th>vehicle</th><th>model</th>` +
+    `<th>charger</th><th>plugged</th><th>state of charge</th><th class="num">kW</th></tr></thead><tbody>`;
+  for (const v of site.vehicles) {
+    const width = v.soc === null ? 0 : Math.round(v.soc * 100);
+    html += `<tr><td>${esc(v.vehicle_id)}</td><td>${esc(v.model)}</td><td>${esc(v.evse_id)}</td>` +
+      `<td>${v.plugged ? "yes" : "no"}</td><td><span class="bar-box"><span class="bar" style="width:${width}%"></span></span>${pct(v.soc)}</td>` +
+      `<td class="num" data-vehicle="${esc(v.vehicle_id)}">${kw(v.power_kw)}</td></tr>`;
+  }
+  html += `</tbody></table><h2>Backup if the grid went down now</h2><div class="cards">`;
+  for (const [tier, hours] of Object.entries(backup.hours)) {
+    const shown = hours >= backup.horizon_h ? `≥ ${backup.horizon_h} h` : `${hours.toFixed(1)} h`;
+    html += card(`${tier} load`, shown, `backup-${tier}`);
+  }
+  html += `</div><h2>The plan ahead</h2>` + planChart(plan);
+  return html;
+}
+
+function planChart(plan) {
+  if (!plan.start) return "<p>No plan yet.</p>";
+  const series = [{ name: "site net (grid) kW", values: plan.site_net_kw, color: "#12325a" }];
+  const colors = ["#d95f02", "#1b9e77", "#7570b3", "#e7298a", "#66a61e"];
+  plan.vehicles.forEach((v, i) => series.push({ name: v.vehicle_id + " kW", values: v.power_kw, color: colors[i % colors.length] }));
+  const n = plan.site_net_kw.length, W = 900, H = 260, pad = 40;
+  const all = series.flatMap(s => s.values).concat([0]);
+  const lo = Math.min(...all), hi = Math.max(...all), span = hi - lo || 1;
+  const x = i => pad + (W - 2 * pad) * i / Math.max(n - 1, 1);
+  const y = v => H - pad - (H - 2 * pad) * (v - lo) / span;
+  let svg = `<svg data-testid="plan-chart" width="${W}" height="${H}" role="img" aria-label="plan">` +
+    `<line x1="${pad}" x2="${W - pad}" y1="${y(0)}" y2="${y(0)}" stroke="#999" stroke-dasharray="4"/>` +
+    `<text x="4" y="${y(hi) + 4}" font-size="11">${hi.toFixed(0)}</text><text x="4" y="${y(lo) + 4}" font-size="11">${lo.toFixed(0)}</text>`;
+  series.forEach((s, k) => {
+    const points = s.values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
+    svg += `<polyline fill="none" stroke="${s.color}" stroke-width="1.6" points="${points}"/>` +
+      `<text x="${pad + 10 + 170 * k}" y="14" font-size="11" fill="${s.color}">${esc(s.name)}</text>`;
+  });
+  const hours = n * plan.step_minutes / 60;
+  svg += `<text x="${pad}" y="${H - 8}" font-size="11">${esc(time(plan.start))}</text>` +
+    `<text x="${W - pad - 60}" y="${H - 8}" font-size="11">+${hours} h</text></svg>`;
+  return svg;
+}
+
+async function eventsPage() {
+  const [events, sites] = await Promise.all([api("/events"), api("/sites")]);
+  const available = sites.reduce((sum, s) => sum + s.available_discharge_kw, 0);
+  const now = sites.reduce((sum, s) => sum + s.status.vehicles_kw, 0);
+  let html = `<h1>Demand-response events</h1><div class="cards">` +
+    card("vehicle power now, kW", kw(now), "events-power-now") +
+    card("kW available now", kw(available), "events-available") + `</div>` +
+    `<table data-testid="events"><thead><tr><th>event</th><th>program</th><th>start</th><th>end</th>` +
+    `<th>state</th><th>sites</th><th>opted out</th></tr></thead><tbody>`;
+  for (const e of events) {
+    html += `<tr><td>${esc(e.event_id)}</td><td>${esc(e.program_id)}</td><td>${time(e.start)}</td>` +
+      `<td>${time(e.end)}</td><td>${esc(e.state)}</td><td>${esc(e.sites.join(", ") || "all enrolled")}</td>` +
+      `<td>${esc(e.opt_outs.join(", "))}</td></tr>`;
+  }
+  html += `</tbody></table><h2>Sites in events now</h2><table data-testid="event-sites"><thead><tr>` +
+    `<th>site</th><th>enrolled in</th><th class="num">vehicles kW</th><th class="num">available kW</th></tr></thead><tbody>`;
+  for (const s of sites.filter(s => s.enrollments.length)) {
+    html += `<tr><td>${esc(s.site_id)}</td><td>${esc(s.enrollments.join(", "))}</td>` +
+      `<td class="num">${kw(s.status.vehicles_kw)}</td><td class="num">${kw(s.available_discharge_kw)}</td></tr>`;
+  }
+  return html + "</tbody></table>";
+}
+
+function tokenForm(message) {
+  return `<p class="error">${esc(message)}</p><form class="token" id="token-form">` +
+    `<label>API token <input name="token" type="password" autocomplete="off"></label> ` +
+    `<button>Open</button></form><p>Ask the program's staff for a token (<code>lightson token add</code>).</p>`;
+}
+
+// --- routing and refresh -----------------------------------------------------------------------
+
+async function render() {
+  if (!token()) { main.innerHTML = tokenForm("This dashboard needs an API token."); bindForm(); return; }
+  const hash = location.hash || "#/";
+  try {
+    const me = await api("/me");
+    document.getElementById("who").textContent = `${me.name} (${me.role})`;
+    let html;
+    if (hash.startsWith("#/site/")) html = await sitePage(decodeURIComponent(hash.slice(7)));
+    else if (hash.startsWith("#/events")) html = await eventsPage();
+    else html = await overview();
+    main.innerHTML = html;
+    const health = await api("/health");
+    document.getElementById("clock").textContent = "program time " + time(health.now);
+  } catch (error) {
+    if (error.status === 401) { localStorage.removeItem("lightson-token"); main.innerHTML = tokenForm(error.message); bindForm(); }
+    else main.innerHTML = `<p class="error" data-testid="error">${esc(error.message)}</p>`;
+  }
+}
+
+function bindForm() {
+  const form = document.getElementById("token-form");
+  if (!form) return;
+  form.addEventListener("submit", event => {
+    event.preventDefault();
+    localStorage.setItem("lightson-token", form.token.value.trim());
+    render();
+  });
+}
+
+window.addEventListener("hashchange", render);
+render();
+setInterval(() => { if (!document.getElementById("token-form")) render(); }, REFRESH_MS);

@@ -1,0 +1,231 @@
+"""The operations API: the access rules over every route, errors, audit, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from lightson.api.app import Operations, create_app
+from lightson.config import load_program
+from lightson.domain.assets import Program
+from lightson.domain.time import SimClock
+from lightson.services.access import AccessService
+from lightson.services.events import EventService
+from lightson.services.live import LiveControl
+from lightson.store import Store
+from lightson.store import schema as db
+from live_support import IN_EVENT, FakeSink, plugged
+
+ROLES = ("none", "bad", "admin", "owner-school", "owner-home", "utility-ng", "utility-ev")
+EVENT = {
+    "event_id": "ng-2026-07-16",
+    "program_id": "cs-ci-daily",
+    "start": "2026-07-16T19:00:00Z",
+    "end": "2026-07-16T22:00:00Z",
+}
+
+
+@pytest.fixture(scope="module")
+def program() -> Program:
+    return load_program("example")
+
+
+class World:
+    def __init__(self, program: Program, folder: Path) -> None:
+        self.store = Store(f"sqlite:///{folder / 'api.db'}")
+        self.clock = SimClock(IN_EVENT)
+        for station in ("depot-evse1", "depot-evse2"):
+            plugged(self.store, station, 0.8, IN_EVENT - timedelta(minutes=1), tx=station)
+        events = EventService(self.store, self.clock)
+        self.live = LiveControl(
+            program,
+            self.store,
+            FakeSink(),
+            self.clock,
+            lambda site: events.book().for_site(site.site_id, site.enrollments),
+        )
+        asyncio.run(self.live.tick_all())
+        access = AccessService(self.store, self.clock)
+        self.tokens = {
+            "bad": "not-a-token",
+            "admin": access.issue("staff", "admin"),
+            "owner-school": access.issue("beverly-schools", "owner", ["school-beverly"]),
+            "owner-home": access.issue("lowell-owner", "owner", ["home-lowell"]),
+            "utility-ng": access.issue("national-grid", "utility", utility="national-grid"),
+            "utility-ev": access.issue("eversource", "utility", utility="eversource"),
+        }
+        self.ops = Operations(program, self.store, self.clock, self.live)
+        self.client = TestClient(create_app(self.ops))
+
+    def call(self, role: str, method: str, path: str, body: Any = None) -> Any:
+        headers = {} if role == "none" else {"Authorization": f"Bearer {self.tokens[role]}"}
+        return self.client.request(method, path, json=body, headers=headers)
+
+
+@pytest.fixture
+def world(program: Program, tmp_path: Path) -> Iterator[World]:
+    made = World(program, tmp_path)
+    yield made
+    made.store.close()
+
+
+SEE_SCHOOL = {"admin", "owner-school"}
+EVENT_WRITERS = {"admin", "utility-ng", "utility-ev"}
+# (method, path, body, roles answered 2xx; every other token gets 403, none/bad get 401)
+ROUTES: list[tuple[str, str, Any, set[str]]] = [
+    ("GET", "/api/me", None, set(ROLES) - {"none", "bad"}),
+    ("GET", "/api/program", None, set(ROLES) - {"none", "bad"}),
+    ("GET", "/api/sites", None, set(ROLES) - {"none", "bad"}),
+    ("GET", "/api/sites/school-beverly", None, SEE_SCHOOL),
+    ("GET", "/api/sites/school-beverly/plan", None, SEE_SCHOOL),
+    ("GET", "/api/sites/school-beverly/backup", None, SEE_SCHOOL),
+    ("GET", "/api/sites/school-beverly/telemetry", None, SEE_SCHOOL),
+    ("POST", "/api/sites/school-beverly/outage", {"state": "lost"}, {"admin", "utility-ng"}),
+    ("POST", "/api/sites/school-beverly/outage", {"state": "restored"}, {"admin", "utility-ng"}),
+    ("GET", "/api/stations", None, {"admin"}),
+    ("GET", "/api/events", None, set(ROLES) - {"none", "bad"}),
+    ("POST", "/api/events", EVENT, EVENT_WRITERS),
+    ("POST", "/api/events/ng-2026-07-16/opt-out/school-beverly", None, SEE_SCHOOL),
+    ("DELETE", "/api/events/ng-2026-07-16", None, EVENT_WRITERS),
+    ("GET", "/metrics", None, {"admin"}),
+]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_access_matrix_over_every_route(world: World, role: str) -> None:
+    if role not in EVENT_WRITERS:  # the event the opt-out and cancel routes act on
+        assert world.call("admin", "POST", "/api/events", EVENT).status_code == 201
+    for method, path, body, allowed in ROUTES:
+        answer = world.call(role, method, path, body)
+        if role in allowed:
+            expected: tuple[int, ...] = (200, 201)
+        elif role in ("none", "bad"):
+            expected = (401,)
+        else:
+            expected = (403,)
+        assert answer.status_code in expected, (role, method, path, answer.text)
+        if answer.status_code == 401:
+            assert answer.headers["WWW-Authenticate"] == "Bearer"
+    assert world.call("none", "GET", "/api/health").status_code == 200
+
+
+def test_the_routes_in_the_matrix_are_every_api_route(world: World) -> None:
+    app = world.client.app
+    declared = {
+        (method, route.path)  # type: ignore[attr-defined]
+        for route in app.routes  # type: ignore[attr-defined]
+        for method in getattr(route, "methods", set()) or set()
+        if route.path.startswith(("/api", "/metrics"))  # type: ignore[attr-defined]
+        and method != "HEAD"
+        and not route.path.startswith(("/api/openapi", "/api/docs"))  # type: ignore[attr-defined]
+    }
+    tested = {
+        (method, path.replace("school-beverly", "{site_id}").replace("ng-2026-07-16", "{event_id}"))
+        for method, path, _, _ in ROUTES
+    } | {("GET", "/api/health")}
+    assert declared == tested
+
+
+def test_scopes_and_personal_data(world: World) -> None:
+    ng = world.call("utility-ng", "GET", "/api/sites").json()
+    assert sorted(s["site_id"] for s in ng) == ["home-lowell", "school-beverly"]
+    assert all("vehicles" not in s and "plugged" not in s for s in ng)  # no personal data
+    home = world.call("owner-home", "GET", "/api/sites").json()
+    assert [s["site_id"] for s in home] == ["home-lowell"] and home[0]["vehicles"] == 1
+    assert len(world.call("admin", "GET", "/api/sites").json()) == 3
+    program = world.call("utility-ev", "GET", "/api/program").json()
+    assert program["sites"] == 1 and program["sites_by_kind"] == {"business": 1}
+
+
+def test_site_numbers_are_the_live_loops(world: World) -> None:
+    site = world.call("owner-school", "GET", "/api/sites/school-beverly").json()
+    status = world.live.status["school-beverly"]
+    assert site["status"]["mode"] == "grid"
+    assert site["status"]["vehicles_kw"] == pytest.approx(status.vehicles_kw, abs=0.01)
+    grid_kw = status.load_kw - status.pv_kw + status.vehicles_kw
+    assert site["status"]["grid_kw"] == pytest.approx(grid_kw, abs=0.01)
+    by_vehicle = {v["vehicle_id"]: v for v in site["vehicles"]}
+    assert by_vehicle["bus-7"]["soc"] == 0.8 and by_vehicle["bus-7"]["plugged"] is True
+    planned = {s.evse_id: s.power_kw for s in status.setpoints}
+    assert by_vehicle["bus-7"]["power_kw"] == pytest.approx(planned["depot-evse1"], abs=0.01)
+    program = world.call("admin", "GET", "/api/program").json()
+    assert program["available_discharge_kw_now"] == pytest.approx(120.0)  # two 60 kW buses
+    plan = world.call("admin", "GET", "/api/sites/school-beverly/plan").json()
+    assert plan["start"] is not None and len(plan["vehicles"]) == 2
+    telemetry = world.call("admin", "GET", "/api/sites/school-beverly/telemetry?hours=1").json()
+    assert sorted(row["station_id"] for row in telemetry) == ["depot-evse1", "depot-evse2"]
+
+
+def test_an_outage_islands_the_site_and_is_audited(world: World) -> None:
+    answer = world.call(
+        "utility-ng",
+        "POST",
+        "/api/sites/school-beverly/outage",
+        {"state": "lost", "released_vehicles": ["bus-7"]},
+    )
+    assert answer.json() == {"site_id": "school-beverly", "islanded": True}
+    asyncio.run(world.live.tick("school-beverly"))
+    site = world.call("admin", "GET", "/api/sites/school-beverly").json()
+    assert site["status"]["mode"] == "islanded" and site["status"]["grid_kw"] == 0.0
+    refused = world.call(
+        "utility-ev", "POST", "/api/sites/school-beverly/outage", {"state": "lost"}
+    )
+    assert refused.status_code == 403
+    log = world.store.rows(db.audit_log)
+    assert [(r["who"], r["action"], r["outcome"]) for r in log] == [
+        ("national-grid", "outage-lost", "done"),
+        ("eversource", "outage-lost", "refused"),
+    ]
+    assert log[0]["detail"] == {"released_vehicles": ["bus-7"]}
+
+
+def test_bad_input_names_the_field(world: World) -> None:
+    bad_state = world.call("admin", "POST", "/api/sites/school-beverly/outage", {"state": "x"})
+    assert bad_state.status_code == 422
+    assert bad_state.json()["errors"][0]["field"] == "state"
+    stranger = world.call(
+        "admin",
+        "POST",
+        "/api/sites/school-beverly/outage",
+        {"state": "lost", "released_vehicles": ["lightning"]},
+    )
+    assert stranger.status_code == 422
+    assert stranger.json()["errors"][0]["field"] == "released_vehicles"
+    late = world.call("admin", "POST", "/api/events", {**EVENT, "end": "2026-07-17T03:00:00Z"})
+    assert late.status_code == 422 and late.json()["errors"][0]["field"] in ("end", "start")
+    assert world.call("admin", "GET", "/api/sites/nowhere").status_code == 404
+    missing = world.call("admin", "DELETE", "/api/events/nothing")
+    assert missing.status_code == 404 and missing.json()["errors"][0]["field"] == "event_id"
+    hours = world.call("admin", "GET", "/api/sites/school-beverly/telemetry?hours=0")
+    assert hours.status_code == 422 and hours.json()["errors"][0]["field"] == "query.hours"
+
+
+def test_owners_see_only_their_own_opt_outs(world: World) -> None:
+    world.call("admin", "POST", "/api/events", EVENT)
+    world.call("admin", "POST", "/api/events/ng-2026-07-16/opt-out/school-beverly")
+    world.call("admin", "POST", "/api/events/ng-2026-07-16/opt-out/business-worcester")
+    school = world.call("owner-school", "GET", "/api/events").json()
+    mine = next(e for e in school if e["event_id"] == "ng-2026-07-16")
+    assert mine["opt_outs"] == ["school-beverly"]
+    home = world.call("owner-home", "GET", "/api/events").json()
+    assert all(e["program_id"] == "cs-residential-battery" for e in home)  # not enrolled in C&I
+
+
+def test_metrics_are_prometheus_text(world: World) -> None:
+    text = world.call("admin", "GET", "/metrics").text
+    assert 'lightson_site_mode{mode="grid",site="school-beverly"} 1.0' in text
+    status = world.live.status["school-beverly"]
+    assert f'lightson_site_vehicles_kw{{site="school-beverly"}} {status.vehicles_kw}' in text
+
+
+def test_openapi_is_published_and_the_dashboard_served(world: World) -> None:
+    spec = world.client.get("/api/openapi.json").json()
+    assert "/api/sites/{site_id}/backup" in spec["paths"]
+    page = world.client.get("/")
+    assert page.status_code == 200 and "app.js" in page.text

@@ -1,0 +1,51 @@
+"""Shared by the live-loop and API tests: a recording setpoint sink and stored telemetry."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from lightson.csms.server import StationOfflineError
+from lightson.domain.plan import Setpoint
+from lightson.store import Store
+from lightson.store import schema as db
+
+# 2026-07-15 15:30 EDT: inside the example's ConnectedSolutions event (15:00-18:00), in
+# summer break, so the buses have no route today.
+IN_EVENT = datetime(2026, 7, 15, 19, 30, tzinfo=UTC)
+
+
+class FakeSink:
+    """Records what the loop sends; stations in ``offline`` raise as the CSMS does."""
+
+    def __init__(self, offline: frozenset[str] = frozenset()) -> None:
+        self.sent: list[tuple[str, int, Setpoint, str | None]] = []
+        self.cleared: list[str] = []
+        self.offline = offline
+
+    async def send_setpoint(
+        self, station_id: str, evse_id: int, setpoint: Setpoint, transaction_id: str | None = None
+    ) -> str:
+        if station_id in self.offline:
+            raise StationOfflineError(f"station {station_id!r} is not connected")
+        self.sent.append((station_id, evse_id, setpoint, transaction_id))
+        return "Accepted"
+
+    async def clear_profiles(self, station_id: str, evse_id: int | None = None) -> str:
+        self.cleared.append(station_id)
+        return "Accepted"
+
+
+def plugged(store: Store, station_id: str, soc: float, at: datetime, tx: str = "tx-1") -> None:
+    """What the CSMS stores for a plugged vehicle: a started transaction and a reading."""
+    event = {
+        "station_id": station_id,
+        "evse_id": 1,
+        "transaction_id": tx,
+        "seq_no": 0,
+        "event_type": "Started",
+        "at": at,
+        "received_at": at,
+        "payload": {},
+    }
+    sample = {"station_id": station_id, "evse_id": 1, "at": at, "power_kw": 0.0, "soc": soc}
+    store.write([(db.transaction_events, event), (db.meter_samples, sample)]).result(5)
