@@ -18,6 +18,7 @@ demo: $(STAMP)
 	$(BIN)/lightson demo
 
 test: $(STAMP)
+	bash scripts/system-deps.sh
 	$(BIN)/python scripts/check.py
 
 check: test

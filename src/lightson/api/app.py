@@ -146,7 +146,12 @@ def create_app(ops: Operations) -> FastAPI:
 
     @app.get("/api/health", tags=["program"])
     def health() -> dict[str, Any]:
-        return {"status": "ok", "now": ops.clock.now().isoformat(), "ticks": ops.live.ticks}
+        return {
+            "status": "ok",
+            "now": ops.clock.now().isoformat(),
+            "timezone": str(ops.program.timezone),
+            "ticks": ops.live.ticks,
+        }
 
     @app.get("/api/me", tags=["program"])
     def me(who: Who) -> dict[str, Any]:

@@ -40,7 +40,10 @@ function esc(value) {
 
 function kw(value) { return value === null || value === undefined ? "–" : Number(value).toFixed(1); }
 function pct(value) { return value === null || value === undefined ? "–" : Math.round(value * 100) + " %"; }
-function time(iso) { return iso ? new Date(iso).toLocaleString() : "–"; }
+let timeZone;  // the program's (from /api/health): event windows are local to it
+function time(iso) {
+  return iso ? new Date(iso).toLocaleString(undefined, timeZone ? { timeZone, timeZoneName: "short" } : {}) : "–";
+}
 
 function card(label, value, testid) {
   return `<div class="card"><div class="value" data-testid="${testid}">${esc(value)}</div>` +
@@ -87,10 +90,10 @@ async function sitePage(siteId) {
     `<p>${mode(s)} <span class="reason" data-testid="site-reason">${esc(s.reason)}</span></p>` +
     `<h2>Power now (kW)</h2><div class="cards">` +
     card("building", kw(s.load_kw), "flow-building") + card("PV", kw(s.pv_kw), "flow-pv") +
-    card("vehicles (+ charging)", kw(s.vehicles_kw), "flow-vehicles") +
+    card("vehicles, as set (+ charging)", kw(s.vehicles_kw), "flow-vehicles") +
     card("grid (+ import)", kw(s.grid_kw), "flow-grid") + `</div>` +
     `<h2>Vehicles</h2><table data-testid="vehicles"><thead><tr><th>vehicle</th><th>model</th>` +
-    `<th>charger</th><th>plugged</th><th>state of charge</th><th class="num">kW</th></tr></thead><tbody>`;
+    `<th>charger</th><th>plugged</th><th>state of charge</th><th class="num">setpoint kW</th></tr></thead><tbody>`;
   for (const v of site.vehicles) {
     const width = v.soc === null ? 0 : Math.round(v.soc * 100);
     html += `<tr><td>${esc(v.vehicle_id)}</td><td>${esc(v.model)}</td><td>${esc(v.evse_id)}</td>` +
@@ -165,6 +168,7 @@ async function render() {
   if (!token()) { main.innerHTML = tokenForm("This dashboard needs an API token."); bindForm(); return; }
   const hash = location.hash || "#/";
   try {
+    if (!timeZone) timeZone = (await api("/health")).timezone;
     const me = await api("/me");
     document.getElementById("who").textContent = `${me.name} (${me.role})`;
     let html;

@@ -1,0 +1,138 @@
+"""The dashboard end to end: the operations server on loopback, Debian's Chromium driven by
+Playwright. The pages load, their numbers are the API's, an owner sees only their site."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Page, async_playwright, expect
+
+from lightson.cli.serve import OperationsServer
+from lightson.config import load_program
+from lightson.csms.server import CsmsSettings
+from lightson.domain.time import SimClock
+from lightson.services.access import AccessService
+from lightson.store import Store
+from live_support import IN_EVENT, plugged
+
+SCREENSHOTS = Path()
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = [  # as root, on a machine with no way out (docs/operations.md)
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def kw(value: float) -> str:
+    return f"{value:.1f}"
+
+
+async def api(url: str, token: str, path: str) -> Any:
+    async with httpx.AsyncClient() as client:
+        answer = await client.get(f"{url}/api{path}", headers={"Authorization": f"Bearer {token}"})
+        answer.raise_for_status()
+        return answer.json()
+
+
+def test_dashboard_pages_match_the_api_and_owners_see_only_their_site(tmp_path: Path) -> None:
+    global SCREENSHOTS
+    SCREENSHOTS = tmp_path
+    assert Path(CHROMIUM).exists(), "Debian's chromium is needed (.ci/run installs it)"
+    store = Store(f"sqlite:///{tmp_path / 'ops.db'}")
+    clock = SimClock(IN_EVENT)
+    for station in ("depot-evse1", "depot-evse2"):
+        plugged(store, station, 0.8, IN_EVENT - timedelta(minutes=1), tx=station)
+    access = AccessService(store, clock)
+    admin = access.issue("staff", "admin")
+    owner = access.issue("lowell-owner", "owner", ["home-lowell"])
+    server = OperationsServer(
+        load_program("example"),
+        store,
+        clock,
+        http_port=0,
+        csms_settings=CsmsSettings(port=0),
+    )
+
+    async def scenario() -> None:
+        async with server.running() as running, async_playwright() as playwright:
+            url = running.url
+            await running.live.tick_all()
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            try:
+                page = await browser.new_page()
+                await staff_pages(page, url, admin)
+                await owner_pages(await browser.new_page(), url, owner)
+            finally:
+                await browser.close()
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 120))
+    finally:
+        store.close()
+
+
+async def staff_pages(page: Page, url: str, token: str) -> None:
+    program = await api(url, token, "/program")
+    await page.goto(f"{url}/#token={token}")
+    await expect(page.get_by_test_id("program-name")).to_have_text(program["name"])
+    assert "token" not in page.url  # taken out of the address
+    await expect(page.get_by_test_id("sites-count")).to_have_text(str(program["sites"]))
+    await expect(page.get_by_test_id("available-kw")).to_have_text(
+        kw(program["available_discharge_kw_now"])
+    )
+    sites = {s["site_id"]: s for s in await api(url, token, "/sites")}
+    school_row = page.locator('tr[data-site="school-beverly"]')
+    await expect(school_row.get_by_test_id("vehicles-kw")).to_have_text(
+        kw(sites["school-beverly"]["status"]["vehicles_kw"])
+    )
+    await expect(page.locator("tr[data-site]")).to_have_count(3)
+
+    await school_row.get_by_role("link").click()
+    site = await api(url, token, "/sites/school-beverly")
+    await expect(page.get_by_test_id("site-name")).to_have_text("school-beverly")
+    await expect(page.get_by_test_id("flow-vehicles")).to_have_text(
+        kw(site["status"]["vehicles_kw"])
+    )
+    await expect(page.get_by_test_id("flow-grid")).to_have_text(kw(site["status"]["grid_kw"]))
+    for vehicle in site["vehicles"]:
+        await expect(page.locator(f'td[data-vehicle="{vehicle["vehicle_id"]}"]')).to_have_text(
+            kw(vehicle["power_kw"])
+        )
+    await expect(page.get_by_test_id("plan-chart")).to_be_visible()
+    backup = await api(url, token, "/sites/school-beverly/backup")
+    critical = backup["hours"]["critical"]
+    shown = (
+        f"≥ {backup['horizon_h']:g} h" if critical >= backup["horizon_h"] else f"{critical:.1f} h"
+    )
+    await expect(page.get_by_test_id("backup-critical")).to_have_text(shown)
+
+    await page.screenshot(path=str(SCREENSHOTS / "site.png"), full_page=True)
+    await page.goto(f"{url}/#/events")
+    await expect(page.get_by_test_id("events")).to_be_visible()
+
+
+async def owner_pages(page: Page, url: str, token: str) -> None:
+    await page.goto(f"{url}/#token={token}")
+    await expect(page.get_by_test_id("who")).to_have_text("lowell-owner (owner)")
+    await expect(page.locator("tr[data-site]")).to_have_count(1)
+    await expect(page.locator('tr[data-site="home-lowell"]')).to_be_visible()
+    await page.goto(f"{url}/#/site/school-beverly")
+    await expect(page.get_by_test_id("error")).to_contain_text("may not see site 'school-beverly'")
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loopback only: a proxy from the environment must not take the API calls."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
