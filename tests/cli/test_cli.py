@@ -113,8 +113,8 @@ def test_validate_and_catalog_summarise() -> None:
     assert code == 0 and "thomas-jouley-226" in out and "cs-ci-daily" in out
 
 
-def test_demo_plans_every_example_site(tmp_path: Path) -> None:
-    code, out, _ = run("demo", "--out", str(tmp_path))
+def test_tour_plans_every_example_site(tmp_path: Path) -> None:
+    code, out, _ = run("tour", "--out", str(tmp_path))
     assert code == 0
     assert out.count("Plan for site") == 3
     assert "Simulating 3 days from 2026-07-14" in out

@@ -111,10 +111,10 @@ def plan(
     help="Folder for the figures and JSON documents.",
 )
 @friendly_errors
-def demo(out: Path) -> None:
-    """Plan every site of the bundled example program through a ConnectedSolutions event
-    day (2026-07-15), write a figure and a JSON document per site, then simulate three days
-    around it with unmanaged charging and with v2x-mpc."""
+def tour(out: Path) -> None:
+    """An offline tour, no server: plan every site of the bundled example program through a
+    ConnectedSolutions event day (2026-07-15), write a figure and a JSON document per site,
+    then simulate three days around it with unmanaged charging and with v2x-mpc."""
     from lightson.reports.plan_figure import write_plan_figure
 
     program = load_program(EXAMPLE_PROGRAM)

@@ -9,12 +9,22 @@ from datetime import UTC, datetime, timedelta
 class AcceleratedClock:
     """Wall-clock time from ``start``, running ``speed`` times faster (1 = real time)."""
 
-    def __init__(self, start: datetime | None = None, speed: float = 1.0) -> None:
+    def __init__(
+        self, start: datetime | None = None, speed: float = 1.0, paused: bool = False
+    ) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.start = start if start is not None else datetime.now(UTC)
         self.speed = speed
-        self._origin = time.monotonic()
+        self._origin: float | None = None if paused else time.monotonic()
+
+    def resume(self) -> None:
+        """Start a paused clock: it reads ``start`` until then (a demo waits for its fleet
+        to connect before the simulated day begins)."""
+        if self._origin is None:
+            self._origin = time.monotonic()
 
     def now(self) -> datetime:
+        if self._origin is None:
+            return self.start
         return self.start + timedelta(seconds=(time.monotonic() - self._origin) * self.speed)

@@ -220,7 +220,10 @@ class LiveControl:
         """Observe, decide and send for one site; its status says what happened."""
         live = self._site(site_id)
         site, now = live.site, self.clock.now()
-        states = station_states(self.store, [c.evse_id for c in site.chargers])
+        # Database reads and the solver run off the event loop: the CSMS keeps answering.
+        states = await asyncio.to_thread(
+            station_states, self.store, [c.evse_id for c in site.chargers]
+        )
         self.ticks += 1
         forecast_now = profile_forecast(self.program, site, TimeGrid(self._step_start(now), 1))
         load_kw, pv_kw = float(forecast_now.load_kw[0]), float(forecast_now.pv_kw[0])
@@ -251,7 +254,8 @@ class LiveControl:
         islanded = live.grid.islanded(now)
         if not islanded:
             live.released = frozenset()
-        decision = decide(
+        decision = await asyncio.to_thread(
+            decide,
             site,
             observation,
             self._next_trip_kwh(site, now),

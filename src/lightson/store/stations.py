@@ -6,6 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lightson.domain.errors import ConfigError
+
+VERSIONS = ("1.6", "2.0.1", "2.1")
+DIALECTS = ("central-setpoint", "negative-limit", "charge-only")
+
 
 @dataclass(frozen=True)
 class StationRecord:
@@ -18,6 +23,16 @@ class StationRecord:
     dialect: str
     max_charge_kw: float
     site_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.ocpp_version not in VERSIONS:
+            raise ConfigError.at(
+                "ocpp_version", f"must be one of {', '.join(VERSIONS)}, got '{self.ocpp_version}'"
+            )
+        if self.dialect not in DIALECTS:
+            raise ConfigError.at(
+                "dialect", f"must be one of {', '.join(DIALECTS)}, got '{self.dialect}'"
+            )
 
     def row(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,363 @@
+"""``lightson demo``: the whole platform live on this machine, on an accelerated clock.
+
+The operations server (CSMS, control loop, API and dashboard) runs on a fresh SQLite file,
+and every charger of the ``ma-2026`` program is an emulated OCPP station on loopback with
+its vehicle, which leaves and comes back as its trips say. The utility announced a
+ConnectedSolutions event for 15:00-18:00 the evening before; a storm takes one school
+depot's feeder down from 19:00 to 23:00. One simulated hour passes every 10 seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import click
+
+from lightson.cli.app import friendly_errors, main
+from lightson.cli.serve import OperationsServer
+from lightson.config import load_program
+from lightson.control.grid import GridSignal
+from lightson.csms.auth import hash_password
+from lightson.csms.clock import AcceleratedClock
+from lightson.csms.collector import scheduled_full_collections
+from lightson.csms.server import CsmsSettings
+from lightson.csms.translate import Dialect
+from lightson.csms.wire import OcppVersion
+from lightson.domain.assets import Program, Site, SiteKind, Vehicle
+from lightson.domain.errors import ConfigError
+from lightson.domain.time import TimeGrid
+from lightson.emulator import EmulatedEv, EmulatedStation, Evse
+from lightson.physics.trips import TripSchedule, trip_schedule
+from lightson.services.access import AccessService
+from lightson.services.events import EventService
+from lightson.store import StationRecord, Store
+
+DAY = "2026-07-15"  # a hot July weekday: summer break, so buses are at the depot
+START_LOCAL = "12:00"
+EVENT_LOCAL = ("15:00", "18:00")
+OUTAGE_LOCAL = ("19:00", "23:00")
+METER_EVERY = timedelta(minutes=5)
+STEP = timedelta(minutes=15)
+
+
+@dataclass
+class _Car:
+    """One emulated station and its vehicle, moved by the vehicle's trip schedule."""
+
+    vehicle: Vehicle
+    station: EmulatedStation
+    schedule: TripSchedule
+    ev: EmulatedEv
+    plugged: bool = False
+    step: int = -1  # the last step of the schedule applied
+
+
+@dataclass
+class _Tally:
+    event_kwh: float = 0.0
+    event_hours: float = 0.0
+    islanded_hours: float = 0.0
+    peak_discharge_kw: float = 0.0
+    lines: list[str] = field(default_factory=list)
+
+
+def _dialect(version: OcppVersion, bidirectional: bool) -> Dialect:
+    if not bidirectional:
+        return Dialect.CHARGE_ONLY
+    return Dialect.CENTRAL_SETPOINT if version is OcppVersion.V21 else Dialect.NEGATIVE_LIMIT
+
+
+def _local(program: Program, day: str, hhmm: str) -> datetime:
+    return datetime.fromisoformat(f"{day}T{hhmm}").replace(tzinfo=program.timezone)
+
+
+@main.command()
+@click.option(
+    "--hours",
+    default=12.0,
+    show_default=True,
+    type=click.FloatRange(1, 72),
+    help="Simulated hours to run (from 12:00 on 2026-07-15).",
+)
+@click.option(
+    "--speed",
+    default=360.0,
+    show_default=True,
+    type=click.FloatRange(10, 3600),
+    help="Simulated seconds per real second (360: an hour every 10 s).",
+)
+@click.option(
+    "--keep-open",
+    is_flag=True,
+    help="Keep the server and dashboard running after the last hour, until Ctrl-C.",
+)
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="HTTP port of the dashboard and API.",
+)
+@click.option(
+    "--csms-port",
+    default=9000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="WebSocket port the emulated chargers connect to.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo-output"),
+    show_default=True,
+    help="Folder for the demo's database (a fresh one each run).",
+)
+@friendly_errors
+def demo(hours: float, speed: float, keep_open: bool, port: int, csms_port: int, out: Path) -> None:
+    """Run the platform live: the ma-2026 program's chargers as emulated OCPP stations, a
+    ConnectedSolutions event and a school outage, with the dashboard. Ctrl-C stops."""
+    program = load_program("ma-2026")
+    out.mkdir(parents=True, exist_ok=True)
+    db_path = out / "lightson-demo.db"
+    for old in out.glob("lightson-demo.db*"):
+        old.unlink()
+    log = out / "lightson-demo.log"  # the servers' own messages, not mixed into the story
+    logging.basicConfig(
+        filename=log,
+        filemode="w",
+        level=logging.INFO,
+        force=True,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    start = _local(program, DAY, START_LOCAL)
+    clock = AcceleratedClock(start, speed, paused=True)  # until the fleet is connected
+    store = Store(f"sqlite:///{db_path}")
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_run(program, store, clock, hours, keep_open, port, csms_port))
+    finally:
+        store.close()
+
+
+async def _run(
+    program: Program,
+    store: Store,
+    clock: AcceleratedClock,
+    hours: float,
+    keep_open: bool,
+    port: int,
+    csms_port: int,
+) -> None:
+    password = secrets.token_urlsafe(18)  # 24 characters: OCPP asks for 16-40
+    digest = hash_password(password)  # one hash for every emulated station: scrypt is slow
+    for site in program.sites:
+        for charger in site.chargers:
+            version = OcppVersion[charger.protocol.name]  # the domain's enum, the wire's names
+            dialect = _dialect(version, charger.bidirectional)
+            store.add_station(
+                StationRecord(
+                    charger.evse_id,
+                    digest,
+                    version.value,
+                    dialect.value,
+                    charger.max_charge_kw,
+                    site.site_id,
+                )
+            )
+    token = AccessService(store, clock).issue("demo-admin", "admin")
+    school = next(s for s in program.sites if s.kind is SiteKind.SCHOOL)
+    server = OperationsServer(
+        program,
+        store,
+        clock,
+        http_port=port,
+        csms_settings=CsmsSettings(port=csms_port),
+        every=STEP,
+        speed=clock.speed,
+    )
+    _announce_event(program, store, clock)
+    async with scheduled_full_collections(300.0), server.running() as running:
+        click.echo(
+            f"{program.name}: {len(program.sites)} sites, "
+            f"{sum(len(s.chargers) for s in program.sites)} chargers as emulated "
+            f"OCPP stations on {running.csms.url}"
+        )
+        click.echo(f"\n  dashboard: {running.url}/#token={token}\n")
+        click.echo(f"  server log: {logging.getLogger().handlers[0].baseFilename}\n")  # type: ignore[attr-defined]
+        click.echo(
+            f"One simulated hour every {3600 / clock.speed:g} s. ConnectedSolutions event "
+            f"{'-'.join(EVENT_LOCAL)}; {school.site_id} loses the grid "
+            f"{'-'.join(OUTAGE_LOCAL)}. Ctrl-C stops.\n"
+        )
+        cars = await _fleet(program, running, password, clock)
+        clock.resume()
+        try:
+            tally = await _drive(program, running, cars, clock, school, hours)
+            _summary(tally, school)
+            if keep_open:
+                click.echo(f"\nStill serving {running.url}/ (Ctrl-C stops).")
+                await asyncio.Event().wait()
+        finally:
+            await asyncio.gather(*(c.station.stop() for c in cars), return_exceptions=True)
+
+
+def _announce_event(program: Program, store: Store, clock: AcceleratedClock) -> None:
+    """The utility called the event the evening before (16 h notice, as the rules ask)."""
+    day_before = (datetime.fromisoformat(DAY) - timedelta(days=1)).date().isoformat()
+    notice = _local(program, day_before, "21:00")
+    service = EventService(store, clock)
+    for program_id in ("cs-residential-battery", "cs-ci-daily"):
+        service.submit(
+            {
+                "event_id": f"{program_id}-{DAY}",
+                "program_id": program_id,
+                "start": _local(program, DAY, EVENT_LOCAL[0]).isoformat(),
+                "end": _local(program, DAY, EVENT_LOCAL[1]).isoformat(),
+                "notice_at": notice.isoformat(),
+                "source": "demo",
+            }
+        )
+
+
+async def _fleet(
+    program: Program, server: OperationsServer, password: str, clock: AcceleratedClock
+) -> list[_Car]:
+    now = clock.now()
+    grid = TimeGrid(now, 4 * 96, STEP)
+    cars = []
+    for site in program.sites:
+        for vehicle in site.vehicles:
+            charger = site.charger(vehicle.evse_id)
+            version = OcppVersion[charger.protocol.name]
+            dialect = _dialect(version, charger.bidirectional)
+            station = EmulatedStation(
+                charger.evse_id,
+                password,
+                version,
+                server.csms.url,
+                clock,
+                {1: Evse(1, charger.max_charge_kw, charger.max_discharge_kw)},
+                dialect=dialect.value,
+            )
+            ev = EmulatedEv(
+                battery_kwh=vehicle.battery_kwh,
+                soc=vehicle.initial_soc,
+                max_charge_kw=vehicle.max_charge_kw,
+                max_discharge_kw=vehicle.max_discharge_kw,
+                min_soc=vehicle.soc_min,
+            )
+            schedule = trip_schedule(vehicle.trips, grid, program.timezone)
+            cars.append(_Car(vehicle, station, schedule, ev))
+    runs = [asyncio.create_task(car.station.run()) for car in cars]
+    await asyncio.wait_for(asyncio.gather(*(c.station.connected.wait() for c in cars)), 60)
+    refused = [c.station.id for c in cars if c.station.refused]
+    if refused:
+        for run in runs:
+            run.cancel()
+        raise ConfigError.at("demo", f"the CSMS refused {refused}")
+    await _follow_trips(cars, 0)
+    return cars
+
+
+async def _follow_trips(cars: Sequence[_Car], k: int) -> None:
+    """Plug in or unplug each vehicle as its trips say at step ``k`` (a returning vehicle
+    comes back with the trip's energy spent)."""
+    for car in cars:
+        for j in range(car.step + 1, k + 1):  # the trip energy of every step not yet applied
+            spent_kwh = float(car.schedule.trip_energy_kwh[j])
+            car.ev.soc = max(car.ev.soc - spent_kwh / car.ev.battery_kwh, 0.0)
+        car.step = max(car.step, k)
+        away = bool(car.schedule.away[k])
+        if away and car.plugged:
+            await car.station.unplug(1)
+            car.plugged = False
+        elif not away and not car.plugged:
+            await car.station.plug_in(1, car.ev)
+            await car.station.send_meter_values()
+            car.plugged = True
+
+
+async def _drive(
+    program: Program,
+    server: OperationsServer,
+    cars: Sequence[_Car],
+    clock: AcceleratedClock,
+    school: Site,
+    hours: float,
+) -> _Tally:
+    """Advance the fleet in 5-minute steps of simulated time; report every hour."""
+    tally = _Tally()
+    start = clock.start
+    end = start + timedelta(hours=hours)
+    event = tuple(_local(program, DAY, t) for t in EVENT_LOCAL)
+    outage = tuple(_local(program, DAY, t) for t in OUTAGE_LOCAL)
+    lost = restored = False
+    last, last_hour = clock.now(), -1
+    click.echo(f"{'time':<10}{'vehicles kW':>12}{'discharging':>12}{'plugged':>9}  what is on")
+    while clock.now() < end:
+        await asyncio.sleep(METER_EVERY.total_seconds() / clock.speed)
+        now = clock.now()
+        elapsed_s = (now - last).total_seconds()
+        last = now
+        if not lost and now >= outage[0]:
+            server.live.report_grid(school.site_id, "meter", GridSignal.LOST, outage[0])
+            lost = True
+        if lost and not restored and now >= outage[1]:
+            server.live.report_grid(school.site_id, "meter", GridSignal.RESTORED, outage[1])
+            restored = True
+        await _follow_trips(cars, int((now - start) / STEP))
+        for car in cars:
+            car.station.advance(elapsed_s)
+            if car.plugged:
+                await car.station.send_meter_values()
+        power_kw = sum(c.station.evses[1].power_kw for c in cars)
+        discharge_kw = sum(max(-c.station.evses[1].power_kw, 0.0) for c in cars)
+        in_event = event[0] <= now < event[1]
+        if in_event:
+            tally.event_kwh += discharge_kw * elapsed_s / 3600
+            tally.event_hours += elapsed_s / 3600
+            tally.peak_discharge_kw = max(tally.peak_discharge_kw, discharge_kw)
+        if server.live.islanded(school.site_id):
+            tally.islanded_hours += elapsed_s / 3600
+        hour = int((now - start).total_seconds() // 3600)
+        if hour != last_hour:
+            last_hour = hour
+            notes = []
+            if in_event:
+                notes.append("ConnectedSolutions event")
+            if server.live.islanded(school.site_id):
+                status = server.live.status[school.site_id]
+                notes.append(
+                    f"{school.site_id} islanded, building {status.load_kw:.0f} kW from its buses"
+                )
+            fallback = [s for s, st in server.live.status.items() if st.mode == "fallback"]
+            if fallback:
+                notes.append(f"{len(fallback)} site(s) on the safe default")
+            local = now.astimezone(program.timezone)
+            click.echo(
+                f"{local:%H:%M %Z}{power_kw:>+11.0f}{discharge_kw:>12.0f}"
+                f"{sum(c.plugged for c in cars):>9}  {'; '.join(notes)}"
+            )
+    return tally
+
+
+def _summary(tally: _Tally, school: Site) -> None:
+    if tally.event_hours:
+        average_kw = tally.event_kwh / tally.event_hours
+        click.echo(
+            f"\nEvent: the vehicles delivered {tally.event_kwh:,.0f} kWh, "
+            f"{average_kw:,.0f} kW on average (peak {tally.peak_discharge_kw:,.0f} kW); "
+            "the program expects more than 1 MW from about 100 sites, these are 62."
+        )
+    if tally.islanded_hours:
+        click.echo(
+            f"Outage: {school.site_id} ran {tally.islanded_hours:.1f} h islanded on its "
+            "buses (until the grid was back and the 5-minute enter-service delay passed)."
+        )
