@@ -30,6 +30,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from lightson.domain.errors import DuplicateNameError
 from lightson.store import schema
+from lightson.store.migrate import upgrade
 from lightson.store.stations import StationRecord
 
 LOGGER = logging.getLogger("lightson.store")
@@ -62,7 +63,7 @@ class Store:
         self.engine: Engine = create_engine(url)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        schema.metadata.create_all(self.engine)
+        upgrade(self.engine)  # alembic: every database at the newest schema
         self._queue: queue.Queue[_Write | None] = queue.Queue()
         self._writer = threading.Thread(target=self._run, name="lightson-store", daemon=True)
         self._closing = threading.Lock()
