@@ -282,3 +282,24 @@ def test_the_loop_ticks_every_interval_and_at_once_when_woken(store: Store) -> N
     timed, before, after = run(scenario())
     assert timed >= 2  # the first tick, then at least one more at the interval
     assert (before, after) == (1, 2)  # woken: one more tick long before the hour
+
+
+def test_a_declared_outage_survives_a_restart(store: Store) -> None:
+    program = school()
+    clock = SimClock(IN_EVENT)
+    first = LiveControl(program, store, FakeSink(), clock)
+    first.report_grid(
+        "school-beverly", "api:staff", GridSignal.LOST, released_vehicles=frozenset({"bus-7"})
+    )
+    again = LiveControl(program, store, FakeSink(), clock)  # the server restarted
+    assert again.islanded("school-beverly")
+    assert again._sites["school-beverly"].released == frozenset({"bus-7"})
+    again.report_grid("school-beverly", "api:staff", GridSignal.RESTORED)
+    clock.advance(timedelta(minutes=6))
+    third = LiveControl(program, store, FakeSink(), clock)
+    assert not third.islanded("school-beverly")  # restored, and the 5-minute delay is over
+    rows = store.rows(db.grid_signals)
+    assert [(r["signal"], r["released_vehicles"]) for r in rows] == [
+        ("lost", ["bus-7"]),
+        ("restored", []),
+    ]

@@ -43,6 +43,7 @@ from lightson.domain.time import Clock, TimeGrid
 from lightson.forecast.profiles import profile_forecast, profile_peak_so_far_kw
 from lightson.physics.trips import trip_schedule
 from lightson.store import Store
+from lightson.store import schema as db
 from lightson.store.live import StationState, station_states
 
 LOGGER = logging.getLogger("lightson.live")
@@ -127,6 +128,7 @@ class LiveControl:
         self._wake = asyncio.Event()
         self._woken_for: set[str] = set()
         self.ticks = 0
+        self._replay_grid_signals()
 
     # --- what changes the plan at once ----------------------------------------------------
 
@@ -146,10 +148,42 @@ class LiveControl:
         """A grid loss or restoration at a site (its meter, a charger, an operator).
         ``released_vehicles`` may go below their trip reserve while the site is islanded."""
         live = self._site(site_id)
-        live.grid.report(source, signal, at or self.clock.now())
+        at = at or self.clock.now()
+        row = {
+            "site_id": site_id,
+            "source": source,
+            "signal": signal.value,
+            "at": at,
+            "released_vehicles": sorted(released_vehicles),
+        }
+        self.store.write([(db.grid_signals, row)]).result(30)  # kept before it counts
+        self._apply(live, source, signal, at, released_vehicles)
+        self.wake(site_id)
+
+    def _apply(
+        self,
+        live: _Site,
+        source: str,
+        signal: GridSignal,
+        at: datetime,
+        released_vehicles: frozenset[str],
+    ) -> None:
+        live.grid.report(source, signal, at)
         if signal is GridSignal.LOST:
             live.released |= released_vehicles
-        self.wake(site_id)
+
+    def _replay_grid_signals(self) -> None:
+        """A restarted server knows which sites are islanded: the stored signals, in order."""
+        for row in self.store.rows(db.grid_signals):
+            live = self._sites.get(row["site_id"])
+            if live is not None:
+                self._apply(
+                    live,
+                    row["source"],
+                    GridSignal(row["signal"]),
+                    row["at"],
+                    frozenset(row["released_vehicles"]),
+                )
 
     def islanded(self, site_id: str) -> bool:
         return self._site(site_id).grid.islanded(self.clock.now())
@@ -252,7 +286,7 @@ class LiveControl:
         )
         step_h = self.program.step.total_seconds() / 3600
         islanded = live.grid.islanded(now)
-        if not islanded:
+        if not islanded:  # released reserves stay released until the site is parallel again
             live.released = frozenset()
         decision = await asyncio.to_thread(
             decide,

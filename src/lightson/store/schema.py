@@ -163,3 +163,14 @@ audit_log = Table(
     Column("outcome", String(16), nullable=False),  # done, refused
     Column("detail", JSON, nullable=False),
 )
+
+grid_signals = Table(
+    "grid_signals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("site_id", String(64), nullable=False, index=True),
+    Column("source", String(96), nullable=False),  # meter:..., api:<who>, charger:...
+    Column("signal", String(16), nullable=False),  # lost, restored
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("released_vehicles", JSON, nullable=False),
+)
