@@ -93,6 +93,7 @@ ROUTES: list[tuple[str, str, Any, set[str]]] = [
     ("POST", "/api/events", EVENT, EVENT_WRITERS),
     ("POST", "/api/events/ng-2026-07-16/opt-out/school-beverly", None, SEE_SCHOOL),
     ("DELETE", "/api/events/ng-2026-07-16", None, EVENT_WRITERS),
+    ("GET", "/api/settlements?season=2026", None, {"admin", "utility-ng", "utility-ev"}),
     ("GET", "/metrics", None, {"admin"}),
 ]
 
@@ -126,7 +127,12 @@ def test_the_routes_in_the_matrix_are_every_api_route(world: World) -> None:
         and not route.path.startswith(("/api/openapi", "/api/docs"))  # type: ignore[attr-defined]
     }
     tested = {
-        (method, path.replace("school-beverly", "{site_id}").replace("ng-2026-07-16", "{event_id}"))
+        (
+            method,
+            path.split("?")[0]
+            .replace("school-beverly", "{site_id}")
+            .replace("ng-2026-07-16", "{event_id}"),
+        )
         for method, path, _, _ in ROUTES
     } | {("GET", "/api/health")}
     assert declared == tested
@@ -229,3 +235,13 @@ def test_openapi_is_published_and_the_dashboard_served(world: World) -> None:
     assert "/api/sites/{site_id}/backup" in spec["paths"]
     page = world.client.get("/")
     assert page.status_code == 200 and "app.js" in page.text
+
+
+def test_settlements_over_the_api_are_scoped(world: World) -> None:
+    world.call("admin", "POST", "/api/events", EVENT)
+    world.clock.advance(timedelta(days=2))  # the event has ended
+    admin = world.call("admin", "GET", "/api/settlements?season=2026").json()
+    assert sorted(line["site_id"] for line in admin) == ["business-worcester", "school-beverly"]
+    assert all(line["season_average_kw"] == 0.0 for line in admin)  # nothing metered in it
+    eversource = world.call("utility-ev", "GET", "/api/settlements").json()
+    assert [line["site_id"] for line in eversource] == ["business-worcester"]

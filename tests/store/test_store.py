@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -57,4 +57,16 @@ def test_times_come_back_as_utc_and_stations_are_unique(database_url: str) -> No
     assert store.station("nobody") is None
     with pytest.raises(DuplicateNameError):
         store.add_station(record)
+    store.close()
+
+
+def test_times_with_any_offset_are_stored_as_utc(database_url: str) -> None:
+    from zoneinfo import ZoneInfo
+
+    store = Store(database_url)
+    local = AT.astimezone(ZoneInfo("America/New_York"))  # 15:00 EDT = 19:00 UTC
+    row = {"station_id": "cs", "evse_id": 1, "connector_id": 1, "status": "x", "at": local}
+    store.write([(db.evse_status, row)]).result(10)
+    assert store.rows(db.evse_status)[0]["at"] == AT
+    assert store.rows(db.evse_status)[0]["at"].utcoffset() == timedelta(0)
     store.close()

@@ -33,6 +33,7 @@ from lightson.programs.rules import ProgramRules
 from lightson.services.access import AccessService, Principal, Role
 from lightson.services.events import EventService
 from lightson.services.live import LiveControl, SiteStatus
+from lightson.services.settlement import called_events, metered_from_store, settle_program
 from lightson.store import Store
 from lightson.store.live import recent_samples
 
@@ -351,6 +352,28 @@ def create_app(ops: Operations) -> FastAPI:
         ops.access().audit(who, "event-opt-out", f"{event_id}/{site_id}", "done")
         ops.live.wake(site_id)
         return event_document(event, ops.clock.now())
+
+    @app.get("/api/settlements", tags=["demand response"])
+    def settlements(
+        who: Who, season: Annotated[int | None, Query(ge=1901, le=2199)] = None
+    ) -> list[dict[str, Any]]:
+        """Each site's season settlement from what its chargers metered in the events that
+        have ended (admin; a utility sees its own territory)."""
+        require(who, frozenset({Role.ADMIN, Role.UTILITY}))
+        in_scope = {s.site_id for s in _scope(ops, who)}
+        called = called_events(ops.events().book().events.values(), ops.clock.now())
+        rules = {
+            r.program_id: r
+            for r in ops.events().rules
+            if any(e.program_id == r.program_id for e in called)
+        }
+        metered = metered_from_store(ops.store, ops.program, called)
+        lines, _ = settle_program(ops.program, rules, called, metered, season_year=season)
+        return [
+            {k: (round(v, 2) if isinstance(v, float) else v) for k, v in line.as_dict().items()}
+            for line in lines
+            if line.site_id in in_scope
+        ]
 
     # --- metrics and the dashboard --------------------------------------------------------
 

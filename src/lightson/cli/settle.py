@@ -1,4 +1,4 @@
-"""``lightson settle``: the demand-response settlement of a simulated (later: metered) season."""
+"""``lightson settle``: the demand-response settlement of a simulated or a metered season."""
 
 from __future__ import annotations
 
@@ -11,11 +11,15 @@ import click
 from lightson.cli.app import friendly_errors, main
 from lightson.config import EXAMPLE_PROGRAM, load_program
 from lightson.config.dr_rules import bundled_dr_rules, load_dr_rules
+from lightson.domain.assets import Program
 from lightson.domain.demand_response import DREvent
 from lightson.domain.errors import ConfigError
-from lightson.programs import CalledEvent, EnrolledSite, EventLine, SettlementLine, settle
+from lightson.programs import CalledEvent, EventLine, SettlementLine
 from lightson.programs.rules import ProgramRules
+from lightson.services.events import EventService
+from lightson.services.settlement import called_events, metered_from_store, settle_program
 from lightson.sim.kpis import event_meters
+from lightson.store import Store
 
 
 @main.command("settle")
@@ -29,9 +33,15 @@ from lightson.sim.kpis import event_meters
 @click.option(
     "--run",
     "run_dir",
-    required=True,
+    default=None,
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     help="A 'lightson simulate' output folder.",
+)
+@click.option(
+    "--db",
+    default=None,
+    help="Instead of --run: the operations database (what the chargers metered, the events "
+    "utilities sent), e.g. sqlite:///lightson.db.",
 )
 @click.option(
     "--season",
@@ -63,7 +73,8 @@ from lightson.sim.kpis import event_meters
 @friendly_errors
 def settle_command(
     program_file: str,
-    run_dir: Path,
+    run_dir: Path | None,
+    db: str | None,
     season_year: int | None,
     rule_files: tuple[str, ...],
     participant_share: float,
@@ -74,11 +85,22 @@ def settle_command(
     season-average kW (a missed event counts 0), payment, weekend bonus and the
     participant/aggregator split, line by line.
 
-    Only events the run covers are settled; the table says how many it does not.
+    Only events the run covers are settled; the table says how many it does not. With --db,
+    the events that have ended in the database's event book are settled from the meter values
+    the chargers sent (docs/demand-response.md).
     """
     import pandas as pd
 
     program = load_program(program_file)
+    if (run_dir is None) == (db is None):
+        raise ConfigError.at("--run", "give either --run DIR or --db URL")
+    if db is not None:
+        lines, event_lines, uncovered = _from_database(
+            program, db, rule_files, participant_share, season_year
+        )
+        _write(out, lines, event_lines, uncovered)
+        return
+    assert run_dir is not None
     try:
         sites_frame = pd.read_parquet(run_dir / "sites.parquet")
     except (OSError, ValueError) as error:
@@ -112,41 +134,54 @@ def settle_command(
         )
         covered |= set(meters)
         metered.update({(site.site_id, event_id): m for event_id, m in meters.items()})
-    lines: list[SettlementLine] = []
-    event_lines: list[EventLine] = []
-    uncovered = 0
-    for program_id, program_rules in sorted(rules.items()):
-        events = [e for e in program.events if e.program_id == program_id]
-        uncovered += sum(e.event_id not in covered for e in events)
-        called = [
-            CalledEvent(
-                e.event_id,
-                e.program_id,
-                e.start.astimezone(program.timezone),
-                e.end.astimezone(program.timezone),
-            )
-            for e in events
-            if e.event_id in covered
-        ]
-        sites = [
-            EnrolledSite(s.site_id, s.export_permitted, participant_share)
-            for s in program.sites
-            if program_id in s.enrollments
-        ]
-        # Each event belongs to its own season and season year (winter 2026 runs into 2027).
-        season_years = set()
-        for event in called:
-            season = program_rules.season_at(event.start)
-            if season is None:
-                continue
-            day = event.start.astimezone(program_rules.timezone).date()
-            season_years.add((season.name, season.season_year(day)))
-        for season_name, year in sorted(season_years, key=lambda sy: (sy[1], sy[0])):
-            if season_year is not None and year != season_year:
-                continue
-            site_lines, per_event = settle(program_rules, season_name, year, called, sites, metered)
-            lines += site_lines
-            event_lines += per_event
+    uncovered = sum(e.event_id not in covered for e in program.events if e.program_id in rules)
+    called = [
+        CalledEvent(
+            e.event_id,
+            e.program_id,
+            e.start.astimezone(program.timezone),
+            e.end.astimezone(program.timezone),
+        )
+        for e in program.events
+        if e.event_id in covered
+    ]
+    lines, event_lines = settle_program(
+        program, rules, called, metered, participant_share, season_year
+    )
+    _write(out, lines, event_lines, uncovered)
+
+
+def _from_database(
+    program: Program,
+    url: str,
+    rule_files: tuple[str, ...],
+    participant_share: float,
+    season_year: int | None,
+) -> tuple[list[SettlementLine], list[EventLine], int]:
+    from lightson.csms.clock import AcceleratedClock
+
+    store = Store(url)
+    try:
+        clock = AcceleratedClock()
+        book = EventService(store, clock).book()
+        called = called_events(book.events.values(), clock.now())
+        given = tuple(load_dr_rules(path) for path in rule_files)
+        rules = {r.program_id: r for r in (*bundled_dr_rules().values(), *given)}
+        rules = {k: v for k, v in rules.items() if any(e.program_id == k for e in called)}
+        metered = metered_from_store(store, program, called)
+    finally:
+        store.close()
+    lines, event_lines = settle_program(
+        program, rules, called, metered, participant_share, season_year
+    )
+    return lines, event_lines, 0
+
+
+def _write(
+    out: Path, lines: list[SettlementLine], event_lines: list[EventLine], uncovered: int
+) -> None:
+    import pandas as pd
+
     out.mkdir(parents=True, exist_ok=True)
     pd.DataFrame([line.as_dict() for line in lines]).to_csv(out / "settlement.csv", index=False)
     pd.DataFrame([vars(e) for e in event_lines]).to_csv(out / "settlement_events.csv", index=False)

@@ -14,7 +14,8 @@ class AcceleratedClock:
     ) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
-        self.start = start if start is not None else datetime.now(UTC)
+        # Kept in UTC, as SimClock does: what is stored is UTC (ARCHITECTURE.md).
+        self.start = start.astimezone(UTC) if start is not None else datetime.now(UTC)
         self.speed = speed
         self._origin: float | None = None if paused else time.monotonic()
 

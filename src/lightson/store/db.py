@@ -185,7 +185,7 @@ def _settle(done: Future[None], error: BaseException | None) -> None:
 def _insert(connection: Connection, rows: Sequence[tuple[Table, Mapping[str, Any]]]) -> None:
     by_table: dict[str, tuple[Table, list[Mapping[str, Any]]]] = {}
     for table, row in rows:
-        by_table.setdefault(table.name, (table, []))[1].append(row)
+        by_table.setdefault(table.name, (table, []))[1].append(_utc(row))
     for table, table_rows in by_table.values():
         connection.execute(_insert_statement(connection, table), table_rows)
 
@@ -199,6 +199,16 @@ def _insert_statement(connection: Connection, table: Table) -> Any:
     if connection.dialect.name == "postgresql":
         return postgresql_insert(table).on_conflict_do_nothing()
     return insert(table)
+
+
+def _utc(row: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Times with any offset are stored as UTC (SQLite would keep the wall time)."""
+    if not any(isinstance(v, datetime) and v.tzinfo not in (None, UTC) for v in row.values()):
+        return row
+    return {
+        k: v.astimezone(UTC) if isinstance(v, datetime) and v.tzinfo is not None else v
+        for k, v in row.items()
+    }
 
 
 def aware(at: datetime) -> datetime:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, case, func, select
@@ -107,7 +107,10 @@ def recent_samples(
             samples.c.energy_imported_kwh,
             samples.c.energy_exported_kwh,
         )
-        .where(samples.c.station_id.in_(sorted(set(station_ids))), samples.c.at >= since)
+        .where(
+            samples.c.station_id.in_(sorted(set(station_ids))),
+            samples.c.at >= since.astimezone(UTC),
+        )
         .order_by(samples.c.at, samples.c.id)
         .limit(limit)
     )

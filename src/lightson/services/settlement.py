@@ -1,0 +1,165 @@
+"""Settlement of demand-response seasons: from a simulated run or from what the chargers
+metered, through one path (``settle_program``) and the program's rules.
+
+Metered from the database: a site's event kW is the net discharge of its V2X equipment over
+the event window, integrated from the meter values its chargers sent (each reading holds until
+the next, a reading older than ``HOLD`` counts as nothing), and the building load over the window
+from the site's profile (no site meter feeds the database yet). Time the site spent islanded
+(a stored grid signal) is left out, as in the simulator: power given in a blackout served the
+building, not the event. An opted-out site is still called: its missed event counts 0 kW.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+
+from sqlalchemy import select
+
+from lightson.control.grid import GridMonitor, GridSignal
+from lightson.domain.assets import Program, Site
+from lightson.domain.time import TimeGrid
+from lightson.forecast.profiles import profile_forecast
+from lightson.programs import CalledEvent, EnrolledSite, EventLine, SettlementLine, settle
+from lightson.programs.events import ProgramEvent
+from lightson.programs.rules import ProgramRules
+from lightson.programs.settlement import Metered
+from lightson.store import Store
+from lightson.store import schema as db
+from lightson.store.db import aware
+
+HOLD = timedelta(minutes=15)  # a meter value older than this says nothing about now
+
+
+@dataclass(frozen=True)
+class Settlement:
+    lines: list[SettlementLine]
+    event_lines: list[EventLine]
+    unsettled: int  # called events with no data at all
+
+
+def settle_program(
+    program: Program,
+    rules: Mapping[str, ProgramRules],
+    events: Sequence[CalledEvent],
+    metered: Mapping[tuple[str, str], Metered],
+    participant_share: float = 1.0,
+    season_year: int | None = None,
+) -> tuple[list[SettlementLine], list[EventLine]]:
+    """Every program's every season the events fall in (or only ``season_year``)."""
+    lines: list[SettlementLine] = []
+    event_lines: list[EventLine] = []
+    for program_id, program_rules in sorted(rules.items()):
+        called = [e for e in events if e.program_id == program_id]
+        sites = [
+            EnrolledSite(s.site_id, s.export_permitted, participant_share)
+            for s in program.sites
+            if program_id in s.enrollments
+        ]
+        # Each event belongs to its own season and season year (winter 2026 runs into 2027).
+        season_years = set()
+        for event in called:
+            season = program_rules.season_at(event.start)
+            if season is None:
+                continue
+            day = event.start.astimezone(program_rules.timezone).date()
+            season_years.add((season.name, season.season_year(day)))
+        for season_name, year in sorted(season_years, key=lambda sy: (sy[1], sy[0])):
+            if season_year is not None and year != season_year:
+                continue
+            site_lines, per_event = settle(program_rules, season_name, year, called, sites, metered)
+            lines += site_lines
+            event_lines += per_event
+    return lines, event_lines
+
+
+def called_events(events: Iterable[ProgramEvent], now: datetime) -> list[CalledEvent]:
+    """The book's events that have ended and were not cancelled."""
+    return [
+        CalledEvent(e.event_id, e.program_id, e.start, e.end, e.sites)
+        for e in events
+        if e.cancelled_at is None and e.end <= now
+    ]
+
+
+def metered_from_store(
+    store: Store, program: Program, events: Sequence[CalledEvent]
+) -> dict[tuple[str, str], Metered]:
+    """What the chargers metered at each called site in each event (no data: no entry)."""
+    metered = {}
+    for event in events:
+        for site in program.sites:
+            if event.program_id not in site.enrollments or not event.calls(site.site_id):
+                continue
+            reading = _site_event(store, program, site, event)
+            if reading is not None:
+                metered[(site.site_id, event.event_id)] = reading
+    return metered
+
+
+def _site_event(store: Store, program: Program, site: Site, event: CalledEvent) -> Metered | None:
+    islanded = _islanded_spans(store, site.site_id, event.start, event.end)
+    samples = db.meter_samples
+    query = (
+        select(samples.c.station_id, samples.c.at, samples.c.power_kw)
+        .where(
+            samples.c.station_id.in_([c.evse_id for c in site.chargers]),
+            samples.c.at >= (event.start - HOLD).astimezone(UTC),
+            samples.c.at < event.end.astimezone(UTC),
+            samples.c.power_kw.is_not(None),
+        )
+        .order_by(samples.c.station_id, samples.c.at)
+    )
+    with store.engine.connect() as connection:
+        rows = [(s, aware(at), float(kw)) for s, at, kw in connection.execute(query)]
+    if not rows:
+        return None
+    discharge_kwh = 0.0
+    for i, (station, at, kw) in enumerate(rows):
+        following = rows[i + 1] if i + 1 < len(rows) and rows[i + 1][0] == station else None
+        until = min(following[1] if following else event.end, at + HOLD, event.end)
+        discharge_kwh += -kw * _hours_outside(max(at, event.start), until, islanded)
+    steps = max(1, round((event.end - event.start) / program.step))
+    load = profile_forecast(program, site, TimeGrid(event.start, steps, program.step)).load_kw
+    load_kwh = float(load.mean()) * _hours_outside(event.start, event.end, islanded)
+    return Metered(net_discharge_kwh=discharge_kwh, building_load_kwh=load_kwh)
+
+
+def _islanded_spans(
+    store: Store, site_id: str, start: datetime, end: datetime
+) -> list[tuple[datetime, datetime]]:
+    """When the site was islanded within [start, end), from its stored grid signals (the
+    enter-service delay after a restoration included)."""
+    rows = sorted(store.rows(db.grid_signals, site_id=site_id), key=lambda r: r["at"])
+    points, monitor = {start, end}, GridMonitor()
+    for row in rows:
+        monitor.report(row["source"], GridSignal(row["signal"]), row["at"])
+        points.add(row["at"])
+        resync = monitor.resync_at()
+        if resync is not None:
+            points.add(resync)
+    inside = sorted(p for p in points if start <= p <= end)
+    spans = []
+    for left, right in pairwise(inside):
+        replay = GridMonitor()
+        for row in rows:
+            if row["at"] <= left:
+                replay.report(row["source"], GridSignal(row["signal"]), row["at"])
+        if replay.islanded(left):
+            spans.append((left, right))
+    return spans
+
+
+def _hours_outside(
+    start: datetime, end: datetime, spans: Sequence[tuple[datetime, datetime]]
+) -> float:
+    """Hours of [start, end) not in any of ``spans``."""
+    if end <= start:
+        return 0.0
+    total = (end - start).total_seconds()
+    for left, right in spans:
+        overlap = (min(end, right) - max(start, left)).total_seconds()
+        total -= max(overlap, 0.0)
+    return max(total, 0.0) / 3600
