@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,13 +15,16 @@ from lightson.config import load_program
 from lightson.control.grid import GridSignal
 from lightson.control.safety import SafetyRule
 from lightson.csms.auth import hash_password
+from lightson.csms.clock import AcceleratedClock
 from lightson.csms.server import CsmsServer, CsmsSettings
 from lightson.csms.wire import OcppVersion
 from lightson.domain.assets import Program, Site
 from lightson.domain.demand_response import DREvent
 from lightson.domain.time import SimClock
 from lightson.emulator import EmulatedEv, EmulatedStation, Evse
-from lightson.services.live import LiveControl
+from lightson.physics.trips import energy_floor_kwh
+from lightson.services import live as live_module
+from lightson.services.live import LiveControl, no_export_view
 from lightson.store import StationRecord, Store
 from lightson.store import schema as db
 from live_support import IN_EVENT, FakeSink, plugged
@@ -95,9 +98,58 @@ def test_stale_readings_fall_back_to_the_charge_only_default(store: Store) -> No
     sink = FakeSink()
     loop = LiveControl(program, store, sink, SimClock(IN_EVENT), events_of(program))
     status = run(loop.tick("school-beverly"))
+    assert status.mode == "fallback"  # the only plugged vehicle is left to the default
+    assert status.reason == "charge-only default: no meter values from depot-evse1 for 16 min"
+    assert (
+        sink.sent == [] and sink.cleared == ["depot-evse1"] and status.fallback == ("depot-evse1",)
+    )
+
+
+def test_one_silent_charger_falls_back_alone_and_counts_as_load(store: Store) -> None:
+    program = school()
+    plugged(store, "depot-evse1", 0.8, IN_EVENT - timedelta(minutes=16), tx="a")
+    plugged(store, "depot-evse2", 0.8, IN_EVENT - timedelta(minutes=1), tx="b")
+    sink = FakeSink()
+    loop = LiveControl(program, store, sink, SimClock(IN_EVENT), events_of(program))
+    status = run(loop.tick("school-beverly"))
+    assert status.mode == "grid" and status.fallback == ("depot-evse1",)
+    assert status.reason.endswith(
+        "charge-only default: no meter values from depot-evse1 for 16 min"
+    )
+    assert sink.cleared == ["depot-evse1"] and [s for s, *_ in sink.sent] == ["depot-evse2"]
+    assert [s.evse_id for s in status.setpoints] == ["depot-evse2"]
+    assert status.setpoints[0].power_kw < 0  # bus-12 still serves the event
+
+
+def test_a_reading_from_before_the_session_is_not_this_vehicles(store: Store) -> None:
+    program = school()
+    plugged(store, "depot-evse1", 0.9, IN_EVENT - timedelta(minutes=3), tx="earlier")
+    ended = {
+        "station_id": "depot-evse1",
+        "evse_id": 1,
+        "transaction_id": "earlier",
+        "seq_no": 1,
+        "event_type": "Ended",
+        "at": IN_EVENT - timedelta(minutes=2),
+        "received_at": IN_EVENT - timedelta(minutes=2),
+        "payload": {},
+    }
+    started = {**ended, "transaction_id": "now", "seq_no": 0, "event_type": "Started"}
+    started["at"] = started["received_at"] = IN_EVENT - timedelta(minutes=1)
+    store.write([(db.transaction_events, ended), (db.transaction_events, started)]).result(5)
+    status = run(LiveControl(program, store, FakeSink(), SimClock(IN_EVENT)).tick("school-beverly"))
     assert status.mode == "fallback"
-    assert status.reason == "no meter values from depot-evse1 for 16 min"
-    assert sink.sent == [] and sorted(sink.cleared) == ["depot-evse1", "depot-evse2"]
+    assert "no state of charge from depot-evse1 since its session started" in status.reason
+
+
+def test_a_charger_with_nothing_plugged_gets_no_profile(store: Store) -> None:
+    program = school()
+    plugged(store, "depot-evse2", 0.8, IN_EVENT - timedelta(minutes=1))
+    sink = FakeSink()
+    status = run(LiveControl(program, store, sink, SimClock(IN_EVENT)).tick("school-beverly"))
+    # A 0 kW default profile would hold back a bus that plugs in before the next tick.
+    assert status.answers["depot-evse1"] == "idle"
+    assert [s for s, *_ in sink.sent] == ["depot-evse2"]
 
 
 def test_a_plugged_vehicle_without_state_of_charge_is_not_planned_on_a_guess(
@@ -127,7 +179,7 @@ def test_a_plugged_vehicle_without_state_of_charge_is_not_planned_on_a_guess(
         empty.write([(db.transaction_events, event)]).result(5)
         blind = run(LiveControl(program, empty, FakeSink(), SimClock(at)).tick("school-beverly"))
         assert blind.mode == "fallback"
-        assert blind.reason == "no state of charge from depot-evse1 for bus-7"
+        assert blind.reason == "charge-only default: no state of charge from depot-evse1 for bus-7"
     finally:
         empty.close()
 
@@ -257,31 +309,130 @@ def test_on_loopback_the_setpoint_reaches_an_emulated_charger(tmp_path: Path) ->
         store.close()
 
 
-def test_the_loop_ticks_every_interval_and_at_once_when_woken(store: Store) -> None:
+def test_the_loop_ticks_on_a_fixed_schedule_and_at_once_when_woken(store: Store) -> None:
     program = school()
     plugged(store, "depot-evse1", 0.8, IN_EVENT)
-    clock = SimClock(IN_EVENT)
+    # 5 simulated minutes at 3,000x: a pass every 0.1 s of wall time.
+    clock = AcceleratedClock(IN_EVENT + timedelta(minutes=2), speed=3000.0)
     loop = LiveControl(program, store, FakeSink(), clock, every=timedelta(minutes=5))
+    passes: list[datetime] = []
+    woken: list[datetime] = []
+    tick_all, tick = loop.tick_all, loop.tick
 
-    async def scenario() -> tuple[int, int, int]:
-        # 5 simulated minutes at 3,000x: a tick every 0.1 s of wall time.
+    async def counted_pass() -> Any:
+        passes.append(clock.now())
+        return await tick_all()
+
+    async def counted_tick(site_id: str) -> Any:
+        woken.append(clock.now())
+        return await tick(site_id)
+
+    loop.tick_all = counted_pass  # type: ignore[method-assign]
+
+    async def scenario() -> None:
         task = asyncio.create_task(loop.run(speed=3000.0))
-        await asyncio.sleep(0.35)
-        timed = loop.ticks
-        slow = LiveControl(program, store, FakeSink(), clock, every=timedelta(hours=1))
-        slow_task = asyncio.create_task(slow.run())
-        await asyncio.sleep(0.05)
-        before = slow.ticks
-        slow.wake("school-beverly")
-        await asyncio.sleep(0.2)
-        for t in (task, slow_task):
-            t.cancel()
-        await asyncio.gather(task, slow_task, return_exceptions=True)
-        return timed, before, slow.ticks
+        # Woken every 0.02 s of wall time: the passes must keep their times all the same.
+        for _ in range(30):
+            await asyncio.sleep(0.02)
+            loop.wake("school-beverly")
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
-    timed, before, after = run(scenario())
-    assert timed >= 2  # the first tick, then at least one more at the interval
-    assert (before, after) == (1, 2)  # woken: one more tick long before the hour
+    loop.tick = counted_tick  # type: ignore[method-assign]
+    run(scenario())
+    # The first pass, then more on schedule although woken all along (a timer reset by
+    # every wake would never fire again).
+    assert len(passes) >= 2
+    assert len(woken) >= 10
+    # The schedule: multiples of 5 minutes of the clock, whatever time the loop started.
+    at = IN_EVENT + timedelta(minutes=2, seconds=10)
+    assert loop._next_due(at) == IN_EVENT + timedelta(minutes=5)
+    assert loop._next_due(IN_EVENT + timedelta(minutes=5)) == IN_EVENT + timedelta(minutes=10)
+
+
+def test_a_woken_site_ticks_long_before_its_time(store: Store) -> None:
+    program = school()
+    clock = AcceleratedClock(IN_EVENT)
+    slow = LiveControl(program, store, FakeSink(), clock, every=timedelta(hours=1))
+
+    async def scenario() -> tuple[int, int]:
+        task = asyncio.create_task(slow.run())
+        await asyncio.sleep(0.1)
+        before = slow.ticks
+        await asyncio.to_thread(slow.wake, "school-beverly")  # as the API's threads do
+        await asyncio.sleep(0.2)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return before, slow.ticks
+
+    assert run(scenario()) == (1, 2)
+
+
+def test_a_failing_site_falls_back_and_the_loop_goes_on(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    program = load_program("example")
+    real = live_module.station_states
+
+    def broken(store: Store, ids: Any) -> Any:
+        if "depot-evse1" in ids:
+            raise RuntimeError("the disk is full")
+        return real(store, ids)
+
+    monkeypatch.setattr(live_module, "station_states", broken)
+    sink = FakeSink()
+    loop = LiveControl(program, store, sink, SimClock(IN_EVENT), events_of(program))
+    statuses = {s.site_id: s for s in run(loop.tick_all())}
+    school_status = statuses["school-beverly"]
+    assert school_status.mode == "fallback"
+    assert school_status.reason == "control error: RuntimeError: the disk is full"
+    assert sorted(sink.cleared) == ["depot-evse1", "depot-evse2"]
+    assert statuses["business-worcester"].mode == "grid"  # the others went on
+
+
+def test_a_setpoint_holds_two_intervals_and_the_floor_is_sized_for_them(store: Store) -> None:
+    program = school()
+    site = program.site("school-beverly")
+    bus = next(v for v in site.vehicles if v.evse_id == "depot-evse1")
+    floor_kwh = energy_floor_kwh(bus, 0.0, True)
+    soc = (floor_kwh + 10.0) / bus.battery_kwh  # 10 kWh above its floor
+    plugged(store, "depot-evse1", soc, IN_EVENT - timedelta(minutes=1))
+    loop = LiveControl(
+        program,
+        store,
+        FakeSink(),
+        SimClock(IN_EVENT),
+        events_of(program),
+        every=timedelta(minutes=15),
+    )
+    status = run(loop.tick("school-beverly"))
+    (setpoint,) = [s for s in status.setpoints if s.evse_id == "depot-evse1"]
+    assert setpoint.valid_until == IN_EVENT + timedelta(minutes=30)
+    # Held 30 minutes, 10 kWh above the floor allow 20 kW (x efficiency), not the 40 kW one
+    # 15-minute step would.
+    assert setpoint.power_kw == pytest.approx(-10.0 * bus.discharge_efficiency / 0.5, abs=1e-6)
+    assert any(i.rule is SafetyRule.VEHICLE_FLOOR for i in status.interventions)
+
+
+def test_without_export_permission_and_a_meter_the_loop_assumes_little_load() -> None:
+    site = load_program("example").site("home-lowell")
+    # 30 % of the load is critical at this home; its 6 kW of PV count in full while sunny.
+    assert no_export_view(site, 2.0, 0.5) == (pytest.approx(0.6), 6.0)
+    assert no_export_view(site, 2.0, 0.0) == (pytest.approx(0.6), 0.0)
+    assert no_export_view(site, 2.0, 6.5) == (pytest.approx(0.6), 6.5)
+
+
+def test_a_no_export_site_discharges_at_most_its_critical_load(store: Store) -> None:
+    program = load_program("example")
+    program = replace(program, sites=(program.site("business-worcester"),))
+    for station in ("biz-evse1", "biz-evse2"):
+        plugged(store, station, 0.9, IN_EVENT - timedelta(minutes=1), tx=station)
+    loop = LiveControl(program, store, FakeSink(), SimClock(IN_EVENT), events_of(program))
+    status = run(loop.tick("business-worcester"))
+    site = program.site("business-worcester")
+    critical_kw = site.building.tiers.critical_share * status.load_kw
+    assert status.vehicles_kw < -1.0  # it serves the event
+    assert -status.vehicles_kw <= critical_kw - status.pv_kw + 1e-6
 
 
 def test_a_declared_outage_survives_a_restart(store: Store) -> None:
@@ -303,3 +454,24 @@ def test_a_declared_outage_survives_a_restart(store: Store) -> None:
         ("lost", ["bus-7"]),
         ("restored", []),
     ]
+
+
+def test_a_release_is_for_one_outage(store: Store) -> None:
+    program = school()
+    clock = SimClock(IN_EVENT)
+    loop = LiveControl(program, store, FakeSink(), clock)
+    loop.report_grid(
+        "school-beverly", "api", GridSignal.LOST, released_vehicles=frozenset({"bus-7"})
+    )
+    loop.report_grid(
+        "school-beverly", "meter", GridSignal.LOST, released_vehicles=frozenset({"bus-12"})
+    )
+    assert loop._sites["school-beverly"].released == frozenset({"bus-7", "bus-12"})
+    for source in ("api", "meter"):
+        loop.report_grid("school-beverly", source, GridSignal.RESTORED)
+    clock.advance(timedelta(hours=1))
+    loop.report_grid("school-beverly", "api", GridSignal.LOST)  # the next storm, no release
+    assert loop._sites["school-beverly"].released == frozenset()
+    again = LiveControl(program, store, FakeSink(), clock)  # replayed after a restart
+    assert again._sites["school-beverly"].released == frozenset()
+    assert again.islanded("school-beverly")

@@ -16,7 +16,7 @@ from datetime import datetime
 from lightson.control.controllers import ControlContext, Controller
 from lightson.control.islanded import islanded_setpoints
 from lightson.control.safety import Intervention, enforce_safety
-from lightson.domain.assets import Site
+from lightson.domain.assets import LoadTier, Site
 from lightson.domain.plan import Setpoint
 from lightson.domain.state import SiteObservation
 
@@ -31,6 +31,7 @@ class StepDecision:
     observation: SiteObservation
     islanded: bool
     critical_unserved_kw: float = 0.0
+    tier: LoadTier | None = None  # islanded: the highest load tier served in full
 
 
 def decide(
@@ -60,7 +61,12 @@ def decide(
         used = replace(observation, load_kw=dispatch.served_kw, islanded=True, outage_declared=True)
         safe = enforce_safety(site, used, dispatch.setpoints, step_h, floors)
         return StepDecision(
-            safe.setpoints, safe.interventions, used, True, dispatch.critical_unserved_kw
+            safe.setpoints,
+            safe.interventions,
+            used,
+            True,
+            dispatch.critical_unserved_kw,
+            dispatch.tier,
         )
     requested = [
         replace(s, valid_until=valid_until) for s in controller.setpoints(context(observation))

@@ -283,9 +283,11 @@ class OcppSession(ChargePoint):  # type: ignore[misc]
             self._pending[message_id] = waiter
             try:
                 await self._send(Frame(MessageType.CALL, message_id, action, payload).to_json())
-                answer = await asyncio.wait_for(
-                    waiter, timeout_s if timeout_s is not None else self._response_timeout
-                )
+                # asyncio.timeout: 3.11's wait_for can swallow a cancellation at its timeout.
+                async with asyncio.timeout(
+                    timeout_s if timeout_s is not None else self._response_timeout
+                ):
+                    answer = await waiter
             finally:
                 self._pending.pop(message_id, None)
         if answer.type is MessageType.CALL_ERROR:

@@ -11,13 +11,29 @@ One tick of a site:
 3. **Send** each setpoint to its charger through the CSMS and record the answers.
 
 Mapping: each charger of the program file is one charging station whose OCPP identity is the
-charger's ``evse_id``; the vehicle assigned to that charger is the one plugged there.
+charger's ``evse_id``; the vehicle assigned to that charger is the one plugged there. A
+charger with no open transaction gets nothing (its answer is ``idle``): a 0 kW default
+profile would hold back a car that plugs in before the next tick.
 
-Fallback: when a plugged vehicle's state of charge is unknown or older than
-``stale_after``, the site does not plan on a guess. Its setpoint profiles are cleared, so
-the charge-only default profile every charger got at boot applies (charge at the rating,
-never discharge), and the site's status says why. The same happens to one charger whose
-station stops answering.
+Schedule: every site ticks at fixed times, on multiples of ``every`` of the clock; a site
+woken in between (a plug-in, an event, an outage) ticks at once without moving the
+schedule. A setpoint holds until two intervals after its tick (one missed tick is covered,
+then the charge-only default applies), and the safety layer sizes the battery floor over
+that whole time. When a pass over every site takes longer than ``every`` (a big program on
+a small machine, or an accelerated clock), the interval is the whole number of ``every``
+a pass takes.
+
+Fallback: when a plugged vehicle's state of charge is unknown, older than ``stale_after``
+or from before its session started, the site does not plan that vehicle on a guess. Its
+charger's setpoint profiles are cleared, so the charge-only default profile every charger
+got at boot applies (charge at the rating, never discharge); the rest of the site plans
+around it, counting that charger at its full charging rating as load, and the status says
+why. A site whose tick fails clears every charger's profiles the same way.
+
+Export: until a site meter reports the building's load, the loop knows it only from the
+profiles. At a site without export permission it therefore assumes, for the no-export rule,
+that the building takes only its critical share of the forecast load and that PV gives its
+rated output whenever the forecast has sun (``no_export_view``).
 """
 
 from __future__ import annotations
@@ -25,9 +41,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
 from lightson.control.backup import BackupEstimate, backup_estimate
@@ -35,7 +53,7 @@ from lightson.control.controllers import CONTROLLERS, ControlContext, Controller
 from lightson.control.grid import GridMonitor, GridSignal
 from lightson.control.safety import Intervention
 from lightson.control.step import decide
-from lightson.domain.assets import Program, Site
+from lightson.domain.assets import Program, Site, Vehicle
 from lightson.domain.demand_response import DREvent
 from lightson.domain.plan import Plan, Setpoint
 from lightson.domain.state import SiteObservation
@@ -79,6 +97,8 @@ class SiteStatus:
     pv_kw: float = 0.0
     soc: Mapping[str, float | None] = field(default_factory=dict)  # by vehicle_id
     plugged: Mapping[str, bool] = field(default_factory=dict)
+    fallback: tuple[str, ...] = ()  # evse_ids left to the charge-only default
+    tier: str | None = None  # islanded: the highest load tier served in full
 
     @property
     def vehicles_kw(self) -> float:
@@ -127,14 +147,27 @@ class LiveControl:
         }
         self._wake = asyncio.Event()
         self._woken_for: set[str] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._grid_lock = threading.Lock()  # the API reports outages from its worker threads
         self.ticks = 0
+        self.pass_time = timedelta(0)  # clock time the last pass over every site took
+        self._pass: tuple[datetime, int] | None = None  # the pass under way: start, sites done
         self._replay_grid_signals()
 
     # --- what changes the plan at once ----------------------------------------------------
 
     def wake(self, site_id: str | None = None) -> None:
-        """Re-plan now (``None``: every site): a plug-in, an event, an outage."""
-        self._woken_for.update(self._sites if site_id is None else [site_id])
+        """Re-plan now (``None``: every site): a plug-in, an event, an outage. Safe to call
+        from any thread (the API's routes run in worker threads)."""
+        sites = list(self._sites) if site_id is None else [self._site(site_id).site.site_id]
+        loop = self._loop
+        if loop is not None and not loop.is_closed() and _other_thread(loop):
+            loop.call_soon_threadsafe(self._wake_now, sites)
+        else:
+            self._wake_now(sites)
+
+    def _wake_now(self, sites: Sequence[str]) -> None:
+        self._woken_for.update(sites)
         self._wake.set()
 
     def report_grid(
@@ -146,7 +179,8 @@ class LiveControl:
         released_vehicles: frozenset[str] = frozenset(),
     ) -> None:
         """A grid loss or restoration at a site (its meter, a charger, an operator).
-        ``released_vehicles`` may go below their trip reserve while the site is islanded."""
+        ``released_vehicles`` may go below their trip reserve while the site is islanded.
+        It blocks until the signal is stored: from the event loop, call it in a thread."""
         live = self._site(site_id)
         at = at or self.clock.now()
         row = {
@@ -168,9 +202,13 @@ class LiveControl:
         at: datetime,
         released_vehicles: frozenset[str],
     ) -> None:
-        live.grid.report(source, signal, at)
-        if signal is GridSignal.LOST:
-            live.released |= released_vehicles
+        with self._grid_lock:
+            new_outage = signal is GridSignal.LOST and not live.grid.islanded(at)
+            live.grid.report(source, signal, at)
+            if new_outage:  # a release is for one outage: an earlier one's does not carry
+                live.released = released_vehicles
+            elif signal is GridSignal.LOST:
+                live.released |= released_vehicles
 
     def _replay_grid_signals(self) -> None:
         """A restarted server knows which sites are islanded: the stored signals, in order."""
@@ -186,7 +224,16 @@ class LiveControl:
                 )
 
     def islanded(self, site_id: str) -> bool:
-        return self._site(site_id).grid.islanded(self.clock.now())
+        live = self._site(site_id)
+        with self._grid_lock:
+            return live.grid.islanded(self.clock.now())
+
+    def grid_losses(self, site_id: str) -> tuple[frozenset[str], datetime | None]:
+        """The sources that report the grid lost at a site now, and when it re-syncs
+        (``None``: it is not waiting to)."""
+        live = self._site(site_id)
+        with self._grid_lock:
+            return frozenset(live.grid.lost_by), live.grid.resync_at()
 
     def site(self, site_id: str) -> Site:
         return self._site(site_id).site
@@ -233,26 +280,86 @@ class LiveControl:
     # --- the loop -----------------------------------------------------------------------------
 
     async def run(self, speed: float = 1.0) -> None:
-        """Tick every site, then wait ``every`` (of the clock's time, which runs ``speed``
-        times faster than the wall) or until woken; forever."""
+        """Tick every site now and then at each multiple of ``every`` of the clock (which runs
+        ``speed`` times faster than the wall); woken sites tick at once in between. Forever:
+        a failing site falls back on its own (``tick``) and the loop goes on."""
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self._loop = asyncio.get_running_loop()
         await self.tick_all()
+        due = self._next_due(self.clock.now())
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.every.total_seconds() / speed)
+            wait_s = (due - self.clock.now()).total_seconds() / speed
+            if wait_s > 0 and not self._wake.is_set():
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
+                # that arrives as it times out, and the loop would never stop.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait_s):
+                        await self._wake.wait()
             if self._wake.is_set():
                 self._wake.clear()
                 woken, self._woken_for = self._woken_for, set()
                 for site_id in sorted(woken):
                     await self.tick(site_id)
-            else:
+            if self.clock.now() >= due:
                 await self.tick_all()
+                due = self._next_due(self.clock.now())  # a pass that overran skips a time
+
+    def _next_due(self, now: datetime) -> datetime:
+        """The first multiple of ``every`` (counted from midnight UTC) after ``now``."""
+        midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        return now - (now - midnight) % self.every + self.every
 
     async def tick_all(self) -> list[SiteStatus]:
-        return [await self.tick(site_id) for site_id in self._sites]
+        started = self.clock.now()
+        self._pass = (started, 0)
+        statuses = []
+        for done, site_id in enumerate(self._sites, start=1):
+            statuses.append(await self.tick(site_id))
+            self._pass = (started, done)
+        self._pass = None
+        self.pass_time = self.clock.now() - started
+        if self.pass_time > self.every:
+            LOGGER.warning(
+                "a pass over %d sites took %.1f min of clock time, longer than every (%.1f min)",
+                len(self._sites),
+                self.pass_time.total_seconds() / 60,
+                self.every.total_seconds() / 60,
+            )
+        return statuses
 
     async def tick(self, site_id: str) -> SiteStatus:
-        """Observe, decide and send for one site; its status says what happened."""
+        """Observe, decide and send for one site; its status says what happened. A tick that
+        fails leaves every charger of the site to its charge-only default."""
         live = self._site(site_id)
+        try:
+            status = await self._tick(live)
+        except Exception as error:  # one site's fault must not stop the loop or the others
+            LOGGER.exception("%s: tick failed; its chargers fall back", site_id)
+            answers = {c.evse_id: await self._clear(c.evse_id) for c in live.site.chargers}
+            status = SiteStatus(
+                site_id,
+                self.clock.now(),
+                "fallback",
+                f"control error: {type(error).__name__}: {error}"[:300],
+                answers=answers,
+                fallback=tuple(answers),
+            )
+        self.status[site_id] = status
+        return status
+
+    def hold(self) -> timedelta:
+        """How long a setpoint holds after its tick: until the site's next tick, plus one
+        missed. Ticks come every ``every``, or every few ``every`` when a pass over all the
+        sites takes longer (the last pass's time, or this one's so far, projected)."""
+        expected = max(self.every, self.pass_time)
+        if self._pass is not None and self._pass[1] > 0:
+            started, done = self._pass
+            expected = max(expected, (self.clock.now() - started) * len(self._sites) / done)
+        intervals = math.ceil(expected / self.every - 1e-9)
+        return 2 * intervals * self.every
+
+    async def _tick(self, live: _Site) -> SiteStatus:
         site, now = live.site, self.clock.now()
         # Database reads and the solver run off the event loop: the CSMS keeps answering.
         states = await asyncio.to_thread(
@@ -263,15 +370,27 @@ class LiveControl:
         load_kw, pv_kw = float(forecast_now.load_kw[0]), float(forecast_now.pv_kw[0])
         soc = {v.vehicle_id: states[v.evse_id].soc for v in site.vehicles}
         plugged = {v.vehicle_id: states[v.evse_id].plugged for v in site.vehicles}
-        base = SiteStatus(
-            site_id, now, "fallback", "", load_kw=load_kw, pv_kw=pv_kw, soc=soc, plugged=plugged
-        )
         stale = self._stale(site, states, now)
-        if stale:
-            answers = {c.evse_id: await self._clear(c.evse_id) for c in site.chargers}
-            status = replace(base, reason=stale, answers=answers)
-            self.status[site_id] = status
-            return status
+        answers = {v.evse_id: await self._clear(v.evse_id) for v in stale}
+        # A left-alone charger may charge at its rating: the plan counts it as load.
+        default_kw = sum(min(v.max_charge_kw, site.charger(v.evse_id).max_charge_kw) for v in stale)
+        base = SiteStatus(
+            site.site_id,
+            now,
+            "fallback",
+            "",
+            load_kw=load_kw,
+            pv_kw=pv_kw,
+            soc=soc,
+            plugged=plugged,
+            fallback=tuple(v.evse_id for v in stale),
+        )
+        if stale and len(stale) == sum(plugged.values()):
+            return replace(base, reason=_fallback_reason(stale), answers=answers)
+        islanded = self.islanded(site.site_id)
+        seen_load, seen_pv = load_kw, pv_kw
+        if not site.export_permitted and not islanded:
+            seen_load, seen_pv = no_export_view(site, load_kw, pv_kw)
         observation = SiteObservation(
             now,
             {
@@ -279,58 +398,73 @@ class LiveControl:
                 v.vehicle_id: _or(soc[v.vehicle_id], v.initial_soc) * v.battery_kwh
                 for v in site.vehicles
             },
-            plugged,
-            load_kw,
-            pv_kw,
+            {v: p and not any(s.vehicle_id == v for s in stale) for v, p in plugged.items()},
+            seen_load + default_kw,
+            seen_pv,
             peak_so_far_kw=self._peak(live, now),
         )
-        step_h = self.program.step.total_seconds() / 3600
-        islanded = live.grid.islanded(now)
         if not islanded:  # released reserves stay released until the site is parallel again
             live.released = frozenset()
+        valid_until = now + self.hold()
         decision = await asyncio.to_thread(
             decide,
             site,
             observation,
             self._next_trip_kwh(site, now),
-            step_h,
-            now + 2 * self.every,  # one missed tick is covered; then the default applies
+            (valid_until - now).total_seconds() / 3600,  # the floor holds for all of it
+            valid_until,
             controller=live.controller,
             context=lambda seen: self._context(live, seen),
             islanded=islanded,
             released_vehicles=live.released,
         )
-        answers = {}
         for setpoint in decision.setpoints:
-            transaction = states[setpoint.evse_id]
-            answers[setpoint.evse_id] = await self._send(setpoint.evse_id, setpoint, transaction)
-        status = replace(
+            state = states[setpoint.evse_id]
+            if setpoint.evse_id in answers:
+                continue  # left to its default profile above
+            if not state.plugged:
+                answers[setpoint.evse_id] = "idle"
+                continue
+            answers[setpoint.evse_id] = await self._send(setpoint.evse_id, setpoint, state)
+        tier = decision.tier.value if decision.tier is not None else None
+        reason = _reason(islanded, tier, answers, decision.interventions)
+        if stale:
+            reason = f"{reason}; {_fallback_reason(stale)}"
+        return replace(
             base,
             mode="islanded" if islanded else "grid",
-            reason=_reason(islanded, answers, decision.interventions),
-            setpoints=decision.setpoints,
+            reason=reason,
+            setpoints=tuple(s for s in decision.setpoints if s.evse_id not in base.fallback),
             answers=answers,
             interventions=decision.interventions,
             critical_unserved_kw=decision.critical_unserved_kw,
-            load_kw=decision.observation.load_kw,
+            tier=tier,
+            load_kw=decision.observation.load_kw if islanded else load_kw,
         )
-        self.status[site_id] = status
-        return status
 
     # --- pieces ---------------------------------------------------------------------------
 
-    def _stale(self, site: Site, states: Mapping[str, StationState], now: datetime) -> str:
-        """Why the site cannot be planned (empty: it can)."""
+    def _stale(
+        self, site: Site, states: Mapping[str, StationState], now: datetime
+    ) -> dict[Vehicle, str]:
+        """The plugged vehicles that cannot be planned, each with the reason."""
+        stale = {}
         for vehicle in site.vehicles:
             state = states[vehicle.evse_id]
             if not state.plugged:
                 continue
             if state.soc is None or state.soc_at is None:
-                return f"no state of charge from {vehicle.evse_id} for {vehicle.vehicle_id}"
-            if now - state.soc_at > self.stale_after:
+                stale[vehicle] = (
+                    f"no state of charge from {vehicle.evse_id} for {vehicle.vehicle_id}"
+                )
+            elif state.started_at is not None and state.soc_at < state.started_at:
+                stale[vehicle] = (
+                    f"no state of charge from {vehicle.evse_id} since its session started"
+                )
+            elif now - state.soc_at > self.stale_after:
                 age_min = (now - state.soc_at).total_seconds() / 60
-                return f"no meter values from {vehicle.evse_id} for {age_min:.0f} min"
-        return ""
+                stale[vehicle] = f"no meter values from {vehicle.evse_id} for {age_min:.0f} min"
+        return stale
 
     def _step_start(self, now: datetime) -> datetime:
         step = self.program.step
@@ -381,14 +515,50 @@ class LiveControl:
             return f"not cleared: {error}"
 
 
+def no_export_view(site: Site, load_kw: float, pv_kw: float) -> tuple[float, float]:
+    """The building load and PV the no-export rule is checked against at a site without a
+    site meter: only the critical share of the forecast load (the part that is on whatever
+    the day is like), and PV at its rated output whenever the forecast has any sun. A
+    forecast can miss a cool day or a clear sky; these cannot be missed by much."""
+    critical_kw = site.building.tiers.critical_share * load_kw
+    if site.pv is None or pv_kw <= 0:
+        return critical_kw, pv_kw
+    rated_kw = site.pv.inverter_kw_ac or site.pv.kw_dc
+    return critical_kw, max(pv_kw, rated_kw)
+
+
+def _fallback_reason(stale: Mapping[Vehicle, str]) -> str:
+    return "charge-only default: " + "; ".join(stale.values())
+
+
+def _other_thread(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is not loop
+    except RuntimeError:  # no loop runs in this thread
+        return True
+
+
 def _or(value: float | None, default: float) -> float:
     return default if value is None else value
 
 
 def _reason(
-    islanded: bool, answers: Mapping[str, str], interventions: Sequence[Intervention]
+    islanded: bool,
+    tier: str | None,
+    answers: Mapping[str, str],
+    interventions: Sequence[Intervention],
 ) -> str:
-    parts = ["islanded: serving the building from the vehicles" if islanded else "on plan"]
+    if not islanded:
+        parts = ["on plan"]
+    elif tier is None:
+        parts = ["islanded: the vehicles cannot carry even the critical loads"]
+    else:
+        carried = {
+            "critical": "the critical loads",
+            "essential": "the critical and essential loads",
+            "full": "the whole building",
+        }[tier]
+        parts = [f"islanded: the vehicles carry {carried}"]
     refused = sorted(evse for evse, answer in answers.items() if answer != "Accepted")
     if refused:
         parts.append("not accepted by " + ", ".join(f"{e} ({answers[e]})" for e in refused))

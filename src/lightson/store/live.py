@@ -20,8 +20,9 @@ from lightson.store.db import Store, aware
 @dataclass(frozen=True)
 class StationState:
     """The latest of one station: ``soc`` (0–1) and ``power_kw`` (+ charging) with the time of
-    their readings; ``transaction_id`` of the open transaction (``None``: nothing plugged);
-    ``departure`` and ``energy_request_kwh`` as the vehicle last asked (ISO 15118)."""
+    their readings; ``transaction_id`` of the open transaction (``None``: nothing plugged) and
+    ``started_at``, when it started; ``departure`` and ``energy_request_kwh`` as the vehicle
+    last asked (ISO 15118)."""
 
     station_id: str
     soc: float | None = None
@@ -30,6 +31,7 @@ class StationState:
     power_at: datetime | None = None
     transaction_id: str | None = None
     evse_id: int | None = None
+    started_at: datetime | None = None
     departure: datetime | None = None
     energy_request_kwh: float | None = None
 
@@ -66,6 +68,7 @@ def station_states(store: Store, station_ids: Iterable[str]) -> dict[str, Statio
                 events.c.station_id,
                 events.c.transaction_id,
                 func.max(events.c.evse_id),
+                func.min(events.c.at),
                 func.min(events.c.id),
             )
             .where(events.c.station_id.in_(ids))
@@ -73,9 +76,10 @@ def station_states(store: Store, station_ids: Iterable[str]) -> dict[str, Statio
             .having(ended == 0)
             .order_by(func.min(events.c.id))
         )
-        for station_id, transaction_id, evse_id, _ in connection.execute(open_query):
+        for station_id, transaction_id, evse_id, started, _ in connection.execute(open_query):
             found[station_id]["transaction_id"] = transaction_id  # the newest open one wins
             found[station_id]["evse_id"] = evse_id
+            found[station_id]["started_at"] = aware(started)
         needs = db.charging_needs
         latest_needs = (
             select(func.max(needs.c.id).label("id"))
@@ -95,7 +99,8 @@ def station_states(store: Store, station_ids: Iterable[str]) -> dict[str, Statio
 def recent_samples(
     store: Store, station_ids: Iterable[str], since: datetime, limit: int = 20_000
 ) -> list[dict[str, Any]]:
-    """Meter samples of the stations from ``since`` on, oldest first (at most ``limit``)."""
+    """Meter samples of the stations from ``since`` on, oldest first: the newest ``limit``
+    of them when there are more."""
     samples = db.meter_samples
     query = (
         select(
@@ -111,8 +116,9 @@ def recent_samples(
             samples.c.station_id.in_(sorted(set(station_ids))),
             samples.c.at >= since.astimezone(UTC),
         )
-        .order_by(samples.c.at, samples.c.id)
+        .order_by(samples.c.at.desc(), samples.c.id.desc())
         .limit(limit)
     )
     with store.engine.connect() as connection:
-        return [{**row._mapping, "at": aware(row.at)} for row in connection.execute(query)]
+        rows = [{**row._mapping, "at": aware(row.at)} for row in connection.execute(query)]
+    return rows[::-1]
