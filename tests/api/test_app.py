@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from lightson.api.app import Operations, create_app
 from lightson.config import load_program
+from lightson.control.grid import GridSignal
 from lightson.domain.assets import Program
 from lightson.domain.time import SimClock
 from lightson.services.access import AccessService
@@ -141,7 +142,9 @@ def test_the_routes_in_the_matrix_are_every_api_route(world: World) -> None:
 def test_scopes_and_personal_data(world: World) -> None:
     ng = world.call("utility-ng", "GET", "/api/sites").json()
     assert sorted(s["site_id"] for s in ng) == ["home-lowell", "school-beverly"]
-    assert all("vehicles" not in s and "plugged" not in s for s in ng)  # no personal data
+    # No personal data: at a home, power and load tell whether the family is in.
+    assert all(set(s) == {"site_id", "kind", "utility", "enrollments", "status"} for s in ng)
+    assert all(set(s["status"]) == {"mode"} for s in ng)
     home = world.call("owner-home", "GET", "/api/sites").json()
     assert [s["site_id"] for s in home] == ["home-lowell"] and home[0]["vehicles"] == 1
     assert len(world.call("admin", "GET", "/api/sites").json()) == 3
@@ -175,7 +178,12 @@ def test_an_outage_islands_the_site_and_is_audited(world: World) -> None:
         "/api/sites/school-beverly/outage",
         {"state": "lost", "released_vehicles": ["bus-7"]},
     )
-    assert answer.json() == {"site_id": "school-beverly", "islanded": True}
+    assert answer.json() == {
+        "site_id": "school-beverly",
+        "islanded": True,
+        "lost_by": ["api"],
+        "resync_at": None,
+    }
     asyncio.run(world.live.tick("school-beverly"))
     site = world.call("admin", "GET", "/api/sites/school-beverly").json()
     assert site["status"]["mode"] == "islanded" and site["status"]["grid_kw"] == 0.0
@@ -245,3 +253,95 @@ def test_settlements_over_the_api_are_scoped(world: World) -> None:
     assert all(line["season_average_kw"] == 0.0 for line in admin)  # nothing metered in it
     eversource = world.call("utility-ev", "GET", "/api/settlements").json()
     assert [line["site_id"] for line in eversource] == ["business-worcester"]
+
+
+def test_anyone_allowed_may_end_an_outage_another_declared(world: World) -> None:
+    outage = "/api/sites/school-beverly/outage"
+    nothing = world.call("admin", "POST", outage, {"state": "restored"})
+    assert nothing.status_code == 409  # no outage to end: said, not silently ignored
+    assert world.call("admin", "POST", outage, {"state": "lost"}).json()["islanded"] is True
+    ended = world.call("utility-ng", "POST", outage, {"state": "restored"}).json()
+    resync = IN_EVENT + timedelta(minutes=5)  # IEEE 1547 enter-service delay
+    assert ended == {
+        "site_id": "school-beverly",
+        "islanded": True,
+        "lost_by": [],
+        "resync_at": resync.isoformat(),
+    }
+    world.clock.advance(timedelta(minutes=5))
+    assert world.live.islanded("school-beverly") is False
+
+    # The site meter reports a loss the API did not declare: the API cannot end it.
+    world.live.report_grid("school-beverly", "meter", GridSignal.LOST)
+    refused = world.call("admin", "POST", outage, {"state": "restored"})
+    assert refused.status_code == 409 and "meter reports one" in refused.text
+    assert world.live.islanded("school-beverly") is True
+    outcomes = [(r["action"], r["outcome"]) for r in world.store.rows(db.audit_log)]
+    assert outcomes == [
+        ("outage-restored", "refused"),
+        ("outage-lost", "done"),
+        ("outage-restored", "done"),
+        ("outage-restored", "refused"),
+    ]
+
+
+def test_a_utility_calls_and_cancels_only_in_its_own_territory(world: World) -> None:
+    mine = world.call("utility-ng", "POST", "/api/events", EVENT)
+    assert mine.status_code == 201 and mine.json()["sites"] == ["school-beverly"]
+    # Eversource's event in the same window calls other sites: no overlap with National Grid's.
+    theirs = {**EVENT, "event_id": "ev-2026-07-16"}
+    assert world.call("utility-ev", "POST", "/api/events", theirs).json()["sites"] == [
+        "business-worcester"
+    ]
+    poach = {**EVENT, "event_id": "ev-poach", "sites": ["school-beverly"]}
+    assert world.call("utility-ev", "POST", "/api/events", poach).status_code == 403
+    assert world.call("utility-ev", "DELETE", "/api/events/ng-2026-07-16").status_code == 403
+    assert [e["event_id"] for e in world.call("utility-ev", "GET", "/api/events").json()] == [
+        "ev-2026-07-16"
+    ]
+    everyone = {**EVENT, "event_id": "all-2026-07-17", "start": "2026-07-17T19:00:00Z"}
+    everyone["end"] = "2026-07-17T22:00:00Z"
+    assert world.call("admin", "POST", "/api/events", everyone).status_code == 201
+    # An event of the program staff calls every territory: no one utility may cancel it.
+    assert world.call("utility-ng", "DELETE", "/api/events/all-2026-07-17").status_code == 403
+    listed = world.call("utility-ng", "GET", "/api/events").json()
+    assert {e["event_id"]: e["sites"] for e in listed} == {
+        "ng-2026-07-16": ["school-beverly"],
+        "all-2026-07-17": [],
+    }
+    assert world.call("utility-ng", "DELETE", "/api/events/ng-2026-07-16").status_code == 200
+    refusals = [
+        (r["who"], r["action"], r["target"])
+        for r in world.store.rows(db.audit_log)
+        if r["outcome"] == "refused"
+    ]
+    assert refusals == [
+        ("eversource", "event-submit", "ev-poach"),
+        ("eversource", "event-cancel", "ng-2026-07-16"),
+        ("national-grid", "event-cancel", "all-2026-07-17"),
+    ]
+
+
+def test_a_utility_with_no_site_in_the_program_is_told_so(world: World) -> None:
+    residential = {
+        **EVENT,
+        "event_id": "ev-res",
+        "program_id": "cs-residential-battery",
+        "start": "2026-07-16T20:00:00Z",
+        "end": "2026-07-16T22:00:00Z",
+    }
+    answer = world.call("utility-ev", "POST", "/api/events", residential)
+    assert answer.status_code == 422
+    assert answer.json()["errors"][0]["field"] == "program_id"
+
+
+def test_refused_commands_are_audited(world: World) -> None:
+    assert world.call("owner-home", "POST", "/api/events", EVENT).status_code == 403
+    bad = world.call("admin", "POST", "/api/sites/school-beverly/outage", {"state": "x"})
+    assert bad.status_code == 422
+    assert world.call("none", "POST", "/api/events", EVENT).status_code == 401
+    log = [(r["who"], r["action"], r["outcome"]) for r in world.store.rows(db.audit_log)]
+    assert log == [
+        ("lowell-owner", "event-submit", "refused"),
+        ("staff", "POST", "refused"),
+    ]

@@ -63,6 +63,7 @@ def test_dashboard_pages_match_the_api_and_owners_see_only_their_site(tmp_path: 
     access = AccessService(store, clock)
     admin = access.issue("staff", "admin")
     owner = access.issue("lowell-owner", "owner", ["home-lowell"])
+    utility = access.issue("national-grid", "utility", utility="national-grid")
     server = OperationsServer(
         load_program("example"),
         store,
@@ -80,6 +81,7 @@ def test_dashboard_pages_match_the_api_and_owners_see_only_their_site(tmp_path: 
                 page = await browser.new_page()
                 await staff_pages(page, url, admin)
                 await owner_pages(await browser.new_page(), url, owner)
+                await utility_pages(await browser.new_page(), url, utility)
             finally:
                 await browser.close()
 
@@ -136,3 +138,18 @@ async def owner_pages(page: Page, url: str, token: str) -> None:
     await expect(page.locator('tr[data-site="home-lowell"]')).to_be_visible()
     await page.goto(f"{url}/#/site/school-beverly")
     await expect(page.get_by_test_id("error")).to_contain_text("may not see site 'school-beverly'")
+
+
+async def utility_pages(page: Page, url: str, token: str) -> None:
+    """A utility sees its territory's sites without their power, and the totals."""
+    await page.goto(f"{url}/#token={token}")
+    await expect(page.get_by_test_id("who")).to_have_text("national-grid (utility)")
+    await expect(page.locator("tr[data-site]")).to_have_count(2)
+    school_row = page.locator('tr[data-site="school-beverly"]')
+    await expect(school_row.get_by_role("link")).to_have_count(0)  # no site page for it
+    await expect(school_row.get_by_test_id("vehicles-kw")).to_have_text("–")
+    program = await api(url, token, "/program")
+    await page.goto(f"{url}/#/events")
+    await expect(page.get_by_test_id("events-available")).to_have_text(
+        kw(program["available_discharge_kw_now"])
+    )

@@ -175,3 +175,32 @@ def test_a_modified_event_replaces_the_old_unless_refused(book: EventBook) -> No
     with pytest.raises(ConfigError, match="longer than"):
         book.replace(event("a", start_h=15, hours=5))
     assert book.events["a"] == moved  # the refused version changed nothing
+
+
+def test_each_utility_calls_its_own_sites_so_limits_are_per_site(book: EventBook) -> None:
+    # National Grid and Eversource call the same afternoon, each its own customers.
+    book.add(event("ng", sites=("school",)))
+    book.add(event("ev", sites=("office",)))
+    with pytest.raises(ConfigError, match="start: overlaps event 'ng'"):
+        book.add(event("again", start_h=16, sites=("school", "depot")))
+    with pytest.raises(ConfigError, match="start: overlaps event 'ng'"):
+        book.add(event("everyone", start_h=16))  # no list: every enrolled site, school too
+
+    def targeted(event_id: str, day: int, sites: tuple[str, ...] = ()) -> ProgramEvent:
+        start = datetime(2026, 8, day, 16, tzinfo=EASTERN)
+        return ProgramEvent(
+            event_id,
+            "cs-ci-targeted",
+            start,
+            start + timedelta(hours=2),
+            start - timedelta(days=2),
+            sites,
+        )
+
+    for day in range(3, 11):  # 8 events call the school: the season's most
+        book.add(targeted(f"school-{day}", day, ("school",)))
+    with pytest.raises(ConfigError, match="already has 8 events"):
+        book.add(targeted("school-9th", 11, ("school",)))
+    with pytest.raises(ConfigError, match="already has 8 events"):
+        book.add(targeted("all-9th", 11))  # it would call the school a ninth time
+    book.add(targeted("office-1st", 11, ("office",)))  # the office was called none

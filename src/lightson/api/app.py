@@ -38,6 +38,7 @@ from lightson.store import Store
 from lightson.store.live import recent_samples
 
 ADMIN = frozenset({Role.ADMIN})
+API_SOURCE = "api"  # how outages declared through the API are reported to the grid monitor
 ANYONE = frozenset(Role)
 
 
@@ -104,9 +105,36 @@ def create_app(ops: Operations) -> FastAPI:
     )
     app.state.operations = ops
 
-    def require(who: Principal, roles: frozenset[Role]) -> None:
+    def refuse(who: Principal, action: str, target: str, message: str) -> None:
+        """403, written to the audit log first when it refuses a command."""
+        if action:
+            ops.access().audit(who, action, target, "refused", {"status": 403})
+        raise HttpError(403, message)
+
+    def require(who: Principal, roles: frozenset[Role], action: str = "", target: str = "") -> None:
         if who.role not in roles:
-            raise HttpError(403, f"the {who.role.value} role may not do this")
+            refuse(who, action, target, f"the {who.role.value} role may not do this")
+
+    def territory_event(who: Principal, body: dict[str, Any], target: str) -> dict[str, Any]:
+        """A utility calls its own customers only: the sites it names must be in its
+        territory, and naming none means its territory's sites enrolled in the program."""
+        territory = _scope(ops, who)
+        named = body.get("sites") or []
+        if not isinstance(named, list):
+            return body  # the event service names the field
+        outside = sorted({str(site) for site in named} - {s.site_id for s in territory})
+        if outside:
+            refuse(who, "event-submit", target, f"not in {who.utility}'s territory: {outside}")
+        if named:
+            return body
+        program_id = body.get("program_id")
+        enrolled = sorted(s.site_id for s in territory if program_id in s.enrollments)
+        if not enrolled:
+            ops.access().audit(who, "event-submit", target, "refused", {"status": 422})
+            raise HttpError(
+                422, f"no site of {who.utility} is enrolled in '{program_id}'", "program_id"
+            )
+        return {**body, "sites": enrolled}
 
     def visible_site(who: Principal, site_id: str) -> Site:
         site = ops.site(site_id)
@@ -133,7 +161,7 @@ def create_app(ops: Operations) -> FastAPI:
         )
 
     @app.exception_handler(RequestValidationError)
-    def _bad_request(_: Request, error: RequestValidationError) -> JSONResponse:
+    def _bad_request(request: Request, error: RequestValidationError) -> JSONResponse:
         issues = [
             {
                 "field": ".".join(str(part) for part in issue["loc"] if part != "body"),
@@ -141,6 +169,13 @@ def create_app(ops: Operations) -> FastAPI:
             }
             for issue in error.errors()
         ]
+        if request.method != "GET":  # a refused command is audited like the others
+            scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+            who = ops.access().principal(credentials) if scheme.lower() == "bearer" else None
+            if who is not None:
+                ops.access().audit(
+                    who, request.method, request.url.path, "refused", {"status": 422}
+                )
         return JSONResponse(status_code=422, content={"errors": issues})
 
     # --- the program -----------------------------------------------------------------------
@@ -251,24 +286,38 @@ def create_app(ops: Operations) -> FastAPI:
         released_vehicles: Annotated[list[str], Body(embed=True)] = [],  # noqa: B006
     ) -> dict[str, Any]:
         """Declare the grid lost at a site (it islands at once) or restored (it re-syncs
-        after the enter-service delay). ``released_vehicles`` may use their route reserve."""
+        after the enter-service delay, once no other source still reports the grid lost).
+        ``released_vehicles`` may use their route reserve during this outage. Every user of
+        the API speaks as one source, so anyone allowed may end an outage another declared;
+        ending one the API did not declare is 409."""
         chosen = ops.site(site_id)
+        action = f"outage-{state}"
         if not who.may_operate_grid(chosen.utility):
-            ops.access().audit(who, f"outage-{state}", site_id, "refused")
+            ops.access().audit(who, action, site_id, "refused", {"status": 403})
             raise HttpError(403, f"the {who.role.value} role may not operate site '{site_id}'")
         unknown = sorted(set(released_vehicles) - {v.vehicle_id for v in chosen.vehicles})
         if unknown:
+            ops.access().audit(who, action, site_id, "refused", {"status": 422})
             raise HttpError(422, f"not a vehicle of {site_id}: {unknown}", "released_vehicles")
-        ops.access().audit(
-            who, f"outage-{state}", site_id, "done", {"released_vehicles": released_vehicles}
-        )
+        signal = GridSignal(state)
+        lost_by, _ = ops.live.grid_losses(site_id)
+        if signal is GridSignal.RESTORED and API_SOURCE not in lost_by:
+            others = ", ".join(sorted(lost_by)) or "no source"
+            ops.access().audit(who, action, site_id, "refused", {"status": 409})
+            raise HttpError(
+                409, f"no outage declared through the API at '{site_id}' ({others} reports one)"
+            )
+        ops.access().audit(who, action, site_id, "done", {"released_vehicles": released_vehicles})
         ops.live.report_grid(
-            site_id,
-            f"api:{who.name}",
-            GridSignal(state),
-            released_vehicles=frozenset(released_vehicles),
+            site_id, API_SOURCE, signal, released_vehicles=frozenset(released_vehicles)
         )
-        return {"site_id": site_id, "islanded": ops.live.islanded(site_id)}
+        lost_by, resync_at = ops.live.grid_losses(site_id)
+        return {
+            "site_id": site_id,
+            "islanded": ops.live.islanded(site_id),
+            "lost_by": sorted(lost_by),
+            "resync_at": resync_at.isoformat() if resync_at else None,
+        }
 
     @app.get("/api/stations", tags=["sites"])
     def stations(who: Who) -> list[dict[str, Any]]:
@@ -293,20 +342,21 @@ def create_app(ops: Operations) -> FastAPI:
     def events(who: Who) -> list[dict[str, Any]]:
         service = ops.events()
         now = ops.clock.now()
-        mine = {s.site_id for s in _scope(ops, who)}
         listed = sorted(service.book().events.values(), key=lambda e: e.start)
-        if who.role is Role.OWNER:  # the events that call one of their sites
-            programs = {p for s in _scope(ops, who) for p in s.enrollments}
-            listed = [
-                e
-                for e in listed
-                if e.program_id in programs and (not e.sites or mine & set(e.sites))
-            ]
+        if who.role is Role.ADMIN:
+            return [event_document(e, now) for e in listed]
+        # An owner sees the events that call one of their sites, a utility those that call
+        # its territory; neither sees another's sites or opt-outs.
+        scope = _scope(ops, who)
+        mine = {s.site_id for s in scope}
+        programs = {p for s in scope for p in s.enrollments}
         documents = []
         for event in listed:
+            if event.program_id not in programs or (event.sites and not mine & set(event.sites)):
+                continue
             document = event_document(event, now)
-            if who.role is Role.OWNER:
-                document["opt_outs"] = sorted(set(document["opt_outs"]) & mine)
+            document["sites"] = [s for s in document["sites"] if s in mine]
+            document["opt_outs"] = sorted(set(document["opt_outs"]) & mine)
             documents.append(document)
         return documents
 
@@ -315,9 +365,11 @@ def create_app(ops: Operations) -> FastAPI:
         who: Who,
         body: dict[str, Any] = Body(...),  # noqa: B008 - FastAPI's idiom
     ) -> Any:
-        require(who, frozenset({Role.ADMIN, Role.UTILITY}))
-        service = ops.events()
         target = str(body.get("event_id", ""))
+        require(who, frozenset({Role.ADMIN, Role.UTILITY}), "event-submit", target)
+        if who.role is Role.UTILITY:
+            body = territory_event(who, body, target)
+        service = ops.events()
         known = target in service.book().events
         try:
             event = service.submit({**body, "source": body.get("source", f"api:{who.name}")})
@@ -332,10 +384,20 @@ def create_app(ops: Operations) -> FastAPI:
 
     @app.delete("/api/events/{event_id}", tags=["demand response"])
     def cancel(event_id: str, who: Who) -> dict[str, Any]:
-        require(who, frozenset({Role.ADMIN, Role.UTILITY}))
+        require(who, frozenset({Role.ADMIN, Role.UTILITY}), "event-cancel", event_id)
         service = ops.events()
-        if event_id not in service.book().events:
+        known = service.book().events.get(event_id)
+        if known is None:
             raise HttpError(404, f"no event '{event_id}'", "event_id")
+        if who.role is Role.UTILITY:
+            territory = {s.site_id for s in _scope(ops, who)}
+            if not known.sites or not set(known.sites) <= territory:
+                refuse(
+                    who,
+                    "event-cancel",
+                    event_id,
+                    f"event '{event_id}' calls sites outside {who.utility}'s territory",
+                )
         event = service.cancel(event_id)
         ops.access().audit(who, "event-cancel", event_id, "done")
         ops.live.wake()
@@ -344,7 +406,9 @@ def create_app(ops: Operations) -> FastAPI:
     @app.post("/api/events/{event_id}/opt-out/{site_id}", tags=["demand response"])
     def opt_out(event_id: str, site_id: str, who: Who) -> dict[str, Any]:
         """The owner takes a site out of one event (admins may too)."""
-        visible_site(who, site_id)
+        ops.site(site_id)
+        if not who.may_see_site(site_id):
+            refuse(who, "event-opt-out", f"{event_id}/{site_id}", f"not your site '{site_id}'")
         service = ops.events()
         if event_id not in service.book().events:
             raise HttpError(404, f"no event '{event_id}'", "event_id")
@@ -453,19 +517,24 @@ def _status_document(status: SiteStatus) -> dict[str, Any]:
             2,
         ),
         "critical_unserved_kw": round(status.critical_unserved_kw, 2),
+        "tier": status.tier,
+        "fallback": list(status.fallback),
     }
 
 
 def _site_summary(site: Site, status: SiteStatus, personal: bool) -> dict[str, Any]:
+    """One line of the site list. Power, load and vehicles only where the caller may see the
+    site's personal data: at a home they tell whether the car, and the family, are there."""
     document: dict[str, Any] = {
         "site_id": site.site_id,
         "kind": site.kind.value,
         "utility": site.utility,
         "enrollments": list(site.enrollments),
-        "status": _status_document(status),
-        "available_discharge_kw": round(_available_kw(site, status), 1),
+        "status": {"mode": status.mode},
     }
     if personal:
+        document["status"] = _status_document(status)
+        document["available_discharge_kw"] = round(_available_kw(site, status), 1)
         document["vehicles"] = len(site.vehicles)
         document["plugged"] = sum(status.plugged.values())
     return document

@@ -105,6 +105,7 @@ class EventBook:
             if (
                 other.program_id == event.program_id
                 and other.cancelled_at is None
+                and _call_a_common_site(other, event)
                 and other.start < event.end
                 and event.start < other.end
             ):
@@ -124,7 +125,14 @@ class EventBook:
             and rules.season_at(e.start) == season
             and season.season_year(e.start.astimezone(rules.timezone).date()) == year
         ]
-        if len(same_season) >= season.max_events:
+        # The limit is per site: the most events any site this one calls was called to.
+        to_all = sum(1 for e in same_season if not e.sites)
+        listed: dict[str, int] = {}
+        for e in same_season:
+            for site_id in e.sites:
+                listed[site_id] = listed.get(site_id, 0) + 1
+        among = event.sites or tuple(listed)
+        if to_all + max((listed.get(s, 0) for s in among), default=0) >= season.max_events:
             raise ConfigError.at(
                 "start",
                 f"the {season.name} {year} season already has {season.max_events} events,"
@@ -180,6 +188,13 @@ class EventBook:
             ),
             key=lambda e: e.start,
         )
+
+
+def _call_a_common_site(a: ProgramEvent, b: ProgramEvent) -> bool:
+    """Whether two events may call the same site (an empty list calls every enrolled site).
+    Each utility calls its own customers: events that share no site neither overlap nor
+    count against each other's season limit."""
+    return not a.sites or not b.sites or bool(set(a.sites) & set(b.sites))
 
 
 def _check_against_rules(event: ProgramEvent, rules: ProgramRules) -> None:

@@ -134,12 +134,11 @@ function planChart(plan) {
 }
 
 async function eventsPage() {
-  const [events, sites] = await Promise.all([api("/events"), api("/sites")]);
-  const available = sites.reduce((sum, s) => sum + s.available_discharge_kw, 0);
-  const now = sites.reduce((sum, s) => sum + s.status.vehicles_kw, 0);
+  // The totals come from /program: a utility sees them, not each home's power.
+  const [events, sites, program] = await Promise.all([api("/events"), api("/sites"), api("/program")]);
   let html = `<h1>Demand-response events</h1><div class="cards">` +
-    card("vehicle power now, kW", kw(now), "events-power-now") +
-    card("kW available now", kw(available), "events-available") + `</div>` +
+    card("vehicle power now, kW", kw(program.vehicles_kw_now), "events-power-now") +
+    card("kW available now", kw(program.available_discharge_kw_now), "events-available") + `</div>` +
     `<table data-testid="events"><thead><tr><th>event</th><th>program</th><th>start</th><th>end</th>` +
     `<th>state</th><th>sites</th><th>opted out</th></tr></thead><tbody>`;
   for (const e of events) {
