@@ -3,9 +3,11 @@ hours a second, through the start of the ConnectedSolutions event."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from lightson.store import Store
@@ -30,14 +32,36 @@ def test_the_demo_runs_the_fleet_into_the_event(tmp_path: Path) -> None:
     assert "62 sites, 100 chargers as emulated OCPP stations" in out
     event_lines = [line for line in out.splitlines() if "ConnectedSolutions event" in line]
     assert event_lines, out
-    delivered = re.search(r"Event: the vehicles delivered ([\d,]+) kWh", out)
-    assert delivered is not None and int(delivered.group(1).replace(",", "")) > 100
+    delivered = re.search(
+        r"Event: (\d+) of the 100 emulated chargers discharged\. The vehicles gave ([\d,]+) kWh",
+        out,
+    )
+    assert delivered is not None, out
+    assert int(delivered.group(1)) > 10 and int(delivered.group(2).replace(",", "")) > 100
     # What the story says came from the stations through the CSMS into the database.
     store = Store(f"sqlite:///{tmp_path / 'lightson-demo.db'}")
     try:
         sent = store.rows(db.setpoints_sent)
         assert any(row["power_kw"] < 0 and row["status"] == "Accepted" for row in sent)
-        assert len({row["station_id"] for row in store.rows(db.transaction_events)}) > 30
+        events = store.rows(db.transaction_events)
+        assert len({row["station_id"] for row in events}) > 30
+        # From the event on (the loop has timed a pass by then), a plugged vehicle's setpoint
+        # never ran out before the next came: a gap is only ever a vehicle that left.
+        by_station: dict[str, list[dict[str, object]]] = {}
+        event_start = datetime(2026, 7, 15, 19, tzinfo=UTC)  # 15:00 EDT
+        for row in sorted(sent, key=lambda r: r["sent_at"]):
+            if row["sent_at"] < event_start:
+                continue
+            by_station.setdefault(row["station_id"], []).append(row)
+        for station, rows in by_station.items():
+            for before, after in itertools.pairwise(rows):
+                if after["sent_at"] > before["valid_until"]:
+                    assert any(
+                        e["station_id"] == station
+                        and e["event_type"] == "Ended"
+                        and before["sent_at"] <= e["at"] <= after["sent_at"]
+                        for e in events
+                    ), (station, before, after)
     finally:
         store.close()
     assert (tmp_path / "lightson-demo.log").exists()

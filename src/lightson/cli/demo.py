@@ -61,9 +61,14 @@ class _Car:
 
 @dataclass
 class _Tally:
-    event_kwh: float = 0.0
+    """What the emulated chargers metered (not what was planned)."""
+
+    event_kwh: float = 0.0  # discharged by the vehicles that discharged
+    event_net_kwh: float = 0.0  # less what the others charged meanwhile
     event_hours: float = 0.0
+    event_stations: set[str] = field(default_factory=set)
     islanded_hours: float = 0.0
+    islanded_kwh: float = 0.0  # the school's buses to its building
     peak_discharge_kw: float = 0.0
     lines: list[str] = field(default_factory=list)
 
@@ -200,7 +205,7 @@ async def _run(
         clock.resume()
         try:
             tally = await _drive(program, running, cars, clock, school, hours)
-            _summary(tally, school)
+            _summary(tally, school, len(cars))
             if keep_open:
                 click.echo(f"\nStill serving {running.url}/ (Ctrl-C stops).")
                 await asyncio.Event().wait()
@@ -299,6 +304,7 @@ async def _drive(
     event = tuple(_local(program, DAY, t) for t in EVENT_LOCAL)
     outage = tuple(_local(program, DAY, t) for t in OUTAGE_LOCAL)
     lost = restored = False
+    school_chargers = {c.evse_id for c in school.chargers}
     last, last_hour = clock.now(), -1
     click.echo(f"{'time':<10}{'vehicles kW':>12}{'discharging':>12}{'plugged':>9}  what is on")
     while clock.now() < end:
@@ -306,11 +312,16 @@ async def _drive(
         now = clock.now()
         elapsed_s = (now - last).total_seconds()
         last = now
+        # report_grid waits for the database: off the event loop, which serves the chargers.
         if not lost and now >= outage[0]:
-            server.live.report_grid(school.site_id, "meter", GridSignal.LOST, outage[0])
+            await asyncio.to_thread(
+                server.live.report_grid, school.site_id, "meter", GridSignal.LOST, outage[0]
+            )
             lost = True
         if lost and not restored and now >= outage[1]:
-            server.live.report_grid(school.site_id, "meter", GridSignal.RESTORED, outage[1])
+            await asyncio.to_thread(
+                server.live.report_grid, school.site_id, "meter", GridSignal.RESTORED, outage[1]
+            )
             restored = True
         await _follow_trips(cars, int((now - start) / STEP))
         for car in cars:
@@ -319,23 +330,32 @@ async def _drive(
                 await car.station.send_meter_values()
         power_kw = sum(c.station.evses[1].power_kw for c in cars)
         discharge_kw = sum(max(-c.station.evses[1].power_kw, 0.0) for c in cars)
+        school_kw = -sum(
+            c.station.evses[1].power_kw for c in cars if c.vehicle.evse_id in school_chargers
+        )
         in_event = event[0] <= now < event[1]
         if in_event:
             tally.event_kwh += discharge_kw * elapsed_s / 3600
+            tally.event_net_kwh += -power_kw * elapsed_s / 3600
             tally.event_hours += elapsed_s / 3600
             tally.peak_discharge_kw = max(tally.peak_discharge_kw, discharge_kw)
-        if server.live.islanded(school.site_id):
+            tally.event_stations.update(
+                c.station.id for c in cars if c.station.evses[1].power_kw < -0.1
+            )
+        islanded = server.live.islanded(school.site_id)
+        if islanded:
             tally.islanded_hours += elapsed_s / 3600
+            tally.islanded_kwh += school_kw * elapsed_s / 3600
         hour = int((now - start).total_seconds() // 3600)
         if hour != last_hour:
             last_hour = hour
             notes = []
             if in_event:
                 notes.append("ConnectedSolutions event")
-            if server.live.islanded(school.site_id):
-                status = server.live.status[school.site_id]
+            if islanded:
+                tier = server.live.status[school.site_id].tier or "not even the critical"
                 notes.append(
-                    f"{school.site_id} islanded, building {status.load_kw:.0f} kW from its buses"
+                    f"{school.site_id} islanded: its buses give {school_kw:.0f} kW ({tier} loads)"
                 )
             fallback = [s for s, st in server.live.status.items() if st.mode == "fallback"]
             if fallback:
@@ -348,16 +368,20 @@ async def _drive(
     return tally
 
 
-def _summary(tally: _Tally, school: Site) -> None:
+def _summary(tally: _Tally, school: Site, chargers: int) -> None:
+    """The story's figures, as the emulated chargers metered them."""
     if tally.event_hours:
-        average_kw = tally.event_kwh / tally.event_hours
+        stations = len(tally.event_stations)
         click.echo(
-            f"\nEvent: the vehicles delivered {tally.event_kwh:,.0f} kWh, "
-            f"{average_kw:,.0f} kW on average (peak {tally.peak_discharge_kw:,.0f} kW); "
-            "the program expects more than 1 MW from about 100 sites, these are 62."
+            f"\nEvent: {stations} of the {chargers} emulated chargers discharged. The vehicles "
+            f"gave {tally.event_kwh:,.0f} kWh; net of those charging meanwhile "
+            f"{tally.event_net_kwh:,.0f} kWh, {tally.event_net_kwh / tally.event_hours:,.0f} kW "
+            f"on average (discharge peak {tally.peak_discharge_kw:,.0f} kW). The program "
+            "expects more than 1 MW."
         )
     if tally.islanded_hours:
         click.echo(
-            f"Outage: {school.site_id} ran {tally.islanded_hours:.1f} h islanded on its "
-            "buses (until the grid was back and the 5-minute enter-service delay passed)."
+            f"Outage: {school.site_id} ran {tally.islanded_hours:.1f} h islanded, its buses "
+            f"giving the building {tally.islanded_kwh:,.0f} kWh (islanded until the grid was "
+            "back and the 5-minute enter-service delay had passed)."
         )

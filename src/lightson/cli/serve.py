@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import signal
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -29,6 +31,8 @@ from lightson.services.access import AccessService
 from lightson.services.events import EventService
 from lightson.services.live import LiveControl
 from lightson.store import Store, default_url
+
+LOGGER = logging.getLogger("lightson.serve")
 
 
 @dataclass
@@ -89,13 +93,20 @@ class OperationsServer:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[OperationsServer]:
+        # log_config=None: uvicorn's own dictConfig would close the handlers already set up
+        # (a FileHandler opened with mode "w" then drops every record).
         config = uvicorn.Config(
-            self.app, host=self.host, port=self.http_port, log_level="warning", lifespan="off"
+            self.app,
+            host=self.host,
+            port=self.http_port,
+            log_config=None,
+            log_level="warning",
+            lifespan="off",
         )
         self._http = uvicorn.Server(config)
         async with self.csms:
             http = asyncio.create_task(self._http.serve(), name="lightson-http")
-            loop = asyncio.create_task(self.live.run(self.speed), name="lightson-control")
+            loop = asyncio.create_task(self._control(), name="lightson-control")
             try:
                 while not self._http.started:
                     if http.done():
@@ -107,6 +118,28 @@ class OperationsServer:
                 loop.cancel()
                 self._http.should_exit = True
                 await asyncio.gather(loop, http, return_exceptions=True)
+                await self._leave_chargers_safe()
+
+    async def _control(self) -> None:
+        """The control loop, started again if it ever fails (a site's own failure is handled
+        inside it; this is for the unforeseen)."""
+        while True:
+            try:
+                await self.live.run(self.speed)
+            except Exception:
+                LOGGER.exception("the control loop failed; it starts again in 5 s")
+                await asyncio.sleep(5.0)
+
+    async def _leave_chargers_safe(self, timeout_s: float = 5.0) -> None:
+        """On the way out, clear our setpoint profiles: every connected charger is left to
+        its charge-only default rather than to a plan nobody will update."""
+        stations = list(self.csms.sessions)
+        if not stations:
+            return
+        clears = [self.csms.clear_profiles(station) for station in stations]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await asyncio.gather(*clears, return_exceptions=True)
 
 
 @main.command()
@@ -138,7 +171,8 @@ class OperationsServer:
     default=300,
     show_default=True,
     type=click.IntRange(10, 3600),
-    help="Seconds between re-plans of every site (more often when woken).",
+    help="Seconds between re-plans of every site, on multiples of it (a site also re-plans "
+    "at once on a plug-in, an event or an outage). A setpoint holds for two of them.",
 )
 @click.option(
     "--controller",
@@ -150,10 +184,14 @@ class OperationsServer:
 def serve(
     program_ref: str, db: str, host: str, port: int, csms_port: int, every: int, controller: str
 ) -> None:
-    """Run the operations server until Ctrl-C: the CSMS, the control loop and the HTTP API
-    with the dashboard, on one database."""
+    """Run the operations server until Ctrl-C or SIGTERM: the CSMS, the control loop and the
+    HTTP API with the dashboard, on one database. On the way out every connected charger's
+    setpoint profiles are cleared (its charge-only default applies)."""
     from lightson.csms.clock import AcceleratedClock
 
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     program = load_program(program_ref)
     store = Store(db)
     server = OperationsServer(
@@ -168,10 +206,15 @@ def serve(
     )
 
     async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for number in (signal.SIGINT, signal.SIGTERM):  # a service manager stops with SIGTERM
+            loop.add_signal_handler(number, stop.set)
         async with scheduled_full_collections(300.0), server.running() as running:
             click.echo(f"dashboard and API: {running.url}/  (tokens: lightson token add)")
             click.echo(f"chargers: {running.csms.url}/<station id>   Ctrl-C stops")
-            await asyncio.Event().wait()
+            await stop.wait()
+        click.echo("stopped; the chargers are on their charge-only defaults")
 
     try:
         with contextlib.suppress(KeyboardInterrupt):
