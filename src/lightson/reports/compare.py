@@ -9,13 +9,27 @@ from typing import Any
 COMPARED = ("net_cost_usd", "bill_usd", "demand_cost_usd", "dr_payment_usd", "degradation_usd")
 
 
+def controller_totals(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+    """Each run's totals over its sites, by controller (``runs``: ``kpis.json`` documents)."""
+    return {
+        run["controller"]: {f: float(sum(site[f] for site in run["sites"])) for f in COMPARED}
+        for run in runs
+    }
+
+
+def value_captured(totals: Mapping[str, Mapping[str, float]]) -> float | None:
+    """(v2x-mpc's saving) ÷ (perfect foresight's saving), both against unmanaged; ``None``
+    when a run is missing or foresight saves nothing."""
+    base, best, mpc = (totals.get(c) for c in ("unmanaged", "perfect-foresight", "v2x-mpc"))
+    if not base or not best or not mpc or base["net_cost_usd"] == best["net_cost_usd"]:
+        return None
+    gained = base["net_cost_usd"] - mpc["net_cost_usd"]
+    return gained / (base["net_cost_usd"] - best["net_cost_usd"])
+
+
 def compare_table(runs: Sequence[Mapping[str, Any]]) -> str:
     """``runs``: ``kpis.json`` documents of runs of the same program, period and seed."""
-    by_controller = {run["controller"]: run for run in runs}
-    totals = {
-        c: {f: sum(site[f] for site in run["sites"]) for f in COMPARED}
-        for c, run in by_controller.items()
-    }
+    totals = controller_totals(runs)
     lines = [
         f"{'controller':<20}" + "".join(f"{f.removesuffix('_usd') + ' $':>18}" for f in COMPARED)
     ]
@@ -33,11 +47,8 @@ def compare_table(runs: Sequence[Mapping[str, Any]]) -> str:
                 f"   bill {change['bill_usd']:>+12,.0f} $"
                 f"   demand charges {change['demand_cost_usd']:>+12,.0f} $"
             )
-    best = totals.get("perfect-foresight")
-    mpc = totals.get("v2x-mpc")
-    if base and best and mpc and base["net_cost_usd"] != best["net_cost_usd"]:
-        gained = base["net_cost_usd"] - mpc["net_cost_usd"]
-        captured = gained / (base["net_cost_usd"] - best["net_cost_usd"])
+    captured = value_captured(totals)
+    if captured is not None:
         lines += [
             "",
             f"Value captured by v2x-mpc: {captured:.0%} of what perfect foresight earns "

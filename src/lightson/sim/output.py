@@ -25,8 +25,9 @@ def write_run(
     events: list[EventPerformance],
     out: Path,
 ) -> list[Path]:
-    """Write ``sites.parquet``, ``vehicles.parquet``, ``kpis.json``, ``kpis_sites.csv`` and
-    ``events.csv`` into ``out``; returns the paths written."""
+    """Write ``sites.parquet``, ``vehicles.parquet``, ``kpis.json``, ``kpis_sites.csv``,
+    ``events.csv`` and ``site_list.csv`` (what each simulated site is: kind, utility, vehicles,
+    chargers, so a report needs nothing else) into ``out``; returns the paths written."""
     out.mkdir(parents=True, exist_ok=True)
     paths = [
         out / name
@@ -36,6 +37,7 @@ def write_run(
             "kpis.json",
             "kpis_sites.csv",
             "events.csv",
+            "site_list.csv",
         )
     ]
     _site_frame(run).to_parquet(paths[0], index=False)
@@ -45,7 +47,34 @@ def write_run(
     pd.DataFrame(
         [asdict(e) for e in events], columns=list(EventPerformance.__dataclass_fields__)
     ).to_csv(paths[4], index=False)
+    simulated = {r.site_id for r in run.runs}
+    site_list(program, [s.site_id for s in program.sites if s.site_id in simulated]).to_csv(
+        paths[5], index=False
+    )
     return paths
+
+
+def site_list(program: Program, site_ids: list[str]) -> pd.DataFrame:
+    """One row per site: what it is and what it has."""
+    rows = []
+    for site_id in site_ids:
+        site = program.site(site_id)
+        rows.append(
+            {
+                "site_id": site.site_id,
+                "kind": site.kind.value,
+                "utility": site.utility,
+                "enrollments": " ".join(site.enrollments),
+                "export_permitted": site.export_permitted,
+                "vehicles": len(site.vehicles),
+                "v2x_vehicles": sum(v.v2x_capable for v in site.vehicles),
+                "chargers": len(site.chargers),
+                "bidirectional_chargers": sum(c.max_discharge_kw > 0 for c in site.chargers),
+                "installed_discharge_kw": sum(c.max_discharge_kw for c in site.chargers),
+                "pv_kw_dc": site.pv.kw_dc if site.pv is not None else 0.0,
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def _times(run: ProgramRun) -> pd.DatetimeIndex:

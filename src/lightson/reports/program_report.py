@@ -1,0 +1,439 @@
+"""The program report: what V2X is worth, for whom, and what gets in the way, from simulation
+runs (``docs/reports.md``).
+
+Every figure comes from the KPIs the simulator wrote (``lightson.sim.kpis``, the functions the
+run summary, ``lightson compare`` and settlement use); this module only groups and plots them.
+``report_tables`` gives the tables (each also exported as CSV and Parquet), ``write_report``
+the HTML page with its plots and, on request, a PDF of it.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+from matplotlib.figure import Figure
+
+from lightson.domain.errors import ConfigError
+from lightson.reports.compare import check_comparable, controller_totals, value_captured
+
+EXPECTED_EVENT_KW = 1000.0  # the program expects more than 1 MW in each event (DOMAIN.md)
+RUN_FILES = ("kpis.json", "kpis_sites.csv", "events.csv", "site_list.csv")
+KINDS = ("home", "business", "school")
+KIND_COLORS = {"home": "#2a7ab0", "business": "#e08a1e", "school": "#3b9b4a"}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One ``lightson simulate`` output folder, read."""
+
+    folder: Path
+    document: Mapping[str, Any]  # kpis.json
+    sites: pd.DataFrame  # kpis_sites.csv joined with site_list.csv
+    events: pd.DataFrame  # events.csv: one row per site and event
+
+    @property
+    def controller(self) -> str:
+        return str(self.document["controller"])
+
+    @property
+    def days(self) -> float:
+        return float(self.document["steps"]) * float(self.document["step_minutes"]) / 1440
+
+
+def read_run(folder: Path) -> Run:
+    """Read a run folder; a missing or unreadable file is named."""
+    for name in RUN_FILES:
+        if not (folder / name).is_file():
+            hint = " (written by lightson simulate since 2026-11-29: run it again)"
+            raise ConfigError.at(
+                str(folder / name),
+                "missing: not a simulation output folder"
+                + (hint if name == "site_list.csv" else ""),
+            )
+    try:
+        document = json.loads((folder / "kpis.json").read_text())
+        kpis = pd.read_csv(folder / "kpis_sites.csv")
+        site_list = pd.read_csv(folder / "site_list.csv")
+        events = pd.read_csv(folder / "events.csv")
+    except (OSError, ValueError) as error:
+        raise ConfigError.at(str(folder), f"cannot read the run ({error})") from None
+    sites = kpis.merge(site_list.drop(columns=["kind"]), on="site_id", how="left")
+    return Run(folder, document, sites, events)
+
+
+# --- tables ------------------------------------------------------------------------------------
+
+
+def report_tables(runs: Sequence[Run]) -> dict[str, pd.DataFrame]:
+    """The report's tables. ``runs[0]`` is the one reported on; with more runs of the same
+    world, the controllers are compared and an ``unmanaged`` run is the baseline for savings."""
+    main = runs[0]
+    if len(runs) > 1:
+        _check_comparable(runs)
+    baseline = next((r for r in runs if r.controller == "unmanaged"), None)
+    tables = {
+        "overview": _overview(main),
+        "sites": _site_values(main, baseline),
+        "value_by_kind": _value_by_kind(main, baseline),
+        "events": _program_events(main),
+        "event_sites": _event_sites(main),
+        "backup": _backup(main),
+        "drivers": _drivers(main),
+    }
+    if len(runs) > 1:
+        tables["controllers"] = _controllers(runs)
+    return tables
+
+
+def _overview(run: Run) -> pd.DataFrame:
+    sites = run.sites
+    rows = []
+    for (kind, utility), group in sites.groupby(["kind", "utility"], sort=True):
+        rows.append(
+            {
+                "kind": kind,
+                "utility": utility,
+                "sites": len(group),
+                "vehicles": int(group["vehicles"].sum()),
+                "v2x_vehicles": int(group["v2x_vehicles"].sum()),
+                "chargers": int(group["chargers"].sum()),
+                "installed_discharge_kw": float(group["installed_discharge_kw"].sum()),
+                "charged_kwh": float(group["charged_kwh"].sum()),
+                "discharged_kwh": float(group["discharged_kwh"].sum()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _site_values(run: Run, baseline: Run | None) -> pd.DataFrame:
+    """Per site, over the run: payments, costs and the net value against ``unmanaged``. Not
+    scaled to a year: a few days' demand-response payment does not scale to a season's."""
+    sites = run.sites
+    frame = pd.DataFrame(
+        {
+            "site_id": sites["site_id"],
+            "kind": sites["kind"],
+            "vehicles": sites["vehicles"],
+            "dr_payment_usd": sites["dr_payment_usd"],
+            "bill_usd": sites["bill_usd"],
+            "demand_cost_usd": sites["demand_cost_usd"],
+            "degradation_usd": sites["degradation_usd"],
+            "net_cost_usd": sites["net_cost_usd"],
+        }
+    )
+    if baseline is not None and baseline is not run:
+        base = baseline.sites.set_index("site_id")
+        ids = frame["site_id"]
+        frame["bill_saving_usd"] = (
+            base.loc[ids, "bill_usd"].to_numpy() - sites["bill_usd"].to_numpy()
+        )
+        frame["demand_saving_usd"] = (
+            base.loc[ids, "demand_cost_usd"].to_numpy() - sites["demand_cost_usd"].to_numpy()
+        )
+        frame["net_value_usd"] = (
+            base.loc[ids, "net_cost_usd"].to_numpy() - sites["net_cost_usd"].to_numpy()
+        )
+        frame["net_value_usd_per_vehicle"] = frame["net_value_usd"] / frame["vehicles"].where(
+            frame["vehicles"] > 0
+        )
+    return frame
+
+
+def _value_by_kind(run: Run, baseline: Run | None) -> pd.DataFrame:
+    values = _site_values(run, baseline)
+    rows = []
+    for kind in [k for k in KINDS if k in set(values["kind"])]:
+        group = values[values["kind"] == kind]
+        row: dict[str, Any] = {
+            "kind": kind,
+            "sites": len(group),
+            "vehicles": int(group["vehicles"].sum()),
+            "dr_payment_usd_per_site": group["dr_payment_usd"].mean(),
+            "degradation_usd_per_site": group["degradation_usd"].mean(),
+            "net_cost_usd_per_site": group["net_cost_usd"].mean(),
+        }
+        if "net_value_usd" in group:
+            value = group["net_value_usd"]
+            row |= {
+                "bill_saving_usd_per_site": group["bill_saving_usd"].mean(),
+                "demand_saving_usd_per_site": group["demand_saving_usd"].mean(),
+                "net_value_usd_per_site": value.mean(),
+                "net_value_usd_per_vehicle": value.sum() / max(int(group["vehicles"].sum()), 1),
+                "net_value_min_usd": value.min(),
+                "net_value_median_usd": value.median(),
+                "net_value_max_usd": value.max(),
+            }
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _program_events(run: Run) -> pd.DataFrame:
+    """The program's kW in each event (the sum over the sites it called)."""
+    per_event = run.document.get("program_kw_per_event", {})
+    events = run.events
+    rows = []
+    for event_id, kw in per_event.items():
+        called = events[events["event_id"] == event_id]
+        rows.append(
+            {
+                "event_id": event_id,
+                "program_id": called["program_id"].iloc[0] if len(called) else "",
+                "sites_called": len(called),
+                "program_kw": float(kw),
+                "expected_kw": EXPECTED_EVENT_KW,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def shortfall_reason(delivered_kw: float, plugged_share: float, capacity_kw: float) -> str:
+    """Why a site delivered less than its equipment could, from what the run recorded: the
+    vehicles away for all or part of the event, or there and held back (battery floor, the
+    no-export cap, or a plan that found it not worth it)."""
+    if capacity_kw <= 0:
+        return "no bidirectional charger"
+    if plugged_share <= 0:
+        return "vehicles away"
+    if delivered_kw >= 0.9 * capacity_kw:
+        return "delivered"
+    if plugged_share < 0.999:
+        return "vehicles away part of the event"
+    return "held back (floor, no-export cap or plan)"
+
+
+def _event_sites(run: Run) -> pd.DataFrame:
+    capacity = run.sites.set_index("site_id")["installed_discharge_kw"]
+    kinds = run.sites.set_index("site_id")["kind"]
+    events = run.events.copy()
+    events["kind"] = [kinds.get(s, "") for s in events["site_id"]]
+    events["capacity_kw"] = [float(capacity.get(s, 0.0)) for s in events["site_id"]]
+    events["reason"] = [
+        shortfall_reason(d, p, c)
+        for d, p, c in zip(
+            events["delivered_kw"], events["plugged_share"], events["capacity_kw"], strict=True
+        )
+    ]
+    return events
+
+
+def _backup(run: Run) -> pd.DataFrame:
+    sites = run.sites
+    hit = sites[sites["outage_hours"] > 0]
+    return pd.DataFrame(
+        {
+            "site_id": hit["site_id"],
+            "kind": hit["kind"],
+            "outage_hours": hit["outage_hours"],
+            "hours_full_load": hit["outage_hours_full_load"],
+            "load_shed_kwh": hit["load_shed_kwh"],
+            "critical_unserved_kwh": hit["critical_unserved_kwh"],
+        }
+    )
+
+
+def _drivers(run: Run) -> pd.DataFrame:
+    rows = []
+    for kind in [k for k in KINDS if k in set(run.sites["kind"])]:
+        group = run.sites[run.sites["kind"] == kind]
+        rows.append(
+            {
+                "kind": kind,
+                "vehicles": int(group["vehicles"].sum()),
+                "departures_below_target": int(group["departures_below_target"].sum()),
+                "departure_shortfall_kwh": float(group["departure_shortfall_kwh"].sum()),
+                "unserved_trip_kwh": float(group["unserved_trip_kwh"].sum()),
+                "event_plugged_share": float(group["event_plugged_share"].mean()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _check_comparable(runs: Sequence[Run]) -> None:
+    problems = check_comparable([r.document for r in runs])
+    sites = {tuple(sorted(r.sites["site_id"])) for r in runs}
+    if len(sites) > 1:
+        problems.append("runs simulate different sites (use the same --sites)")
+    if problems:
+        raise ConfigError([("--compare", p) for p in problems])
+
+
+def _controllers(runs: Sequence[Run]) -> pd.DataFrame:
+    totals = controller_totals([r.document for r in runs])
+    frame = pd.DataFrame([{"controller": c, **t} for c, t in totals.items()])
+    base = totals.get("unmanaged")
+    if base is not None:
+        frame["net_value_usd"] = base["net_cost_usd"] - frame["net_cost_usd"]
+    return frame
+
+
+# --- the page -----------------------------------------------------------------------------------
+
+
+def write_report(runs: Sequence[Run], out: Path, pdf: bool = False) -> list[Path]:
+    """Write ``out`` (HTML), its tables under ``<out stem>_tables/`` as CSV and Parquet, and
+    with ``pdf`` the same page as a PDF next to it. Returns the paths written."""
+    tables = report_tables(runs)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    folder = out.with_name(out.stem + "_tables")
+    folder.mkdir(exist_ok=True)
+    written = []
+    for name, table in tables.items():
+        table.to_csv(folder / f"{name}.csv", index=False)
+        table.to_parquet(folder / f"{name}.parquet", index=False)
+        written += [folder / f"{name}.csv", folder / f"{name}.parquet"]
+    html = render_html(runs, tables)
+    out.write_text(html)
+    written.insert(0, out)
+    if pdf:
+        import weasyprint
+
+        path = out.with_suffix(".pdf")
+        weasyprint.HTML(string=html, base_url=str(out.parent)).write_pdf(path)
+        written.insert(1, path)
+    return written
+
+
+def render_html(runs: Sequence[Run], tables: Mapping[str, pd.DataFrame]) -> str:
+    main = runs[0]
+    template = jinja2.Environment(
+        loader=jinja2.FunctionLoader(_template), autoescape=True, undefined=jinja2.StrictUndefined
+    ).get_template("report.html.j2")
+    value_captured_share = None
+    if len(runs) > 1:
+        value_captured_share = value_captured(controller_totals([r.document for r in runs]))
+    figures = {
+        "events": _figure(_plot_events, tables["events"]),
+        "value": _figure(_plot_value, tables["sites"]),
+        "event_sites": _figure(_plot_event_sites, tables["event_sites"]),
+        "backup": _figure(_plot_backup, tables["backup"]) if len(tables["backup"]) else None,
+        "controllers": (
+            _figure(_plot_controllers, tables["controllers"]) if "controllers" in tables else None
+        ),
+    }
+    reasons = (
+        tables["event_sites"].groupby("reason").size().sort_values(ascending=False).to_dict()
+        if len(tables["event_sites"])
+        else {}
+    )
+    return template.render(
+        program=main.document["program"],
+        controller=main.controller,
+        start=main.document["start"],
+        days=main.days,
+        seed=main.document.get("seed"),
+        totals=main.document["program_totals"],
+        baseline=any(r.controller == "unmanaged" for r in runs[1:])
+        or main.controller == "unmanaged",
+        tables={name: _html_table(t) for name, t in tables.items()},
+        figures=figures,
+        reasons=reasons,
+        events_over_1mw=int((tables["events"]["program_kw"] > EXPECTED_EVENT_KW).sum())
+        if len(tables["events"])
+        else 0,
+        event_count=len(tables["events"]),
+        value_captured=value_captured_share,
+        runs=[(r.controller, str(r.folder)) for r in runs],
+    )
+
+
+def _template(name: str) -> str:
+    return (resources.files("lightson.reports") / "templates" / name).read_text()
+
+
+def _html_table(table: pd.DataFrame) -> str:
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            if math.isnan(value):
+                return "–"
+            return f"{value:,.2f}" if abs(value) < 10 else f"{value:,.0f}"
+        return str(value)
+
+    shown = table.rename(columns=_label)
+    formatters = {c: cell for c in shown.columns}
+    html: str = shown.to_html(index=False, formatters=formatters, border=0, classes="table")
+    return html
+
+
+def _label(column: str) -> str:
+    """A column name as a header people read (the exported tables keep the names)."""
+    words = column.split("_")
+    units = {"usd": "$", "kwh": "kWh", "kw": "kW", "dr": "DR", "v2x": "V2X", "id": ""}
+    return " ".join(units.get(w, w) for w in words).strip()
+
+
+def _figure(plot: Callable[[Any, pd.DataFrame], None], table: pd.DataFrame) -> str:
+    """A plot as a PNG data URI (the HTML file stands alone, and WeasyPrint reads it)."""
+    figure = Figure(figsize=(7.5, 3.2), dpi=110)  # no pyplot: no global figure state
+    plot(figure.subplots(), table)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _plot_events(axis: Any, events: pd.DataFrame) -> None:
+    if not len(events):
+        axis.text(0.5, 0.5, "no events in this run", ha="center", transform=axis.transAxes)
+        return
+    axis.bar(range(len(events)), events["program_kw"], color="#2a7ab0")
+    axis.axhline(EXPECTED_EVENT_KW, color="#c0392b", linestyle="--", label="1 MW expected")
+    axis.set_xticks(range(len(events)), events["event_id"], rotation=60, ha="right", fontsize=6)
+    axis.set_ylabel("program kW in the event")
+    axis.legend(loc="upper right", fontsize=8)
+
+
+def _plot_value(axis: Any, sites: pd.DataFrame) -> None:
+    column = "net_value_usd" if "net_value_usd" in sites else "dr_payment_usd"
+    kinds = [k for k in KINDS if k in set(sites["kind"])]
+    for i, kind in enumerate(kinds):
+        values = sites.loc[sites["kind"] == kind, column]
+        axis.scatter([i] * len(values), values, color=KIND_COLORS[kind], alpha=0.7, s=18)
+        axis.hlines(values.median(), i - 0.3, i + 0.3, color="black", linewidth=1)
+    axis.set_xticks(range(len(kinds)), kinds)
+    axis.axhline(0, color="grey", linewidth=0.6)
+    axis.set_ylabel(
+        "net value vs unmanaged, $"
+        if column == "net_value_usd"
+        else "ConnectedSolutions payment, $"
+    )
+
+
+def _plot_event_sites(axis: Any, events: pd.DataFrame) -> None:
+    if not len(events):
+        axis.text(0.5, 0.5, "no events in this run", ha="center", transform=axis.transAxes)
+        return
+    kinds = [k for k in KINDS if k in set(events["kind"])]
+    axis.hist(
+        [events.loc[events["kind"] == k, "delivered_kw"] for k in kinds],
+        bins=20,
+        stacked=True,
+        color=[KIND_COLORS[k] for k in kinds],
+        label=kinds,
+    )
+    axis.set_xlabel("kW a site delivered in an event")
+    axis.set_ylabel("site-events")
+    axis.legend(fontsize=8)
+
+
+def _plot_backup(axis: Any, backup: pd.DataFrame) -> None:
+    positions = range(len(backup))
+    axis.bar(positions, backup["outage_hours"], color="#bbbbbb", label="islanded")
+    axis.bar(positions, backup["hours_full_load"], color="#3b9b4a", label="whole building served")
+    axis.set_xticks(positions, backup["site_id"], rotation=45, ha="right", fontsize=7)
+    axis.set_ylabel("hours")
+    axis.legend(fontsize=8)
+
+
+def _plot_controllers(axis: Any, controllers: pd.DataFrame) -> None:
+    axis.bar(controllers["controller"], controllers["net_cost_usd"], color="#2a7ab0")
+    axis.set_ylabel("net cost of the run, $")

@@ -1,0 +1,106 @@
+"""The program report (lightson report): its numbers are the run's KPIs, grouped; its PDF
+renders to pages with something on them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pypdfium2
+import pytest
+from click.testing import CliRunner
+
+from lightson.cli import main
+from lightson.domain.errors import ConfigError
+from lightson.reports.program_report import read_run, report_tables, shortfall_reason
+
+
+def simulate(folder: Path, controller: str, days: str = "3") -> Path:
+    result = CliRunner().invoke(
+        main,
+        [
+            *("simulate", "--program", "example", "--controller", controller),
+            *("--start", "2026-07-14", "--days", days, "--workers", "1", "--out", str(folder)),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("runs")
+    return simulate(root / "mpc", "v2x-mpc"), simulate(root / "unmanaged", "unmanaged")
+
+
+def test_the_tables_are_the_runs_kpis_grouped(runs: tuple[Path, Path]) -> None:
+    mpc, unmanaged = (read_run(folder) for folder in runs)
+    tables = report_tables([mpc, unmanaged])
+    overview = tables["overview"].set_index("kind")
+    # The example program: a home (one F-150 on a 9.6 kW charger), a business (two EV9s on
+    # 11.5 kW chargers) and a school (two buses on 60 kW chargers).
+    assert overview["vehicles"].to_dict() == {"business": 2, "home": 1, "school": 2}
+    assert overview["installed_discharge_kw"].sum() == pytest.approx(9.6 + 2 * 11.5 + 2 * 60)
+    kpis_mpc = pd.read_csv(runs[0] / "kpis_sites.csv").set_index("site_id")
+    kpis_base = pd.read_csv(runs[1] / "kpis_sites.csv").set_index("site_id")
+    sites = tables["sites"].set_index("site_id")
+    for site_id in kpis_mpc.index:
+        expected = kpis_base.loc[site_id, "net_cost_usd"] - kpis_mpc.loc[site_id, "net_cost_usd"]
+        assert sites.loc[site_id, "net_value_usd"] == pytest.approx(expected)
+    # Pinned: what managing the school and the business was worth over these three days.
+    assert sites.loc["school-beverly", "net_value_usd"] == pytest.approx(501, abs=2)
+    assert sites.loc["business-worcester", "net_value_usd"] == pytest.approx(98, abs=2)
+    school = tables["value_by_kind"].set_index("kind").loc["school"]
+    assert school["net_value_usd_per_vehicle"] == pytest.approx(
+        sites.loc["school-beverly", "net_value_usd"] / 2
+    )
+    events = tables["events"].set_index("event_id")
+    per_site = pd.read_csv(runs[0] / "events.csv").groupby("event_id")["delivered_kw"].sum()
+    assert events["program_kw"].to_dict() == pytest.approx(per_site.to_dict())
+    assert events.loc["cs-daily-2026-07-15", "sites_called"] == 2
+    controllers = tables["controllers"].set_index("controller")
+    assert controllers.loc["unmanaged", "net_value_usd"] == 0.0
+    assert controllers.loc["v2x-mpc", "net_value_usd"] == pytest.approx(
+        sites["net_value_usd"].sum()
+    )
+
+
+def test_why_a_site_gave_less_than_its_chargers_could() -> None:
+    assert shortfall_reason(0.0, 0.0, 120.0) == "vehicles away"
+    assert shortfall_reason(110.0, 1.0, 120.0) == "delivered"  # 90 % or more
+    assert shortfall_reason(50.0, 0.5, 120.0) == "vehicles away part of the event"
+    assert shortfall_reason(50.0, 1.0, 120.0) == "held back (floor, no-export cap or plan)"
+    assert shortfall_reason(0.0, 1.0, 0.0) == "no bidirectional charger"
+
+
+def test_the_report_and_its_pdf_are_written(runs: tuple[Path, Path], tmp_path: Path) -> None:
+    out = tmp_path / "season" / "report.html"
+    result = CliRunner().invoke(
+        main,
+        ["report", "--run", str(runs[0]), "--compare", str(runs[1]), "--out", str(out), "--pdf"],
+    )
+    assert result.exit_code == 0, result.output
+    html = out.read_text()
+    assert "Value by site kind" in html and "data:image/png;base64," in html
+    assert "cs-daily-2026-07-15" in html
+    folder = tmp_path / "season" / "report_tables"
+    for name in ("overview", "value_by_kind", "event_sites", "controllers"):
+        parquet = pd.read_parquet(folder / f"{name}.parquet")
+        csv = pd.read_csv(folder / f"{name}.csv")
+        assert list(parquet.columns) == list(csv.columns) and len(parquet) == len(csv) > 0
+    assert pd.read_csv(folder / "overview.csv")["vehicles"].sum() == 5
+    document = pypdfium2.PdfDocument(out.with_suffix(".pdf"))
+    assert len(document) >= 2
+    for index in range(len(document)):
+        page = document[index].render(scale=0.5).to_pil().convert("L")
+        dark = sum(page.histogram()[:128])
+        assert dark > 200, f"page {index + 1} is blank"  # text and plots, not an empty page
+
+
+def test_runs_of_different_worlds_are_refused(runs: tuple[Path, Path], tmp_path: Path) -> None:
+    shorter = simulate(tmp_path / "short", "unmanaged", days="2")
+    with pytest.raises(ConfigError, match="--compare: runs differ in steps"):
+        report_tables([read_run(runs[0]), read_run(shorter)])
+    (shorter / "site_list.csv").unlink()
+    with pytest.raises(ConfigError, match=r"site_list\.csv: missing"):
+        read_run(shorter)
