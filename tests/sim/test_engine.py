@@ -10,7 +10,7 @@ import pytest
 from lightson.physics.battery import next_energy_kwh
 from lightson.sim.engine import simulate_site
 from lightson.sim.kpis import site_kpis
-from lightson.sim.runner import simulate_program
+from lightson.sim.runner import largest_first, simulate_program
 
 DAYS = 3
 
@@ -98,6 +98,14 @@ def test_the_same_seed_gives_the_same_run_with_any_number_of_workers(example_pro
         np.testing.assert_array_equal(a.power_kw, b.power_kw)
         np.testing.assert_array_equal(a.load_kw, b.load_kw)
     assert not np.array_equal(one.runs[0].load_kw, other_seed.runs[0].load_kw)
+    # The pool gets the largest sites first (two vehicles each, in program order, then the
+    # home's one), and the results still come back in the order asked.
+    assert largest_first(example_program, ids) == [
+        "business-worcester",
+        "school-beverly",
+        "home-lowell",
+    ]
+    assert [r.site_id for r in two.runs] == ids
 
 
 def test_pinned_kpis_of_a_small_unmanaged_run(example_program) -> None:  # type: ignore[no-untyped-def]

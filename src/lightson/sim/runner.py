@@ -64,7 +64,8 @@ def simulate_program(
             max_workers=workers, initializer=_init, initargs=(program,)
         ) as pool:
             futures = [
-                pool.submit(_simulate, s, controller, start, n_steps, seed) for s in site_ids
+                pool.submit(_simulate, s, controller, start, n_steps, seed)
+                for s in largest_first(program, site_ids)
             ]
             for future in as_completed(futures):
                 run = future.result()
@@ -72,6 +73,13 @@ def simulate_program(
                 if on_site_done:
                     on_site_done(run)
     return ProgramRun(controller, start, n_steps, seed, tuple(done[s] for s in site_ids))
+
+
+def largest_first(program: Program, site_ids: Sequence[str]) -> list[str]:
+    """The sites with the most vehicles first (the largest LPs): the pool then ends with the
+    small ones, instead of one worker finishing a school depot's year alone. Results do not
+    depend on the order (each site's world is seeded by itself)."""
+    return sorted(site_ids, key=lambda s: -len(program.site(s).vehicles))
 
 
 def _on_ray(
@@ -104,7 +112,8 @@ def _on_ray(
         remote = ray.remote(simulate_site)
         program_ref = ray.put(program)
         pending = [
-            remote.remote(program_ref, s, controller, start, n_steps, seed) for s in site_ids
+            remote.remote(program_ref, s, controller, start, n_steps, seed)
+            for s in largest_first(program, site_ids)
         ]
         while pending:
             finished, pending = ray.wait(pending, num_returns=1)
