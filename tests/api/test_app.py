@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,9 @@ def world(program: Program, tmp_path: Path) -> Iterator[World]:
 
 SEE_SCHOOL = {"admin", "owner-school"}
 EVENT_WRITERS = {"admin", "utility-ng", "utility-ev"}
+# The matrix's event calls the C&I sites (each utility posts its own, for its territory); the
+# home is not enrolled in C&I daily dispatch.
+SEE_NG_EVENT = {"admin", "owner-school", "utility-ng", "utility-ev"}
 # (method, path, body, roles answered 2xx; every other token gets 403, none/bad get 401)
 ROUTES: list[tuple[str, str, Any, set[str]]] = [
     ("GET", "/api/me", None, set(ROLES) - {"none", "bad"}),
@@ -93,6 +96,7 @@ ROUTES: list[tuple[str, str, Any, set[str]]] = [
     ("GET", "/api/events", None, set(ROLES) - {"none", "bad"}),
     ("POST", "/api/events", EVENT, EVENT_WRITERS),
     ("POST", "/api/events/ng-2026-07-16/opt-out/school-beverly", None, SEE_SCHOOL),
+    ("GET", "/api/events/ng-2026-07-16/performance", None, SEE_NG_EVENT),
     ("DELETE", "/api/events/ng-2026-07-16", None, EVENT_WRITERS),
     ("GET", "/api/settlements?season=2026", None, {"admin", "utility-ng", "utility-ev"}),
     ("GET", "/metrics", None, {"admin"}),
@@ -345,3 +349,34 @@ def test_refused_commands_are_audited(world: World) -> None:
         ("lowell-owner", "event-submit", "refused"),
         ("staff", "POST", "refused"),
     ]
+
+
+def test_event_performance_is_what_the_chargers_metered(world: World) -> None:
+    assert world.call("admin", "POST", "/api/events", EVENT).status_code == 201
+    # Both buses discharge 30 kW for the whole event (19:00-22:00 UTC), each reading held
+    # until the next one 10 minutes later.
+    rows = []
+    for station in ("depot-evse1", "depot-evse2"):
+        for minutes in range(0, 180, 10):
+            at = datetime(2026, 7, 16, 19, tzinfo=UTC) + timedelta(minutes=minutes)
+            rows.append(
+                (
+                    db.meter_samples,
+                    {"station_id": station, "evse_id": 1, "at": at, "power_kw": -30.0},
+                )
+            )
+    world.store.write(rows).result(10)
+    world.clock.advance(timedelta(days=1))  # 2026-07-16 19:30 UTC: half an hour in
+    half = world.call("owner-school", "GET", "/api/events/ng-2026-07-16/performance").json()
+    (school,) = half["sites"]
+    assert school["hours"] == 0.5 and school["net_discharge_kwh"] == pytest.approx(30.0)
+    assert school["kw"] == pytest.approx(60.0) and school["capacity_kw"] == 120.0
+    world.clock.advance(timedelta(days=1))  # long over
+    done = world.call("admin", "GET", "/api/events/ng-2026-07-16/performance").json()
+    by_site = {s["site_id"]: s for s in done["sites"]}
+    assert by_site["school-beverly"]["kw"] == pytest.approx(60.0)  # 2 x 30 kW for 3 h
+    assert by_site["business-worcester"]["kw"] is None  # no meter value at all
+    assert done["total_kw"] == pytest.approx(60.0)
+    assert (
+        world.call("owner-home", "GET", "/api/events/ng-2026-07-16/performance").status_code == 403
+    )

@@ -38,12 +38,15 @@ def kw(value: float) -> str:
     return f"{value:.1f}"
 
 
-async def api(url: str, token: str, path: str) -> Any:
-    """What the API answers (from a thread: the server runs on this event loop)."""
+async def api(url: str, token: str, path: str, body: Any = None) -> Any:
+    """What the API answers (from a thread: the server runs on this event loop); with a
+    ``body``, a POST."""
 
     def get() -> Any:
         request = urllib.request.Request(
-            f"{url}/api{path}", headers={"Authorization": f"Bearer {token}"}
+            f"{url}/api{path}",
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         )
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only
         with opener.open(request, timeout=30) as answer:
@@ -127,8 +130,24 @@ async def staff_pages(page: Page, url: str, token: str) -> None:
     await expect(page.get_by_test_id("backup-critical")).to_have_text(shown)
 
     await page.screenshot(path=str(SCREENSHOTS / "site.png"), full_page=True)
+    tomorrow = {
+        "event_id": "cs-daily-2026-07-16",
+        "program_id": "cs-ci-daily",
+        "start": "2026-07-16T19:00:00Z",
+        "end": "2026-07-16T22:00:00Z",
+    }
+    await api(url, token, "/events", tomorrow)
     await page.goto(f"{url}/#/events")
     await expect(page.get_by_test_id("events")).to_be_visible()
+    await page.get_by_role("link", name="cs-daily-2026-07-16").click()
+    await expect(page.get_by_test_id("event-name")).to_have_text("cs-daily-2026-07-16")
+    performance = await api(url, token, "/events/cs-daily-2026-07-16/performance")
+    await expect(page.get_by_test_id("event-total-kw")).to_have_text(kw(performance["total_kw"]))
+    rows = page.locator('table[data-testid="event-performance"] tr[data-site]')
+    await expect(rows).to_have_count(len(performance["sites"]))
+    await expect(
+        page.locator('tr[data-site="school-beverly"]').get_by_test_id("site-kw")
+    ).to_have_text("no data")  # it has not started: nothing metered yet
 
 
 async def owner_pages(page: Page, url: str, token: str) -> None:

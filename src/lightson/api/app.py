@@ -33,7 +33,12 @@ from lightson.programs.rules import ProgramRules
 from lightson.services.access import AccessService, Principal, Role
 from lightson.services.events import EventService
 from lightson.services.live import LiveControl, SiteStatus
-from lightson.services.settlement import called_events, metered_from_store, settle_program
+from lightson.services.settlement import (
+    called_events,
+    event_performance,
+    metered_from_store,
+    settle_program,
+)
 from lightson.store import Store
 from lightson.store.live import recent_samples
 
@@ -417,6 +422,46 @@ def create_app(ops: Operations) -> FastAPI:
         ops.live.wake(site_id)
         return event_document(event, ops.clock.now())
 
+    @app.get("/api/events/{event_id}/performance", tags=["demand response"])
+    def performance(event_id: str, who: Who) -> dict[str, Any]:
+        """Each called site's kW in the event so far, measured as settlement measures it,
+        against its chargers' discharge rating (an owner: their sites; a utility: its
+        territory, for the events it may see)."""
+        event = ops.events().book().events.get(event_id)
+        if event is None:
+            raise HttpError(404, f"no event '{event_id}'", "event_id")
+        called = {
+            s.site_id
+            for s in _scope(ops, who)
+            if event.program_id in s.enrollments and (not event.sites or s.site_id in event.sites)
+        }
+        if who.role is not Role.ADMIN and not called:
+            raise HttpError(403, f"event '{event_id}' calls none of your sites")
+        rules = {r.program_id: r for r in ops.events().rules}.get(event.program_id)
+        now = ops.clock.now()
+        lines = [
+            line
+            for line in event_performance(ops.store, ops.program, event, rules, now)
+            if line.site_id in called or who.role is Role.ADMIN
+        ]
+        measured = [line.kw for line in lines if line.kw is not None]
+        return {
+            **event_document(event, now),
+            "total_kw": round(sum(measured), 1),
+            "sites": [
+                {
+                    "site_id": line.site_id,
+                    "kind": line.kind,
+                    "opted_out": line.opted_out,
+                    "hours": round(line.hours, 2),
+                    "net_discharge_kwh": _round(line.net_discharge_kwh),
+                    "kw": _round(line.kw),
+                    "capacity_kw": round(line.capacity_kw, 1),
+                }
+                for line in lines
+            ],
+        }
+
     @app.get("/api/settlements", tags=["demand response"])
     def settlements(
         who: Who, season: Annotated[int | None, Query(ge=1901, le=2199)] = None
@@ -465,6 +510,10 @@ def _scope(ops: Operations, who: Principal) -> list[Site]:
     if who.role is Role.OWNER:
         return [s for s in ops.program.sites if s.site_id in who.sites]
     return [s for s in ops.program.sites if s.utility == who.utility]
+
+
+def _round(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def _count(values: Any) -> dict[str, int]:

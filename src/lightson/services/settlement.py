@@ -25,7 +25,7 @@ from lightson.forecast.profiles import profile_forecast
 from lightson.programs import CalledEvent, EnrolledSite, EventLine, SettlementLine, settle
 from lightson.programs.events import ProgramEvent
 from lightson.programs.rules import ProgramRules
-from lightson.programs.settlement import Metered
+from lightson.programs.settlement import Metered, event_kw
 from lightson.store import Store
 from lightson.store import schema as db
 from lightson.store.db import aware
@@ -163,3 +163,57 @@ def _hours_outside(
         overlap = (min(end, right) - max(start, left)).total_seconds()
         total -= max(overlap, 0.0)
     return max(total, 0.0) / 3600
+
+
+@dataclass(frozen=True)
+class SitePerformance:
+    """One called site in one event, so far: what its chargers metered and the kW it counts
+    as (``None``: no meter value in the window yet)."""
+
+    site_id: str
+    kind: str
+    opted_out: bool
+    hours: float  # of the event elapsed (all of it once it has ended)
+    net_discharge_kwh: float | None
+    kw: float | None
+    capacity_kw: float  # the bidirectional chargers' discharge rating at the site
+
+
+def event_performance(
+    store: Store,
+    program: Program,
+    event: ProgramEvent,
+    rules: ProgramRules | None,
+    now: datetime,
+) -> list[SitePerformance]:
+    """Each enrolled site the event calls, measured the way settlement measures it (net
+    discharge of the V2X equipment, islanded time left out, the building-load cap where the
+    site may not export), over the part of the event that has passed."""
+    end = min(event.end, now)
+    hours = max((end - event.start).total_seconds() / 3600, 0.0)
+    window = CalledEvent(event.event_id, event.program_id, event.start, end, event.sites)
+    cap = rules.cap_to_load_without_export if rules is not None else True
+    lines = []
+    for site in program.sites:
+        if event.program_id not in site.enrollments or (
+            event.sites and site.site_id not in event.sites
+        ):
+            continue
+        reading = _site_event(store, program, site, window) if hours > 0 else None
+        kw = (
+            event_kw(reading, hours, site.export_permitted, cap)
+            if reading is not None and hours > 0
+            else None
+        )
+        lines.append(
+            SitePerformance(
+                site.site_id,
+                site.kind.value,
+                site.site_id in event.opt_outs,
+                hours,
+                reading.net_discharge_kwh if reading is not None else None,
+                kw,
+                sum(c.max_discharge_kw for c in site.chargers),
+            )
+        )
+    return lines

@@ -142,7 +142,8 @@ async function eventsPage() {
     `<table data-testid="events"><thead><tr><th>event</th><th>program</th><th>start</th><th>end</th>` +
     `<th>state</th><th>sites</th><th>opted out</th></tr></thead><tbody>`;
   for (const e of events) {
-    html += `<tr><td>${esc(e.event_id)}</td><td>${esc(e.program_id)}</td><td>${time(e.start)}</td>` +
+    const link = `<a href="#/event/${encodeURIComponent(e.event_id)}">${esc(e.event_id)}</a>`;
+    html += `<tr><td>${link}</td><td>${esc(e.program_id)}</td><td>${time(e.start)}</td>` +
       `<td>${time(e.end)}</td><td>${esc(e.state)}</td><td>${esc(e.sites.join(", ") || "all enrolled")}</td>` +
       `<td>${esc(e.opt_outs.join(", "))}</td></tr>`;
   }
@@ -151,6 +152,24 @@ async function eventsPage() {
   for (const s of sites.filter(s => s.enrollments.length)) {
     html += `<tr><td>${esc(s.site_id)}</td><td>${esc(s.enrollments.join(", "))}</td>` +
       `<td class="num">${kw(s.status.vehicles_kw)}</td><td class="num">${kw(s.available_discharge_kw)}</td></tr>`;
+  }
+  return html + "</tbody></table>";
+}
+
+async function eventPage(eventId) {
+  const e = await api(`/events/${encodeURIComponent(eventId)}/performance`);
+  let html = `<h1 data-testid="event-name">${esc(e.event_id)}</h1>` +
+    `<p>${esc(e.program_id)}, ${time(e.start)} – ${time(e.end)}, ${esc(e.state)}</p><div class="cards">` +
+    card("kW delivered so far (sites measured)", kw(e.total_kw), "event-total-kw") + `</div>` +
+    `<p>Measured as settlement measures it: net discharge of each site's V2X equipment over the ` +
+    `event so far, islanded time left out, capped at the building load where the site may not export.</p>` +
+    `<table data-testid="event-performance"><thead><tr><th>site</th><th>kind</th><th class="num">kW</th>` +
+    `<th class="num">chargers can give, kW</th><th class="num">kWh</th><th>opted out</th></tr></thead><tbody>`;
+  for (const s of e.sites) {
+    html += `<tr data-site="${esc(s.site_id)}"><td>${esc(s.site_id)}</td><td>${esc(s.kind)}</td>` +
+      `<td class="num" data-testid="site-kw">${s.kw === null ? "no data" : kw(s.kw)}</td>` +
+      `<td class="num">${kw(s.capacity_kw)}</td><td class="num">${kw(s.net_discharge_kwh)}</td>` +
+      `<td>${s.opted_out ? "yes" : ""}</td></tr>`;
   }
   return html + "</tbody></table>";
 }
@@ -172,6 +191,7 @@ async function render() {
     document.getElementById("who").textContent = `${me.name} (${me.role})`;
     let html;
     if (hash.startsWith("#/site/")) html = await sitePage(decodeURIComponent(hash.slice(7)));
+    else if (hash.startsWith("#/event/")) html = await eventPage(decodeURIComponent(hash.slice(8)));
     else if (hash.startsWith("#/events")) html = await eventsPage();
     else html = await overview();
     main.innerHTML = html;
