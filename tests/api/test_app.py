@@ -93,6 +93,7 @@ ROUTES: list[tuple[str, str, Any, set[str]]] = [
     ("POST", "/api/sites/school-beverly/outage", {"state": "lost"}, {"admin", "utility-ng"}),
     ("POST", "/api/sites/school-beverly/outage", {"state": "restored"}, {"admin", "utility-ng"}),
     ("GET", "/api/stations", None, {"admin"}),
+    ("GET", "/api/completeness", None, {"admin", "owner-school", "owner-home"}),
     ("GET", "/api/events", None, set(ROLES) - {"none", "bad"}),
     ("POST", "/api/events", EVENT, EVENT_WRITERS),
     ("POST", "/api/events/ng-2026-07-16/opt-out/school-beverly", None, SEE_SCHOOL),

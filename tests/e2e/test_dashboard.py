@@ -149,6 +149,15 @@ async def staff_pages(page: Page, url: str, token: str) -> None:
         page.locator('tr[data-site="school-beverly"]').get_by_test_id("site-kw")
     ).to_have_text("no data")  # it has not started: nothing metered yet
 
+    await page.get_by_role("link", name="Data").click()
+    lines = await api(url, token, "/completeness?hours=24")
+    await expect(page.locator("tr[data-station]")).to_have_count(len(lines))
+    depot = next(line for line in lines if line["station_id"] == "depot-evse1")
+    assert depot["completeness"] == 1.0  # plugged a minute ago, with a reading then
+    await expect(
+        page.locator('tr[data-station="depot-evse1"]').get_by_test_id("covered")
+    ).to_have_text("100 %")
+
 
 async def owner_pages(page: Page, url: str, token: str) -> None:
     await page.goto(f"{url}/#token={token}")

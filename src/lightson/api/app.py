@@ -31,6 +31,7 @@ from lightson.domain.errors import ConfigError
 from lightson.domain.time import Clock
 from lightson.programs.rules import ProgramRules
 from lightson.services.access import AccessService, Principal, Role
+from lightson.services.completeness import data_completeness
 from lightson.services.events import EventService
 from lightson.services.live import LiveControl, SiteStatus
 from lightson.services.settlement import (
@@ -323,6 +324,35 @@ def create_app(ops: Operations) -> FastAPI:
             "lost_by": sorted(lost_by),
             "resync_at": resync_at.isoformat() if resync_at else None,
         }
+
+    @app.get("/api/completeness", tags=["sites"])
+    def completeness(
+        who: Who, hours: Annotated[float, Query(gt=0, le=24 * 31)] = 24.0
+    ) -> list[dict[str, Any]]:
+        """Per charger over the last ``hours``: how much of the plugged time fresh readings
+        covered, readings, sequence gaps, setpoints not accepted (admin; an owner: their
+        sites). A utility does not see it: at a home, plugged time is personal."""
+        require(who, frozenset({Role.ADMIN, Role.OWNER}))
+        now = ops.clock.now()
+        site_of = {c.evse_id: s.site_id for s in _scope(ops, who) for c in s.chargers}
+        lines = data_completeness(ops.store, site_of, now - timedelta(hours=hours), now)
+        return [
+            {
+                "station_id": line.station_id,
+                "site_id": site_of[line.station_id],
+                "plugged_hours": round(line.plugged_hours, 2),
+                "covered_hours": round(line.covered_hours, 2),
+                "completeness": _round(line.completeness, 4),
+                "samples": line.samples,
+                "last_reading_at": line.last_reading_at.isoformat()
+                if line.last_reading_at
+                else None,
+                "sequence_gaps": line.sequence_gaps,
+                "setpoints_sent": line.setpoints_sent,
+                "setpoints_not_accepted": line.setpoints_not_accepted,
+            }
+            for line in lines
+        ]
 
     @app.get("/api/stations", tags=["sites"])
     def stations(who: Who) -> list[dict[str, Any]]:

@@ -156,6 +156,24 @@ async function eventsPage() {
   return html + "</tbody></table>";
 }
 
+async function dataPage() {
+  const lines = await api("/completeness?hours=24");
+  let html = `<h1>Data completeness, last 24 h</h1>` +
+    `<p>Share of the time a vehicle was plugged in that its charger's readings covered (a reading ` +
+    `counts for 15 minutes: the control loop's own limit before it leaves a charger to its safe default).</p>` +
+    `<table data-testid="completeness"><thead><tr><th>charger</th><th>site</th><th class="num">plugged h</th>` +
+    `<th class="num">covered</th><th class="num">readings</th><th>last reading</th>` +
+    `<th class="num">sequence gaps</th><th class="num">setpoints not accepted</th></tr></thead><tbody>`;
+  for (const l of lines) {
+    html += `<tr data-station="${esc(l.station_id)}"><td>${esc(l.station_id)}</td><td>${esc(l.site_id)}</td>` +
+      `<td class="num">${kw(l.plugged_hours)}</td><td class="num" data-testid="covered">${pct(l.completeness)}</td>` +
+      `<td class="num">${esc(l.samples)}</td><td>${time(l.last_reading_at)}</td>` +
+      `<td class="num">${esc(l.sequence_gaps)}</td>` +
+      `<td class="num">${esc(l.setpoints_not_accepted)} of ${esc(l.setpoints_sent)}</td></tr>`;
+  }
+  return html + "</tbody></table>";
+}
+
 async function eventPage(eventId) {
   const e = await api(`/events/${encodeURIComponent(eventId)}/performance`);
   let html = `<h1 data-testid="event-name">${esc(e.event_id)}</h1>` +
@@ -193,6 +211,7 @@ async function render() {
     if (hash.startsWith("#/site/")) html = await sitePage(decodeURIComponent(hash.slice(7)));
     else if (hash.startsWith("#/event/")) html = await eventPage(decodeURIComponent(hash.slice(8)));
     else if (hash.startsWith("#/events")) html = await eventsPage();
+    else if (hash.startsWith("#/data")) html = await dataPage();
     else html = await overview();
     main.innerHTML = html;
     const health = await api("/health");

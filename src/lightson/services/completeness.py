@@ -1,0 +1,132 @@
+"""Data completeness: how much of the time a vehicle was plugged in its charger's readings
+covered, and what went missing, per station over a window (the dashboard's data page).
+
+A reading counts for ``HOLD`` after it was taken (the control loop's own staleness limit):
+the time a plugged vehicle spent with no reading that fresh is time the loop had to leave it
+to the charge-only default. Plugged time is from each transaction's first event to its
+``Ended`` event (or now).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from lightson.store import Store
+from lightson.store import schema as db
+from lightson.store.db import aware
+
+HOLD = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class StationCompleteness:
+    station_id: str
+    plugged_hours: float
+    covered_hours: float  # of the plugged time, with a reading at most HOLD old
+    samples: int
+    last_reading_at: datetime | None
+    sequence_gaps: int  # TransactionEvent seqNo gaps noticed in the window
+    setpoints_sent: int
+    setpoints_not_accepted: int
+
+    @property
+    def completeness(self) -> float | None:
+        """Share of the plugged time covered (``None``: nothing was plugged)."""
+        return self.covered_hours / self.plugged_hours if self.plugged_hours > 0 else None
+
+
+def data_completeness(
+    store: Store, station_ids: Iterable[str], since: datetime, now: datetime
+) -> list[StationCompleteness]:
+    ids = sorted(set(station_ids))
+    since, now = since.astimezone(UTC), now.astimezone(UTC)
+    events, samples = db.transaction_events, db.meter_samples
+    with store.engine.connect() as connection:
+        spans: dict[str, list[tuple[datetime, datetime]]] = {i: [] for i in ids}
+        query = (
+            select(
+                events.c.station_id,
+                events.c.transaction_id,
+                func.min(events.c.at),
+                func.max(events.c.at).filter(events.c.event_type == "Ended"),
+            )
+            .where(events.c.station_id.in_(ids))
+            .group_by(events.c.station_id, events.c.transaction_id)
+        )
+        for station, _, started, ended in connection.execute(query):
+            begin = max(aware(started), since)
+            end = min(aware(ended) if ended is not None else now, now)
+            if end > begin:
+                spans[station].append((begin, end))
+        readings: dict[str, list[datetime]] = {i: [] for i in ids}
+        query_samples = (
+            select(samples.c.station_id, samples.c.at)
+            .where(
+                samples.c.station_id.in_(ids),
+                samples.c.at >= since - HOLD,
+                samples.c.at <= now,
+            )
+            .order_by(samples.c.station_id, samples.c.at)
+        )
+        for station, at in connection.execute(query_samples):
+            readings[station].append(aware(at))
+        gaps = dict(
+            connection.execute(
+                select(db.sequence_gaps.c.station_id, func.count())
+                .where(
+                    db.sequence_gaps.c.station_id.in_(ids),
+                    db.sequence_gaps.c.noticed_at >= since,
+                )
+                .group_by(db.sequence_gaps.c.station_id)
+            ).all()
+        )
+        sent = db.setpoints_sent
+        answers = connection.execute(
+            select(sent.c.station_id, sent.c.status, func.count())
+            .where(sent.c.station_id.in_(ids), sent.c.sent_at >= since)
+            .group_by(sent.c.station_id, sent.c.status)
+        ).all()
+    sent_count: dict[str, int] = {}
+    refused: dict[str, int] = {}
+    for station, status, count in answers:
+        sent_count[station] = sent_count.get(station, 0) + count
+        if status != "Accepted":
+            refused[station] = refused.get(station, 0) + count
+    result = []
+    for station in ids:
+        plugged = sum((end - begin).total_seconds() for begin, end in spans[station]) / 3600
+        covered = _covered_hours(spans[station], readings[station])
+        in_window = [at for at in readings[station] if at >= since]
+        result.append(
+            StationCompleteness(
+                station,
+                plugged,
+                covered,
+                len(in_window),
+                in_window[-1] if in_window else None,
+                int(gaps.get(station, 0)),
+                sent_count.get(station, 0),
+                refused.get(station, 0),
+            )
+        )
+    return result
+
+
+def _covered_hours(spans: list[tuple[datetime, datetime]], readings: list[datetime]) -> float:
+    """Hours of ``spans`` within HOLD after some reading (``readings`` sorted)."""
+    total = 0.0
+    for begin, end in spans:
+        cursor = begin
+        for at in readings:
+            fresh_until = min(at + HOLD, end)
+            start = max(at, cursor)
+            if fresh_until > start:
+                total += (fresh_until - start).total_seconds()
+                cursor = fresh_until
+            if at >= end:
+                break
+    return total / 3600
