@@ -74,7 +74,7 @@ def data_completeness(
         )
         for station, at in connection.execute(query_samples):
             readings[station].append(aware(at))
-        gaps = dict(
+        gaps: dict[str, int] = dict(
             connection.execute(
                 select(db.sequence_gaps.c.station_id, func.count())
                 .where(
