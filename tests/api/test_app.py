@@ -77,6 +77,7 @@ def world(program: Program, tmp_path: Path) -> Iterator[World]:
 
 
 SEE_SCHOOL = {"admin", "owner-school"}
+DEPARTURE = {"departure": "2026-07-15T21:00:00Z", "target_soc": 0.9}
 EVENT_WRITERS = {"admin", "utility-ng", "utility-ev"}
 # The matrix's event calls the C&I sites (each utility posts its own, for its territory); the
 # home is not enrolled in C&I daily dispatch.
@@ -90,6 +91,8 @@ ROUTES: list[tuple[str, str, Any, set[str]]] = [
     ("GET", "/api/sites/school-beverly/plan", None, SEE_SCHOOL),
     ("GET", "/api/sites/school-beverly/backup", None, SEE_SCHOOL),
     ("GET", "/api/sites/school-beverly/telemetry", None, SEE_SCHOOL),
+    ("PUT", "/api/sites/school-beverly/vehicles/bus-7/departure", DEPARTURE, SEE_SCHOOL),
+    ("DELETE", "/api/sites/school-beverly/vehicles/bus-7/departure", None, SEE_SCHOOL),
     ("POST", "/api/sites/school-beverly/outage", {"state": "lost"}, {"admin", "utility-ng"}),
     ("POST", "/api/sites/school-beverly/outage", {"state": "restored"}, {"admin", "utility-ng"}),
     ("GET", "/api/stations", None, {"admin"}),
@@ -137,6 +140,7 @@ def test_the_routes_in_the_matrix_are_every_api_route(world: World) -> None:
             method,
             path.split("?")[0]
             .replace("school-beverly", "{site_id}")
+            .replace("bus-7", "{vehicle_id}")
             .replace("ng-2026-07-16", "{event_id}"),
         )
         for method, path, _, _ in ROUTES
@@ -381,3 +385,35 @@ def test_event_performance_is_what_the_chargers_metered(world: World) -> None:
     assert (
         world.call("owner-home", "GET", "/api/events/ng-2026-07-16/performance").status_code == 403
     )
+
+
+def test_an_owner_sets_a_departure_and_the_site_shows_it(world: World) -> None:
+    path = "/api/sites/school-beverly/vehicles/bus-7/departure"
+    answer = world.call("owner-school", "PUT", path, DEPARTURE)
+    assert answer.json() == {
+        "site_id": "school-beverly",
+        "vehicle_id": "bus-7",
+        "departure": "2026-07-15T21:00:00+00:00",
+        "target_soc": 0.9,
+    }
+    site = world.call("owner-school", "GET", "/api/sites/school-beverly").json()
+    bus = next(v for v in site["vehicles"] if v["vehicle_id"] == "bus-7")
+    assert bus["departure"] == {
+        "at": "2026-07-15T21:00:00+00:00",
+        "target_soc": 0.9,
+        "set_by": "beverly-schools",
+    }
+    past = world.call("owner-school", "PUT", path, {"departure": "2026-07-15T19:00:00Z"})
+    assert past.status_code == 422 and past.json()["errors"][0]["field"] == "departure"
+    full = world.call("owner-school", "PUT", path, {**DEPARTURE, "target_soc": 1.5})
+    assert full.status_code == 422 and full.json()["errors"][0]["field"] == "target_soc"
+    naive = world.call("owner-school", "PUT", path, {"departure": "2026-07-15T21:00:00"})
+    assert naive.status_code == 422 and naive.json()["errors"][0]["field"] == "departure"
+    stranger = "/api/sites/school-beverly/vehicles/lightning/departure"
+    unknown = world.call("owner-school", "PUT", stranger, DEPARTURE)
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "vehicle_id"
+    assert world.call("owner-school", "DELETE", path).json()["departure"] is None
+    site = world.call("owner-school", "GET", "/api/sites/school-beverly").json()
+    assert all(v["departure"] is None for v in site["vehicles"])
+    log = [(r["action"], r["outcome"]) for r in world.store.rows(db.audit_log)]
+    assert log[0] == ("departure-set", "done") and log[-1] == ("departure-clear", "done")

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from lightson.domain.assets import Trip
 from lightson.domain.time import TimeGrid
 from lightson.physics.battery import next_energy_kwh
-from lightson.physics.trips import trip_schedule
+from lightson.physics.trips import lay_trips, occurrences, trip_schedule, with_departure
 
 NY = ZoneInfo("America/New_York")
 
@@ -139,3 +139,26 @@ def test_the_vectorized_floor_is_the_scalar_rule(
     plugged = np.random.default_rng(plugged_seed).random(len(next_trip)) < 0.6
     expected = [energy_floor_kwh(bus, k, bool(p)) for k, p in zip(next_trip, plugged, strict=True)]
     assert energy_floor_kwh_array(bus, np.array(next_trip), plugged).tolist() == expected
+
+
+def test_a_departure_asked_for_moves_that_days_trip_or_adds_one() -> None:
+    commute = (Trip(frozenset(range(5)), time(8, 0), time(17, 0), 12.0),)
+    grid = TimeGrid(datetime(2026, 3, 11, tzinfo=NY), 96)  # a Wednesday
+    found = occurrences(commute, grid.start - timedelta(days=2), grid.end, NY)
+    # Leaving at 06:30 instead of 08:00, with 30 kWh above the departure floor.
+    early = datetime(2026, 3, 11, 6, 30, tzinfo=NY)
+    schedule = lay_trips(with_departure(found, early, 30.0, NY), grid)
+    assert list(np.flatnonzero(schedule.departure_trip_kwh)) == [25]  # ends at 06:30
+    assert schedule.departure_trip_kwh[25] == pytest.approx(30.0)
+    assert list(np.flatnonzero(schedule.away)) == list(range(26, 62))  # still 9 h away
+    assert schedule.trip_energy_kwh.sum() == pytest.approx(12.0)
+    # Less than the trip needs: the trip's own energy still counts.
+    assert lay_trips(with_departure(found, early, 5.0, NY), grid).departure_trip_kwh[25] == 12.0
+    # On a Saturday there is no commute: a trip of no energy leaves at 10:00 for an hour.
+    saturday = TimeGrid(datetime(2026, 3, 14, tzinfo=NY), 96)
+    weekend = occurrences(commute, saturday.start - timedelta(days=2), saturday.end, NY)
+    added = lay_trips(
+        with_departure(weekend, datetime(2026, 3, 14, 10, tzinfo=NY), 40.0, NY), saturday
+    )
+    assert list(np.flatnonzero(added.away)) == [40, 41, 42, 43]
+    assert added.departure_trip_kwh[39] == 40.0 and added.trip_energy_kwh.sum() == 0.0

@@ -24,6 +24,7 @@ from lightson.domain.time import SimClock
 from lightson.emulator import EmulatedEv, EmulatedStation, Evse
 from lightson.physics.trips import energy_floor_kwh
 from lightson.services import live as live_module
+from lightson.services.departures import set_departure
 from lightson.services.live import LiveControl, no_export_view
 from lightson.store import StationRecord, Store
 from lightson.store import schema as db
@@ -475,3 +476,41 @@ def test_a_release_is_for_one_outage(store: Store) -> None:
     again = LiveControl(program, store, FakeSink(), clock)  # replayed after a restart
     assert again._sites["school-beverly"].released == frozenset()
     assert again.islanded("school-beverly")
+
+
+def test_a_departure_the_owner_asks_for_beats_the_event(store: Store) -> None:
+    program = school()
+    site = program.site("school-beverly")
+    for station in ("depot-evse1", "depot-evse2"):
+        plugged(store, station, 0.8, IN_EVENT - timedelta(minutes=2), tx=f"tx-{station}")
+    # bus-7 leaves in an hour and a half, 95 % full (a field trip the program file does not know).
+    set_departure(
+        store, site, "bus-7", IN_EVENT + timedelta(minutes=90), 0.95, "beverly-schools", IN_EVENT
+    )
+    loop = LiveControl(program, store, FakeSink(), SimClock(IN_EVENT), events_of(program))
+    power = {s.evse_id: s.power_kw for s in run(loop.tick("school-beverly")).setpoints}
+    assert power["depot-evse1"] > 1.0  # it charges for the trip, event or not
+    assert power["depot-evse2"] < -1.0  # bus-12 still serves the event
+    # Cleared: back to the usual trips (summer break: none), so it discharges again.
+    set_departure(store, site, "bus-7", None, None, "beverly-schools", IN_EVENT)
+    power = {s.evse_id: s.power_kw for s in run(loop.tick("school-beverly")).setpoints}
+    assert power["depot-evse1"] < -1.0
+
+
+def test_a_departure_the_vehicle_asks_for_over_iso_15118_counts(store: Store) -> None:
+    program = school()
+    for station in ("depot-evse1", "depot-evse2"):
+        plugged(store, station, 0.5, IN_EVENT - timedelta(minutes=2), tx=f"tx-{station}")
+    needs = {
+        "station_id": "depot-evse1",
+        "evse_id": 1,
+        "at": IN_EVENT - timedelta(minutes=2),
+        "departure": IN_EVENT + timedelta(hours=1),
+        "energy_request_kwh": 90.0,  # 0.5 x 226 + 90 = 203 kWh at departure: about 90 %
+        "bidirectional": True,
+    }
+    store.write([(db.charging_needs, needs)]).result(5)
+    loop = LiveControl(program, store, FakeSink(), SimClock(IN_EVENT), events_of(program))
+    power = {s.evse_id: s.power_kw for s in run(loop.tick("school-beverly")).setpoints}
+    assert power["depot-evse1"] == pytest.approx(60.0, abs=1e-6)  # all it can, and not enough
+    assert power["depot-evse2"] < -1.0

@@ -23,6 +23,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from pydantic import AwareDatetime
 
 from lightson.api.events import event_document
 from lightson.control.grid import GridSignal
@@ -32,6 +33,7 @@ from lightson.domain.time import Clock
 from lightson.programs.rules import ProgramRules
 from lightson.services.access import AccessService, Principal, Role
 from lightson.services.completeness import data_completeness
+from lightson.services.departures import Departure, next_departures, set_departure
 from lightson.services.events import EventService
 from lightson.services.live import LiveControl, SiteStatus
 from lightson.services.settlement import (
@@ -239,7 +241,10 @@ def create_app(ops: Operations) -> FastAPI:
     @app.get("/api/sites/{site_id}", tags=["sites"])
     def site(site_id: str, who: Who) -> dict[str, Any]:
         chosen = visible_site(who, site_id)
-        return _site_detail(chosen, ops.live.status[site_id], ops.live)
+        departures = next_departures(
+            ops.store, (v.vehicle_id for v in chosen.vehicles), ops.clock.now()
+        )
+        return _site_detail(chosen, ops.live.status[site_id], ops.live, departures)
 
     @app.get("/api/sites/{site_id}/plan", tags=["sites"])
     def plan(site_id: str, who: Who) -> dict[str, Any]:
@@ -353,6 +358,57 @@ def create_app(ops: Operations) -> FastAPI:
             }
             for line in lines
         ]
+
+    @app.put("/api/sites/{site_id}/vehicles/{vehicle_id}/departure", tags=["sites"])
+    def set_departure_route(
+        site_id: str,
+        vehicle_id: str,
+        who: Who,
+        departure: Annotated[AwareDatetime, Body(embed=True)],
+        target_soc: Annotated[float | None, Body(embed=True, ge=0, le=1)] = None,
+    ) -> dict[str, Any]:
+        """The owner's next departure for a vehicle (with the state of charge to leave with,
+        if they say): the site re-plans for it at once, until it has passed."""
+        return departure_command(site_id, vehicle_id, who, departure, target_soc)
+
+    @app.delete("/api/sites/{site_id}/vehicles/{vehicle_id}/departure", tags=["sites"])
+    def clear_departure_route(site_id: str, vehicle_id: str, who: Who) -> dict[str, Any]:
+        """Back to the vehicle's usual trips."""
+        return departure_command(site_id, vehicle_id, who, None, None)
+
+    def departure_command(
+        site_id: str,
+        vehicle_id: str,
+        who: Principal,
+        departure: datetime | None,
+        target_soc: float | None,
+    ) -> dict[str, Any]:
+        action, target = (
+            "departure-set" if departure else "departure-clear",
+            f"{site_id}/{vehicle_id}",
+        )
+        chosen = ops.site(site_id)
+        if not who.may_see_site(site_id):
+            refuse(who, action, target, f"the {who.role.value} role may not see site '{site_id}'")
+        detail = {
+            "departure": departure.isoformat() if departure else None,
+            "target_soc": target_soc,
+        }
+        try:
+            kept = set_departure(
+                ops.store, chosen, vehicle_id, departure, target_soc, who.name, ops.clock.now()
+            )
+        except ConfigError as error:
+            ops.access().audit(who, action, target, "refused", {**detail, "error": str(error)})
+            raise
+        ops.access().audit(who, action, target, "done", detail)
+        ops.live.wake(site_id)
+        return {
+            "site_id": site_id,
+            "vehicle_id": vehicle_id,
+            "departure": kept.depart_at.isoformat() if kept else None,
+            "target_soc": kept.target_soc if kept else None,
+        }
 
     @app.get("/api/stations", tags=["sites"])
     def stations(who: Who) -> list[dict[str, Any]]:
@@ -542,6 +598,16 @@ def _scope(ops: Operations, who: Principal) -> list[Site]:
     return [s for s in ops.program.sites if s.utility == who.utility]
 
 
+def _departure_document(departure: Departure | None) -> dict[str, Any] | None:
+    if departure is None:
+        return None
+    return {
+        "at": departure.depart_at.isoformat(),
+        "target_soc": departure.target_soc,
+        "set_by": departure.set_by,
+    }
+
+
 def _round(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
 
@@ -619,7 +685,9 @@ def _site_summary(site: Site, status: SiteStatus, personal: bool) -> dict[str, A
     return document
 
 
-def _site_detail(site: Site, status: SiteStatus, live: LiveControl) -> dict[str, Any]:
+def _site_detail(
+    site: Site, status: SiteStatus, live: LiveControl, departures: dict[str, Departure]
+) -> dict[str, Any]:
     power = {s.evse_id: s.power_kw for s in status.setpoints}
     return {
         **_site_summary(site, status, True),
@@ -646,6 +714,7 @@ def _site_detail(site: Site, status: SiteStatus, live: LiveControl) -> dict[str,
                 "plugged": status.plugged.get(v.vehicle_id, False),
                 "soc": status.soc.get(v.vehicle_id),
                 "power_kw": round(power.get(v.evse_id, 0.0), 2),
+                "departure": _departure_document(departures.get(v.vehicle_id)),
             }
             for v in site.vehicles
         ],

@@ -8,16 +8,16 @@
 
 A controller is made per site and keeps its last plan: it re-plans every
 ``replan_every`` and at once when a vehicle plugs in or unplugs against the plan, or when
-the set of known events changes. Between plans, ``guard_peak`` holds the import at the
-month's peak when the measured load beats its forecast. Setpoints then go through
-``control.safety``.
+the set of known events or of departures asked for changes. Between plans, ``guard_peak``
+holds the import at the month's peak when the measured load beats its forecast. Setpoints
+then go through ``control.safety``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from lightson.domain.assets import Program, Site
@@ -36,13 +36,16 @@ class ControlContext:
     """What a controller may know at ``observation.now``: the program with the events
     announced so far, its site, the measurement, and forecasts from the interval holding
     ``now`` over the controller's horizon (``schedules``: plug-in forecast per vehicle id,
-    ``None`` for the recurring trips of the program file)."""
+    ``None`` for the recurring trips of the program file). ``departures``: departures someone
+    asked for (vehicle id, when, energy above the departure floor), already in ``schedules``;
+    a plan-based controller re-plans when they change."""
 
     program: Program
     site: Site
     observation: SiteObservation
     forecast: SiteForecast
     schedules: Mapping[str, TripSchedule] | None = None
+    departures: frozenset[tuple[str, datetime, float | None]] = frozenset()
 
 
 class Controller(Protocol):
@@ -85,6 +88,9 @@ class LinearProgramController:
     _plan: Plan | None = field(default=None, repr=False)
     _plugged: dict[str, bool] = field(default_factory=dict, repr=False)
     _events: frozenset[str] = field(default_factory=frozenset, repr=False)
+    _departures: frozenset[tuple[str, datetime, float | None]] = field(
+        default_factory=frozenset, repr=False
+    )
     _warm: WarmStart = field(default_factory=WarmStart, repr=False)
     plans_made: int = 0
 
@@ -100,6 +106,7 @@ class LinearProgramController:
             self._plan = self._make_plan(context)
             self._plugged = dict(obs.plugged)
             self._events = events
+            self._departures = context.departures
             self.plans_made += 1
         assert self._plan is not None
         index = int((obs.now - self._plan.start) // self._plan.step)
@@ -117,6 +124,7 @@ class LinearProgramController:
             or now >= plan.start + plan.n_steps * plan.step
             or dict(context.observation.plugged) != self._plugged
             or events != self._events
+            or context.departures != self._departures
         )
 
     def _make_plan(self, context: ControlContext) -> Plan:

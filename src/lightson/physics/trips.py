@@ -109,6 +109,35 @@ def occurrences(
     return found
 
 
+NO_RETURN_KNOWN = timedelta(hours=1)  # a departure with no trip behind it: away this long
+
+
+def with_departure(
+    found: list[TripOccurrence],
+    depart: datetime,
+    need_kwh: float | None,
+    tz: ZoneInfo,
+) -> list[TripOccurrence]:
+    """``found`` with a departure someone asked for (the owner, or the vehicle itself over
+    ISO 15118): the trip that leaves the same local day moves to ``depart``, keeping its length
+    and energy; with none that day, a trip of no energy leaves then (away ``NO_RETURN_KNOWN``).
+    ``need_kwh`` is the energy to leave with above the departure floor (``None``: the trip's
+    own); the trip's energy still counts if it is more."""
+    day = depart.astimezone(tz).date()
+    moved = None
+    kept = []
+    for trip in found:
+        if moved is None and trip.depart.astimezone(tz).date() == day:
+            moved = trip
+        else:
+            kept.append(trip)
+    if moved is None:
+        moved = TripOccurrence(depart, depart + NO_RETURN_KNOWN, 0.0)
+    need = moved.need_kwh if need_kwh is None else max(need_kwh, moved.need_kwh)
+    shifted = TripOccurrence(depart, depart + (moved.arrive - moved.depart), moved.energy_kwh, need)
+    return sorted([*kept, shifted], key=lambda t: t.depart)
+
+
 def lay_trips(trips: list[TripOccurrence], grid: TimeGrid) -> TripSchedule:
     """Per-interval schedule of explicit trip occurrences (an interval is away if it starts
     while the vehicle is away; a trip too short to hold an interval start takes the interval

@@ -4,7 +4,9 @@ re-plans and its setpoints go to the chargers.
 One tick of a site:
 
 1. **Observe** from the database what the CSMS stored: each vehicle's state of charge and
-   whether it is plugged (an open transaction at its charger). Building load and PV come
+   whether it is plugged (an open transaction at its charger), and the departures asked for:
+   the owner's next departure (``services.departures``), else the time and energy the
+   vehicle itself asked for over ISO 15118 (``NotifyEVChargingNeeds``). Building load and PV come
    from the site's profiles until a site meter feeds them (``docs/operations.md``).
 2. **Decide** with the same code the simulator runs (``control.step.decide``): the site's
    controller on the grid, the islanded dispatch in an outage, then the safety layer.
@@ -59,7 +61,15 @@ from lightson.domain.plan import Plan, Setpoint
 from lightson.domain.state import SiteObservation
 from lightson.domain.time import Clock, TimeGrid
 from lightson.forecast.profiles import profile_forecast, profile_peak_so_far_kw
-from lightson.physics.trips import trip_schedule
+from lightson.physics.trips import (
+    LOOKAHEAD,
+    TripSchedule,
+    lay_trips,
+    occurrences,
+    trip_schedule,
+    with_departure,
+)
+from lightson.services.departures import next_departures
 from lightson.store import Store
 from lightson.store import schema as db
 from lightson.store.live import StationState, station_states
@@ -69,6 +79,7 @@ DEFAULT_EVERY = timedelta(minutes=5)
 DEFAULT_STALE_AFTER = timedelta(minutes=15)
 
 Mode = Literal["grid", "islanded", "fallback", "starting"]
+Departures = dict[str, tuple[datetime, float | None]]  # vehicle_id -> (when, need above floor)
 
 
 class SetpointSink(Protocol):
@@ -365,6 +376,7 @@ class LiveControl:
         states = await asyncio.to_thread(
             station_states, self.store, [c.evse_id for c in site.chargers]
         )
+        departures = await asyncio.to_thread(self._departures, site, states, now)
         self.ticks += 1
         forecast_now = profile_forecast(self.program, site, TimeGrid(self._step_start(now), 1))
         load_kw, pv_kw = float(forecast_now.load_kw[0]), float(forecast_now.pv_kw[0])
@@ -410,11 +422,11 @@ class LiveControl:
             decide,
             site,
             observation,
-            self._next_trip_kwh(site, now),
+            self._next_trip_kwh(site, now, departures),
             (valid_until - now).total_seconds() / 3600,  # the floor holds for all of it
             valid_until,
             controller=live.controller,
-            context=lambda seen: self._context(live, seen),
+            context=lambda seen: self._context(live, seen, departures),
             islanded=islanded,
             released_vehicles=live.released,
         )
@@ -470,7 +482,9 @@ class LiveControl:
         step = self.program.step
         return now - (now - now.replace(minute=0, second=0, microsecond=0)) % step
 
-    def _context(self, live: _Site, observation: SiteObservation) -> ControlContext:
+    def _context(
+        self, live: _Site, observation: SiteObservation, departures: Departures | None = None
+    ) -> ControlContext:
         site = live.site
         steps = max(1, int(live.controller.horizon / self.program.step))
         grid = TimeGrid(self._step_start(observation.now), steps, self.program.step)
@@ -480,16 +494,59 @@ class LiveControl:
             site,
             observation,
             profile_forecast(self.program, site, grid),
+            self._schedules(site, grid, departures or {}),
+            frozenset((v, at, need) for v, (at, need) in (departures or {}).items()),
         )
 
-    def _next_trip_kwh(self, site: Site, now: datetime) -> dict[str, float]:
-        grid = TimeGrid(self._step_start(now), 1, self.program.step)
-        return {
-            v.vehicle_id: float(
-                trip_schedule(v.trips, grid, self.program.timezone).next_trip_kwh[0]
+    def _schedules(
+        self, site: Site, grid: TimeGrid, departures: Departures
+    ) -> dict[str, TripSchedule]:
+        """Each vehicle's trips on ``grid``, with the departure asked for where there is one."""
+        tz = self.program.timezone
+        schedules = {}
+        for vehicle in site.vehicles:
+            asked = departures.get(vehicle.vehicle_id)
+            if asked is None:
+                schedules[vehicle.vehicle_id] = trip_schedule(vehicle.trips, grid, tz)
+                continue
+            first, last = grid.start - timedelta(days=2), grid.end + LOOKAHEAD
+            found = occurrences(vehicle.trips, first, last, tz)
+            schedules[vehicle.vehicle_id] = lay_trips(
+                with_departure(found, asked[0], asked[1], tz), grid
             )
-            for v in site.vehicles
-        }
+        return schedules
+
+    def _next_trip_kwh(
+        self, site: Site, now: datetime, departures: Departures | None = None
+    ) -> dict[str, float]:
+        grid = TimeGrid(self._step_start(now), 1, self.program.step)
+        schedules = self._schedules(site, grid, departures or {})
+        return {v: float(s.next_trip_kwh[0]) for v, s in schedules.items()}
+
+    def _departures(
+        self, site: Site, states: Mapping[str, StationState], now: datetime
+    ) -> Departures:
+        """The departures asked for, by vehicle: the owner's (``departures`` table) first,
+        else what a plugged vehicle said over ISO 15118 (departure time and energy wanted),
+        each as (when, energy to leave with above the departure floor or ``None``)."""
+        asked: Departures = {}
+        for vehicle in site.vehicles:
+            state = states[vehicle.evse_id]
+            if state.plugged and state.departure is not None and state.departure > now:
+                need = None
+                if state.energy_request_kwh is not None and state.soc is not None:
+                    leave_kwh = state.soc * vehicle.battery_kwh + state.energy_request_kwh
+                    need = leave_kwh - vehicle.departure_floor_soc * vehicle.battery_kwh
+                asked[vehicle.vehicle_id] = (state.departure, need)
+        owners = next_departures(self.store, (v.vehicle_id for v in site.vehicles), now)
+        for vehicle in site.vehicles:
+            chosen = owners.get(vehicle.vehicle_id)
+            if chosen is not None:
+                need = None
+                if chosen.target_soc is not None:
+                    need = (chosen.target_soc - vehicle.departure_floor_soc) * vehicle.battery_kwh
+                asked[vehicle.vehicle_id] = (chosen.depart_at, need)
+        return asked
 
     def _peak(self, live: _Site, now: datetime) -> float:
         """The month's import peak so far (from the profiles until a site meter reports)."""

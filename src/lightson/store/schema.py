@@ -12,6 +12,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -70,6 +71,7 @@ meter_samples = Table(
     Column("seq_no", Integer),
     Column("entry", Integer),
     UniqueConstraint("station_id", "transaction_id", "seq_no", "entry"),
+    Index("ix_meter_samples_station_latest", "station_id", "id"),  # latest per station
 )
 
 charging_needs = Table(
@@ -173,4 +175,16 @@ grid_signals = Table(
     Column("signal", String(16), nullable=False),  # lost, restored
     Column("at", DateTime(timezone=True), nullable=False),
     Column("released_vehicles", JSON, nullable=False),
+)
+
+departures = Table(  # an owner's "next departure" for a vehicle; the newest row per vehicle holds
+    "departures",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("site_id", String(64), nullable=False),
+    Column("vehicle_id", String(64), nullable=False, index=True),
+    Column("depart_at", DateTime(timezone=True)),  # None: the owner cleared it
+    Column("target_soc", Float),  # None: the trip's own need
+    Column("set_at", DateTime(timezone=True), nullable=False),
+    Column("set_by", String(64), nullable=False),
 )

@@ -93,12 +93,13 @@ async function sitePage(siteId) {
     card("vehicles, as set (+ charging)", kw(s.vehicles_kw), "flow-vehicles") +
     card("grid (+ import)", kw(s.grid_kw), "flow-grid") + `</div>` +
     `<h2>Vehicles</h2><table data-testid="vehicles"><thead><tr><th>vehicle</th><th>model</th>` +
-    `<th>charger</th><th>plugged</th><th>state of charge</th><th class="num">setpoint kW</th></tr></thead><tbody>`;
+    `<th>charger</th><th>plugged</th><th>state of charge</th><th class="num">setpoint kW</th><th>next departure asked for</th></tr></thead><tbody>`;
   for (const v of site.vehicles) {
     const width = v.soc === null ? 0 : Math.round(v.soc * 100);
     html += `<tr><td>${esc(v.vehicle_id)}</td><td>${esc(v.model)}</td><td>${esc(v.evse_id)}</td>` +
       `<td>${v.plugged ? "yes" : "no"}</td><td><span class="bar-box"><span class="bar" style="width:${width}%"></span></span>${pct(v.soc)}</td>` +
-      `<td class="num" data-vehicle="${esc(v.vehicle_id)}">${kw(v.power_kw)}</td></tr>`;
+      `<td class="num" data-vehicle="${esc(v.vehicle_id)}">${kw(v.power_kw)}</td>` +
+      `<td>${v.departure ? time(v.departure.at) + (v.departure.target_soc === null ? "" : ", " + pct(v.departure.target_soc)) : "usual trips"}</td></tr>`;
   }
   html += `</tbody></table><h2>Backup if the grid went down now</h2><div class="cards">`;
   for (const [tier, hours] of Object.entries(backup.hours)) {
