@@ -417,3 +417,52 @@ def test_an_owner_sets_a_departure_and_the_site_shows_it(world: World) -> None:
     assert all(v["departure"] is None for v in site["vehicles"])
     log = [(r["action"], r["outcome"]) for r in world.store.rows(db.audit_log)]
     assert log[0] == ("departure-set", "done") and log[-1] == ("departure-clear", "done")
+
+
+def test_no_one_home_shows_through_a_utilitys_view(world: World) -> None:
+    # home-lowell's car plugged a while ago and went silent: its site falls back.
+    plugged(world.store, "home-lowell-evse1", 0.6, IN_EVENT - timedelta(minutes=30), tx="h")
+    asyncio.run(world.live.tick("home-lowell"))
+    assert world.live.status["home-lowell"].mode == "fallback"
+    sites = {s["site_id"]: s for s in world.call("utility-ng", "GET", "/api/sites").json()}
+    assert sites["home-lowell"]["status"] == {"mode": "parallel"}  # fallback says "a car"
+    assert sites["school-beverly"]["status"] == {"mode": "grid"}
+    program = world.call("utility-ng", "GET", "/api/program").json()
+    # One home in the territory: its power stays out of the totals (the school's are in).
+    assert program["sites"] == 2 and program["sites_in_power_totals"] == 1
+    assert program["modes"] == {"parallel": 1, "grid": 1}
+    assert program["available_discharge_kw_now"] == pytest.approx(120.0)  # the two buses
+
+
+def test_an_event_shows_each_caller_only_their_own_sites(world: World) -> None:
+    ng = world.call("utility-ng", "POST", "/api/events", EVENT).json()
+    assert ng["sites"] == ["school-beverly"]
+    ev_event = {**EVENT, "event_id": "ev-2026-07-16"}
+    assert world.call("utility-ev", "POST", "/api/events", ev_event).status_code == 201
+    # The school's owner cannot opt out of Eversource's event (it does not call the school).
+    wrong = world.call("owner-school", "POST", "/api/events/ev-2026-07-16/opt-out/school-beverly")
+    assert wrong.status_code == 404
+    mine = world.call("owner-school", "POST", "/api/events/ng-2026-07-16/opt-out/school-beverly")
+    assert mine.json()["opt_outs"] == ["school-beverly"]
+    assert world.call("utility-ev", "GET", "/api/program").json()["next_event"]["event_id"] == (
+        "ev-2026-07-16"
+    )
+    assert world.call("utility-ng", "GET", "/api/program").json()["next_event"]["event_id"] == (
+        "ng-2026-07-16"
+    )
+    events = world.store.rows(db.dr_events)
+    assert {e["event_id"]: e["source"] for e in events} == {
+        "ng-2026-07-16": "utility:national-grid",
+        "ev-2026-07-16": "utility:eversource",
+    }
+
+
+def test_a_refused_event_is_audited_with_its_status(world: World) -> None:
+    late = world.call("admin", "POST", "/api/events", {**EVENT, "end": "2026-07-17T03:00:00Z"})
+    assert late.status_code == 422
+    (row,) = world.store.rows(db.audit_log)
+    assert (row["action"], row["outcome"], row["detail"]["status"]) == (
+        "event-submit",
+        "refused",
+        422,
+    )

@@ -7,7 +7,7 @@ import itertools
 import re
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from lightson.store import Store
@@ -53,6 +53,20 @@ def test_the_demo_runs_the_fleet_into_the_event(tmp_path: Path) -> None:
             if row["sent_at"] < event_start:
                 continue
             by_station.setdefault(row["station_id"], []).append(row)
+        # Every vehicle plugged in all through the first hour of the event got setpoints in it.
+        first_hour = (event_start, event_start + timedelta(hours=1))
+        for station in {e["station_id"] for e in events}:
+            mine = [e for e in events if e["station_id"] == station]
+            started = [e["at"] for e in mine if e["event_type"] == "Started"]
+            ended = [e["at"] for e in mine if e["event_type"] == "Ended"]
+            there = any(t < first_hour[0] for t in started) and not any(
+                first_hour[0] - timedelta(hours=6) < t < first_hour[1] for t in ended
+            )
+            if there:
+                assert any(
+                    first_hour[0] <= row["sent_at"] < first_hour[1]
+                    for row in by_station.get(station, [])
+                ), station
         for station, rows in by_station.items():
             for before, after in itertools.pairwise(rows):
                 if after["sent_at"] > before["valid_until"]:

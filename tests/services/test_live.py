@@ -150,6 +150,7 @@ def test_a_charger_with_nothing_plugged_gets_no_profile(store: Store) -> None:
     status = run(LiveControl(program, store, sink, SimClock(IN_EVENT)).tick("school-beverly"))
     # A 0 kW default profile would hold back a bus that plugs in before the next tick.
     assert status.answers["depot-evse1"] == "idle"
+    assert "not accepted" not in status.reason
     assert [s for s, *_ in sink.sent] == ["depot-evse2"]
 
 
@@ -320,12 +321,20 @@ def test_the_loop_ticks_on_a_fixed_schedule_and_at_once_when_woken(store: Store)
     woken: list[datetime] = []
     tick_all, tick = loop.tick_all, loop.tick
 
+    in_pass = False
+
     async def counted_pass() -> Any:
+        nonlocal in_pass
         passes.append(clock.now())
-        return await tick_all()
+        in_pass = True
+        try:
+            return await tick_all()
+        finally:
+            in_pass = False
 
     async def counted_tick(site_id: str) -> Any:
-        woken.append(clock.now())
+        if not in_pass:  # a tick of its own, not one of a pass
+            woken.append(clock.now())
         return await tick(site_id)
 
     loop.tick_all = counted_pass  # type: ignore[method-assign]
@@ -514,3 +523,82 @@ def test_a_departure_the_vehicle_asks_for_over_iso_15118_counts(store: Store) ->
     power = {s.evse_id: s.power_kw for s in run(loop.tick("school-beverly")).setpoints}
     assert power["depot-evse1"] == pytest.approx(60.0, abs=1e-6)  # all it can, and not enough
     assert power["depot-evse2"] < -1.0
+
+
+def with_site(program: Program, site_id: str, **changes: Any) -> Program:
+    return replace(program, sites=(replace(program.site(site_id), **changes),))
+
+
+def test_a_silent_chargers_default_counts_against_the_service_limit(store: Store) -> None:
+    program = school()
+    plugged(store, "depot-evse1", 0.5, IN_EVENT - timedelta(minutes=16), tx="a")  # silent
+    plugged(store, "depot-evse2", 0.5, IN_EVENT - timedelta(minutes=1), tx="b")
+    probe = LiveControl(program, store, FakeSink(), SimClock(IN_EVENT), controller="unmanaged")
+    load_kw = run(probe.tick("school-beverly")).load_kw
+    # 90 kW of room above the building: bus-7's default may take 60, so bus-12 gets 30.
+    tight = with_site(program, "school-beverly", service_limit_kw=load_kw + 90.0)
+    loop = LiveControl(tight, store, FakeSink(), SimClock(IN_EVENT), controller="unmanaged")
+    status = run(loop.tick("school-beverly"))
+    assert [(s.evse_id, s.power_kw) for s in status.setpoints] == [
+        ("depot-evse2", pytest.approx(30.0, abs=1e-6))
+    ]
+    assert any(i.rule is SafetyRule.SERVICE_LIMIT for i in status.interventions)
+
+
+def test_islanded_a_silent_charger_is_held_at_zero_not_left_to_charge(store: Store) -> None:
+    program = school()
+    plugged(store, "depot-evse1", 0.8, IN_EVENT - timedelta(minutes=16), tx="a")  # silent
+    plugged(store, "depot-evse2", 0.8, IN_EVENT - timedelta(minutes=1), tx="b")
+    sink = FakeSink()
+    loop = LiveControl(program, store, sink, SimClock(IN_EVENT), events_of(program))
+    loop.report_grid("school-beverly", "meter", GridSignal.LOST)
+    status = run(loop.tick("school-beverly"))
+    assert status.mode == "islanded" and sink.cleared == []  # the default would charge
+    sent = {station: setpoint.power_kw for station, _, setpoint, _ in sink.sent}
+    assert sent["depot-evse1"] == 0.0
+    # bus-12 alone carries what the building's tiers need: nothing added for bus-7.
+    assert -status.vehicles_kw == pytest.approx(status.load_kw - status.pv_kw, abs=1e-6)
+
+
+def test_the_no_export_view_does_not_loosen_the_service_limit(store: Store) -> None:
+    program = load_program("example")
+    program = replace(program, sites=(program.site("business-worcester"),))
+    for station in ("biz-evse1", "biz-evse2"):
+        plugged(store, station, 0.3, IN_EVENT - timedelta(minutes=1), tx=station)
+    probe = LiveControl(program, store, FakeSink(), SimClock(IN_EVENT), controller="unmanaged")
+    load_kw = run(probe.tick("business-worcester")).load_kw
+    tight = with_site(program, "business-worcester", service_limit_kw=load_kw + 5.0)
+    loop = LiveControl(tight, store, FakeSink(), SimClock(IN_EVENT), controller="unmanaged")
+    status = run(loop.tick("business-worcester"))
+    # The import check uses the forecast load, not the no-export rule's cautious 30 % of it.
+    assert status.vehicles_kw == pytest.approx(5.0, abs=1e-6)
+
+
+def test_a_release_reported_during_a_tick_is_kept(store: Store) -> None:
+    program = school()
+    plugged(store, "depot-evse1", 0.8, IN_EVENT - timedelta(minutes=1))
+    loop = LiveControl(program, store, FakeSink(), SimClock(IN_EVENT), events_of(program))
+    peak = loop._peak
+
+    def outage_meanwhile(live: Any, now: Any) -> float:  # the API reports it mid-tick
+        loop.report_grid(
+            "school-beverly", "api", GridSignal.LOST, released_vehicles=frozenset({"bus-7"})
+        )
+        return peak(live, now)
+
+    loop._peak = outage_meanwhile  # type: ignore[method-assign]
+    run(loop.tick("school-beverly"))
+    assert loop._grid_now(loop._sites["school-beverly"], IN_EVENT) == (True, frozenset({"bus-7"}))
+
+
+def test_outages_declared_before_the_api_spoke_as_one_source_can_be_ended(store: Store) -> None:
+    row = {
+        "site_id": "school-beverly",
+        "source": "api:alice",  # as stored before 2026-11-29
+        "signal": "lost",
+        "at": IN_EVENT - timedelta(hours=1),
+        "released_vehicles": [],
+    }
+    store.write([(db.grid_signals, row)]).result(5)
+    loop = LiveControl(school(), store, FakeSink(), SimClock(IN_EVENT))
+    assert loop.grid_losses("school-beverly")[0] == frozenset({"api"})

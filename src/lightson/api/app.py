@@ -27,9 +27,10 @@ from pydantic import AwareDatetime
 
 from lightson.api.events import event_document
 from lightson.control.grid import GridSignal
-from lightson.domain.assets import Program, Site
+from lightson.domain.assets import Program, Site, SiteKind
 from lightson.domain.errors import ConfigError
 from lightson.domain.time import Clock
+from lightson.programs.events import ProgramEvent
 from lightson.programs.rules import ProgramRules
 from lightson.services.access import AccessService, Principal, Role
 from lightson.services.completeness import data_completeness
@@ -46,6 +47,7 @@ from lightson.store import Store
 from lightson.store.live import recent_samples
 
 ADMIN = frozenset({Role.ADMIN})
+MIN_HOMES_IN_TOTALS = 10  # a utility's power totals include homes only from this many on
 API_SOURCE = "api"  # how outages declared through the API are reported to the grid monitor
 ANYONE = frozenset(Role)
 
@@ -122,6 +124,16 @@ def create_app(ops: Operations) -> FastAPI:
     def require(who: Principal, roles: frozenset[Role], action: str = "", target: str = "") -> None:
         if who.role not in roles:
             refuse(who, action, target, f"the {who.role.value} role may not do this")
+
+    def shown_event(who: Principal, event: ProgramEvent) -> dict[str, Any]:
+        """An event as the caller may see it: beyond an admin, only their own sites in its
+        site list and opt-outs."""
+        document = event_document(event, ops.clock.now())
+        if who.role is not Role.ADMIN:
+            mine = {s.site_id for s in _scope(ops, who)}
+            document["sites"] = [s for s in document["sites"] if s in mine]
+            document["opt_outs"] = sorted(set(document["opt_outs"]) & mine)
+        return document
 
     def territory_event(who: Principal, body: dict[str, Any], target: str) -> dict[str, Any]:
         """A utility calls its own customers only: the sites it names must be in its
@@ -210,7 +222,16 @@ def create_app(ops: Operations) -> FastAPI:
     def program(who: Who) -> dict[str, Any]:
         """Aggregates every role may see (no vehicle or person named)."""
         sites = _scope(ops, who)
-        statuses = [ops.live.status[s.site_id] for s in sites]
+        # A utility's power totals leave homes out unless there are enough of them that no
+        # one home shows through (a territory of one home would be that home's power).
+        powered = [
+            s
+            for s in sites
+            if who.role is not Role.UTILITY
+            or s.kind is not SiteKind.HOME
+            or sum(x.kind is SiteKind.HOME for x in sites) >= MIN_HOMES_IN_TOTALS
+        ]
+        statuses = [ops.live.status[s.site_id] for s in powered]
         next_event = _next_event(ops, sites)
         return {
             "name": ops.program.name,
@@ -224,9 +245,10 @@ def create_app(ops: Operations) -> FastAPI:
             ),
             "vehicles_kw_now": round(sum(st.vehicles_kw for st in statuses), 1),
             "available_discharge_kw_now": round(
-                sum(_available_kw(s, ops.live.status[s.site_id]) for s in sites), 1
+                sum(_available_kw(s, ops.live.status[s.site_id]) for s in powered), 1
             ),
-            "modes": _count(st.mode for st in statuses),
+            "sites_in_power_totals": len(powered),
+            "modes": _count(_mode_shown(s, ops.live.status[s.site_id], who) for s in sites),
             "next_event": next_event,
         }
 
@@ -234,7 +256,12 @@ def create_app(ops: Operations) -> FastAPI:
     def sites(who: Who) -> list[dict[str, Any]]:
         """Sites in the caller's scope; vehicle detail only where the caller may see it."""
         return [
-            _site_summary(site, ops.live.status[site.site_id], who.may_see_site(site.site_id))
+            _site_summary(
+                site,
+                ops.live.status[site.site_id],
+                who.may_see_site(site.site_id),
+                _mode_shown(site, ops.live.status[site.site_id], who),
+            )
             for site in _scope(ops, who)
         ]
 
@@ -439,17 +466,7 @@ def create_app(ops: Operations) -> FastAPI:
         # An owner sees the events that call one of their sites, a utility those that call
         # its territory; neither sees another's sites or opt-outs.
         scope = _scope(ops, who)
-        mine = {s.site_id for s in scope}
-        programs = {p for s in scope for p in s.enrollments}
-        documents = []
-        for event in listed:
-            if event.program_id not in programs or (event.sites and not mine & set(event.sites)):
-                continue
-            document = event_document(event, now)
-            document["sites"] = [s for s in document["sites"] if s in mine]
-            document["opt_outs"] = sorted(set(document["opt_outs"]) & mine)
-            documents.append(document)
-        return documents
+        return [shown_event(who, e) for e in listed if _calls_any(e, scope)]
 
     @app.post("/api/events", tags=["demand response"], status_code=201, response_model=None)
     def submit(
@@ -460,18 +477,17 @@ def create_app(ops: Operations) -> FastAPI:
         require(who, frozenset({Role.ADMIN, Role.UTILITY}), "event-submit", target)
         if who.role is Role.UTILITY:
             body = territory_event(who, body, target)
+            body["source"] = f"utility:{who.utility}"[:24]  # who sent it, not what they say
         service = ops.events()
         known = target in service.book().events
         try:
             event = service.submit({**body, "source": body.get("source", f"api:{who.name}")})
         except ConfigError as error:
-            ops.access().audit(who, "event-submit", target, "refused", {"error": str(error)})
+            ops.access().audit(who, "event-submit", target, "refused", _refusal(error))
             raise
         ops.access().audit(who, "event-submit", event.event_id, "done", {"body": body})
         ops.live.wake()
-        return JSONResponse(
-            status_code=200 if known else 201, content=event_document(event, ops.clock.now())
-        )
+        return JSONResponse(status_code=200 if known else 201, content=shown_event(who, event))
 
     @app.delete("/api/events/{event_id}", tags=["demand response"])
     def cancel(event_id: str, who: Who) -> dict[str, Any]:
@@ -489,24 +505,33 @@ def create_app(ops: Operations) -> FastAPI:
                     event_id,
                     f"event '{event_id}' calls sites outside {who.utility}'s territory",
                 )
-        event = service.cancel(event_id)
+        try:
+            event = service.cancel(event_id)
+        except ConfigError as error:
+            ops.access().audit(who, "event-cancel", event_id, "refused", _refusal(error))
+            raise
         ops.access().audit(who, "event-cancel", event_id, "done")
         ops.live.wake()
-        return event_document(event, ops.clock.now())
+        return shown_event(who, event)
 
     @app.post("/api/events/{event_id}/opt-out/{site_id}", tags=["demand response"])
     def opt_out(event_id: str, site_id: str, who: Who) -> dict[str, Any]:
-        """The owner takes a site out of one event (admins may too)."""
-        ops.site(site_id)
+        """The owner takes a site out of one event that calls it (admins may too)."""
+        site, target = ops.site(site_id), f"{event_id}/{site_id}"
         if not who.may_see_site(site_id):
-            refuse(who, "event-opt-out", f"{event_id}/{site_id}", f"not your site '{site_id}'")
+            refuse(who, "event-opt-out", target, f"not your site '{site_id}'")
         service = ops.events()
-        if event_id not in service.book().events:
-            raise HttpError(404, f"no event '{event_id}'", "event_id")
-        event = service.opt_out(event_id, site_id)
-        ops.access().audit(who, "event-opt-out", f"{event_id}/{site_id}", "done")
+        known = service.book().events.get(event_id)
+        if known is None or not _calls_any(known, [site]):
+            raise HttpError(404, f"no event '{event_id}' calls site '{site_id}'", "event_id")
+        try:
+            event = service.opt_out(event_id, site_id)
+        except ConfigError as error:
+            ops.access().audit(who, "event-opt-out", target, "refused", _refusal(error))
+            raise
+        ops.access().audit(who, "event-opt-out", target, "done")
         ops.live.wake(site_id)
-        return event_document(event, ops.clock.now())
+        return shown_event(who, event)
 
     @app.get("/api/events/{event_id}/performance", tags=["demand response"])
     def performance(event_id: str, who: Who) -> dict[str, Any]:
@@ -525,14 +550,18 @@ def create_app(ops: Operations) -> FastAPI:
             raise HttpError(403, f"event '{event_id}' calls none of your sites")
         rules = {r.program_id: r for r in ops.events().rules}.get(event.program_id)
         now = ops.clock.now()
+        # A home's kW while the event runs says whether its car is there now: a utility
+        # sees homes once the event is over (what it settles and pays on).
+        hide_homes = who.role is Role.UTILITY and now < event.end
         lines = [
             line
             for line in event_performance(ops.store, ops.program, event, rules, now)
-            if line.site_id in called or who.role is Role.ADMIN
+            if (line.site_id in called or who.role is Role.ADMIN)
+            and not (hide_homes and line.kind == SiteKind.HOME.value)
         ]
         measured = [line.kw for line in lines if line.kw is not None]
         return {
-            **event_document(event, now),
+            **shown_event(who, event),
             "total_kw": round(sum(measured), 1),
             "sites": [
                 {
@@ -608,6 +637,10 @@ def _departure_document(departure: Departure | None) -> dict[str, Any] | None:
     }
 
 
+def _refusal(error: ConfigError) -> dict[str, Any]:
+    return {"status": 422, "error": str(error)}
+
+
 def _round(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
 
@@ -628,13 +661,29 @@ def _available_kw(site: Site, status: SiteStatus) -> float:
     )
 
 
+def _mode_shown(site: Site, status: SiteStatus, who: Principal) -> str:
+    """A home's mode as a utility may see it: islanded or parallel. ``fallback`` would say
+    that a car is plugged in there (its readings went stale)."""
+    if who.role is Role.UTILITY and site.kind is SiteKind.HOME:
+        return "islanded" if status.mode == "islanded" else "parallel"
+    return status.mode
+
+
+def _calls_any(event: ProgramEvent, sites: Sequence[Site]) -> bool:
+    """Whether the event calls one of ``sites`` (enrolled in its program, and listed or
+    the event lists none)."""
+    return any(
+        event.program_id in s.enrollments and (not event.sites or s.site_id in event.sites)
+        for s in sites
+    )
+
+
 def _next_event(ops: Operations, sites: Sequence[Site]) -> dict[str, Any] | None:
     now = ops.clock.now()
-    programs = {p for s in sites for p in s.enrollments}
     upcoming = [
         e
         for e in ops.events().book().events.values()
-        if e.end > now and e.cancelled_at is None and e.program_id in programs
+        if e.end > now and e.cancelled_at is None and _calls_any(e, sites)
     ]
     if not upcoming:
         return None
@@ -667,7 +716,9 @@ def _status_document(status: SiteStatus) -> dict[str, Any]:
     }
 
 
-def _site_summary(site: Site, status: SiteStatus, personal: bool) -> dict[str, Any]:
+def _site_summary(
+    site: Site, status: SiteStatus, personal: bool, mode: str | None = None
+) -> dict[str, Any]:
     """One line of the site list. Power, load and vehicles only where the caller may see the
     site's personal data: at a home they tell whether the car, and the family, are there."""
     document: dict[str, Any] = {
@@ -675,7 +726,7 @@ def _site_summary(site: Site, status: SiteStatus, personal: bool) -> dict[str, A
         "kind": site.kind.value,
         "utility": site.utility,
         "enrollments": list(site.enrollments),
-        "status": {"mode": status.mode},
+        "status": {"mode": mode or status.mode},
     }
     if personal:
         document["status"] = _status_document(status)

@@ -132,8 +132,16 @@ class OperationsServer:
 
     async def _leave_chargers_safe(self, timeout_s: float = 5.0) -> None:
         """On the way out, clear our setpoint profiles: every connected charger is left to
-        its charge-only default rather than to a plan nobody will update."""
-        stations = list(self.csms.sessions)
+        its charge-only default rather than to a plan nobody will update. Not at an islanded
+        site: the default would charge from the island, while the setpoints it holds keep
+        the building up until they expire."""
+        islanded = {
+            c.evse_id
+            for s in self.program.sites
+            if self.live.islanded(s.site_id)
+            for c in s.chargers
+        }
+        stations = [s for s in self.csms.sessions if s not in islanded]
         if not stations:
             return
         clears = [self.csms.clear_profiles(station) for station in stations]

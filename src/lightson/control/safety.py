@@ -153,7 +153,8 @@ def _site_rules(
     log: list[Intervention],
 ) -> None:
     """Scale discharges down to stop export, and charges down to respect the service limit."""
-    net_kw = observation.load_kw - observation.pv_kw + sum(power.values())
+    load_kw, pv_kw = observation.export_check_kw or (observation.load_kw, observation.pv_kw)
+    net_kw = load_kw - pv_kw + sum(power.values())
     if not state.may_export and net_kw < -TOLERANCE_KW:
         _scale(power, lambda kw: kw < 0, -net_kw, SafetyRule.NO_EXPORT, log)
     net_kw = observation.load_kw - observation.pv_kw + sum(power.values())

@@ -52,7 +52,9 @@ class OperatingState(Enum):
 class SiteObservation:
     """What the control loop measures at ``now``: battery energy and plug state by vehicle
     id, building load and PV (kW), whether the site is islanded, and whether an outage has
-    been declared (the only time vehicles may go below their floor)."""
+    been declared (the only time vehicles may go below their floor). ``export_check_kw``:
+    the (load, PV) the no-export rule is checked against when they must be more cautious
+    than ``load_kw`` and ``pv_kw`` (a live site known only from forecasts); ``None``: those."""
 
     now: datetime
     energy_kwh: Mapping[str, float]
@@ -62,3 +64,4 @@ class SiteObservation:
     islanded: bool = False
     outage_declared: bool = False
     peak_so_far_kw: float = 0.0
+    export_check_kw: tuple[float, float] | None = None

@@ -77,6 +77,9 @@ from lightson.store.live import StationState, station_states
 LOGGER = logging.getLogger("lightson.live")
 DEFAULT_EVERY = timedelta(minutes=5)
 DEFAULT_STALE_AFTER = timedelta(minutes=15)
+# A reading stamped a moment before its session's Started event (a charger taking the SoC
+# as the cable goes in) is this session's.
+SESSION_CLOCK_SLACK = timedelta(seconds=60)
 
 Mode = Literal["grid", "islanded", "fallback", "starting"]
 Departures = dict[str, tuple[datetime, float | None]]  # vehicle_id -> (when, need above floor)
@@ -228,7 +231,8 @@ class LiveControl:
             if live is not None:
                 self._apply(
                     live,
-                    row["source"],
+                    # Before 2026-11-29 the API spoke as api:<user>; it is one source now.
+                    "api" if row["source"].startswith("api:") else row["source"],
                     GridSignal(row["signal"]),
                     row["at"],
                     frozenset(row["released_vehicles"]),
@@ -238,6 +242,13 @@ class LiveControl:
         live = self._site(site_id)
         with self._grid_lock:
             return live.grid.islanded(self.clock.now())
+
+    def _grid_now(self, live: _Site, now: datetime) -> tuple[bool, frozenset[str]]:
+        """Islanded or not, and the vehicles released for this outage, read together (the
+        API's threads report outages while a tick runs). A release ends with its outage."""
+        with self._grid_lock:
+            islanded = live.grid.islanded(now)
+            return islanded, live.released if islanded else frozenset()
 
     def grid_losses(self, site_id: str) -> tuple[frozenset[str], datetime | None]:
         """The sources that report the grid lost at a site now, and when it re-syncs
@@ -275,8 +286,9 @@ class LiveControl:
             self.program, site, TimeGrid(self._step_start(now), steps, self.program.step)
         )
         step_h = self.program.step.total_seconds() / 3600
+        _, released = self._grid_now(live, now)
         next_trip = {  # a route reserve released for this outage is backup too
-            v: kwh for v, kwh in self._next_trip_kwh(site, now).items() if v not in live.released
+            v: kwh for v, kwh in self._next_trip_kwh(site, now).items() if v not in released
         }
         return backup_estimate(
             site, observation, forecast.load_kw, forecast.pv_kw, step_h, next_trip
@@ -325,10 +337,12 @@ class LiveControl:
         started = self.clock.now()
         self._pass = (started, 0)
         statuses = []
-        for done, site_id in enumerate(self._sites, start=1):
-            statuses.append(await self.tick(site_id))
-            self._pass = (started, done)
-        self._pass = None
+        try:
+            for done, site_id in enumerate(self._sites, start=1):
+                statuses.append(await self.tick(site_id))
+                self._pass = (started, done)
+        finally:
+            self._pass = None
         self.pass_time = self.clock.now() - started
         if self.pass_time > self.every:
             LOGGER.warning(
@@ -383,9 +397,22 @@ class LiveControl:
         soc = {v.vehicle_id: states[v.evse_id].soc for v in site.vehicles}
         plugged = {v.vehicle_id: states[v.evse_id].plugged for v in site.vehicles}
         stale = self._stale(site, states, now)
-        answers = {v.evse_id: await self._clear(v.evse_id) for v in stale}
-        # A left-alone charger may charge at its rating: the plan counts it as load.
-        default_kw = sum(min(v.max_charge_kw, site.charger(v.evse_id).max_charge_kw) for v in stale)
+        islanded, released = self._grid_now(live, now)
+        valid_until = now + self.hold()
+        answers: dict[str, str] = {}
+        default_kw = 0.0
+        for vehicle in stale:
+            if islanded:
+                # The charge-only default would charge from the island: hold it at 0 kW.
+                hold = Setpoint(vehicle.evse_id, 0.0, valid_until)
+                answers[vehicle.evse_id] = await self._send(
+                    vehicle.evse_id, hold, states[vehicle.evse_id]
+                )
+            else:
+                answers[vehicle.evse_id] = await self._clear(vehicle.evse_id)
+                # Left alone it may charge at its rating: the import check counts that.
+                charger = site.charger(vehicle.evse_id)
+                default_kw += min(vehicle.max_charge_kw, charger.max_charge_kw)
         base = SiteStatus(
             site.site_id,
             now,
@@ -397,12 +424,12 @@ class LiveControl:
             plugged=plugged,
             fallback=tuple(v.evse_id for v in stale),
         )
-        if stale and len(stale) == sum(plugged.values()):
+        if stale and len(stale) == sum(plugged.values()) and not islanded:
             return replace(base, reason=_fallback_reason(stale), answers=answers)
-        islanded = self.islanded(site.site_id)
-        seen_load, seen_pv = load_kw, pv_kw
+        export_check = None
         if not site.export_permitted and not islanded:
-            seen_load, seen_pv = no_export_view(site, load_kw, pv_kw)
+            # A charger left to its default may draw nothing (a full battery): not counted.
+            export_check = no_export_view(site, load_kw, pv_kw)
         observation = SiteObservation(
             now,
             {
@@ -411,13 +438,11 @@ class LiveControl:
                 for v in site.vehicles
             },
             {v: p and not any(s.vehicle_id == v for s in stale) for v, p in plugged.items()},
-            seen_load + default_kw,
-            seen_pv,
+            load_kw + default_kw,
+            pv_kw,
             peak_so_far_kw=self._peak(live, now),
+            export_check_kw=export_check,
         )
-        if not islanded:  # released reserves stay released until the site is parallel again
-            live.released = frozenset()
-        valid_until = now + self.hold()
         decision = await asyncio.to_thread(
             decide,
             site,
@@ -428,7 +453,7 @@ class LiveControl:
             controller=live.controller,
             context=lambda seen: self._context(live, seen, departures),
             islanded=islanded,
-            released_vehicles=live.released,
+            released_vehicles=released,
         )
         for setpoint in decision.setpoints:
             state = states[setpoint.evse_id]
@@ -469,7 +494,10 @@ class LiveControl:
                 stale[vehicle] = (
                     f"no state of charge from {vehicle.evse_id} for {vehicle.vehicle_id}"
                 )
-            elif state.started_at is not None and state.soc_at < state.started_at:
+            elif (
+                state.started_at is not None
+                and state.soc_at < state.started_at - SESSION_CLOCK_SLACK
+            ):
                 stale[vehicle] = (
                     f"no state of charge from {vehicle.evse_id} since its session started"
                 )
@@ -616,7 +644,7 @@ def _reason(
             "full": "the whole building",
         }[tier]
         parts = [f"islanded: the vehicles carry {carried}"]
-    refused = sorted(evse for evse, answer in answers.items() if answer != "Accepted")
+    refused = sorted(e for e, answer in answers.items() if answer not in ("Accepted", "idle"))
     if refused:
         parts.append("not accepted by " + ", ".join(f"{e} ({answers[e]})" for e in refused))
     if interventions:

@@ -171,7 +171,7 @@ grid_signals = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("site_id", String(64), nullable=False, index=True),
-    Column("source", String(96), nullable=False),  # meter:..., api:<who>, charger:...
+    Column("source", String(96), nullable=False),  # meter:..., api, charger:...
     Column("signal", String(16), nullable=False),  # lost, restored
     Column("at", DateTime(timezone=True), nullable=False),
     Column("released_vehicles", JSON, nullable=False),
