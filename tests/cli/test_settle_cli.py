@@ -69,3 +69,56 @@ def test_a_folder_that_is_not_a_run_is_refused(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["settle", "--run", str(tmp_path), "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "--run: not a simulation output folder" in result.output
+
+
+def test_site_level_performance_against_an_unadjusted_baseline(tmp_path: Path) -> None:
+    run = tmp_path / "fortnight"
+    simulated = CliRunner().invoke(
+        main,
+        [
+            *("simulate", "--program", "example", "--controller", "v2x-mpc"),
+            *("--start", "2026-06-29T00:00", "--days", "17", "--out", str(run)),
+        ],
+    )
+    assert simulated.exit_code == 0, simulated.output
+    out = tmp_path / "settled"
+    result = CliRunner().invoke(
+        main,
+        [
+            *("settle", "--run", str(run), "--baseline", "highest-5-of-10-unadjusted"),
+            *("--out", str(out)),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / "settlement_baseline.csv")
+    # The business and the school, in the C&I event of 15 July (the home is not C&I).
+    assert list(zip(table.site_id, table.event_id, strict=True)) == [
+        ("business-worcester", "cs-daily-2026-07-15"),
+        ("school-beverly", "cs-daily-2026-07-15"),
+    ]
+    row = next(table.itertuples())
+    # By hand from the run: the 5 of the last 10 weekdays before 15 July (4 July is a
+    # Saturday; the run has no holiday rule for baselines) with the highest mean net import
+    # over 15:00-18:00, averaged.
+    sites = pd.read_parquet(run / "sites.parquet")
+    business = sites[sites.site_id == "business-worcester"].copy()
+    local = pd.DatetimeIndex(business.time_utc).tz_convert("America/New_York")
+    business["day"], business["hour"] = local.date, local.hour
+    window = business[(business.hour >= 15) & (business.hour < 18)]
+    by_day = window.groupby("day").net_kw.mean()
+    days = [d for d in sorted(by_day.index, reverse=True) if str(d) < "2026-07-15"]
+    weekdays = [d for d in days if d.weekday() < 5][:10]
+    top = sorted(weekdays, key=lambda d: by_day[d], reverse=True)[:5]
+    assert row.baseline_kw == pytest.approx(by_day[top].mean())
+    actual = by_day[next(d for d in by_day.index if str(d) == "2026-07-15")]
+    assert row.actual_kw == pytest.approx(actual)
+    assert row.site_performance_kw == pytest.approx(max(row.baseline_kw - actual, 0.0))
+    events = pd.read_csv(out / "settlement_events.csv").set_index("site_id")
+    assert row.storage_rule_kw == pytest.approx(events.loc["business-worcester", "credited_kw"])
+
+
+def test_an_unknown_baseline_is_named(run_dir: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["settle", "--run", str(run_dir), "--baseline", "best-guess", "--out", str(tmp_path)]
+    )
+    assert result.exit_code != 0 and "--baseline" in result.output

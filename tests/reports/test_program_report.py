@@ -58,6 +58,10 @@ def test_the_tables_are_the_runs_kpis_grouped(runs: tuple[Path, Path]) -> None:
     per_site = pd.read_csv(runs[0] / "events.csv").groupby("event_id")["delivered_kw"].sum()
     assert events["program_kw"].to_dict() == pytest.approx(per_site.to_dict())
     assert events.loc["cs-daily-2026-07-15", "sites_called"] == 2
+    # The residential and the C&I event of 15 July share their window: the program's kW in
+    # it is both.
+    total = events["program_kw"].sum()
+    assert events["window_kw"].tolist() == pytest.approx([total] * len(events))
     controllers = tables["controllers"].set_index("controller")
     assert controllers.loc["unmanaged", "net_value_usd"] == 0.0
     assert controllers.loc["v2x-mpc", "net_value_usd"] == pytest.approx(

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 
 from lightson.cli.app import friendly_errors, main
 from lightson.config import EXAMPLE_PROGRAM, load_program
 from lightson.config.dr_rules import bundled_dr_rules, load_dr_rules
-from lightson.domain.assets import Program
+from lightson.domain.assets import Program, SiteKind
 from lightson.domain.demand_response import DREvent
 from lightson.domain.errors import ConfigError
 from lightson.programs import CalledEvent, EventLine, SettlementLine
@@ -65,6 +66,13 @@ from lightson.store import Store
     help="Share of each payment that goes to the site owner (the rest: aggregator).",
 )
 @click.option(
+    "--baseline",
+    default=None,
+    help="With --run: also measure each business and school event against this customer "
+    "baseline (site-level, as C&I programs do), e.g. highest-5-of-10; written to "
+    "settlement_baseline.csv next to the storage-rule figures that are paid.",
+)
+@click.option(
     "--out",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
@@ -78,6 +86,7 @@ def settle_command(
     season_year: int | None,
     rule_files: tuple[str, ...],
     participant_share: float,
+    baseline: str | None,
     out: Path,
 ) -> None:
     """Settle each demand-response program's season from a run: event kW per site (net
@@ -94,6 +103,12 @@ def settle_command(
     program = load_program(program_file)
     if (run_dir is None) == (db is None):
         raise ConfigError.at("--run", "give either --run DIR or --db URL")
+    if baseline is not None:
+        from lightson.programs.baselines import BASELINES
+
+        BASELINES.lookup(baseline, "--baseline")  # an unknown name fails before any work
+        if db is not None:
+            raise ConfigError.at("--baseline", "needs --run (the site's own load over time)")
     if db is not None:
         lines, event_lines, uncovered = _from_database(
             program, db, rule_files, participant_share, season_year
@@ -149,6 +164,87 @@ def settle_command(
         program, rules, called, metered, participant_share, season_year
     )
     _write(out, lines, event_lines, uncovered)
+    if baseline is not None:
+        table = baseline_table(program, per_site, called, event_lines, baseline)
+        table.to_csv(out / "settlement_baseline.csv", index=False)
+        click.echo(f"wrote {out / 'settlement_baseline.csv'} ({baseline})")
+
+
+def baseline_table(
+    program: Program,
+    per_site: dict[str, Any],
+    called: list[CalledEvent],
+    event_lines: list[EventLine],
+    name: str,
+) -> Any:
+    """Site-level performance of every business and school in every event it was called to:
+    the site's net import against the customer baseline ``name`` (the mean over the event of
+    baseline minus actual, at least 0), next to the storage-rule kW that settlement pays."""
+    import numpy as np
+    import pandas as pd
+
+    from lightson.programs.baselines import BASELINES, performance_kw
+
+    method = BASELINES.lookup(name, "--baseline")()
+    credited = {(e.site_id, e.event_id): e.credited_kw for e in event_lines}
+    rows = []
+    for site in program.sites:
+        if site.kind is SiteKind.HOME or site.site_id not in per_site:
+            continue
+        frame = per_site[site.site_id]
+        local = pd.DatetimeIndex(frame.time_utc).tz_convert(program.timezone)
+        step = program.step
+        per_day = int(timedelta(days=1) / step)
+        days: dict[date, Any] = {}
+        for day, rows_of_day in frame.groupby(local.date):
+            net = rows_of_day.net_kw.to_numpy(float)
+            if len(net) == per_day:  # a whole day (not a daylight-saving change or an edge)
+                days[day] = net
+        mine = [e for e in called if e.program_id in site.enrollments and e.calls(site.site_id)]
+        event_days = {e.start.astimezone(program.timezone).date() for e in mine}
+        for event in mine:
+            start = event.start.astimezone(program.timezone)
+            day = start.date()
+            first = int((start - start.replace(hour=0, minute=0)) / step)
+            window = slice(first, first + max(1, round((event.end - event.start) / step)))
+            adjustment = slice(
+                max(first - int(timedelta(hours=4) / step), 0),
+                max(first - int(timedelta(hours=1) / step), 0),
+            )
+            row: dict[str, Any] = {
+                "site_id": site.site_id,
+                "program_id": event.program_id,
+                "event_id": event.event_id,
+                "storage_rule_kw": credited.get((site.site_id, event.event_id)),
+            }
+            if day not in days:
+                rows.append({**row, "note": "the event day is not whole in the run"})
+                continue
+            try:
+                base = method.baseline_kw(days, day, event_days, window, adjustment)
+            except ValueError as error:
+                rows.append({**row, "note": str(error)})
+                continue
+            rows.append(
+                {
+                    **row,
+                    "baseline_kw": float(np.mean(base[window])),
+                    "actual_kw": float(np.mean(days[day][window])),
+                    "site_performance_kw": performance_kw(base, days[day], window),
+                    "note": "",
+                }
+            )
+    columns = [
+        "site_id",
+        "program_id",
+        "event_id",
+        "baseline_kw",
+        "actual_kw",
+        "site_performance_kw",
+        "storage_rule_kw",
+        "note",
+    ]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _from_database(

@@ -27,7 +27,7 @@ from lightson.domain.errors import ConfigError
 from lightson.reports.compare import check_comparable, controller_totals, value_captured
 
 EXPECTED_EVENT_KW = 1000.0  # the program expects more than 1 MW in each event (DOMAIN.md)
-RUN_FILES = ("kpis.json", "kpis_sites.csv", "events.csv", "site_list.csv")
+RUN_FILES = ("kpis.json", "kpis_sites.csv", "events.csv", "site_list.csv", "event_list.csv")
 KINDS = ("home", "business", "school")
 KIND_COLORS = {"home": "#2a7ab0", "business": "#e08a1e", "school": "#3b9b4a"}
 
@@ -40,6 +40,7 @@ class Run:
     document: Mapping[str, Any]  # kpis.json
     sites: pd.DataFrame  # kpis_sites.csv joined with site_list.csv
     events: pd.DataFrame  # events.csv: one row per site and event
+    windows: pd.DataFrame  # event_list.csv: each event's program and window
 
     @property
     def controller(self) -> str:
@@ -65,10 +66,13 @@ def read_run(folder: Path) -> Run:
         kpis = pd.read_csv(folder / "kpis_sites.csv")
         site_list = pd.read_csv(folder / "site_list.csv")
         events = pd.read_csv(folder / "events.csv")
+        windows = pd.read_csv(folder / "event_list.csv")
     except (OSError, ValueError) as error:
         raise ConfigError.at(str(folder), f"cannot read the run ({error})") from None
     sites = kpis.merge(site_list.drop(columns=["kind"]), on="site_id", how="left")
-    return Run(folder, document, sites, events)
+    windows["start"] = pd.to_datetime(windows["start"], utc=True)
+    windows["end"] = pd.to_datetime(windows["end"], utc=True)
+    return Run(folder, document, sites, events, windows)
 
 
 # --- tables ------------------------------------------------------------------------------------
@@ -178,22 +182,40 @@ def _value_by_kind(run: Run, baseline: Run | None) -> pd.DataFrame:
 
 
 def _program_events(run: Run) -> pd.DataFrame:
-    """The program's kW in each event (the sum over the sites it called)."""
+    """The program's kW in each event (the sum over the sites it called), and in each event
+    window: the residential and C&I events called for the same hours add up, and the program
+    expects more than 1 MW in a window."""
     per_event = run.document.get("program_kw_per_event", {})
-    events = run.events
+    windows = run.windows.set_index("event_id")
     rows = []
     for event_id, kw in per_event.items():
-        called = events[events["event_id"] == event_id]
+        called = run.events[run.events["event_id"] == event_id]
+        window = windows.loc[event_id] if event_id in windows.index else None
         rows.append(
             {
                 "event_id": event_id,
                 "program_id": called["program_id"].iloc[0] if len(called) else "",
+                "start": window["start"] if window is not None else pd.NaT,
+                "end": window["end"] if window is not None else pd.NaT,
                 "sites_called": len(called),
                 "program_kw": float(kw),
-                "expected_kw": EXPECTED_EVENT_KW,
             }
         )
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(
+        rows,
+        columns=["event_id", "program_id", "start", "end", "sites_called", "program_kw"],
+    )
+    overlap = [
+        float(
+            table.loc[(table["start"] < row.end) & (row.start < table["end"]), "program_kw"].sum()
+        )
+        if pd.notna(row.start)
+        else row.program_kw
+        for row in table.itertuples()
+    ]
+    table["window_kw"] = overlap
+    table["expected_kw"] = EXPECTED_EVENT_KW
+    return table
 
 
 def shortfall_reason(delivered_kw: float, plugged_share: float, capacity_kw: float) -> str:
@@ -337,13 +359,19 @@ def render_html(runs: Sequence[Run], tables: Mapping[str, pd.DataFrame]) -> str:
         tables={name: _html_table(t) for name, t in tables.items()},
         figures=figures,
         reasons=reasons,
-        events_over_1mw=int((tables["events"]["program_kw"] > EXPECTED_EVENT_KW).sum())
-        if len(tables["events"])
-        else 0,
-        event_count=len(tables["events"]),
+        events_over_1mw=_windows_over(tables["events"], EXPECTED_EVENT_KW),
+        event_count=_windows_over(tables["events"], -1.0),
         value_captured=value_captured_share,
         runs=[(r.controller, str(r.folder)) for r in runs],
     )
+
+
+def _windows_over(events: pd.DataFrame, kw: float) -> int:
+    """How many distinct event windows the program delivered more than ``kw`` in."""
+    if not len(events):
+        return 0
+    windows = events.drop_duplicates(subset=["start", "end"]) if "start" in events else events
+    return int((windows["window_kw"] > kw).sum())
 
 
 def _template(name: str) -> str:
@@ -352,6 +380,8 @@ def _template(name: str) -> str:
 
 def _html_table(table: pd.DataFrame) -> str:
     def cell(value: Any) -> str:
+        if isinstance(value, pd.Timestamp):
+            return str(value.strftime("%Y-%m-%d %H:%M UTC"))
         if isinstance(value, float):
             if math.isnan(value):
                 return "–"
@@ -385,11 +415,18 @@ def _plot_events(axis: Any, events: pd.DataFrame) -> None:
     if not len(events):
         axis.text(0.5, 0.5, "no events in this run", ha="center", transform=axis.transAxes)
         return
-    axis.bar(range(len(events)), events["program_kw"], color="#2a7ab0")
+    dated = events.dropna(subset=["start"])
+    bottom: dict[Any, float] = {}  # events of one window stack
+    for program_id, group in dated.groupby("program_id"):
+        days = list(group["start"].dt.tz_convert(None).dt.floor("D"))
+        below = [bottom.get(day, 0.0) for day in days]
+        axis.bar(days, group["program_kw"], width=0.8, bottom=below, label=program_id)
+        for day, kw in zip(days, group["program_kw"], strict=True):
+            bottom[day] = bottom.get(day, 0.0) + float(kw)
     axis.axhline(EXPECTED_EVENT_KW, color="#c0392b", linestyle="--", label="1 MW expected")
-    axis.set_xticks(range(len(events)), events["event_id"], rotation=60, ha="right", fontsize=6)
     axis.set_ylabel("program kW in the event")
-    axis.legend(loc="upper right", fontsize=8)
+    axis.legend(loc="upper left", fontsize=7)
+    axis.tick_params(axis="x", labelsize=7)
 
 
 def _plot_value(axis: Any, sites: pd.DataFrame) -> None:

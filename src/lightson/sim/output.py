@@ -26,8 +26,9 @@ def write_run(
     out: Path,
 ) -> list[Path]:
     """Write ``sites.parquet``, ``vehicles.parquet``, ``kpis.json``, ``kpis_sites.csv``,
-    ``events.csv`` and ``site_list.csv`` (what each simulated site is: kind, utility, vehicles,
-    chargers, so a report needs nothing else) into ``out``; returns the paths written."""
+    ``events.csv``, ``site_list.csv`` (what each simulated site is: kind, utility, vehicles,
+    chargers) and ``event_list.csv`` (each event's window), so a report needs nothing else,
+    into ``out``; returns the paths written."""
     out.mkdir(parents=True, exist_ok=True)
     paths = [
         out / name
@@ -38,6 +39,7 @@ def write_run(
             "kpis_sites.csv",
             "events.csv",
             "site_list.csv",
+            "event_list.csv",
         )
     ]
     _site_frame(run).to_parquet(paths[0], index=False)
@@ -51,6 +53,20 @@ def write_run(
     site_list(program, [s.site_id for s in program.sites if s.site_id in simulated]).to_csv(
         paths[5], index=False
     )
+    run_end = run.start + run.n_steps * program.step
+    pd.DataFrame(
+        [
+            {
+                "event_id": e.event_id,
+                "program_id": e.program_id,
+                "start": e.start.astimezone(program.timezone).isoformat(),
+                "end": e.end.astimezone(program.timezone).isoformat(),
+            }
+            for e in program.events
+            if e.start < run_end and e.end > run.start
+        ],
+        columns=["event_id", "program_id", "start", "end"],
+    ).to_csv(paths[6], index=False)
     return paths
 
 
