@@ -602,3 +602,28 @@ def test_outages_declared_before_the_api_spoke_as_one_source_can_be_ended(store:
     store.write([(db.grid_signals, row)]).result(5)
     loop = LiveControl(school(), store, FakeSink(), SimClock(IN_EVENT))
     assert loop.grid_losses("school-beverly")[0] == frozenset({"api"})
+
+
+def test_a_battery_far_from_the_plan_makes_the_site_re_plan(store: Store) -> None:
+    program = school()
+    plugged(store, "depot-evse1", 0.8, IN_EVENT - timedelta(minutes=2))
+    clock = SimClock(IN_EVENT)
+    loop = LiveControl(program, store, FakeSink(), clock, events_of(program))
+    run(loop.tick("school-beverly"))
+    controller = loop._sites["school-beverly"].controller
+    plan = controller.last_plan  # type: ignore[attr-defined]
+    assert controller.plans_made == 1  # type: ignore[attr-defined]
+    bus = next(v for v in plan.vehicles if v.vehicle_id == "bus-7")
+    # 15 minutes on, the reading is what the plan expected: no new plan.
+    clock.advance(timedelta(minutes=15))
+    expected_soc = float(bus.energy_kwh[0]) / 226.0
+    reading = {"station_id": "depot-evse1", "evse_id": 1, "at": clock.now(), "soc": expected_soc}
+    store.write([(db.meter_samples, reading)]).result(5)
+    run(loop.tick("school-beverly"))
+    assert controller.plans_made == 1  # type: ignore[attr-defined]
+    # Then the charger turns out not to have followed: 10 % of the battery off plan.
+    clock.advance(timedelta(minutes=1))
+    off = {**reading, "at": clock.now(), "soc": expected_soc + 0.10}
+    store.write([(db.meter_samples, off)]).result(5)
+    run(loop.tick("school-beverly"))
+    assert controller.plans_made == 2  # type: ignore[attr-defined]

@@ -8,7 +8,8 @@
 
 A controller is made per site and keeps its last plan: it re-plans every
 ``replan_every`` and at once when a vehicle plugs in or unplugs against the plan, or when
-the set of known events or of departures asked for changes. Between plans, ``guard_peak``
+the set of known events or of departures asked for changes (live, also when a battery
+drifts from the plan by more than ``drift_share``). Between plans, ``guard_peak``
 holds the import at the month's peak when the measured load beats its forecast. Setpoints
 then go through ``control.safety``.
 """
@@ -85,6 +86,10 @@ class LinearProgramController:
     charge_only: bool = False
     horizon: timedelta = DEFAULT_HORIZON
     replan_every: timedelta = DEFAULT_REPLAN_EVERY
+    # Re-plan when a plugged vehicle's battery is this share of its capacity away from the
+    # plan (a charger not following its setpoints, a reading that corrects the last one);
+    # None: never for that. The live loop sets it; the simulator follows its plans exactly.
+    drift_share: float | None = None
     _plan: Plan | None = field(default=None, repr=False)
     _plugged: dict[str, bool] = field(default_factory=dict, repr=False)
     _events: frozenset[str] = field(default_factory=frozenset, repr=False)
@@ -125,7 +130,27 @@ class LinearProgramController:
             or dict(context.observation.plugged) != self._plugged
             or events != self._events
             or context.departures != self._departures
+            or self._drifted(context)
         )
+
+    def _drifted(self, context: ControlContext) -> bool:
+        """Whether a plugged vehicle's measured energy is more than ``drift_share`` of its
+        battery away from what the plan expected at the start of this interval."""
+        plan, obs = self._plan, context.observation
+        if self.drift_share is None or plan is None:
+            return False
+        index = int((obs.now - plan.start) // plan.step)
+        if not 1 <= index <= plan.n_steps:
+            return False
+        batteries = {v.vehicle_id: v.battery_kwh for v in context.site.vehicles}
+        for vehicle in plan.vehicles:
+            measured = obs.energy_kwh.get(vehicle.vehicle_id)
+            if measured is None or not obs.plugged.get(vehicle.vehicle_id, False):
+                continue
+            expected = float(vehicle.energy_kwh[index - 1])
+            if abs(measured - expected) > self.drift_share * batteries[vehicle.vehicle_id]:
+                return True
+        return False
 
     def _make_plan(self, context: ControlContext) -> Plan:
         obs = context.observation

@@ -77,6 +77,7 @@ from lightson.store.live import StationState, station_states
 LOGGER = logging.getLogger("lightson.live")
 DEFAULT_EVERY = timedelta(minutes=5)
 DEFAULT_STALE_AFTER = timedelta(minutes=15)
+DRIFT_SHARE = 0.05  # a battery 5 % of its capacity away from the plan: re-plan now
 # A reading stamped a moment before its session's Started event (a charger taking the SoC
 # as the cable goes in) is this session's.
 SESSION_CLOCK_SLACK = timedelta(seconds=60)
@@ -146,7 +147,14 @@ class LiveControl:
     ) -> None:
         if every <= timedelta(0):
             raise ValueError("every must be positive")
-        make = CONTROLLERS.lookup(controller, "--controller")
+        factory = CONTROLLERS.lookup(controller, "--controller")
+
+        def make() -> Controller:
+            made = factory()
+            if hasattr(made, "drift_share"):  # the "large forecast error" trigger
+                made.drift_share = DRIFT_SHARE
+            return made
+
         self.program = program
         self.store = store
         self.sink = sink
