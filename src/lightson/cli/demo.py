@@ -353,10 +353,15 @@ async def _drive(
             if in_event:
                 notes.append("ConnectedSolutions event")
             if islanded:
-                tier = server.live.status[school.site_id].tier or "not even the critical"
-                notes.append(
-                    f"{school.site_id} islanded: its buses give {school_kw:.0f} kW ({tier} loads)"
-                )
+                status = server.live.status[school.site_id]
+                if status.mode != "islanded":  # the grid was lost since its last tick
+                    notes.append(f"{school.site_id} islanded: switching to its buses")
+                else:
+                    tier = status.tier or "not even the critical"
+                    notes.append(
+                        f"{school.site_id} islanded: its buses give {max(school_kw, 0.0):.0f} kW "
+                        f"({tier} loads)"
+                    )
             fallback = [s for s, st in server.live.status.items() if st.mode == "fallback"]
             if fallback:
                 notes.append(f"{len(fallback)} site(s) on the safe default")
