@@ -466,3 +466,18 @@ def test_a_refused_event_is_audited_with_its_status(world: World) -> None:
         "refused",
         422,
     )
+
+
+def test_a_utility_cannot_call_an_event_that_has_already_happened(world: World) -> None:
+    # Yesterday, one home, with a notice time: it would read out whether the car was there.
+    past = {
+        "event_id": "ng-probe",
+        "program_id": "cs-residential-battery",
+        "start": "2026-07-14T20:00:00Z",
+        "end": "2026-07-14T21:00:00Z",
+        "notice_at": "2026-07-13T20:00:00Z",
+        "sites": ["home-lowell"],
+    }
+    refused = world.call("utility-ng", "POST", "/api/events", past)
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "start"
+    assert world.store.rows(db.dr_events) == []

@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 from lightson.domain.assets import Trip
 from lightson.domain.time import TimeGrid
 from lightson.physics.battery import next_energy_kwh
-from lightson.physics.trips import lay_trips, occurrences, trip_schedule, with_departure
+from lightson.physics.trips import (
+    LOOKAHEAD,
+    lay_trips,
+    occurrences,
+    trip_schedule,
+    with_departure,
+)
 
 NY = ZoneInfo("America/New_York")
 
@@ -145,20 +151,49 @@ def test_a_departure_asked_for_moves_that_days_trip_or_adds_one() -> None:
     commute = (Trip(frozenset(range(5)), time(8, 0), time(17, 0), 12.0),)
     grid = TimeGrid(datetime(2026, 3, 11, tzinfo=NY), 96)  # a Wednesday
     found = occurrences(commute, grid.start - timedelta(days=2), grid.end, NY)
+    dawn = datetime(2026, 3, 11, 5, 0, tzinfo=NY)
     # Leaving at 06:30 instead of 08:00, with 30 kWh above the departure floor.
     early = datetime(2026, 3, 11, 6, 30, tzinfo=NY)
-    schedule = lay_trips(with_departure(found, early, 30.0, NY), grid)
+    schedule = lay_trips(with_departure(found, early, 30.0, NY, dawn), grid)
     assert list(np.flatnonzero(schedule.departure_trip_kwh)) == [25]  # ends at 06:30
     assert schedule.departure_trip_kwh[25] == pytest.approx(30.0)
     assert list(np.flatnonzero(schedule.away)) == list(range(26, 62))  # still 9 h away
     assert schedule.trip_energy_kwh.sum() == pytest.approx(12.0)
     # Less than the trip needs: the trip's own energy still counts.
-    assert lay_trips(with_departure(found, early, 5.0, NY), grid).departure_trip_kwh[25] == 12.0
-    # On a Saturday there is no commute: a trip of no energy leaves at 10:00 for an hour.
+    less = lay_trips(with_departure(found, early, 5.0, NY, dawn), grid)
+    assert less.departure_trip_kwh[25] == 12.0
+
+
+def test_a_departure_on_a_day_without_a_trip_needs_the_usual_trip() -> None:
+    commute = (Trip(frozenset(range(5)), time(8, 0), time(17, 0), 12.0),)
     saturday = TimeGrid(datetime(2026, 3, 14, tzinfo=NY), 96)
-    weekend = occurrences(commute, saturday.start - timedelta(days=2), saturday.end, NY)
-    added = lay_trips(
-        with_departure(weekend, datetime(2026, 3, 14, 10, tzinfo=NY), 40.0, NY), saturday
-    )
+    found = occurrences(commute, saturday.start - timedelta(days=2), saturday.end + LOOKAHEAD, NY)
+    at_ten = datetime(2026, 3, 14, 10, tzinfo=NY)
+    # No target given: it needs what the usual trip needs, and Monday's commute still counts.
+    added = lay_trips(with_departure(found, at_ten, None, NY, saturday.start), saturday)
     assert list(np.flatnonzero(added.away)) == [40, 41, 42, 43]
-    assert added.departure_trip_kwh[39] == 40.0 and added.trip_energy_kwh.sum() == 0.0
+    assert added.departure_trip_kwh[39] == 12.0 and added.trip_energy_kwh.sum() == 0.0
+    assert added.next_trip_kwh[0] == 12.0 and added.next_trip_kwh[50] == 12.0  # Monday's
+    # A target below the departure floor needs no more than the usual trip either.
+    low = lay_trips(with_departure(found, at_ten, -5.0, NY, saturday.start), saturday)
+    assert low.departure_trip_kwh[39] == 12.0
+
+
+def test_a_departure_moves_the_nearest_trip_not_yet_left_and_never_one_under_way() -> None:
+    routes = (
+        Trip(frozenset(range(5)), time(6, 30), time(9, 0), 15.0),
+        Trip(frozenset(range(5)), time(14, 0), time(16, 30), 15.0),
+    )
+    grid = TimeGrid(datetime(2026, 3, 11, tzinfo=NY), 96)  # a Wednesday, two routes
+    found = occurrences(routes, grid.start - timedelta(days=2), grid.end, NY)
+    early_morning = datetime(2026, 3, 11, 5, 0, tzinfo=NY)
+    # 14:30 moves the afternoon route (the nearest), not the morning one.
+    moved = with_departure(found, datetime(2026, 3, 11, 14, 30, tzinfo=NY), None, NY, early_morning)
+    today = [t for t in moved if t.depart.date() == grid.start.date()]
+    assert [t.depart.time() for t in today] == [time(6, 30), time(14, 30)]
+    assert sum(t.energy_kwh for t in today) == 30.0
+    # At 07:00 the morning route is under way: a 19:00 departure moves the afternoon one.
+    under_way = datetime(2026, 3, 11, 7, 0, tzinfo=NY)
+    later = with_departure(found, datetime(2026, 3, 11, 19, 0, tzinfo=NY), None, NY, under_way)
+    today = [t for t in later if t.depart.date() == grid.start.date()]
+    assert [t.depart.time() for t in today] == [time(6, 30), time(19, 0)]

@@ -12,7 +12,13 @@ from click.testing import CliRunner
 
 from lightson.cli import main
 from lightson.domain.errors import ConfigError
-from lightson.reports.program_report import read_run, report_tables, shortfall_reason
+from lightson.reports.program_report import (
+    Run,
+    _program_events,
+    read_run,
+    report_tables,
+    shortfall_reason,
+)
 
 
 def simulate(folder: Path, controller: str, days: str = "3") -> Path:
@@ -108,3 +114,34 @@ def test_runs_of_different_worlds_are_refused(runs: tuple[Path, Path], tmp_path:
     (shorter / "site_list.csv").unlink()
     with pytest.raises(ConfigError, match=r"site_list\.csv: missing"):
         read_run(shorter)
+
+
+def test_event_windows_chain_overlaps_and_count_a_site_once() -> None:
+    def t(hour: float) -> pd.Timestamp:
+        return pd.Timestamp("2026-07-15", tz="UTC") + pd.Timedelta(hours=hour)
+
+    windows = pd.DataFrame(
+        {
+            "event_id": ["a", "b", "c", "d"],
+            "program_id": ["daily", "targeted", "daily", "daily"],
+            "start": [t(15), t(16), t(18.5), t(39)],
+            "end": [t(18), t(19), t(20), t(42)],
+        }
+    )
+    # b overlaps a and c, which do not overlap each other: a, b and c are one window.
+    events = pd.DataFrame(
+        {
+            "event_id": ["a", "b", "b", "c", "d"],
+            "program_id": ["daily", "targeted", "targeted", "daily", "daily"],
+            "site_id": ["school", "school", "depot", "depot", "school"],
+            "delivered_kw": [100.0, 80.0, 50.0, 60.0, 90.0],
+            "plugged_share": [1.0] * 5,
+        }
+    )
+    document = {"program_kw_per_event": {"a": 100.0, "b": 130.0, "c": 60.0, "d": 90.0}}
+    run = Run(Path(), document, pd.DataFrame(), events, windows)
+    table = _program_events(run).set_index("event_id")
+    assert table["window"].tolist() == [0, 0, 0, 1]
+    # The school once (its larger kW, 100) and the depot once (60): 160 kW, not 290.
+    assert table.loc["a", "window_kw"] == table.loc["c", "window_kw"] == 160.0
+    assert table.loc["d", "window_kw"] == 90.0

@@ -59,9 +59,23 @@ def test_plugged_time_covered_by_readings_by_hand(tmp_path: Path) -> None:
             rows.append(
                 (
                     db.meter_samples,
-                    {"station_id": "evse-a", "evse_id": 1, "at": at(minutes), "power_kw": 5.0},
+                    {
+                        "station_id": "evse-a",
+                        "evse_id": 1,
+                        "at": at(minutes),
+                        "power_kw": 5.0,
+                        "soc": 0.5,
+                    },
                 )
             )
+        # A power reading without a SoC at 30 min: the loop cannot plan on it, so it
+        # covers nothing (it is still a reading).
+        rows.append(
+            (
+                db.meter_samples,
+                {"station_id": "evse-a", "evse_id": 1, "at": at(30), "power_kw": 5.0, "soc": None},
+            )
+        )
         for minutes, status in ((0, "Accepted"), (15, "Rejected"), (30, "Accepted")):
             rows.append(
                 (
@@ -82,7 +96,7 @@ def test_plugged_time_covered_by_readings_by_hand(tmp_path: Path) -> None:
         assert line.plugged_hours == pytest.approx(2.0)
         assert line.covered_hours == pytest.approx(55 / 60)
         assert line.completeness == pytest.approx(55 / 120)
-        assert (line.samples, line.last_reading_at, line.sequence_gaps) == (4, at(90), 1)
+        assert (line.samples, line.last_reading_at, line.sequence_gaps) == (5, at(90), 1)
         assert (line.setpoints_sent, line.setpoints_not_accepted) == (3, 1)
         assert idle.plugged_hours == 0.0 and idle.completeness is None and idle.samples == 0
         # A window that starts in the middle: plugged from 60 min on, a reading from before
@@ -90,5 +104,51 @@ def test_plugged_time_covered_by_readings_by_hand(tmp_path: Path) -> None:
         (late,) = data_completeness(store, ["evse-a"], at(60), at(180))
         assert late.plugged_hours == pytest.approx(1.0)
         assert late.covered_hours == pytest.approx(20 / 60)
+    finally:
+        store.close()
+
+
+def test_overlapping_sessions_count_their_time_once(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'c.db'}")
+    try:
+        base = {"station_id": "evse-c", "evse_id": 1, "payload": {}}
+        rows = [  # t1's Ended was lost; t2 came and went while t1 still looks open
+            (
+                db.transaction_events,
+                {
+                    **base,
+                    "transaction_id": "t1",
+                    "seq_no": 0,
+                    "event_type": "Started",
+                    "at": at(0),
+                    "received_at": at(0),
+                },
+            ),
+            (
+                db.transaction_events,
+                {
+                    **base,
+                    "transaction_id": "t2",
+                    "seq_no": 0,
+                    "event_type": "Started",
+                    "at": at(30),
+                    "received_at": at(30),
+                },
+            ),
+            (
+                db.transaction_events,
+                {
+                    **base,
+                    "transaction_id": "t2",
+                    "seq_no": 1,
+                    "event_type": "Ended",
+                    "at": at(60),
+                    "received_at": at(60),
+                },
+            ),
+        ]
+        store.write(rows).result(10)
+        (line,) = data_completeness(store, ["evse-c"], at(0), at(180))
+        assert line.plugged_hours == pytest.approx(3.0)  # not 3.5
     finally:
         store.close()

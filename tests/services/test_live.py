@@ -28,6 +28,7 @@ from lightson.services.departures import set_departure
 from lightson.services.live import LiveControl, no_export_view
 from lightson.store import StationRecord, Store
 from lightson.store import schema as db
+from lightson.store.live import station_states
 from live_support import IN_EVENT, FakeSink, plugged
 
 T = TypeVar("T")
@@ -519,10 +520,57 @@ def test_a_departure_the_vehicle_asks_for_over_iso_15118_counts(store: Store) ->
         "bidirectional": True,
     }
     store.write([(db.charging_needs, needs)]).result(5)
-    loop = LiveControl(program, store, FakeSink(), SimClock(IN_EVENT), events_of(program))
-    power = {s.evse_id: s.power_kw for s in run(loop.tick("school-beverly")).setpoints}
+    clock = SimClock(IN_EVENT)
+    loop = LiveControl(program, store, FakeSink(), clock, events_of(program))
+    status = run(loop.tick("school-beverly"))
+    power = {s.evse_id: s.power_kw for s in status.setpoints}
     assert power["depot-evse1"] == pytest.approx(60.0, abs=1e-6)  # all it can, and not enough
     assert power["depot-evse2"] < -1.0
+    controller = loop._sites["school-beverly"].controller
+    asked = loop._departures(
+        program.site("school-beverly"),
+        station_states(store, ["depot-evse1", "depot-evse2"]),
+        IN_EVENT,
+    )
+    # 203 kWh to leave with, 45.2 kWh of it the departure floor: 157.8, to the half kWh.
+    assert asked == {"bus-7": (IN_EVENT + timedelta(hours=1), 158.0)}
+    # As it charges, the need stays what it was asked for (it counts from the SoC then):
+    # no new plan at the next tick.
+    plan = controller.last_plan  # type: ignore[attr-defined]
+    clock.advance(timedelta(minutes=15))
+    battery = {v.vehicle_id: v.battery_kwh for v in program.site("school-beverly").vehicles}
+    readings = [  # both buses where the plan said they would be
+        (
+            db.meter_samples,
+            {
+                "station_id": vehicle.evse_id,
+                "evse_id": 1,
+                "at": clock.now(),
+                "soc": float(vehicle.energy_kwh[0]) / battery[vehicle.vehicle_id],
+            },
+        )
+        for vehicle in plan.vehicles
+    ]
+    store.write(readings).result(5)
+    run(loop.tick("school-beverly"))
+    assert controller.plans_made == 1  # type: ignore[attr-defined]
+
+
+def test_charging_needs_of_an_earlier_car_do_not_count_for_the_next(store: Store) -> None:
+    program = school()
+    needs = {
+        "station_id": "depot-evse1",
+        "evse_id": 1,
+        "at": IN_EVENT - timedelta(hours=3),  # the car before, in another session
+        "departure": IN_EVENT + timedelta(hours=1),
+        "energy_request_kwh": 90.0,
+        "bidirectional": True,
+    }
+    store.write([(db.charging_needs, needs)]).result(5)
+    plugged(store, "depot-evse1", 0.8, IN_EVENT - timedelta(minutes=2), tx="now")
+    loop = LiveControl(program, store, FakeSink(), SimClock(IN_EVENT), events_of(program))
+    states = station_states(store, ["depot-evse1", "depot-evse2"])
+    assert loop._departures(program.site("school-beverly"), states, IN_EVENT) == {}
 
 
 def with_site(program: Program, site_id: str, **changes: Any) -> Program:

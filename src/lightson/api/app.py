@@ -269,7 +269,7 @@ def create_app(ops: Operations) -> FastAPI:
     def site(site_id: str, who: Who) -> dict[str, Any]:
         chosen = visible_site(who, site_id)
         departures = next_departures(
-            ops.store, (v.vehicle_id for v in chosen.vehicles), ops.clock.now()
+            ops.store, site_id, (v.vehicle_id for v in chosen.vehicles), ops.clock.now()
         )
         return _site_detail(chosen, ops.live.status[site_id], ops.live, departures)
 
@@ -477,6 +477,13 @@ def create_app(ops: Operations) -> FastAPI:
         require(who, frozenset({Role.ADMIN, Role.UTILITY}), "event-submit", target)
         if who.role is Role.UTILITY:
             body = territory_event(who, body, target)
+            started = _start_of(body)
+            if started is not None and started <= ops.clock.now():
+                # A past event would read out whether a home's car was there then.
+                ops.access().audit(who, "event-submit", target, "refused", {"status": 422})
+                raise HttpError(
+                    422, "is past: a utility announces events before they start", "start"
+                )
             body["source"] = f"utility:{who.utility}"[:24]  # who sent it, not what they say
         service = ops.events()
         known = target in service.book().events
@@ -569,7 +576,11 @@ def create_app(ops: Operations) -> FastAPI:
                     "kind": line.kind,
                     "opted_out": line.opted_out,
                     "hours": round(line.hours, 2),
-                    "net_discharge_kwh": _round(line.net_discharge_kwh),
+                    # The settled kW only, for a utility at a home: the signed kWh would say
+                    # the car was there and charging.
+                    "net_discharge_kwh": None
+                    if who.role is Role.UTILITY and line.kind == SiteKind.HOME.value
+                    else _round(line.net_discharge_kwh),
                     "kw": _round(line.kw),
                     "capacity_kw": round(line.capacity_kw, 1),
                 }
@@ -635,6 +646,15 @@ def _departure_document(departure: Departure | None) -> dict[str, Any] | None:
         "target_soc": departure.target_soc,
         "set_by": departure.set_by,
     }
+
+
+def _start_of(body: dict[str, Any]) -> datetime | None:
+    """The body's start, if it reads as an aware time (else the event service names it)."""
+    try:
+        start = datetime.fromisoformat(str(body.get("start", "")).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return start if start.tzinfo is not None else None
 
 
 def _refusal(error: ConfigError) -> dict[str, Any]:

@@ -207,10 +207,10 @@ def baseline_table(
             day = start.date()
             first = int((start - start.replace(hour=0, minute=0)) / step)
             window = slice(first, first + max(1, round((event.end - event.start) / step)))
-            adjustment = slice(
-                max(first - int(timedelta(hours=4) / step), 0),
-                max(first - int(timedelta(hours=1) / step), 0),
-            )
+            before = first - int(timedelta(hours=4) / step)
+            after = first - int(timedelta(hours=1) / step)
+            # The 3 hours ending 1 hour before the event; none before an early-morning event.
+            adjustment = slice(before, after) if before >= 0 and after > before else None
             row: dict[str, Any] = {
                 "site_id": site.site_id,
                 "program_id": event.program_id,
@@ -225,13 +225,20 @@ def baseline_table(
             except ValueError as error:
                 rows.append({**row, "note": str(error)})
                 continue
+            eligible = len(method.eligible_days(days, day, event_days))
+            note = (
+                f"only {eligible} eligible days before the event (the method takes the "
+                f"{method.x} highest of {method.y})"
+                if eligible < method.x
+                else ""
+            )
             rows.append(
                 {
                     **row,
                     "baseline_kw": float(np.mean(base[window])),
                     "actual_kw": float(np.mean(days[day][window])),
                     "site_performance_kw": performance_kw(base, days[day], window),
-                    "note": "",
+                    "note": note,
                 }
             )
     columns = [

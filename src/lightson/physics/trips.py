@@ -117,23 +117,26 @@ def with_departure(
     depart: datetime,
     need_kwh: float | None,
     tz: ZoneInfo,
+    now: datetime,
 ) -> list[TripOccurrence]:
     """``found`` with a departure someone asked for (the owner, or the vehicle itself over
-    ISO 15118): the trip that leaves the same local day moves to ``depart``, keeping its length
-    and energy; with none that day, a trip of no energy leaves then (away ``NO_RETURN_KNOWN``).
+    ISO 15118). Of the trips that leave the same local day and have not left by ``now``, the
+    one nearest ``depart`` moves there, keeping its length and energy (a trip under way or
+    over is never touched). With none, a trip of no energy leaves then (away
+    ``NO_RETURN_KNOWN``), needing what the vehicle's largest usual trip needs.
     ``need_kwh`` is the energy to leave with above the departure floor (``None``: the trip's
-    own); the trip's energy still counts if it is more."""
+    own); the trip's need still counts if it is more. A departure that would need nothing is
+    left out: a zero need would hide the next real trip's."""
     day = depart.astimezone(tz).date()
-    moved = None
-    kept = []
-    for trip in found:
-        if moved is None and trip.depart.astimezone(tz).date() == day:
-            moved = trip
-        else:
-            kept.append(trip)
+    candidates = [t for t in found if t.depart.astimezone(tz).date() == day and t.depart > now]
+    moved = min(candidates, key=lambda t: abs(t.depart - depart), default=None)
+    kept = [t for t in found if t is not moved]
     if moved is None:
-        moved = TripOccurrence(depart, depart + NO_RETURN_KNOWN, 0.0)
+        usual = max((t.need_kwh for t in found), default=0.0)
+        moved = TripOccurrence(depart, depart + NO_RETURN_KNOWN, 0.0, usual)
     need = moved.need_kwh if need_kwh is None else max(need_kwh, moved.need_kwh)
+    if need <= 0 and moved.energy_kwh <= 0:
+        return found
     shifted = TripOccurrence(depart, depart + (moved.arrive - moved.depart), moved.energy_kwh, need)
     return sorted([*kept, shifted], key=lambda t: t.depart)
 

@@ -205,17 +205,30 @@ def _program_events(run: Run) -> pd.DataFrame:
         rows,
         columns=["event_id", "program_id", "start", "end", "sites_called", "program_kw"],
     )
-    overlap = [
-        float(
-            table.loc[(table["start"] < row.end) & (row.start < table["end"]), "program_kw"].sum()
-        )
-        if pd.notna(row.start)
-        else row.program_kw
-        for row in table.itertuples()
-    ]
-    table["window_kw"] = overlap
+    table["window"] = _windows(table)
+    # In a window, a site called by two overlapping events counts once (its larger kW).
+    per_site = run.events.merge(table[["event_id", "window"]], on="event_id")
+    window_kw = per_site.groupby(["window", "site_id"])["delivered_kw"].max().groupby("window")
+    table["window_kw"] = table["window"].map(window_kw.sum()).fillna(0.0)
     table["expected_kw"] = EXPECTED_EVENT_KW
     return table
+
+
+def _windows(table: pd.DataFrame) -> list[int]:
+    """Events grouped into windows: runs of events that overlap in time, one after another
+    (an event with no known window is a window of its own)."""
+    order = table.sort_values("start", na_position="last").index
+    labels = {}
+    window, reach = -1, None
+    for index in order:
+        start, end = table.at[index, "start"], table.at[index, "end"]
+        if pd.isna(start) or reach is None or start >= reach:
+            window += 1
+            reach = end if pd.notna(end) else None
+        else:
+            reach = max(reach, end)
+        labels[index] = window
+    return [labels[i] for i in table.index]
 
 
 def shortfall_reason(delivered_kw: float, plugged_share: float, capacity_kw: float) -> str:
@@ -265,8 +278,11 @@ def _backup(run: Run) -> pd.DataFrame:
 
 def _drivers(run: Run) -> pd.DataFrame:
     rows = []
+    kind_of = run.sites.set_index("site_id")["kind"]
+    called = run.events.assign(kind=[kind_of.get(s, "") for s in run.events["site_id"]])
     for kind in [k for k in KINDS if k in set(run.sites["kind"])]:
         group = run.sites[run.sites["kind"] == kind]
+        shares = called.loc[called["kind"] == kind, "plugged_share"]
         rows.append(
             {
                 "kind": kind,
@@ -274,7 +290,8 @@ def _drivers(run: Run) -> pd.DataFrame:
                 "departures_below_target": int(group["departures_below_target"].sum()),
                 "departure_shortfall_kwh": float(group["departure_shortfall_kwh"].sum()),
                 "unserved_trip_kwh": float(group["unserved_trip_kwh"].sum()),
-                "event_plugged_share": float(group["event_plugged_share"].mean()),
+                # over the site-events called, not sites never called
+                "event_plugged_share": float(shares.mean()) if len(shares) else float("nan"),
             }
         )
     return pd.DataFrame(rows)
@@ -367,10 +384,10 @@ def render_html(runs: Sequence[Run], tables: Mapping[str, pd.DataFrame]) -> str:
 
 
 def _windows_over(events: pd.DataFrame, kw: float) -> int:
-    """How many distinct event windows the program delivered more than ``kw`` in."""
+    """How many event windows the program delivered more than ``kw`` in."""
     if not len(events):
         return 0
-    windows = events.drop_duplicates(subset=["start", "end"]) if "start" in events else events
+    windows = events.drop_duplicates(subset=["window"])
     return int((windows["window_kw"] > kw).sum())
 
 

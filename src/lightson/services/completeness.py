@@ -1,10 +1,11 @@
 """Data completeness: how much of the time a vehicle was plugged in its charger's readings
 covered, and what went missing, per station over a window (the dashboard's data page).
 
-A reading counts for ``HOLD`` after it was taken (the control loop's own staleness limit):
-the time a plugged vehicle spent with no reading that fresh is time the loop had to leave it
-to the charge-only default. Plugged time is from each transaction's first event to its
-``Ended`` event (or now).
+A reading of the state of charge counts for ``HOLD`` after it was taken (the control loop's
+own staleness limit: it plans on the SoC): the time a plugged vehicle spent with no SoC that
+fresh is time the loop had to leave it to the charge-only default. Plugged time is from each
+transaction's first event to its ``Ended`` event (or now), overlapping sessions merged (a
+lost ``Ended`` does not count an hour twice). ``samples`` counts every meter value.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ HOLD = timedelta(minutes=15)
 class StationCompleteness:
     station_id: str
     plugged_hours: float
-    covered_hours: float  # of the plugged time, with a reading at most HOLD old
+    covered_hours: float  # of the plugged time, with a SoC reading at most HOLD old
     samples: int
     last_reading_at: datetime | None
     sequence_gaps: int  # TransactionEvent seqNo gaps noticed in the window
@@ -63,8 +64,9 @@ def data_completeness(
             if end > begin:
                 spans[station].append((begin, end))
         readings: dict[str, list[datetime]] = {i: [] for i in ids}
+        with_soc: dict[str, list[datetime]] = {i: [] for i in ids}
         query_samples = (
-            select(samples.c.station_id, samples.c.at)
+            select(samples.c.station_id, samples.c.at, samples.c.soc)
             .where(
                 samples.c.station_id.in_(ids),
                 samples.c.at >= since - HOLD,
@@ -72,8 +74,10 @@ def data_completeness(
             )
             .order_by(samples.c.station_id, samples.c.at)
         )
-        for station, at in connection.execute(query_samples):
+        for station, at, soc in connection.execute(query_samples):
             readings[station].append(aware(at))
+            if soc is not None:
+                with_soc[station].append(aware(at))
         gaps: dict[str, int] = dict(
             connection.execute(
                 select(db.sequence_gaps.c.station_id, func.count())
@@ -98,8 +102,9 @@ def data_completeness(
             refused[station] = refused.get(station, 0) + count
     result = []
     for station in ids:
-        plugged = sum((end - begin).total_seconds() for begin, end in spans[station]) / 3600
-        covered = _covered_hours(spans[station], readings[station])
+        merged = _merged(spans[station])
+        plugged = sum((end - begin).total_seconds() for begin, end in merged) / 3600
+        covered = _covered_hours(merged, with_soc[station])
         in_window = [at for at in readings[station] if at >= since]
         result.append(
             StationCompleteness(
@@ -114,6 +119,16 @@ def data_completeness(
             )
         )
     return result
+
+
+def _merged(spans: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    merged: list[tuple[datetime, datetime]] = []
+    for begin, end in sorted(spans):
+        if merged and begin <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((begin, end))
+    return merged
 
 
 def _covered_hours(spans: list[tuple[datetime, datetime]], readings: list[datetime]) -> float:

@@ -70,14 +70,15 @@ def set_departure(
 
 
 def next_departures(
-    store: Store, vehicle_ids: Iterable[str], now: datetime
+    store: Store, site_id: str, vehicle_ids: Iterable[str], now: datetime
 ) -> dict[str, Departure]:
-    """The departures still ahead, by vehicle (cleared and passed ones are not)."""
+    """The departures still ahead at ``site_id``, by vehicle (cleared and passed ones are
+    not). Vehicle ids are unique within a site only."""
     ids = sorted(set(vehicle_ids))
     table = db.departures
     newest = (
         select(func.max(table.c.id).label("id"))
-        .where(table.c.vehicle_id.in_(ids))
+        .where(table.c.site_id == site_id, table.c.vehicle_id.in_(ids))
         .group_by(table.c.vehicle_id)
         .subquery()
     )

@@ -530,12 +530,12 @@ class LiveControl:
             site,
             observation,
             profile_forecast(self.program, site, grid),
-            self._schedules(site, grid, departures or {}),
+            self._schedules(site, grid, departures or {}, observation.now),
             frozenset((v, at, need) for v, (at, need) in (departures or {}).items()),
         )
 
     def _schedules(
-        self, site: Site, grid: TimeGrid, departures: Departures
+        self, site: Site, grid: TimeGrid, departures: Departures, now: datetime
     ) -> dict[str, TripSchedule]:
         """Each vehicle's trips on ``grid``, with the departure asked for where there is one."""
         tz = self.program.timezone
@@ -548,7 +548,7 @@ class LiveControl:
             first, last = grid.start - timedelta(days=2), grid.end + LOOKAHEAD
             found = occurrences(vehicle.trips, first, last, tz)
             schedules[vehicle.vehicle_id] = lay_trips(
-                with_departure(found, asked[0], asked[1], tz), grid
+                with_departure(found, asked[0], asked[1], tz, now), grid
             )
         return schedules
 
@@ -556,7 +556,7 @@ class LiveControl:
         self, site: Site, now: datetime, departures: Departures | None = None
     ) -> dict[str, float]:
         grid = TimeGrid(self._step_start(now), 1, self.program.step)
-        schedules = self._schedules(site, grid, departures or {})
+        schedules = self._schedules(site, grid, departures or {}, now)
         return {v: float(s.next_trip_kwh[0]) for v, s in schedules.items()}
 
     def _departures(
@@ -568,13 +568,32 @@ class LiveControl:
         asked: Departures = {}
         for vehicle in site.vehicles:
             state = states[vehicle.evse_id]
-            if state.plugged and state.departure is not None and state.departure > now:
-                need = None
-                if state.energy_request_kwh is not None and state.soc is not None:
-                    leave_kwh = state.soc * vehicle.battery_kwh + state.energy_request_kwh
-                    need = leave_kwh - vehicle.departure_floor_soc * vehicle.battery_kwh
-                asked[vehicle.vehicle_id] = (state.departure, need)
-        owners = next_departures(self.store, (v.vehicle_id for v in site.vehicles), now)
+            if (
+                not state.plugged
+                or state.departure is None
+                or state.departure <= now
+                or state.needs_at is None
+                # said by an earlier car at this charger, not the one plugged in now
+                or (
+                    state.started_at is not None
+                    and state.needs_at < state.started_at - SESSION_CLOCK_SLACK
+                )
+            ):
+                continue
+            leave_kwh = None
+            if state.needs_target_soc is not None:
+                leave_kwh = state.needs_target_soc * vehicle.battery_kwh
+            elif state.energy_request_kwh is not None and state.soc_at_needs is not None:
+                # The request counts from the charge when it was made, not from now.
+                leave_kwh = state.soc_at_needs * vehicle.battery_kwh + state.energy_request_kwh
+            need = None
+            if leave_kwh is not None:
+                above_floor = leave_kwh - vehicle.departure_floor_soc * vehicle.battery_kwh
+                need = round(above_floor * 2) / 2  # to 0.5 kWh: noise makes no new plan
+            asked[vehicle.vehicle_id] = (state.departure, need)
+        owners = next_departures(
+            self.store, site.site_id, (v.vehicle_id for v in site.vehicles), now
+        )
         for vehicle in site.vehicles:
             chosen = owners.get(vehicle.vehicle_id)
             if chosen is not None:

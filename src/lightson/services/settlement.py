@@ -188,8 +188,9 @@ def event_performance(
 ) -> list[SitePerformance]:
     """Each enrolled site the event calls, measured the way settlement measures it (net
     discharge of the V2X equipment, islanded time left out, the building-load cap where the
-    site may not export), over the part of the event that has passed."""
-    end = min(event.end, now)
+    site may not export), over the part of the event that has passed (up to its
+    cancellation, if it was cancelled)."""
+    end = min(event.end, now, event.cancelled_at or event.end)
     hours = max((end - event.start).total_seconds() / 3600, 0.0)
     window = CalledEvent(event.event_id, event.program_id, event.start, end, event.sites)
     cap = rules.cap_to_load_without_export if rules is not None else True

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, func, select
@@ -16,13 +16,16 @@ from sqlalchemy import and_, case, func, select
 from lightson.store import schema as db
 from lightson.store.db import Store, aware
 
+NEEDS_SLACK = timedelta(seconds=60)  # a reading sent with the charging needs counts for them
+
 
 @dataclass(frozen=True)
 class StationState:
     """The latest of one station: ``soc`` (0–1) and ``power_kw`` (+ charging) with the time of
     their readings; ``transaction_id`` of the open transaction (``None``: nothing plugged) and
-    ``started_at``, when it started; ``departure`` and ``energy_request_kwh`` as the vehicle
-    last asked (ISO 15118)."""
+    ``started_at``, when it started; ``departure``, ``energy_request_kwh`` and
+    ``needs_target_soc`` as the vehicle last asked (ISO 15118) at ``needs_at``, and
+    ``soc_at_needs``, the reading its energy request counts from."""
 
     station_id: str
     soc: float | None = None
@@ -34,6 +37,9 @@ class StationState:
     started_at: datetime | None = None
     departure: datetime | None = None
     energy_request_kwh: float | None = None
+    needs_at: datetime | None = None  # when the vehicle last said what it needs
+    needs_target_soc: float | None = None
+    soc_at_needs: float | None = None  # the state of charge its energy request counts from
 
     @property
     def plugged(self) -> bool:
@@ -88,11 +94,28 @@ def station_states(store: Store, station_ids: Iterable[str]) -> dict[str, Statio
             .subquery()
         )
         query_needs = select(
-            needs.c.station_id, needs.c.departure, needs.c.energy_request_kwh
+            needs.c.station_id,
+            needs.c.departure,
+            needs.c.energy_request_kwh,
+            needs.c.at,
+            needs.c.target_soc,
         ).join(latest_needs, and_(needs.c.id == latest_needs.c.id))
-        for station_id, departure, energy_kwh in connection.execute(query_needs):
+        for station_id, departure, energy_kwh, at, target in connection.execute(query_needs):
             found[station_id]["departure"] = aware(departure) if departure else None
             found[station_id]["energy_request_kwh"] = energy_kwh
+            found[station_id]["needs_at"] = aware(at)
+            found[station_id]["needs_target_soc"] = target
+            before = (
+                select(samples.c.soc)
+                .where(
+                    samples.c.station_id == station_id,
+                    samples.c.soc.is_not(None),
+                    samples.c.at <= (aware(at) + NEEDS_SLACK).astimezone(UTC),
+                )
+                .order_by(samples.c.at.desc(), samples.c.id.desc())
+                .limit(1)
+            )
+            found[station_id]["soc_at_needs"] = connection.execute(before).scalar()
     return {i: StationState(i, **values) for i, values in found.items()}  # type: ignore[arg-type]
 
 

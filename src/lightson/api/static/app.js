@@ -208,6 +208,7 @@ async function render() {
     if (!timeZone) timeZone = (await api("/health")).timezone;
     const me = await api("/me");
     document.getElementById("who").textContent = `${me.name} (${me.role})`;
+    document.getElementById("nav-data").hidden = me.role === "utility";  // not theirs to see
     let html;
     if (hash.startsWith("#/site/")) html = await sitePage(decodeURIComponent(hash.slice(7)));
     else if (hash.startsWith("#/event/")) html = await eventPage(decodeURIComponent(hash.slice(8)));
