@@ -12,13 +12,14 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
+
+from net_support import free_port
 
 
 def _bindir() -> Path:
@@ -34,12 +35,6 @@ def _bindir() -> Path:
     raise RuntimeError("PostgreSQL's server binaries are missing: install Debian's postgresql")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextlib.contextmanager
 def throwaway_cluster(folder: Path) -> Iterator[str]:
     """Start a cluster in ``folder``; yield a SQLAlchemy URL of its ``postgres`` database."""
@@ -48,7 +43,7 @@ def throwaway_cluster(folder: Path) -> Iterator[str]:
     if os.geteuid() == 0:
         as_user = ["runuser", "-u", "postgres", "--"]
         shutil.chown(folder, "postgres", "postgres")
-    data, port = folder / "data", _free_port()
+    data, port = folder / "data", free_port()
 
     def run(*args: str) -> None:
         subprocess.run([*as_user, *args], check=True, capture_output=True, timeout=120)

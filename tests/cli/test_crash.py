@@ -9,7 +9,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,14 +21,9 @@ from websockets.headers import build_authorization_basic
 from lightson.csms.auth import hash_password
 from lightson.store import StationRecord, Store
 from lightson.store import schema as db
+from net_support import free_port
 
 PASSWORD = "crash-test-password-01"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _meter_values(n: int) -> str:
@@ -82,7 +76,7 @@ def test_a_killed_csms_keeps_every_acknowledged_meter_value(tmp_path: Path) -> N
         StationRecord("cs-crash", hash_password(PASSWORD), "2.0.1", "negative-limit", 11.0)
     )
     store.close()
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "lightson.cli", "csms", "--db", database, "--port", str(port)],
         stdout=subprocess.PIPE,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,14 +16,9 @@ from lightson.csms.clock import AcceleratedClock
 from lightson.csms.wire import OcppVersion
 from lightson.emulator import EmulatedStation, Evse
 from lightson.store import StationRecord, Store
+from net_support import free_port
 
 PASSWORD = "serve-test-password-01"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_sigterm_stops_the_server_and_leaves_chargers_on_their_defaults(tmp_path: Path) -> None:
@@ -34,7 +28,7 @@ def test_sigterm_stops_the_server_and_leaves_chargers_on_their_defaults(tmp_path
         StationRecord("depot-evse1", hash_password(PASSWORD), "2.1", "central-setpoint", 60.0)
     )
     store.close()
-    http_port, csms_port = _free_port(), _free_port()
+    http_port, csms_port = free_port(), free_port()
     server = subprocess.Popen(
         [
             *(sys.executable, "-m", "lightson.cli", "serve", "--db", url),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,21 +20,15 @@ from lightson.forecast.profiles import profile_forecast
 from lightson.optimize import build_site_inputs, plan_site
 from lightson.services.events import EventService
 from lightson.store import Store
+from net_support import free_port
 
 EVENT_START = datetime(2030, 7, 16, 19, tzinfo=UTC)  # 15:00 in Boston, a Tuesday
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 async def _round_trip(
     tmp_path: Path, start: datetime, then_cancel: bool = False
 ) -> tuple[EventService, list[Any], OpenAdrVen]:
-    port = _free_port()
+    port = free_port()
     store = Store(f"sqlite:///{tmp_path / 'adr.db'}")
     service = EventService(store, SimClock(datetime(2030, 7, 15, 20, tzinfo=UTC)))
     vtn = OpenADRServer(
