@@ -28,23 +28,86 @@ RunDir = click.Path(file_okay=False, exists=True, path_type=Path)
     show_default=True,
     help="The HTML page; its tables go to <name>_tables/ as CSV and Parquet.",
 )
+@click.option(
+    "--db",
+    default=None,
+    help="Instead of runs: the operations database of a live season, e.g. "
+    "sqlite:///lightson.db (events, equipment, data completeness, settlement).",
+)
+@click.option(
+    "--program",
+    "program_ref",
+    default="example",
+    show_default=True,
+    help="With --db: the program file the server runs.",
+)
+@click.option(
+    "--days",
+    default=120,
+    show_default=True,
+    type=click.IntRange(1, 3660),
+    help="With --db: how far back the season report looks.",
+)
 @click.option("--pdf", is_flag=True, help="Also write the page as a PDF (WeasyPrint).")
 @friendly_errors
-def report(run_dir: Path | None, compare_dirs: tuple[Path, ...], out: Path, pdf: bool) -> None:
-    """Write the program report: overview, value by site kind, event performance, backup,
-    drivers and buses, and with --compare the controllers side by side."""
+def report(
+    run_dir: Path | None,
+    compare_dirs: tuple[Path, ...],
+    db: str | None,
+    program_ref: str,
+    days: int,
+    out: Path,
+    pdf: bool,
+) -> None:
+    """Write the program report from simulation runs (overview, value by site kind, event
+    performance, backup, drivers and buses, and with --compare the controllers side by
+    side), or with --db a live season's report (events, equipment, data completeness,
+    settlement)."""
     from lightson.domain.errors import ConfigError
     from lightson.reports.program_report import read_run, write_report
 
     folders = ([run_dir] if run_dir is not None else []) + list(compare_dirs)
+    if db is not None:
+        if folders:
+            raise ConfigError.at("--db", "give either run folders or --db, not both")
+        _season(db, program_ref, days, out, pdf)
+        return
     if not folders:
-        raise ConfigError.at("--run", "give a run folder (lightson simulate --out DIR)")
+        raise ConfigError.at("--run", "give a run folder (lightson simulate --out DIR) or --db")
     runs = []
     for number, folder in enumerate(folders, start=1):
         click.echo(f"reading {folder} ({number}/{len(folders)})", err=True)
         runs.append(read_run(folder))
     click.echo("writing the report" + (" and its PDF" if pdf else ""), err=True)
     written = write_report(runs, out, pdf=pdf)
+    click.echo(f"report: {written[0]}")
+    if pdf:
+        click.echo(f"pdf: {written[1]}")
+    click.echo(f"tables: {written[-1].parent}/")
+
+
+def _season(db: str, program_ref: str, days: int, out: Path, pdf: bool) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from lightson.config import load_program
+    from lightson.csms.clock import AcceleratedClock
+    from lightson.reports.season_report import write_season_report
+    from lightson.services.events import EventService
+    from lightson.services.season_report import season_tables
+    from lightson.store import Store
+
+    program = load_program(program_ref)
+    store = Store(db)
+    try:
+        click.echo(f"reading {db}", err=True)
+        events = EventService(store, AcceleratedClock())
+        now = datetime.now(UTC)
+        since = now - timedelta(days=days)
+        rules = {r.program_id: r for r in events.rules}
+        tables = season_tables(store, program, events.book(), rules, since, now)
+    finally:
+        store.close()
+    written = write_season_report(program.name, since, now, tables, out, pdf=pdf)
     click.echo(f"report: {written[0]}")
     if pdf:
         click.echo(f"pdf: {written[1]}")

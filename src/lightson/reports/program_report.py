@@ -344,19 +344,21 @@ def write_report(runs: Sequence[Run], out: Path, pdf: bool = False) -> list[Path
 
 def render_html(runs: Sequence[Run], tables: Mapping[str, pd.DataFrame]) -> str:
     main = runs[0]
-    template = jinja2.Environment(
-        loader=jinja2.FunctionLoader(_template), autoescape=True, undefined=jinja2.StrictUndefined
+    page = jinja2.Environment(
+        loader=jinja2.FunctionLoader(template), autoescape=True, undefined=jinja2.StrictUndefined
     ).get_template("report.html.j2")
     value_captured_share = None
     if len(runs) > 1:
         value_captured_share = value_captured(controller_totals([r.document for r in runs]))
     figures = {
-        "events": _figure(_plot_events, tables["events"]),
-        "value": _figure(_plot_value, tables["sites"]),
-        "event_sites": _figure(_plot_event_sites, tables["event_sites"]),
-        "backup": _figure(_plot_backup, tables["backup"]) if len(tables["backup"]) else None,
+        "events": figure_uri(_plot_events, tables["events"]),
+        "value": figure_uri(_plot_value, tables["sites"]),
+        "event_sites": figure_uri(_plot_event_sites, tables["event_sites"]),
+        "backup": figure_uri(_plot_backup, tables["backup"]) if len(tables["backup"]) else None,
         "controllers": (
-            _figure(_plot_controllers, tables["controllers"]) if "controllers" in tables else None
+            figure_uri(_plot_controllers, tables["controllers"])
+            if "controllers" in tables
+            else None
         ),
     }
     reasons = (
@@ -364,7 +366,7 @@ def render_html(runs: Sequence[Run], tables: Mapping[str, pd.DataFrame]) -> str:
         if len(tables["event_sites"])
         else {}
     )
-    return template.render(
+    return page.render(
         program=main.document["program"],
         controller=main.controller,
         start=main.document["start"],
@@ -373,7 +375,7 @@ def render_html(runs: Sequence[Run], tables: Mapping[str, pd.DataFrame]) -> str:
         totals=main.document["program_totals"],
         baseline=any(r.controller == "unmanaged" for r in runs[1:])
         or main.controller == "unmanaged",
-        tables={name: _html_table(t) for name, t in tables.items()},
+        tables={name: html_table(t) for name, t in tables.items()},
         figures=figures,
         reasons=reasons,
         events_over_1mw=_windows_over(tables["events"], EXPECTED_EVENT_KW),
@@ -391,11 +393,11 @@ def _windows_over(events: pd.DataFrame, kw: float) -> int:
     return int((windows["window_kw"] > kw).sum())
 
 
-def _template(name: str) -> str:
+def template(name: str) -> str:
     return (resources.files("lightson.reports") / "templates" / name).read_text()
 
 
-def _html_table(table: pd.DataFrame) -> str:
+def html_table(table: pd.DataFrame) -> str:
     def cell(value: Any) -> str:
         if isinstance(value, pd.Timestamp):
             return str(value.strftime("%Y-%m-%d %H:%M UTC"))
@@ -418,7 +420,7 @@ def _label(column: str) -> str:
     return " ".join(units.get(w, w) for w in words).strip()
 
 
-def _figure(plot: Callable[[Any, pd.DataFrame], None], table: pd.DataFrame) -> str:
+def figure_uri(plot: Callable[[Any, pd.DataFrame], None], table: pd.DataFrame) -> str:
     """A plot as a PNG data URI (the HTML file stands alone, and WeasyPrint reads it)."""
     figure = Figure(figsize=(7.5, 3.2), dpi=110)  # no pyplot: no global figure state
     plot(figure.subplots(), table)

@@ -1,0 +1,248 @@
+"""The tables of a live season's report, from the operations database (``docs/reports.md``):
+each event and what the sites delivered in it, the equipment (which vehicle on which charger
+over which protocol, and how closely the chargers followed their setpoints), data
+completeness, and the season settlement. ``lightson.reports.season_report`` renders them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+from sqlalchemy import select
+
+from lightson.domain.assets import Program
+from lightson.programs.events import EventBook
+from lightson.programs.rules import ProgramRules
+from lightson.services.completeness import data_completeness
+from lightson.services.settlement import (
+    called_events,
+    event_performance,
+    metered_from_store,
+    settle_program,
+)
+from lightson.store import Store
+from lightson.store import schema as db
+from lightson.store.db import aware
+
+FOLLOWED_WITHIN_KW = 1.0  # a reading this close to its setpoint counts as followed
+SETTLE_AFTER_S = 60.0  # a charger gets this long to reach a new setpoint
+
+
+def season_tables(
+    store: Store,
+    program: Program,
+    book: EventBook,
+    rules: dict[str, ProgramRules],
+    since: datetime,
+    now: datetime,
+) -> dict[str, pd.DataFrame]:
+    return {
+        "events": _events(store, program, book, rules, since, now),
+        "equipment": _equipment(store, program, since, now),
+        "completeness": _completeness(store, program, since, now),
+        "settlement": _settlement(store, program, book, rules, now),
+    }
+
+
+def _events(
+    store: Store,
+    program: Program,
+    book: EventBook,
+    rules: dict[str, ProgramRules],
+    since: datetime,
+    now: datetime,
+) -> pd.DataFrame:
+    rows = []
+    for event in sorted(book.events.values(), key=lambda e: e.start):
+        if event.end <= since or event.start > now:
+            continue
+        lines = event_performance(store, program, event, rules.get(event.program_id), now)
+        measured = [line.kw for line in lines if line.kw is not None]
+        rows.append(
+            {
+                "event_id": event.event_id,
+                "program_id": event.program_id,
+                "start": pd.Timestamp(event.start),
+                "end": pd.Timestamp(event.end),
+                "cancelled": event.cancelled_at is not None,
+                "sites_called": len(lines),
+                "sites_measured": len(measured),
+                "opted_out": sum(line.opted_out for line in lines),
+                "program_kw": sum(measured),
+            }
+        )
+    columns = [
+        "event_id", "program_id", "start", "end", "cancelled",
+        "sites_called", "sites_measured", "opted_out", "program_kw",
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _equipment(store: Store, program: Program, since: datetime, now: datetime) -> pd.DataFrame:
+    """Vehicle model × charger model × protocol and dialect: stations, sessions, setpoints
+    sent and refused, and how closely the chargers followed them (readings taken while a
+    setpoint held, from a minute after it was sent)."""
+    registered = {row["id"]: row for row in store.rows(db.stations)}
+    who = {}
+    for site in program.sites:
+        for vehicle in site.vehicles:
+            charger = site.charger(vehicle.evse_id)
+            record = registered.get(charger.evse_id, {})
+            who[charger.evse_id] = (
+                vehicle.model,
+                charger.model,
+                record.get("ocpp_version", charger.protocol.value),
+                record.get("dialect", ""),
+            )
+    stations = sorted(who)
+    with store.engine.connect() as connection:
+        sent = pd.DataFrame(
+            connection.execute(
+                select(
+                    db.setpoints_sent.c.station_id,
+                    db.setpoints_sent.c.sent_at,
+                    db.setpoints_sent.c.valid_until,
+                    db.setpoints_sent.c.power_kw,
+                    db.setpoints_sent.c.status,
+                ).where(
+                    db.setpoints_sent.c.station_id.in_(stations),
+                    db.setpoints_sent.c.sent_at >= since,
+                    db.setpoints_sent.c.sent_at <= now,
+                )
+            ).all(),
+            columns=["station_id", "sent_at", "valid_until", "setpoint_kw", "status"],
+        )
+        readings = pd.DataFrame(
+            connection.execute(
+                select(
+                    db.meter_samples.c.station_id,
+                    db.meter_samples.c.at,
+                    db.meter_samples.c.power_kw,
+                ).where(
+                    db.meter_samples.c.station_id.in_(stations),
+                    db.meter_samples.c.at >= since,
+                    db.meter_samples.c.at <= now,
+                    db.meter_samples.c.power_kw.is_not(None),
+                )
+            ).all(),
+            columns=["station_id", "at", "power_kw"],
+        )
+        session_counts = pd.DataFrame(
+            connection.execute(
+                select(db.transaction_events.c.station_id, db.transaction_events.c.transaction_id)
+                .where(
+                    db.transaction_events.c.station_id.in_(stations),
+                    db.transaction_events.c.at >= since,
+                )
+                .distinct()
+            ).all(),
+            columns=["station_id", "transaction_id"],
+        )
+    followed = _followed(sent, readings)
+    rows = []
+    for station in stations:
+        mine = sent[sent["station_id"] == station]
+        deviation = followed[followed["station_id"] == station]["deviation_kw"]
+        rows.append(
+            {
+                "vehicle_model": who[station][0],
+                "charger_model": who[station][1],
+                "protocol": who[station][2],
+                "dialect": who[station][3],
+                "station_id": station,
+                "sessions": int((session_counts["station_id"] == station).sum()),
+                "setpoints_sent": len(mine),
+                "setpoints_not_accepted": int((mine["status"] != "Accepted").sum()),
+                "readings_under_setpoint": len(deviation),
+                "followed_share": float((deviation <= FOLLOWED_WITHIN_KW).mean())
+                if len(deviation)
+                else float("nan"),
+                "mean_deviation_kw": float(deviation.mean()) if len(deviation) else float("nan"),
+            }
+        )
+    per_station = pd.DataFrame(rows)
+    keys = ["vehicle_model", "charger_model", "protocol", "dialect"]
+    if per_station.empty:
+        return pd.DataFrame(columns=[*keys, "stations"])
+    grouped = per_station.groupby(keys, sort=True)
+    table = grouped.agg(
+        stations=("station_id", "count"),
+        sessions=("sessions", "sum"),
+        setpoints_sent=("setpoints_sent", "sum"),
+        setpoints_not_accepted=("setpoints_not_accepted", "sum"),
+        readings_under_setpoint=("readings_under_setpoint", "sum"),
+    ).reset_index()
+    weights = per_station["readings_under_setpoint"]
+    for column in ("followed_share", "mean_deviation_kw"):
+        weighted = (
+            (per_station[column].fillna(0.0) * weights)
+            .groupby([per_station[k] for k in keys])
+            .sum()
+        )
+        table[column] = [
+            weighted.loc[tuple(row[k] for k in keys)] / row["readings_under_setpoint"]
+            if row["readings_under_setpoint"]
+            else float("nan")
+            for _, row in table.iterrows()
+        ]
+    return table
+
+
+def _followed(sent: pd.DataFrame, readings: pd.DataFrame) -> pd.DataFrame:
+    """Each reading with the accepted setpoint that held when it was taken (sent at least
+    ``SETTLE_AFTER_S`` before, still valid), and how far the charger was from it."""
+    accepted = sent[sent["status"] == "Accepted"].copy()
+    if accepted.empty or readings.empty:
+        return pd.DataFrame(columns=["station_id", "deviation_kw"])
+    for frame, column in ((accepted, "sent_at"), (accepted, "valid_until"), (readings, "at")):
+        frame[column] = pd.to_datetime([aware(t) for t in frame[column]], utc=True)
+    accepted["effective"] = accepted["sent_at"] + pd.Timedelta(seconds=SETTLE_AFTER_S)
+    joined = pd.merge_asof(
+        readings.sort_values("at"),
+        accepted.sort_values("effective"),
+        left_on="at",
+        right_on="effective",
+        by="station_id",
+        direction="backward",
+    )
+    held = joined[joined["at"] < joined["valid_until"]]
+    return pd.DataFrame(
+        {
+            "station_id": held["station_id"],
+            "deviation_kw": (held["power_kw"] - held["setpoint_kw"]).abs(),
+        }
+    )
+
+
+def _completeness(store: Store, program: Program, since: datetime, now: datetime) -> pd.DataFrame:
+    site_of = {c.evse_id: s.site_id for s in program.sites for c in s.chargers}
+    lines = data_completeness(store, site_of, since, now)
+    return pd.DataFrame(
+        [
+            {
+                "station_id": line.station_id,
+                "site_id": site_of[line.station_id],
+                "plugged_hours": line.plugged_hours,
+                "covered_share": line.completeness,
+                "readings": line.samples,
+                "sequence_gaps": line.sequence_gaps,
+                "setpoints_not_accepted": line.setpoints_not_accepted,
+            }
+            for line in lines
+        ]
+    )
+
+
+def _settlement(
+    store: Store,
+    program: Program,
+    book: EventBook,
+    rules: dict[str, ProgramRules],
+    now: datetime,
+) -> pd.DataFrame:
+    called = called_events(book.events.values(), now)
+    used = {k: v for k, v in rules.items() if any(e.program_id == k for e in called)}
+    metered = metered_from_store(store, program, called)
+    lines, _ = settle_program(program, used, called, metered)
+    return pd.DataFrame([line.as_dict() for line in lines])

@@ -1,0 +1,74 @@
+"""A live season's report from the operations database: how closely each kind of equipment
+followed its setpoints, by hand; the page and its PDF are written."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from lightson.config import load_program
+from lightson.csms.auth import hash_password
+from lightson.domain.time import SimClock
+from lightson.reports.season_report import write_season_report
+from lightson.services.events import EventService
+from lightson.services.season_report import season_tables
+from lightson.store import StationRecord, Store
+from lightson.store import schema as db
+
+T = datetime(2026, 7, 15, 19, 0, tzinfo=UTC)  # 15:00 EDT: the event starts
+
+
+def test_the_equipment_matrix_and_the_season_page(tmp_path: Path) -> None:
+    program = load_program("example")
+    store = Store(f"sqlite:///{tmp_path / 'season.db'}")
+    try:
+        digest = hash_password("season-report-password", salt=b"0123456789abcdef")
+        for station in ("depot-evse1", "depot-evse2"):
+            store.add_station(StationRecord(station, digest, "2.1", "central-setpoint", 60.0))
+        events = EventService(store, SimClock(T - timedelta(days=1)))
+        events.submit(
+            {
+                "event_id": "cs-daily-2026-07-15",
+                "program_id": "cs-ci-daily",
+                "start": T.isoformat(),
+                "end": (T + timedelta(hours=3)).isoformat(),
+            }
+        )
+        setpoint = {
+            "station_id": "depot-evse1",
+            "evse_id": 1,
+            "power_kw": -30.0,
+            "power_w_sent": -30000.0,
+            "valid_until": T + timedelta(minutes=30),
+            "sent_at": T,
+            "status": "Accepted",
+        }
+        rows = [(db.setpoints_sent, setpoint)]
+        # Half a minute in (still reaching it: not judged), 2 minutes in (on it), 5 minutes
+        # in (5 kW short), 40 minutes in (the setpoint no longer holds: not judged).
+        for minutes, kw in ((0.5, -10.0), (2, -30.0), (5, -25.0), (40, -30.0)):
+            sample = {
+                "station_id": "depot-evse1",
+                "evse_id": 1,
+                "at": T + timedelta(minutes=minutes),
+                "power_kw": kw,
+            }
+            rows.append((db.meter_samples, sample))
+        store.write(rows).result(10)
+        now = T + timedelta(days=1)
+        rules = {r.program_id: r for r in events.rules}
+        tables = season_tables(store, program, events.book(), rules, T - timedelta(days=2), now)
+    finally:
+        store.close()
+    equipment = tables["equipment"].set_index("vehicle_model")
+    jouley = equipment.loc["thomas-jouley-226"]  # bus-7 on depot-evse1
+    assert (jouley["protocol"], jouley["dialect"]) == ("2.1", "central-setpoint")
+    assert (jouley["setpoints_sent"], jouley["readings_under_setpoint"]) == (1, 2)
+    assert jouley["followed_share"] == pytest.approx(0.5)
+    assert jouley["mean_deviation_kw"] == pytest.approx(2.5)
+    (event,) = tables["events"].itertuples()
+    assert (event.event_id, event.sites_called) == ("cs-daily-2026-07-15", 2)
+    written = write_season_report(program.name, T, now, tables, tmp_path / "season.html", pdf=True)
+    assert "Equipment" in written[0].read_text() and written[1].stat().st_size > 10_000
