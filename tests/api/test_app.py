@@ -78,6 +78,7 @@ def world(program: Program, tmp_path: Path) -> Iterator[World]:
 
 SEE_SCHOOL = {"admin", "owner-school"}
 DEPARTURE = {"departure": "2026-07-15T21:00:00Z", "target_soc": 0.9}
+METER = {"readings": [{"at": "2026-07-15T19:29:00Z", "load_kw": 80.0}]}
 EVENT_WRITERS = {"admin", "utility-ng", "utility-ev"}
 # The matrix's event calls the C&I sites (each utility posts its own, for its territory); the
 # home is not enrolled in C&I daily dispatch.
@@ -96,6 +97,7 @@ ROUTES: list[tuple[str, str, Any, set[str]]] = [
     ("POST", "/api/sites/school-beverly/outage", {"state": "lost"}, {"admin", "utility-ng"}),
     ("POST", "/api/sites/school-beverly/outage", {"state": "restored"}, {"admin", "utility-ng"}),
     ("GET", "/api/stations", None, {"admin"}),
+    ("POST", "/api/sites/school-beverly/meter", METER, {"admin"}),
     ("GET", "/api/completeness", None, {"admin", "owner-school", "owner-home"}),
     ("GET", "/api/events", None, set(ROLES) - {"none", "bad"}),
     ("POST", "/api/events", EVENT, EVENT_WRITERS),
@@ -481,3 +483,27 @@ def test_a_utility_cannot_call_an_event_that_has_already_happened(world: World) 
     refused = world.call("utility-ng", "POST", "/api/events", past)
     assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "start"
     assert world.store.rows(db.dr_events) == []
+
+
+def test_site_meter_readings_replace_the_profile(world: World) -> None:
+    path = "/api/sites/school-beverly/meter"
+    before = world.live.status["school-beverly"]
+    assert before.load_source == "profile"
+    readings = {"readings": [{"at": "2026-07-15T19:29:00Z", "load_kw": 42.5, "pv_kw": 0.0}]}
+    assert world.call("admin", "POST", path, readings).json() == {
+        "site_id": "school-beverly",
+        "readings": 1,
+    }
+    assert world.call("admin", "POST", path, readings).status_code == 200  # resent: kept once
+    assert len(world.store.rows(db.site_meter)) == 1
+    asyncio.run(world.live.tick("school-beverly"))
+    site = world.call("admin", "GET", "/api/sites/school-beverly").json()
+    assert site["status"]["load_kw"] == 42.5 and site["status"]["load_source"] == "meter"
+    bad = {"readings": [{"at": "2026-07-15T19:29:00Z", "load_kw": -1}]}
+    refused = world.call("admin", "POST", path, bad)
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "readings[0].load_kw"
+    future = {"readings": [{"at": "2026-07-15T21:00:00Z", "load_kw": 1}]}
+    assert world.call("admin", "POST", path, future).json()["errors"][0]["field"] == (
+        "readings[0].at"
+    )

@@ -675,3 +675,24 @@ def test_a_battery_far_from_the_plan_makes_the_site_re_plan(store: Store) -> Non
     store.write([(db.meter_samples, off)]).result(5)
     run(loop.tick("school-beverly"))
     assert controller.plans_made == 2  # type: ignore[attr-defined]
+
+
+def test_with_a_site_meter_the_no_export_rule_uses_what_it_measured(store: Store) -> None:
+    program = load_program("example")
+    program = replace(program, sites=(program.site("business-worcester"),))
+    for station in ("biz-evse1", "biz-evse2"):
+        plugged(store, station, 0.9, IN_EVENT - timedelta(minutes=1), tx=station)
+    meter = {
+        "site_id": "business-worcester",
+        "at": IN_EVENT - timedelta(minutes=1),
+        "load_kw": 8.0,
+        "pv_kw": 0.0,
+        "received_at": IN_EVENT,
+    }
+    store.write([(db.site_meter, meter)]).result(5)
+    loop = LiveControl(program, store, FakeSink(), SimClock(IN_EVENT), events_of(program))
+    status = run(loop.tick("business-worcester"))
+    assert status.load_source == "meter" and status.load_kw == 8.0
+    # The two EV9s could give 23 kW; the building measured 8 kW, all of which they may cover.
+    assert -status.vehicles_kw == pytest.approx(8.0, abs=1e-6)
+    assert any(i.rule is SafetyRule.NO_EXPORT for i in status.interventions)

@@ -86,3 +86,47 @@ def test_settle_from_the_database_on_the_command_line(tmp_path: Path) -> None:
     assert "school-beverly" in result.output and "66.67" in result.output
     both = CliRunner().invoke(main, ["settle", "--out", str(tmp_path / "x")])
     assert both.exit_code == 2 and "give either --run DIR or --db URL" in both.output
+
+
+def test_a_site_meter_caps_a_non_exporting_site_with_the_load_it_measured(
+    tmp_path: Path,
+) -> None:
+    program = load_program("example")  # business-worcester may not export
+    store = Store(f"sqlite:///{tmp_path / 'ops.db'}")
+    try:
+        EventService(store, SimClock(START - timedelta(hours=19))).submit(
+            {
+                "event_id": "ev-0715",
+                "program_id": "cs-ci-daily",
+                "start": START.isoformat(),
+                "end": END.isoformat(),
+            }
+        )
+        rows = []
+        at = START - timedelta(minutes=5)
+        while at < END:  # two EV9s give 10 kW each; the building draws 12 kW
+            for station in ("biz-evse1", "biz-evse2"):
+                sample = {"station_id": station, "evse_id": 1, "at": at, "power_kw": -10.0}
+                rows.append((db.meter_samples, sample))
+            meter = {
+                "site_id": "business-worcester",
+                "at": at,
+                "load_kw": 12.0,
+                "pv_kw": 0.0,
+                "received_at": at,
+            }
+            rows.append((db.site_meter, meter))
+            at += timedelta(minutes=5)
+        store.write(rows).result(10)
+        book = EventService(store, SimClock(END)).book()
+        called = called_events(book.events.values(), END)
+        metered = metered_from_store(store, program, called)
+    finally:
+        store.close()
+    reading = metered[("business-worcester", "ev-0715")]
+    assert reading.net_discharge_kwh == pytest.approx(60.0)  # 20 kW for 3 h
+    assert reading.building_load_kwh == pytest.approx(36.0)  # 12 kW for 3 h, metered
+    rules = {"cs-ci-daily": bundled_dr_rules()["cs-ci-daily"]}
+    lines, _ = settle_program(program, rules, called, metered)
+    business = next(line for line in lines if line.site_id == "business-worcester")
+    assert business.season_average_kw == pytest.approx(12.0)  # capped at what it drew

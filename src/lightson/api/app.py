@@ -43,6 +43,7 @@ from lightson.services.settlement import (
     metered_from_store,
     settle_program,
 )
+from lightson.services.site_meter import record_readings
 from lightson.store import Store
 from lightson.store.live import recent_samples
 
@@ -437,6 +438,24 @@ def create_app(ops: Operations) -> FastAPI:
             "target_soc": kept.target_soc if kept else None,
         }
 
+    @app.post("/api/sites/{site_id}/meter", tags=["sites"])
+    def meter(
+        site_id: str,
+        who: Who,
+        readings: Annotated[list[dict[str, Any]], Body(embed=True)],
+    ) -> dict[str, Any]:
+        """Building load (and PV) readings from the site's own meter, posted by its gateway
+        (admin): the loop plans on them while fresh, and settlement caps with them."""
+        chosen = ops.site(site_id)
+        require(who, ADMIN, "meter-readings", site_id)
+        try:
+            count = record_readings(ops.store, chosen, readings, ops.clock.now())
+        except ConfigError as error:
+            ops.access().audit(who, "meter-readings", site_id, "refused", _refusal(error))
+            raise
+        ops.live.wake(site_id)
+        return {"site_id": site_id, "readings": count}
+
     @app.get("/api/stations", tags=["sites"])
     def stations(who: Who) -> list[dict[str, Any]]:
         require(who, ADMIN)
@@ -733,6 +752,7 @@ def _status_document(status: SiteStatus) -> dict[str, Any]:
         "critical_unserved_kw": round(status.critical_unserved_kw, 2),
         "tier": status.tier,
         "fallback": list(status.fallback),
+        "load_source": status.load_source,
     }
 
 

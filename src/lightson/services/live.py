@@ -7,7 +7,7 @@ One tick of a site:
    whether it is plugged (an open transaction at its charger), and the departures asked for:
    the owner's next departure (``services.departures``), else the time and energy the
    vehicle itself asked for over ISO 15118 (``NotifyEVChargingNeeds``). Building load and PV come
-   from the site's profiles until a site meter feeds them (``docs/operations.md``).
+   from the site meter where one reports, else from the site's profiles.
 2. **Decide** with the same code the simulator runs (``control.step.decide``): the site's
    controller on the grid, the islanded dispatch in an outage, then the safety layer.
 3. **Send** each setpoint to its charger through the CSMS and record the answers.
@@ -32,10 +32,11 @@ got at boot applies (charge at the rating, never discharge); the rest of the sit
 around it, counting that charger at its full charging rating as load, and the status says
 why. A site whose tick fails clears every charger's profiles the same way.
 
-Export: until a site meter reports the building's load, the loop knows it only from the
-profiles. At a site without export permission it therefore assumes, for the no-export rule,
-that the building takes only its critical share of the forecast load and that PV gives its
-rated output whenever the forecast has sun (``no_export_view``).
+Export: where a site meter reports (``services.site_meter``: a reading at most 15 minutes
+old), the loop plans on the metered building load and PV. Otherwise it knows them only from
+the profiles, and at a site without export permission it assumes, for the no-export rule
+only, that the building takes only its critical share of the forecast load and that PV gives
+its rated output whenever the forecast has sun (``no_export_view``).
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ from lightson.physics.trips import (
     with_departure,
 )
 from lightson.services.departures import next_departures
+from lightson.services.site_meter import latest_reading
 from lightson.store import Store
 from lightson.store import schema as db
 from lightson.store.live import StationState, station_states
@@ -114,6 +116,7 @@ class SiteStatus:
     plugged: Mapping[str, bool] = field(default_factory=dict)
     fallback: tuple[str, ...] = ()  # evse_ids left to the charge-only default
     tier: str | None = None  # islanded: the highest load tier served in full
+    load_source: str = "profile"  # or "meter": where load_kw (and PV, if metered) came from
 
     @property
     def vehicles_kw(self) -> float:
@@ -402,6 +405,10 @@ class LiveControl:
         self.ticks += 1
         forecast_now = profile_forecast(self.program, site, TimeGrid(self._step_start(now), 1))
         load_kw, pv_kw = float(forecast_now.load_kw[0]), float(forecast_now.pv_kw[0])
+        metered = await asyncio.to_thread(latest_reading, self.store, site.site_id, now)
+        if metered is not None:  # the site's own meter beats its profile
+            load_kw = metered.load_kw
+            pv_kw = metered.pv_kw if metered.pv_kw is not None else pv_kw
         soc = {v.vehicle_id: states[v.evse_id].soc for v in site.vehicles}
         plugged = {v.vehicle_id: states[v.evse_id].plugged for v in site.vehicles}
         stale = self._stale(site, states, now)
@@ -431,13 +438,18 @@ class LiveControl:
             soc=soc,
             plugged=plugged,
             fallback=tuple(v.evse_id for v in stale),
+            load_source="meter" if metered is not None else "profile",
         )
         if stale and len(stale) == sum(plugged.values()) and not islanded:
             return replace(base, reason=_fallback_reason(stale), answers=answers)
         export_check = None
         if not site.export_permitted and not islanded:
             # A charger left to its default may draw nothing (a full battery): not counted.
-            export_check = no_export_view(site, load_kw, pv_kw)
+            cautious = no_export_view(site, load_kw, pv_kw)
+            if metered is None:
+                export_check = cautious
+            elif metered.pv_kw is None and site.pv is not None:  # load metered, PV not
+                export_check = (load_kw, cautious[1])
         observation = SiteObservation(
             now,
             {

@@ -3,10 +3,11 @@ metered, through one path (``settle_program``) and the program's rules.
 
 Metered from the database: a site's event kW is the net discharge of its V2X equipment over
 the event window, integrated from the meter values its chargers sent (each reading holds until
-the next, a reading older than ``HOLD`` counts as nothing), and the building load over the window
-from the site's profile (no site meter feeds the database yet). Time the site spent islanded
-(a stored grid signal) is left out, as in the simulator: power given in a blackout served the
-building, not the event. An opted-out site is still called: its missed event counts 0 kW.
+the next, a reading older than ``HOLD`` counts as nothing), and the building load over the
+window from the site meter where its readings cover 90 % of it, else from the site's profile.
+Time the site spent islanded (a stored grid signal) is left out, as in the simulator: power
+given in a blackout served the building, not the event. An opted-out site is still called:
+its missed event counts 0 kW.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from lightson.programs import CalledEvent, EnrolledSite, EventLine, SettlementLi
 from lightson.programs.events import ProgramEvent
 from lightson.programs.rules import ProgramRules
 from lightson.programs.settlement import Metered, event_kw
+from lightson.services.site_meter import covers, metered_load_kwh
 from lightson.store import Store
 from lightson.store import schema as db
 from lightson.store.db import aware
@@ -121,9 +123,14 @@ def _site_event(store: Store, program: Program, site: Site, event: CalledEvent) 
         following = rows[i + 1] if i + 1 < len(rows) and rows[i + 1][0] == station else None
         until = min(following[1] if following else event.end, at + HOLD, event.end)
         discharge_kwh += -kw * _hours_outside(max(at, event.start), until, islanded)
-    steps = max(1, round((event.end - event.start) / program.step))
-    load = profile_forecast(program, site, TimeGrid(event.start, steps, program.step)).load_kw
-    load_kwh = float(load.mean()) * _hours_outside(event.start, event.end, islanded)
+    outside_h = _hours_outside(event.start, event.end, islanded)
+    metered_kwh, covered_h = metered_load_kwh(store, site.site_id, event.start, event.end)
+    if covers(covered_h, event.start, event.end):  # the site meter, scaled to the time used
+        load_kwh = metered_kwh / covered_h * outside_h
+    else:
+        steps = max(1, round((event.end - event.start) / program.step))
+        load = profile_forecast(program, site, TimeGrid(event.start, steps, program.step)).load_kw
+        load_kwh = float(load.mean()) * outside_h
     return Metered(net_discharge_kwh=discharge_kwh, building_load_kwh=load_kwh)
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 
 metadata = MetaData()
-IDEMPOTENT_TABLES = frozenset({"transaction_events", "meter_samples"})
+IDEMPOTENT_TABLES = frozenset({"transaction_events", "meter_samples", "site_meter"})
 
 stations = Table(
     "stations",
@@ -187,4 +187,17 @@ departures = Table(  # an owner's "next departure" for a vehicle; the newest row
     Column("target_soc", Float),  # None: the trip's own need
     Column("set_at", DateTime(timezone=True), nullable=False),
     Column("set_by", String(64), nullable=False),
+)
+
+site_meter = Table(  # a site's own meter (building load, PV), posted by its gateway
+    "site_meter",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("site_id", String(64), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("load_kw", Float, nullable=False),  # the building, without the chargers
+    Column("pv_kw", Float),  # None: the site has no PV meter
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("site_id", "at"),  # a reading sent twice is stored once
+    Index("ix_site_meter_site_at", "site_id", "at"),
 )

@@ -1,0 +1,131 @@
+"""A site's own meter: building load and PV readings its gateway posts
+(``POST /api/sites/{id}/meter``). Where fresh readings exist, the live loop plans on them
+instead of the profiles (and needs no cautious no-export view), and settlement caps a
+non-exporting site's event kW with the metered building load.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import select
+
+from lightson.domain.assets import Site
+from lightson.domain.errors import ConfigError
+from lightson.store import Store
+from lightson.store import schema as db
+from lightson.store.db import aware
+
+FRESH = timedelta(minutes=15)  # as the chargers' readings: older says nothing about now
+AHEAD = timedelta(minutes=5)  # a gateway's clock may run a little fast, not more
+
+
+class MeterReading(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: AwareDatetime
+    load_kw: float = Field(ge=0, allow_inf_nan=False)
+    pv_kw: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+
+
+@dataclass(frozen=True)
+class Metered:
+    at: datetime
+    load_kw: float
+    pv_kw: float | None
+
+
+def record_readings(
+    store: Store, site: Site, readings: Sequence[Mapping[str, Any]], now: datetime
+) -> int:
+    """Check and store readings (all or none); a reading sent again is stored once. Returns
+    how many were given. Refused with the field named (``readings[2].load_kw: ...``)."""
+    if not readings:
+        raise ConfigError.at("readings", "must hold at least one reading")
+    parsed = []
+    for index, body in enumerate(readings):
+        try:
+            reading = MeterReading.model_validate(body)
+        except ValidationError as error:
+            raise ConfigError(
+                [
+                    (f"readings[{index}]." + ".".join(str(p) for p in e["loc"]), e["msg"])
+                    for e in error.errors()
+                ]
+            ) from None
+        if reading.at > now + AHEAD:
+            raise ConfigError.at(f"readings[{index}].at", "is in the future")
+        parsed.append(reading)
+    rows = [
+        (
+            db.site_meter,
+            {
+                "site_id": site.site_id,
+                "at": r.at.astimezone(UTC),
+                "load_kw": r.load_kw,
+                "pv_kw": r.pv_kw,
+                "received_at": now,
+            },
+        )
+        for r in parsed
+    ]
+    store.write(rows).result(30)
+    return len(rows)
+
+
+def latest_reading(store: Store, site_id: str, now: datetime) -> Metered | None:
+    """The newest reading no older than ``FRESH`` (``None``: none)."""
+    table = db.site_meter
+    query = (
+        select(table.c.at, table.c.load_kw, table.c.pv_kw)
+        .where(
+            table.c.site_id == site_id,
+            table.c.at <= (now + AHEAD).astimezone(UTC),
+            table.c.at >= (now - FRESH).astimezone(UTC),
+        )
+        .order_by(table.c.at.desc())
+        .limit(1)
+    )
+    with store.engine.connect() as connection:
+        row = connection.execute(query).first()
+    if row is None:
+        return None
+    return Metered(aware(row.at), float(row.load_kw), row.pv_kw)
+
+
+def metered_load_kwh(
+    store: Store, site_id: str, start: datetime, end: datetime
+) -> tuple[float, float]:
+    """Building load over [start, end) from the meter (kWh), and the hours the readings
+    covered (each holds until the next, at most ``FRESH``)."""
+    table = db.site_meter
+    query = (
+        select(table.c.at, table.c.load_kw)
+        .where(
+            table.c.site_id == site_id,
+            table.c.at >= (start - FRESH).astimezone(UTC),
+            table.c.at < end.astimezone(UTC),
+        )
+        .order_by(table.c.at)
+    )
+    with store.engine.connect() as connection:
+        rows = [(aware(at), float(kw)) for at, kw in connection.execute(query)]
+    energy = covered = 0.0
+    for i, (at, kw) in enumerate(rows):
+        following = rows[i + 1][0] if i + 1 < len(rows) else end
+        until = min(following, at + FRESH, end)
+        hours = max((until - max(at, start)).total_seconds() / 3600, 0.0)
+        energy += kw * hours
+        covered += hours
+    return energy, covered
+
+
+def covers(covered_h: float, start: datetime, end: datetime) -> bool:
+    """Whether the meter covered nearly all of a window (90 %)."""
+    hours = (end - start).total_seconds() / 3600
+    return hours > 0 and covered_h >= 0.9 * hours - 1e-9 and not math.isnan(covered_h)
