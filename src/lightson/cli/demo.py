@@ -357,10 +357,14 @@ async def _drive(
                 if status.mode != "islanded":  # the grid was lost since its last tick
                     notes.append(f"{school.site_id} islanded: switching to its buses")
                 else:
-                    tier = status.tier or "not even the critical"
+                    carried = {
+                        "critical": "its critical loads",
+                        "essential": "its critical and essential loads",
+                        "full": "the whole building",
+                    }.get(status.tier or "", "not even its critical loads")
                     notes.append(
                         f"{school.site_id} islanded: its buses give {max(school_kw, 0.0):.0f} kW "
-                        f"({tier} loads)"
+                        f"({carried})"
                     )
             fallback = [s for s, st in server.live.status.items() if st.mode == "fallback"]
             if fallback:
