@@ -67,6 +67,7 @@ def test_dashboard_pages_match_the_api_and_owners_see_only_their_site(tmp_path: 
     admin = access.issue("staff", "admin")
     owner = access.issue("lowell-owner", "owner", ["home-lowell"])
     utility = access.issue("national-grid", "utility", utility="national-grid")
+    school_owner = access.issue("beverly-schools", "owner", ["school-beverly"])
     server = OperationsServer(
         load_program("example"),
         store,
@@ -85,6 +86,7 @@ def test_dashboard_pages_match_the_api_and_owners_see_only_their_site(tmp_path: 
                 await staff_pages(page, url, admin)
                 await owner_pages(await browser.new_page(), url, owner)
                 await utility_pages(await browser.new_page(), url, utility)
+                await departure_form(await browser.new_page(), url, school_owner)
             finally:
                 await browser.close()
 
@@ -181,3 +183,24 @@ async def utility_pages(page: Page, url: str, token: str) -> None:
     await expect(page.get_by_test_id("events-available")).to_have_text(
         kw(program["available_discharge_kw_now"])
     )
+
+
+async def departure_form(page: Page, url: str, token: str) -> None:
+    """An owner gives a bus's next departure in the program's time and takes it back."""
+    await page.goto(f"{url}/#token={token}")
+    await page.goto(f"{url}/#/site/school-beverly")
+    form = page.locator("#departure-form")
+    await form.locator("select[name=vehicle]").select_option("bus-7")
+    await form.locator("input[name=at]").fill("2026-07-15T17:30")  # EDT
+    await form.locator("input[name=soc]").fill("90")
+    await form.get_by_role("button", name="Set departure").click()
+    await expect(page.get_by_test_id("vehicles")).to_contain_text("90 %")
+    site = await api(url, token, "/sites/school-beverly")
+    bus = next(v for v in site["vehicles"] if v["vehicle_id"] == "bus-7")
+    assert bus["departure"]["at"] == "2026-07-15T21:30:00+00:00"
+    assert bus["departure"]["target_soc"] == 0.9
+    await form.locator("input[name=at]").fill("2026-07-15T10:00")  # past: refused, said
+    await form.get_by_role("button", name="Set departure").click()
+    await expect(page.get_by_test_id("departure-error")).to_contain_text("departure: is past")
+    await page.locator("#departure-form").get_by_role("button", name="Back to usual trips").click()
+    await expect(page.get_by_test_id("vehicles")).not_to_contain_text("90 %")

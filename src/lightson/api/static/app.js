@@ -101,7 +101,8 @@ async function sitePage(siteId) {
       `<td class="num" data-vehicle="${esc(v.vehicle_id)}">${kw(v.power_kw)}</td>` +
       `<td>${v.departure ? time(v.departure.at) + (v.departure.target_soc === null ? "" : ", " + pct(v.departure.target_soc)) : "usual trips"}</td></tr>`;
   }
-  html += `</tbody></table><h2>Backup if the grid went down now</h2><div class="cards">`;
+  html += `</tbody></table>` + departureForm(site);
+  html += `<h2>Backup if the grid went down now</h2><div class="cards">`;
   for (const [tier, hours] of Object.entries(backup.hours)) {
     const shown = hours >= backup.horizon_h ? `≥ ${backup.horizon_h} h` : `${hours.toFixed(1)} h`;
     html += card(`${tier} load`, shown, `backup-${tier}`);
@@ -132,6 +133,51 @@ function planChart(plan) {
   svg += `<text x="${pad}" y="${H - 8}" font-size="11">${esc(time(plan.start))}</text>` +
     `<text x="${W - pad - 60}" y="${H - 8}" font-size="11">+${hours} h</text></svg>`;
   return svg;
+}
+
+// --- departures: an owner tells the site when a vehicle leaves next ------------------------------
+
+function departureForm(site) {
+  const options = site.vehicles.map(v => `<option value="${esc(v.vehicle_id)}">${esc(v.vehicle_id)}</option>`).join("");
+  return `<form id="departure-form" data-site="${esc(site.site_id)}" class="departure">` +
+    `<label>vehicle <select name="vehicle">${options}</select></label> ` +
+    `<label>leaves at (${esc(timeZone)}) <input name="at" type="datetime-local" required></label> ` +
+    `<label>with <input name="soc" type="number" min="0" max="100" step="1" placeholder="as usual"> %</label> ` +
+    `<button name="set">Set departure</button> <button name="clear" type="button">Back to usual trips</button>` +
+    `<span class="error" data-testid="departure-error"></span></form>`;
+}
+
+// A wall time in the program's zone (what the owner types) as an instant with its offset.
+function zonedIso(local, zone) {
+  const guess = new Date(local + ":00Z");
+  const inZone = new Date(guess.toLocaleString("en-US", { timeZone: zone }));
+  const inUtc = new Date(guess.toLocaleString("en-US", { timeZone: "UTC" }));
+  return new Date(guess.getTime() - (inZone - inUtc)).toISOString();
+}
+
+main.addEventListener("submit", async event => {
+  const form = event.target;
+  if (form.id !== "departure-form") return;
+  event.preventDefault();
+  const body = { departure: zonedIso(form.at.value, timeZone) };
+  if (form.soc.value !== "") body.target_soc = Number(form.soc.value) / 100;
+  await sendDeparture(form, "PUT", body);
+});
+
+main.addEventListener("click", async event => {
+  if (event.target.name !== "clear") return;
+  const form = event.target.closest("#departure-form");
+  if (form) await sendDeparture(form, "DELETE", undefined);
+});
+
+async function sendDeparture(form, method, body) {
+  const path = `/sites/${encodeURIComponent(form.dataset.site)}/vehicles/${encodeURIComponent(form.vehicle.value)}/departure`;
+  try {
+    await api(path, { method, body: body === undefined ? undefined : JSON.stringify(body) });
+    render();
+  } catch (error) {
+    form.querySelector('[data-testid="departure-error"]').textContent = error.message;
+  }
 }
 
 async function eventsPage() {
@@ -236,4 +282,7 @@ function bindForm() {
 
 window.addEventListener("hashchange", render);
 render();
-setInterval(() => { if (!document.getElementById("token-form")) render(); }, REFRESH_MS);
+setInterval(() => {
+  const typing = document.activeElement && document.activeElement.closest("form");
+  if (!document.getElementById("token-form") && !typing) render();  // not under someone's typing
+}, REFRESH_MS);
