@@ -90,6 +90,7 @@ ROUTES: list[tuple[str, str, Any, set[str]]] = [
     ("GET", "/api/sites", None, set(ROLES) - {"none", "bad"}),
     ("GET", "/api/sites/school-beverly", None, SEE_SCHOOL),
     ("GET", "/api/sites/school-beverly/plan", None, SEE_SCHOOL),
+    ("GET", "/api/sites/school-beverly/plans", None, SEE_SCHOOL),
     ("GET", "/api/sites/school-beverly/backup", None, SEE_SCHOOL),
     ("GET", "/api/sites/school-beverly/telemetry", None, SEE_SCHOOL),
     ("PUT", "/api/sites/school-beverly/vehicles/bus-7/departure", DEPARTURE, SEE_SCHOOL),
@@ -507,3 +508,16 @@ def test_site_meter_readings_replace_the_profile(world: World) -> None:
     assert world.call("admin", "POST", path, future).json()["errors"][0]["field"] == (
         "readings[0].at"
     )
+
+
+def test_plans_are_kept_and_shown_after_a_restart(world: World, program: Program) -> None:
+    made = world.call("admin", "GET", "/api/sites/school-beverly/plans").json()
+    assert len(made) == 1 and made[0]["controller"] == "v2x-mpc"
+    assert made[0]["start"] == "2026-07-15T19:30:00+00:00" and made[0]["step_minutes"] == 15
+    live = world.call("admin", "GET", "/api/sites/school-beverly/plan").json()
+    # The server restarts: a new loop has made no plan yet; the stored one is shown.
+    world.ops.live = LiveControl(program, world.store, FakeSink(), world.clock)
+    stored = world.call("admin", "GET", "/api/sites/school-beverly/plan").json()
+    assert stored["made_at"] == "2026-07-15T19:30:00+00:00"
+    assert stored["site_net_kw"] == live["site_net_kw"]
+    assert [v["power_kw"] for v in stored["vehicles"]] == [v["power_kw"] for v in live["vehicles"]]

@@ -37,6 +37,7 @@ from lightson.services.completeness import data_completeness
 from lightson.services.departures import Departure, next_departures, set_departure
 from lightson.services.events import EventService
 from lightson.services.live import LiveControl, SiteStatus
+from lightson.services.plans import latest_plan, plans_made
 from lightson.services.settlement import (
     called_events,
     event_performance,
@@ -278,13 +279,15 @@ def create_app(ops: Operations) -> FastAPI:
     def plan(site_id: str, who: Who) -> dict[str, Any]:
         visible_site(who, site_id)
         current = ops.live.plan(site_id)
-        if current is None:
-            return {"site_id": site_id, "start": None, "intervals": []}
+        if current is None:  # none made since the server started: the newest stored
+            stored = latest_plan(ops.store, site_id)
+            return stored or {"site_id": site_id, "start": None, "intervals": []}
         return {
             "site_id": site_id,
             "start": current.start.isoformat(),
             "step_minutes": current.step.total_seconds() / 60,
             "site_net_kw": [round(float(x), 2) for x in current.site_net_power_kw],
+            "made_at": None,  # the plan the controller follows now
             "vehicles": [
                 {
                     "vehicle_id": v.vehicle_id,
@@ -295,6 +298,15 @@ def create_app(ops: Operations) -> FastAPI:
                 for v in current.vehicles
             ],
         }
+
+    @app.get("/api/sites/{site_id}/plans", tags=["sites"])
+    def plans(
+        site_id: str, who: Who, hours: Annotated[float, Query(gt=0, le=24 * 31)] = 24.0
+    ) -> list[dict[str, Any]]:
+        """The plans the site's controller made in the last ``hours`` (when, from when, how
+        long the solver took)."""
+        visible_site(who, site_id)
+        return plans_made(ops.store, site_id, ops.clock.now() - timedelta(hours=hours))
 
     @app.get("/api/sites/{site_id}/backup", tags=["resilience"])
     def backup(site_id: str, who: Who) -> dict[str, Any]:

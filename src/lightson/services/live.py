@@ -277,6 +277,28 @@ class LiveControl:
         controller = self._site(site_id).controller
         return getattr(controller, "last_plan", None)
 
+    def _keep_plan(self, site_id: str, plan: Plan, now: datetime) -> None:
+        """Store a plan just made (before its setpoints go out), rounded to what matters."""
+        row = {
+            "site_id": site_id,
+            "made_at": now,
+            "start": plan.start,
+            "step_s": int(plan.step.total_seconds()),
+            "controller": self._site(site_id).controller.name,
+            "solve_time_s": float(plan.solve_time_s),
+            "site_net_kw": [round(float(x), 2) for x in plan.site_net_power_kw],
+            "vehicles": [
+                {
+                    "vehicle_id": v.vehicle_id,
+                    "evse_id": v.evse_id,
+                    "power_kw": [round(float(x), 2) for x in v.power_kw],
+                    "soc": [round(float(x), 4) for x in v.soc],
+                }
+                for v in plan.vehicles
+            ],
+        }
+        self.store.write([(db.plans, row)]).result(30)
+
     def backup(self, site_id: str, horizon: timedelta = timedelta(hours=24)) -> BackupEstimate:
         """Hours of backup by tier if the grid went down now, from the last readings."""
         live = self._site(site_id)
@@ -463,6 +485,7 @@ class LiveControl:
             peak_so_far_kw=self._peak(live, now),
             export_check_kw=export_check,
         )
+        plans_before = getattr(live.controller, "plans_made", 0)
         decision = await asyncio.to_thread(
             decide,
             site,
@@ -475,6 +498,9 @@ class LiveControl:
             islanded=islanded,
             released_vehicles=released,
         )
+        made = self.plan(site.site_id)
+        if made is not None and getattr(live.controller, "plans_made", 0) != plans_before:
+            await asyncio.to_thread(self._keep_plan, site.site_id, made, now)
         for setpoint in decision.setpoints:
             state = states[setpoint.evse_id]
             if setpoint.evse_id in answers:

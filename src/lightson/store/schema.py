@@ -201,3 +201,18 @@ site_meter = Table(  # a site's own meter (building load, PV), posted by its gat
     UniqueConstraint("site_id", "at"),  # a reading sent twice is stored once
     Index("ix_site_meter_site_at", "site_id", "at"),
 )
+
+plans = Table(  # every plan the live loop's controllers made: what was planned, to compare
+    "plans",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("site_id", String(64), nullable=False),
+    Column("made_at", DateTime(timezone=True), nullable=False),
+    Column("start", DateTime(timezone=True), nullable=False),
+    Column("step_s", Integer, nullable=False),
+    Column("controller", String(32), nullable=False),
+    Column("solve_time_s", Float, nullable=False),
+    Column("site_net_kw", JSON, nullable=False),  # per interval, + import, to 0.01 kW
+    Column("vehicles", JSON, nullable=False),  # [{vehicle_id, evse_id, power_kw, soc}]
+    Index("ix_plans_site_made", "site_id", "made_at"),
+)

@@ -1,0 +1,66 @@
+"""Plans the live loop's controllers made, as stored (``plans`` table): what each site planned,
+when, to put next to what happened; the newest is shown after a restart until the site's
+controller makes its own."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from lightson.store import Store
+from lightson.store import schema as db
+from lightson.store.db import aware
+
+
+def plans_made(store: Store, site_id: str, since: datetime) -> list[dict[str, Any]]:
+    """The plans made at a site since ``since``, oldest first (summaries, no arrays)."""
+    table = db.plans
+    query = (
+        select(
+            table.c.id,
+            table.c.made_at,
+            table.c.start,
+            table.c.step_s,
+            table.c.controller,
+            table.c.solve_time_s,
+        )
+        .where(table.c.site_id == site_id, table.c.made_at >= since.astimezone(UTC))
+        .order_by(table.c.made_at, table.c.id)
+    )
+    with store.engine.connect() as connection:
+        return [
+            {
+                "plan_id": row.id,
+                "made_at": aware(row.made_at).isoformat(),
+                "start": aware(row.start).isoformat(),
+                "step_minutes": row.step_s / 60,
+                "controller": row.controller,
+                "solve_time_s": round(row.solve_time_s, 4),
+            }
+            for row in connection.execute(query)
+        ]
+
+
+def latest_plan(store: Store, site_id: str) -> dict[str, Any] | None:
+    """The newest stored plan of a site, as ``GET /api/sites/{id}/plan`` shows a plan."""
+    table = db.plans
+    query = (
+        select(table)
+        .where(table.c.site_id == site_id)
+        .order_by(table.c.made_at.desc(), table.c.id.desc())
+        .limit(1)
+    )
+    with store.engine.connect() as connection:
+        row = connection.execute(query).first()
+    if row is None:
+        return None
+    return {
+        "site_id": site_id,
+        "start": aware(row.start).isoformat(),
+        "step_minutes": row.step_s / 60,
+        "site_net_kw": row.site_net_kw,
+        "vehicles": row.vehicles,
+        "made_at": aware(row.made_at).isoformat(),
+    }
