@@ -141,6 +141,10 @@ def demo(hours: float, speed: float, keep_open: bool, port: int, csms_port: int,
         force=True,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # The ocpp package logs every frame the 100 emulated stations send (10 MB a run), and
+    # websockets every connection: their warnings are what the log is for.
+    for noisy in ("ocpp", "websockets.server", "websockets.client"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     start = _local(program, DAY, START_LOCAL)
     clock = AcceleratedClock(start, speed, paused=True)  # until the fleet is connected
     store = Store(f"sqlite:///{db_path}")
