@@ -91,6 +91,7 @@ ROUTES: list[tuple[str, str, Any, set[str]]] = [
     ("GET", "/api/sites/school-beverly", None, SEE_SCHOOL),
     ("GET", "/api/sites/school-beverly/plan", None, SEE_SCHOOL),
     ("GET", "/api/sites/school-beverly/plans", None, SEE_SCHOOL),
+    ("GET", "/api/sites/school-beverly/sessions", None, SEE_SCHOOL),
     ("GET", "/api/sites/school-beverly/backup", None, SEE_SCHOOL),
     ("GET", "/api/sites/school-beverly/telemetry", None, SEE_SCHOOL),
     ("PUT", "/api/sites/school-beverly/vehicles/bus-7/departure", DEPARTURE, SEE_SCHOOL),
@@ -521,3 +522,36 @@ def test_plans_are_kept_and_shown_after_a_restart(world: World, program: Program
     assert stored["made_at"] == "2026-07-15T19:30:00+00:00"
     assert stored["site_net_kw"] == live["site_net_kw"]
     assert [v["power_kw"] for v in stored["vehicles"]] == [v["power_kw"] for v in live["vehicles"]]
+
+
+def test_sessions_with_the_energy_each_way(world: World) -> None:
+    rows = []
+    for minutes, imported, exported in ((0, 10.0, 2.0), (30, 12.5, 2.0), (60, 12.5, 9.0)):
+        at = IN_EVENT + timedelta(minutes=minutes)
+        sample = {
+            "station_id": "depot-evse1",
+            "evse_id": 1,
+            "transaction_id": "depot-evse1",
+            "at": at,
+            "energy_imported_kwh": imported,
+            "energy_exported_kwh": exported,
+        }
+        rows.append((db.meter_samples, sample))
+    ended = {
+        "station_id": "depot-evse1",
+        "evse_id": 1,
+        "transaction_id": "depot-evse1",
+        "seq_no": 1,
+        "event_type": "Ended",
+        "at": IN_EVENT + timedelta(minutes=60),
+        "received_at": IN_EVENT + timedelta(minutes=60),
+        "payload": {},
+    }
+    rows.append((db.transaction_events, ended))
+    world.store.write(rows).result(5)
+    listed = world.call("owner-school", "GET", "/api/sites/school-beverly/sessions").json()
+    by_station = {s["station_id"]: s for s in listed}
+    first = by_station["depot-evse1"]
+    assert (first["energy_in_kwh"], first["energy_out_kwh"]) == (2.5, 7.0)
+    assert first["ended"] == "2026-07-15T20:30:00+00:00"
+    assert by_station["depot-evse2"]["ended"] is None  # still plugged in

@@ -38,6 +38,7 @@ from lightson.services.departures import Departure, next_departures, set_departu
 from lightson.services.events import EventService
 from lightson.services.live import LiveControl, SiteStatus
 from lightson.services.plans import latest_plan, plans_made
+from lightson.services.sessions import sessions
 from lightson.services.settlement import (
     called_events,
     event_performance,
@@ -307,6 +308,16 @@ def create_app(ops: Operations) -> FastAPI:
         long the solver took)."""
         visible_site(who, site_id)
         return plans_made(ops.store, site_id, ops.clock.now() - timedelta(hours=hours))
+
+    @app.get("/api/sites/{site_id}/sessions", tags=["sites"])
+    def site_sessions(
+        site_id: str, who: Who, hours: Annotated[float, Query(gt=0, le=24 * 366)] = 24.0 * 7
+    ) -> list[dict[str, Any]]:
+        """The charging sessions at the site's chargers open in the last ``hours``, with
+        the energy each way (personal: admin and the owner)."""
+        chosen = visible_site(who, site_id)
+        since = ops.clock.now() - timedelta(hours=hours)
+        return sessions(ops.store, [c.evse_id for c in chosen.chargers], since)
 
     @app.get("/api/sites/{site_id}/backup", tags=["resilience"])
     def backup(site_id: str, who: Who) -> dict[str, Any]:
