@@ -696,3 +696,30 @@ def test_with_a_site_meter_the_no_export_rule_uses_what_it_measured(store: Store
     # The two EV9s could give 23 kW; the building measured 8 kW, all of which they may cover.
     assert -status.vehicles_kw == pytest.approx(8.0, abs=1e-6)
     assert any(i.rule is SafetyRule.NO_EXPORT for i in status.interventions)
+
+
+def test_a_metered_load_far_from_the_plans_forecast_makes_the_site_re_plan(
+    store: Store,
+) -> None:
+    program = school()
+    plugged(store, "depot-evse1", 0.8, IN_EVENT - timedelta(minutes=2))
+    clock = SimClock(IN_EVENT)
+    loop = LiveControl(program, store, FakeSink(), clock, events_of(program))
+    forecast_kw = run(loop.tick("school-beverly")).load_kw
+    controller = loop._sites["school-beverly"].controller
+    limit = program.site("school-beverly").service_limit_kw
+    clock.advance(timedelta(minutes=1))
+    near = {
+        "site_id": "school-beverly",
+        "at": clock.now(),
+        "load_kw": forecast_kw + 0.02 * limit,  # within 5 % of the service limit
+        "received_at": clock.now(),
+    }
+    store.write([(db.site_meter, near)]).result(5)
+    run(loop.tick("school-beverly"))
+    assert controller.plans_made == 1  # type: ignore[attr-defined]
+    clock.advance(timedelta(minutes=1))
+    far = {**near, "at": clock.now(), "load_kw": forecast_kw + 0.10 * limit}
+    store.write([(db.site_meter, far)]).result(5)
+    run(loop.tick("school-beverly"))
+    assert controller.plans_made == 2  # type: ignore[attr-defined]

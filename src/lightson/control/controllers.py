@@ -134,12 +134,24 @@ class LinearProgramController:
         )
 
     def _drifted(self, context: ControlContext) -> bool:
-        """Whether a plugged vehicle's measured energy is more than ``drift_share`` of its
-        battery away from what the plan expected at the start of this interval."""
+        """Whether the plan's forecast went wrong by much: the building's load more than
+        ``drift_share`` of the site's service limit from the load the plan assumed for this
+        interval, or a plugged vehicle's energy more than ``drift_share`` of its battery from
+        what the plan expected at the start of it."""
         plan, obs = self._plan, context.observation
         if self.drift_share is None or plan is None:
             return False
         index = int((obs.now - plan.start) // plan.step)
+        if 0 <= index < plan.n_steps:
+            vehicles_kw = sum(float(v.power_kw[index]) for v in plan.vehicles)
+            planned_load_kw = (
+                float(plan.site_net_power_kw[index]) - vehicles_kw + float(plan.pv_kw[index])
+            )
+            if (
+                abs(obs.load_kw - planned_load_kw)
+                > self.drift_share * context.site.service_limit_kw
+            ):
+                return True
         if not 1 <= index <= plan.n_steps:
             return False
         batteries = {v.vehicle_id: v.battery_kwh for v in context.site.vehicles}
