@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from lightson.cli import main
 from lightson.config import load_program
 from lightson.csms.auth import hash_password
 from lightson.domain.time import SimClock
@@ -72,3 +74,28 @@ def test_the_equipment_matrix_and_the_season_page(tmp_path: Path) -> None:
     assert (event.event_id, event.sites_called) == ("cs-daily-2026-07-15", 2)
     written = write_season_report(program.name, T, now, tables, tmp_path / "season.html", pdf=True)
     assert "Equipment" in written[0].read_text() and written[1].stat().st_size > 10_000
+
+
+def test_the_season_report_from_the_command_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ops.db'}"
+    store = Store(url)
+    try:
+        EventService(store, SimClock(T - timedelta(days=1))).submit(
+            {
+                "event_id": "cs-daily-2026-07-15",
+                "program_id": "cs-ci-daily",
+                "start": T.isoformat(),
+                "end": (T + timedelta(hours=3)).isoformat(),
+            }
+        )
+    finally:
+        store.close()
+    out = tmp_path / "season" / "report.html"
+    args = ["report", "--db", url, "--program", "example", "--season", "2026", "--out", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    events = (tmp_path / "season" / "report_tables" / "events.csv").read_text()
+    assert "cs-daily-2026-07-15" in events
+    wrong = CliRunner().invoke(main, [*args[:5], "--season", "2025", "--out", str(out)])
+    assert wrong.exit_code == 0  # an empty year is a report with no events, not an error
+    assert "cs-daily" not in (tmp_path / "season" / "report_tables" / "events.csv").read_text()

@@ -48,6 +48,13 @@ RunDir = click.Path(file_okay=False, exists=True, path_type=Path)
     type=click.IntRange(1, 3660),
     help="With --db: how far back the season report looks.",
 )
+@click.option(
+    "--season",
+    "season_year",
+    type=click.IntRange(1901, 2199),
+    default=None,
+    help="With --db: report on this calendar year (program time) instead of the last --days.",
+)
 @click.option("--pdf", is_flag=True, help="Also write the page as a PDF (WeasyPrint).")
 @friendly_errors
 def report(
@@ -56,6 +63,7 @@ def report(
     db: str | None,
     program_ref: str,
     days: int,
+    season_year: int | None,
     out: Path,
     pdf: bool,
 ) -> None:
@@ -70,8 +78,10 @@ def report(
     if db is not None:
         if folders:
             raise ConfigError.at("--db", "give either run folders or --db, not both")
-        _season(db, program_ref, days, out, pdf)
+        _season(db, program_ref, days, season_year, out, pdf)
         return
+    if season_year is not None:
+        raise ConfigError.at("--season", "is for --db (a run reports on the period it simulated)")
     if not folders:
         raise ConfigError.at("--run", "give a run folder (lightson simulate --out DIR) or --db")
     runs = []
@@ -86,7 +96,9 @@ def report(
     click.echo(f"tables: {written[-1].parent}/")
 
 
-def _season(db: str, program_ref: str, days: int, out: Path, pdf: bool) -> None:
+def _season(
+    db: str, program_ref: str, days: int, season_year: int | None, out: Path, pdf: bool
+) -> None:
     from datetime import UTC, datetime, timedelta
 
     from lightson.config import load_program
@@ -103,6 +115,9 @@ def _season(db: str, program_ref: str, days: int, out: Path, pdf: bool) -> None:
         events = EventService(store, AcceleratedClock())
         now = datetime.now(UTC)
         since = now - timedelta(days=days)
+        if season_year is not None:
+            since = datetime(season_year, 1, 1, tzinfo=program.timezone)
+            now = min(now, datetime(season_year + 1, 1, 1, tzinfo=program.timezone))
         rules = {r.program_id: r for r in events.rules}
         tables = season_tables(store, program, events.book(), rules, since, now)
     finally:
