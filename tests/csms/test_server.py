@@ -811,3 +811,22 @@ def test_later_transaction_events_keep_the_evse_of_the_first(tmp_path: Path) -> 
             ]
 
     run(scenario())
+
+
+def test_profile_ids_survive_a_restart(tmp_path: Path) -> None:
+    """A restarted CSMS must replace the profile a charger holds, not send a second id at
+    the same stack level and purpose (which OCPP 2.x refuses)."""
+    clock = SimClock(START)
+    store = Store(f"sqlite:///{tmp_path / 'ids.db'}")
+    try:
+        first, again = CsmsServer(store, clock), CsmsServer(store, clock)
+        for purpose in ("TxProfile", "TxDefaultProfile"):
+            for evse in (1, 2):
+                assert first.profile_id("a", evse, purpose) == again.profile_id("a", evse, purpose)
+        assert first.profile_id("a", 1, "TxProfile") == 100
+        ids = {
+            first.profile_id("a", e, p) for e in (1, 2) for p in ("TxProfile", "TxDefaultProfile")
+        }
+        assert len(ids) == 4  # one per EVSE and purpose
+    finally:
+        store.close()

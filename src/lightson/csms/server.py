@@ -59,6 +59,7 @@ from lightson.store import StationRecord, Store
 from lightson.store import schema as db
 
 LOGGER = logging.getLogger("lightson.csms")
+PROFILE_ID_BASE = {"TxProfile": 99, "TxDefaultProfile": 199}  # + the EVSE id
 REALM = "Lights On CSMS"
 
 
@@ -431,7 +432,6 @@ class CsmsServer:
         self.open_16_transactions: dict[tuple[str, int], int] = {}
         self._server: Server | None = None
         self._profile_ids = itertools.count(100)
-        self._profile_slots: dict[tuple[str, int, str], int] = {}
         self.transaction_evse: dict[tuple[str, str], int] = {}
         self._transaction_ids = itertools.count(self._first_transaction_id())
         self.rejected_handshakes = 0
@@ -449,11 +449,11 @@ class CsmsServer:
 
     def profile_id(self, station_id: str, evse_id: int, purpose: str) -> int:
         """One profile id per (station, EVSE, purpose): each new setpoint replaces the last
-        (OCPP 2.x K01.FR.05; a new id at the same stack level and purpose is refused)."""
-        key = (station_id, evse_id, purpose)
-        if key not in self._profile_slots:
-            self._profile_slots[key] = next(self._profile_ids)
-        return self._profile_slots[key]
+        (OCPP 2.x K01.FR.05; a new id at the same stack level and purpose is refused). The
+        same after a restart, so a restarted CSMS replaces what a charger holds instead of
+        being refused: 100 + EVSE for transaction profiles, 200 + EVSE for default ones."""
+        del station_id  # ids are per station: the same scheme at every one
+        return PROFILE_ID_BASE.get(purpose, 299) + evse_id
 
     def new_transaction_id(self) -> int:
         """OCPP 1.6 transaction ids are the CSMS's integers; unique across restarts."""
