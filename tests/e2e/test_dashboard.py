@@ -202,5 +202,12 @@ async def departure_form(page: Page, url: str, token: str) -> None:
     await form.locator("input[name=at]").fill("2026-07-15T10:00")  # past: refused, said
     await form.get_by_role("button", name="Set departure").click()
     await expect(page.get_by_test_id("departure-error")).to_contain_text("departure: is past")
+    # Across the daylight-saving changes, whatever the browser's own zone (UTC here).
+    for local, instant in (
+        ("2025-03-09T03:30", "2025-03-09T07:30:00.000Z"),
+        ("2025-03-09T05:30", "2025-03-09T09:30:00.000Z"),
+        ("2025-11-02T03:30", "2025-11-02T08:30:00.000Z"),
+    ):
+        assert await page.evaluate(f"zonedIso('{local}', 'America/New_York')") == instant
     await page.locator("#departure-form").get_by_role("button", name="Back to usual trips").click()
     await expect(page.get_by_test_id("vehicles")).not_to_contain_text("90 %")

@@ -280,8 +280,8 @@ def create_app(ops: Operations) -> FastAPI:
     def plan(site_id: str, who: Who) -> dict[str, Any]:
         visible_site(who, site_id)
         current = ops.live.plan(site_id)
-        if current is None:  # none made since the server started: the newest stored
-            stored = latest_plan(ops.store, site_id)
+        if current is None:  # none made since the server started: the newest stored,
+            stored = latest_plan(ops.store, site_id, ops.clock.now())  # if it still runs
             return stored or {"site_id": site_id, "start": None, "intervals": []}
         return {
             "site_id": site_id,
@@ -469,8 +469,8 @@ def create_app(ops: Operations) -> FastAPI:
     ) -> dict[str, Any]:
         """Building load (and PV) readings from the site's own meter, posted by its gateway
         (admin): the loop plans on them while fresh, and settlement caps with them."""
+        require(who, ADMIN, "meter-readings", site_id)  # before the lookup: no id probing
         chosen = ops.site(site_id)
-        require(who, ADMIN, "meter-readings", site_id)
         try:
             count = record_readings(ops.store, chosen, readings, ops.clock.now())
         except ConfigError as error:

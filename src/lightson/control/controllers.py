@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from lightson.domain.assets import Program, Site
-from lightson.domain.plan import Plan, Setpoint
+from lightson.domain.plan import Plan, Setpoint, SolveStatus
 from lightson.domain.registry import Registry
 from lightson.domain.state import SiteForecast, SiteObservation, SiteState
 from lightson.optimize import WarmStart, plan_at
@@ -142,7 +142,7 @@ class LinearProgramController:
         if self.drift_share is None or plan is None:
             return False
         index = int((obs.now - plan.start) // plan.step)
-        if 0 <= index < plan.n_steps:
+        if 0 <= index < plan.n_steps and plan.status is SolveStatus.OPTIMAL:
             vehicles_kw = sum(float(v.power_kw[index]) for v in plan.vehicles)
             planned_load_kw = (
                 float(plan.site_net_power_kw[index]) - vehicles_kw + float(plan.pv_kw[index])

@@ -59,7 +59,7 @@ from lightson.control.step import decide
 from lightson.domain.assets import Program, Site, Vehicle
 from lightson.domain.demand_response import DREvent
 from lightson.domain.plan import Plan, Setpoint
-from lightson.domain.state import SiteObservation
+from lightson.domain.state import SiteForecast, SiteObservation
 from lightson.domain.time import Clock, TimeGrid
 from lightson.forecast.profiles import profile_forecast, profile_peak_so_far_kw
 from lightson.physics.trips import (
@@ -563,11 +563,16 @@ class LiveControl:
         steps = max(1, int(live.controller.horizon / self.program.step))
         grid = TimeGrid(self._step_start(observation.now), steps, self.program.step)
         known = tuple(e for e in self.events(site) if e.known_at(observation.now))
+        forecast = profile_forecast(self.program, site, grid)
+        # The interval under way is known: what the meter (or the profile plus a silent
+        # charger's default) says now, not what the profile guessed.
+        load_kw, pv_kw = forecast.load_kw.copy(), forecast.pv_kw.copy()
+        load_kw[0], pv_kw[0] = observation.load_kw, observation.pv_kw
         return ControlContext(
             replace(self.program, events=known),
             site,
             observation,
-            profile_forecast(self.program, site, grid),
+            SiteForecast(load_kw, pv_kw),
             self._schedules(site, grid, departures or {}, observation.now),
             frozenset((v, at, need) for v, (at, need) in (departures or {}).items()),
         )

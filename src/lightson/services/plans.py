@@ -4,7 +4,7 @@ controller makes its own."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -43,8 +43,9 @@ def plans_made(store: Store, site_id: str, since: datetime) -> list[dict[str, An
         ]
 
 
-def latest_plan(store: Store, site_id: str) -> dict[str, Any] | None:
-    """The newest stored plan of a site, as ``GET /api/sites/{id}/plan`` shows a plan."""
+def latest_plan(store: Store, site_id: str, now: datetime) -> dict[str, Any] | None:
+    """The newest stored plan of a site, as ``GET /api/sites/{id}/plan`` shows a plan,
+    while its horizon has not ended (``None``: none, or it is over)."""
     table = db.plans
     query = (
         select(table)
@@ -55,6 +56,8 @@ def latest_plan(store: Store, site_id: str) -> dict[str, Any] | None:
     with store.engine.connect() as connection:
         row = connection.execute(query).first()
     if row is None:
+        return None
+    if aware(row.start) + timedelta(seconds=row.step_s * len(row.site_net_kw)) <= now:
         return None
     return {
         "site_id": site_id,

@@ -41,7 +41,7 @@ def season_tables(
         "events": _events(store, program, book, rules, since, now),
         "equipment": _equipment(store, program, since, now),
         "completeness": _completeness(store, program, since, now),
-        "settlement": _settlement(store, program, book, rules, now),
+        "settlement": _settlement(store, program, book, rules, since, now),
     }
 
 
@@ -239,9 +239,11 @@ def _settlement(
     program: Program,
     book: EventBook,
     rules: dict[str, ProgramRules],
+    since: datetime,
     now: datetime,
 ) -> pd.DataFrame:
-    called = called_events(book.events.values(), now)
+    """The settlement of the events that started in the period and have ended."""
+    called = [e for e in called_events(book.events.values(), now) if e.start >= since]
     used = {k: v for k, v in rules.items() if any(e.program_id == k for e in called)}
     metered = metered_from_store(store, program, called)
     lines, _ = settle_program(program, used, called, metered)

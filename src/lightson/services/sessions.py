@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, or_, select
 
 from lightson.store import Store
 from lightson.store import schema as db
@@ -30,6 +30,12 @@ def sessions(store: Store, station_ids: Iterable[str], since: datetime) -> list[
         )
         .where(events.c.station_id.in_(ids))
         .group_by(events.c.station_id, events.c.transaction_id)
+        .having(  # open at or after since: an event since, or not ended yet
+            or_(
+                func.max(events.c.at) >= since.astimezone(UTC),
+                func.sum(case((events.c.event_type == "Ended", 1), else_=0)) == 0,
+            )
+        )
     )
     registers = (
         select(

@@ -147,12 +147,22 @@ function departureForm(site) {
     `<span class="error" data-testid="departure-error"></span></form>`;
 }
 
-// A wall time in the program's zone (what the owner types) as an instant with its offset.
+// A wall time in the program's zone (what the owner types) as an instant with its offset:
+// the zone's offset from Intl, taken again at the first answer (daylight-saving changes).
+function zoneOffsetMs(instantMs, zone) {
+  const parts = Object.fromEntries(new Intl.DateTimeFormat("en-US", {
+    timeZone: zone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit",
+  }).formatToParts(new Date(instantMs)).map(p => [p.type, p.value]));
+  const wall = Date.UTC(+parts.year, +parts.month - 1, +parts.day, +parts.hour, +parts.minute, +parts.second);
+  return wall - instantMs;
+}
+
 function zonedIso(local, zone) {
-  const guess = new Date(local + ":00Z");
-  const inZone = new Date(guess.toLocaleString("en-US", { timeZone: zone }));
-  const inUtc = new Date(guess.toLocaleString("en-US", { timeZone: "UTC" }));
-  return new Date(guess.getTime() - (inZone - inUtc)).toISOString();
+  const wall = Date.parse(local + ":00Z");  // the digits typed, as if they were UTC
+  let instant = wall - zoneOffsetMs(wall, zone);
+  instant = wall - zoneOffsetMs(instant, zone);
+  return new Date(instant).toISOString();
 }
 
 main.addEventListener("submit", async event => {
