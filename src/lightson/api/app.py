@@ -37,7 +37,7 @@ from lightson.services.completeness import data_completeness
 from lightson.services.departures import Departure, next_departures, set_departure
 from lightson.services.events import EventService
 from lightson.services.live import LiveControl, SiteStatus
-from lightson.services.plans import latest_plan, plans_made
+from lightson.services.plans import latest_plan, plans_made, rounded
 from lightson.services.sessions import sessions
 from lightson.services.settlement import (
     called_events,
@@ -287,17 +287,8 @@ def create_app(ops: Operations) -> FastAPI:
             "site_id": site_id,
             "start": current.start.isoformat(),
             "step_minutes": current.step.total_seconds() / 60,
-            "site_net_kw": [round(float(x), 2) for x in current.site_net_power_kw],
             "made_at": None,  # the plan the controller follows now
-            "vehicles": [
-                {
-                    "vehicle_id": v.vehicle_id,
-                    "evse_id": v.evse_id,
-                    "power_kw": [round(float(x), 2) for x in v.power_kw],
-                    "soc": [round(float(x), 4) for x in v.soc],
-                }
-                for v in current.vehicles
-            ],
+            **rounded(current),
         }
 
     @app.get("/api/sites/{site_id}/plans", tags=["sites"])

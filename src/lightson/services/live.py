@@ -71,6 +71,7 @@ from lightson.physics.trips import (
     with_departure,
 )
 from lightson.services.departures import next_departures
+from lightson.services.plans import rounded
 from lightson.services.site_meter import latest_reading
 from lightson.store import Store
 from lightson.store import schema as db
@@ -286,16 +287,7 @@ class LiveControl:
             "step_s": int(plan.step.total_seconds()),
             "controller": self._site(site_id).controller.name,
             "solve_time_s": float(plan.solve_time_s),
-            "site_net_kw": [round(float(x), 2) for x in plan.site_net_power_kw],
-            "vehicles": [
-                {
-                    "vehicle_id": v.vehicle_id,
-                    "evse_id": v.evse_id,
-                    "power_kw": [round(float(x), 2) for x in v.power_kw],
-                    "soc": [round(float(x), 4) for x in v.soc],
-                }
-                for v in plan.vehicles
-            ],
+            **rounded(plan),
         }
         self.store.write([(db.plans, row)]).result(30)
 

@@ -9,9 +9,27 @@ from typing import Any
 
 from sqlalchemy import select
 
+from lightson.domain.plan import Plan
 from lightson.store import Store
 from lightson.store import schema as db
 from lightson.store.db import aware
+
+
+def rounded(plan: Plan) -> dict[str, Any]:
+    """A plan's arrays as stored and shown: site net power and each vehicle's power to
+    0.01 kW, its SoC to 0.0001."""
+    return {
+        "site_net_kw": [round(float(x), 2) for x in plan.site_net_power_kw],
+        "vehicles": [
+            {
+                "vehicle_id": v.vehicle_id,
+                "evse_id": v.evse_id,
+                "power_kw": [round(float(x), 2) for x in v.power_kw],
+                "soc": [round(float(x), 4) for x in v.soc],
+            }
+            for v in plan.vehicles
+        ],
+    }
 
 
 def plans_made(store: Store, site_id: str, since: datetime) -> list[dict[str, Any]]:
