@@ -498,6 +498,11 @@ def test_site_meter_readings_replace_the_profile(world: World) -> None:
     }
     assert world.call("admin", "POST", path, readings).status_code == 200  # resent: kept once
     assert len(world.store.rows(db.site_meter)) == 1
+    corrected = {"readings": [{"at": "2026-07-15T19:29:00Z", "load_kw": 40.0, "pv_kw": 0.0}]}
+    world.call("admin", "POST", path, corrected)
+    (row,) = world.store.rows(db.site_meter)
+    assert row["load_kw"] == 40.0  # the gateway's correction replaces the first copy
+    world.call("admin", "POST", path, readings)  # and the first value comes back
     asyncio.run(world.live.tick("school-beverly"))
     site = world.call("admin", "GET", "/api/sites/school-beverly").json()
     assert site["status"]["load_kw"] == 42.5 and site["status"]["load_source"] == "meter"

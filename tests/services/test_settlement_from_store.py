@@ -130,3 +130,52 @@ def test_a_site_meter_caps_a_non_exporting_site_with_the_load_it_measured(
     lines, _ = settle_program(program, rules, called, metered)
     business = next(line for line in lines if line.site_id == "business-worcester")
     assert business.season_average_kw == pytest.approx(12.0)  # capped at what it drew
+
+
+def test_the_metered_load_leaves_islanded_time_out(tmp_path: Path) -> None:
+    program = load_program("example")
+    store = Store(f"sqlite:///{tmp_path / 'ops.db'}")
+    try:
+        EventService(store, SimClock(START - timedelta(hours=19))).submit(
+            {
+                "event_id": "ev-0715",
+                "program_id": "cs-ci-daily",
+                "start": START.isoformat(),
+                "end": END.isoformat(),
+            }
+        )
+        rows = []
+        island = (START + timedelta(hours=1), START + timedelta(hours=2))  # 16:00-17:00
+        at = START - timedelta(minutes=5)
+        while at < END:
+            for station in ("biz-evse1", "biz-evse2"):
+                sample = {"station_id": station, "evse_id": 1, "at": at, "power_kw": -10.0}
+                rows.append((db.meter_samples, sample))
+            # The building draws 12 kW on the grid, 30 kW while islanded (all of it served
+            # by the vehicles then, which is not the event's).
+            load = 30.0 if island[0] <= at < island[1] else 12.0
+            meter = {
+                "site_id": "business-worcester",
+                "at": at,
+                "load_kw": load,
+                "pv_kw": 0.0,
+                "received_at": at,
+            }
+            rows.append((db.site_meter, meter))
+            at += timedelta(minutes=5)
+        for signal, when in (("lost", island[0]), ("restored", island[1] - timedelta(minutes=5))):
+            grid = {
+                "site_id": "business-worcester",
+                "source": "meter",
+                "signal": signal,
+                "at": when,
+                "released_vehicles": [],
+            }
+            rows.append((db.grid_signals, grid))
+        store.write(rows).result(10)
+        called = called_events(EventService(store, SimClock(END)).book().events.values(), END)
+        reading = metered_from_store(store, program, called)[("business-worcester", "ev-0715")]
+    finally:
+        store.close()
+    assert reading.building_load_kwh == pytest.approx(24.0)  # 12 kW for the 2 h on the grid
+    assert reading.net_discharge_kwh == pytest.approx(40.0)  # 20 kW for those 2 h

@@ -70,3 +70,16 @@ def test_times_with_any_offset_are_stored_as_utc(database_url: str) -> None:
     assert store.rows(db.evse_status)[0]["at"] == AT
     assert store.rows(db.evse_status)[0]["at"].utcoffset() == timedelta(0)
     store.close()
+
+
+def test_a_site_meter_reading_sent_again_replaces_the_first(database_url: str) -> None:
+    store = Store(database_url)
+    try:
+        at = datetime(2026, 7, 15, 19, 0, tzinfo=UTC)
+        reading = {"site_id": "s", "at": at, "load_kw": 10.0, "pv_kw": None, "received_at": at}
+        store.write([(db.site_meter, reading)]).result(10)
+        store.write([(db.site_meter, {**reading, "load_kw": 12.5})]).result(10)
+        (row,) = store.rows(db.site_meter)
+        assert row["load_kw"] == 12.5
+    finally:
+        store.close()

@@ -124,9 +124,15 @@ def _site_event(store: Store, program: Program, site: Site, event: CalledEvent) 
         until = min(following[1] if following else event.end, at + HOLD, event.end)
         discharge_kwh += -kw * _hours_outside(max(at, event.start), until, islanded)
     outside_h = _hours_outside(event.start, event.end, islanded)
-    metered_kwh, covered_h = metered_load_kwh(store, site.site_id, event.start, event.end)
-    if covers(covered_h, event.start, event.end):  # the site meter, scaled to the time used
-        load_kwh = metered_kwh / covered_h * outside_h
+    metered_kwh, counted_h, covered_h = metered_load_kwh(
+        store,
+        site.site_id,
+        event.start,
+        event.end,
+        lambda a, b: _hours_outside(a, b, islanded),
+    )
+    if covers(covered_h, event.start, event.end):  # the site meter, outside islanded time
+        load_kwh = metered_kwh / counted_h * outside_h if counted_h > 0 else 0.0
     else:
         steps = max(1, round((event.end - event.start) / program.step))
         load = profile_forecast(program, site, TimeGrid(event.start, steps, program.step)).load_kw

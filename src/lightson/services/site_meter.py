@@ -7,7 +7,7 @@ non-exporting site's event kW with the metered building load.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,7 +43,8 @@ class Metered:
 def record_readings(
     store: Store, site: Site, readings: Sequence[Mapping[str, Any]], now: datetime
 ) -> int:
-    """Check and store readings (all or none); a reading sent again is stored once. Returns
+    """Check and store readings (all or none); a reading sent again for the same time
+    replaces the first (a gateway's correction). Returns
     how many were given. Refused with the field named (``readings[2].load_kw: ...``)."""
     if not readings:
         raise ConfigError.at("readings", "must hold at least one reading")
@@ -99,10 +100,16 @@ def latest_reading(store: Store, site_id: str, now: datetime) -> Metered | None:
 
 
 def metered_load_kwh(
-    store: Store, site_id: str, start: datetime, end: datetime
-) -> tuple[float, float]:
-    """Building load over [start, end) from the meter (kWh), and the hours the readings
-    covered (each holds until the next, at most ``FRESH``)."""
+    store: Store,
+    site_id: str,
+    start: datetime,
+    end: datetime,
+    counted: Callable[[datetime, datetime], float] | None = None,
+) -> tuple[float, float, float]:
+    """Building load over [start, end) from the meter: the kWh and hours of it that count,
+    and the hours the readings covered in all (each holds until the next, at most
+    ``FRESH``). ``counted(a, b)``: the hours of [a, b) that count (default: all of them;
+    settlement leaves islanded time out)."""
     table = db.site_meter
     query = (
         select(table.c.at, table.c.load_kw)
@@ -115,14 +122,17 @@ def metered_load_kwh(
     )
     with store.engine.connect() as connection:
         rows = [(aware(at), float(kw)) for at, kw in connection.execute(query)]
-    energy = covered = 0.0
+    energy = counted_h = covered = 0.0
     for i, (at, kw) in enumerate(rows):
         following = rows[i + 1][0] if i + 1 < len(rows) else end
-        until = min(following, at + FRESH, end)
-        hours = max((until - max(at, start)).total_seconds() / 3600, 0.0)
+        begin, until = max(at, start), min(following, at + FRESH, end)
+        if until <= begin:
+            continue
+        hours = counted(begin, until) if counted else (until - begin).total_seconds() / 3600
         energy += kw * hours
-        covered += hours
-    return energy, covered
+        counted_h += hours
+        covered += (until - begin).total_seconds() / 3600
+    return energy, counted_h, covered
 
 
 def covers(covered_h: float, start: datetime, end: datetime) -> bool:

@@ -191,7 +191,20 @@ def _insert(connection: Connection, rows: Sequence[tuple[Table, Mapping[str, Any
 
 
 def _insert_statement(connection: Connection, table: Table) -> Any:
-    """Tables with a natural key (a resent transaction event) keep the first copy."""
+    """Tables with a natural key keep the first copy (a resent transaction event) or take
+    the newest (a corrected site-meter reading)."""
+    keys = schema.UPSERT_KEYS.get(table.name)
+    if keys is not None and connection.dialect.name in ("sqlite", "postgresql"):
+        statement = (
+            sqlite_insert(table)
+            if connection.dialect.name == "sqlite"
+            else postgresql_insert(table)
+        )
+        others = [c.name for c in table.columns if c.name not in keys and not c.primary_key]
+        return statement.on_conflict_do_update(
+            index_elements=list(keys),
+            set_={name: statement.excluded[name] for name in others},
+        )
     if table.name not in schema.IDEMPOTENT_TABLES:
         return insert(table)
     if connection.dialect.name == "sqlite":

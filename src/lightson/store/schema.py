@@ -21,7 +21,9 @@ from sqlalchemy import (
 )
 
 metadata = MetaData()
-IDEMPOTENT_TABLES = frozenset({"transaction_events", "meter_samples", "site_meter"})
+IDEMPOTENT_TABLES = frozenset({"transaction_events", "meter_samples"})
+# Tables whose natural key takes the newest copy (a gateway resends a corrected reading).
+UPSERT_KEYS = {"site_meter": ("site_id", "at")}
 
 stations = Table(
     "stations",
@@ -198,7 +200,7 @@ site_meter = Table(  # a site's own meter (building load, PV), posted by its gat
     Column("load_kw", Float, nullable=False),  # the building, without the chargers
     Column("pv_kw", Float),  # None: the site has no PV meter
     Column("received_at", DateTime(timezone=True), nullable=False),
-    UniqueConstraint("site_id", "at"),  # a reading sent twice is stored once
+    UniqueConstraint("site_id", "at"),  # a reading sent again replaces the first
     Index("ix_site_meter_site_at", "site_id", "at"),
 )
 
