@@ -23,15 +23,20 @@ START = datetime(2026, 7, 15, 15, tzinfo=BOSTON)
 END = START + timedelta(hours=3)
 
 
-def _metered_day(store: Store) -> None:
+def _announce(store: Store, event_id: str) -> None:
+    """A C&I daily-dispatch event 15:00-18:00 on 15 July, announced the evening before."""
     EventService(store, SimClock(START - timedelta(hours=19))).submit(
         {
-            "event_id": "ng-0715",
+            "event_id": event_id,
             "program_id": "cs-ci-daily",
             "start": START.isoformat(),
             "end": END.isoformat(),
         }
     )
+
+
+def _metered_day(store: Store) -> None:
+    _announce(store, "ng-0715")
     rows = []
     at = START - timedelta(minutes=5)  # a reading just before holds into the window
     while at < END:
@@ -94,14 +99,7 @@ def test_a_site_meter_caps_a_non_exporting_site_with_the_load_it_measured(
     program = load_program("example")  # business-worcester may not export
     store = Store(f"sqlite:///{tmp_path / 'ops.db'}")
     try:
-        EventService(store, SimClock(START - timedelta(hours=19))).submit(
-            {
-                "event_id": "ev-0715",
-                "program_id": "cs-ci-daily",
-                "start": START.isoformat(),
-                "end": END.isoformat(),
-            }
-        )
+        _announce(store, "ev-0715")
         rows = []
         at = START - timedelta(minutes=5)
         while at < END:  # two EV9s give 10 kW each; the building draws 12 kW
@@ -136,14 +134,7 @@ def test_the_metered_load_leaves_islanded_time_out(tmp_path: Path) -> None:
     program = load_program("example")
     store = Store(f"sqlite:///{tmp_path / 'ops.db'}")
     try:
-        EventService(store, SimClock(START - timedelta(hours=19))).submit(
-            {
-                "event_id": "ev-0715",
-                "program_id": "cs-ci-daily",
-                "start": START.isoformat(),
-                "end": END.isoformat(),
-            }
-        )
+        _announce(store, "ev-0715")
         rows = []
         island = (START + timedelta(hours=1), START + timedelta(hours=2))  # 16:00-17:00
         at = START - timedelta(minutes=5)

@@ -96,49 +96,32 @@ def _equipment(store: Store, program: Program, since: datetime, now: datetime) -
                 record.get("dialect", ""),
             )
     stations = sorted(who)
+    sent_t, samples, events = db.setpoints_sent, db.meter_samples, db.transaction_events
+    queries = {
+        "sent": select(
+            sent_t.c.station_id,
+            sent_t.c.sent_at,
+            sent_t.c.valid_until,
+            sent_t.c.power_kw.label("setpoint_kw"),
+            sent_t.c.status,
+        ).where(
+            sent_t.c.station_id.in_(stations),
+            sent_t.c.sent_at >= since,
+            sent_t.c.sent_at <= now,
+        ),
+        "readings": select(samples.c.station_id, samples.c.at, samples.c.power_kw).where(
+            samples.c.station_id.in_(stations),
+            samples.c.at >= since,
+            samples.c.at <= now,
+            samples.c.power_kw.is_not(None),
+        ),
+        "sessions": select(events.c.station_id, events.c.transaction_id)
+        .where(events.c.station_id.in_(stations), events.c.at >= since)
+        .distinct(),
+    }
     with store.engine.connect() as connection:
-        sent = pd.DataFrame(
-            connection.execute(
-                select(
-                    db.setpoints_sent.c.station_id,
-                    db.setpoints_sent.c.sent_at,
-                    db.setpoints_sent.c.valid_until,
-                    db.setpoints_sent.c.power_kw,
-                    db.setpoints_sent.c.status,
-                ).where(
-                    db.setpoints_sent.c.station_id.in_(stations),
-                    db.setpoints_sent.c.sent_at >= since,
-                    db.setpoints_sent.c.sent_at <= now,
-                )
-            ).all(),
-            columns=["station_id", "sent_at", "valid_until", "setpoint_kw", "status"],
-        )
-        readings = pd.DataFrame(
-            connection.execute(
-                select(
-                    db.meter_samples.c.station_id,
-                    db.meter_samples.c.at,
-                    db.meter_samples.c.power_kw,
-                ).where(
-                    db.meter_samples.c.station_id.in_(stations),
-                    db.meter_samples.c.at >= since,
-                    db.meter_samples.c.at <= now,
-                    db.meter_samples.c.power_kw.is_not(None),
-                )
-            ).all(),
-            columns=["station_id", "at", "power_kw"],
-        )
-        session_counts = pd.DataFrame(
-            connection.execute(
-                select(db.transaction_events.c.station_id, db.transaction_events.c.transaction_id)
-                .where(
-                    db.transaction_events.c.station_id.in_(stations),
-                    db.transaction_events.c.at >= since,
-                )
-                .distinct()
-            ).all(),
-            columns=["station_id", "transaction_id"],
-        )
+        frames = {name: pd.read_sql(query, connection) for name, query in queries.items()}
+    sent, readings, session_counts = frames["sent"], frames["readings"], frames["sessions"]
     followed = _followed(sent, readings)
     rows = []
     for station in stations:
