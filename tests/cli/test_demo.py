@@ -28,7 +28,8 @@ def test_the_demo_runs_the_fleet_into_the_event(tmp_path: Path) -> None:
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
     out = completed.stdout
-    assert re.search(r"dashboard: http://127\.0\.0\.1:\d+/#token=\S{40,}", out)
+    dashboard = next((line for line in out.splitlines() if "dashboard:" in line), out[:400])
+    assert re.search(r"dashboard: http://127\.0\.0\.1:\d+/#token=\S{40,}", out), dashboard
     assert "62 sites, 100 chargers as emulated OCPP stations" in out
     event_lines = [line for line in out.splitlines() if "ConnectedSolutions event" in line]
     assert event_lines, out

@@ -86,13 +86,21 @@ _banner_lock = threading.Lock()
 _banner_done = False
 
 
+def prepare_highs() -> None:
+    """Take HiGHS's once-per-process banner now (``new_quiet_highs``), before any thread
+    that prints is running."""
+    new_quiet_highs()
+
+
 def new_quiet_highs() -> highspy.Highs:
     """A ``highspy.Highs`` with logging off and nothing written to stdout.
 
     Our thin layer over a highspy defect (ERGO-Code/HiGHS#2749): ``highspy.Highs()``
     writes its "Running HiGHS ..." banner to file descriptor 1 from C++ before any option
     can be set, once per process, which corrupts ``lightson plan --json`` on stdout. The
-    first construction therefore runs with fd 1 pointed at ``/dev/null``.
+    first construction therefore runs with fd 1 pointed at ``/dev/null``. That is
+    process-wide: a program that solves in worker threads while other threads print calls
+    ``prepare_highs()`` first, from its main thread, or their lines are lost with the banner.
     """
     global _banner_done
     with _banner_lock:

@@ -62,6 +62,7 @@ from lightson.domain.plan import Plan, Setpoint
 from lightson.domain.state import SiteForecast, SiteObservation
 from lightson.domain.time import Clock, TimeGrid
 from lightson.forecast.profiles import profile_forecast, profile_peak_so_far_kw
+from lightson.optimize.solve import prepare_highs
 from lightson.physics.trips import (
     LOOKAHEAD,
     TripSchedule,
@@ -152,6 +153,9 @@ class LiveControl:
         if every <= timedelta(0):
             raise ValueError("every must be positive")
         factory = CONTROLLERS.lookup(controller, "--controller")
+        # The solver runs in worker threads while the server prints (the dashboard's
+        # address): HiGHS's banner, silenced at the file-descriptor level, goes now.
+        prepare_highs()
 
         def make() -> Controller:
             made = factory()
