@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check bench bench-csms clean
+.PHONY: demo test check bench bench-csms bench-simulate clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ bench: $(STAMP)
 
 bench-csms: $(STAMP)
 	$(BIN)/python bench/bench_csms.py
+
+bench-simulate: $(STAMP)
+	$(BIN)/python bench/bench_simulate.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache .hypothesis

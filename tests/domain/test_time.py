@@ -4,6 +4,8 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lightson.domain.errors import ConfigError
 from lightson.domain.time import SimClock, TimeGrid, tmy_hour_index
@@ -60,3 +62,35 @@ def test_a_grid_counts_real_hours_across_daylight_saving() -> None:
     assert grid.start.utcoffset() == timedelta(0)
     autumn = TimeGrid(datetime(2026, 11, 1, tzinfo=NY), 100)  # a 25-hour local day
     assert autumn.starts_local(NY)[-1] == datetime(2026, 11, 1, 23, 45, tzinfo=NY)
+
+
+# Clock changes of 2026 (UTC) in zones with a one-hour and a half-hour change.
+CLOCK_CHANGES = [
+    ("America/New_York", datetime(2026, 3, 8, 7, tzinfo=UTC)),
+    ("America/New_York", datetime(2026, 11, 1, 6, tzinfo=UTC)),
+    ("Europe/London", datetime(2026, 3, 29, 1, tzinfo=UTC)),
+    ("Australia/Lord_Howe", datetime(2026, 4, 4, 15, tzinfo=UTC)),
+    ("UTC", datetime(2026, 7, 1, tzinfo=UTC)),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    change=st.sampled_from(CLOCK_CHANGES),
+    before_min=st.integers(min_value=-3 * 24 * 60, max_value=9 * 24 * 60),
+    n_steps=st.integers(min_value=1, max_value=800),
+    minutes=st.sampled_from([5, 15, 60]),
+)
+def test_local_starts_are_each_instant_in_the_zone(
+    change: tuple[str, datetime], before_min: int, n_steps: int, minutes: int
+) -> None:
+    """The shortcut for grids without a clock change in them gives what converting each
+    instant gives, wall clock and offset alike, also when a change falls inside the grid."""
+    zone, instant = change
+    tz = ZoneInfo(zone)
+    grid = TimeGrid(instant - timedelta(minutes=before_min), n_steps, timedelta(minutes=minutes))
+    fast = grid.starts_local(tz)
+    each = [s.astimezone(tz) for s in grid.starts_utc()]
+    assert [(s.replace(tzinfo=None), s.utcoffset()) for s in fast] == [
+        (s.replace(tzinfo=None), s.utcoffset()) for s in each
+    ]

@@ -88,6 +88,15 @@ class TimeGrid:
 
     def starts_local(self, tz: ZoneInfo) -> list[datetime]:
         """Start instant of each interval in the zone ``tz`` (daylight saving applied)."""
+        first = self.start.astimezone(tz)
+        last = (self.start + (self.n_steps - 1) * self.step).astimezone(tz)
+        if (
+            first.utcoffset() == last.utcoffset()
+            and last - first <= _NO_TWO_CHANGES
+            and not first.fold  # adding a timedelta drops the fold of a repeated hour
+        ):
+            # No clock change in between (two are weeks apart): local time moves with UTC.
+            return [first + t * self.step for t in range(self.n_steps)]
         return [s.astimezone(tz) for s in self.starts_utc()]
 
     def index_of(self, instant: datetime) -> int:
@@ -98,6 +107,10 @@ class TimeGrid:
         """The first interval that starts at or after ``instant`` (may be outside the grid)."""
         return int(-(-(instant.astimezone(UTC) - self.start) // self.step))
 
+
+# Shorter than the time between two clock changes in any zone (a year, or about a month
+# around Ramadan in Morocco), so equal offsets at both ends mean no change in between.
+_NO_TWO_CHANGES = timedelta(days=7)
 
 LOCAL_STANDARD = timezone(timedelta(hours=-5), "EST")
 

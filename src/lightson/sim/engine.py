@@ -19,6 +19,7 @@ from lightson.control.controllers import CONTROLLERS, ControlContext, Controller
 from lightson.control.grid import GridMonitor, GridSignal
 from lightson.control.step import decide
 from lightson.domain.assets import Program, Site, Vehicle
+from lightson.domain.demand_response import DREvent
 from lightson.domain.state import SiteForecast, SiteObservation
 from lightson.physics.battery import next_energy_kwh
 from lightson.physics.trips import TripSchedule
@@ -85,6 +86,8 @@ def _run(
     vehicles = site.vehicles
     energy = {v.vehicle_id: v.initial_soc * v.battery_kwh for v in vehicles}
     out = _Recorder(n, len(vehicles))
+    out.in_event = _event_steps(world)
+    announced = _Announced(program, world.events, controller.foresight)
     peak_kw, month = 0.0, None
     # The program's outages reach the site as grid-loss signals from its meter.
     mine = [o for o in program.outages if site.site_id in o.site_ids]
@@ -132,7 +135,9 @@ def _run(
             dt,
             now + world.grid.step,
             controller=controller,
-            context=partial(_context, program, site, world, controller, k, horizon_steps),
+            context=partial(
+                _context, program, site, world, controller, k, horizon_steps, announced
+            ),
             islanded=islanded,
             released_vehicles=released,
         )
@@ -162,7 +167,6 @@ def _run(
         if out.in_outage[k]:  # no grid: what neither load nor vehicles take is curtailed
             out.curtailed[k], net_kw = max(-net_kw, 0.0), 0.0
         out.net[k] = net_kw
-        out.in_event[k] = any(e.start <= now < e.end for e in world.events)
         out.interventions += len(safe.interventions)
         peak_kw = max(peak_kw, net_kw)
     return out.finish(site, controller, world)
@@ -175,20 +179,51 @@ def _context(
     controller: Controller,
     k: int,
     horizon_steps: int,
+    announced: _Announced,
     observation: SiteObservation,
 ) -> ControlContext:
     window = slice(k, k + horizon_steps)
     if controller.foresight:
-        known = world.events
         forecast = SiteForecast(world.load_kw[window], world.pv_kw[window])
         schedules: dict[str, TripSchedule] | None = {
             v: _slice(s, window) for v, s in world.schedules.items()
         }
     else:
-        known = tuple(e for e in world.events if e.known_at(observation.now))
         forecast = SiteForecast(world.forecast_load_kw[window], world.forecast_pv_kw[window])
         schedules = {v: _slice(s, window) for v, s in world.nominal_schedules.items()}
-    return ControlContext(replace(program, events=known), site, observation, forecast, schedules)
+    return ControlContext(announced.at(observation.now), site, observation, forecast, schedules)
+
+
+class _Announced:
+    """The program as a controller sees it as the simulated clock runs forward: with the
+    site's events announced so far (all of them, with foresight). The view is rebuilt only
+    when an announcement passes, not at every step."""
+
+    def __init__(self, program: Program, events: tuple[DREvent, ...], foresight: bool) -> None:
+        self._program, self._events = program, events
+        pending = [] if foresight else [e.announced_at for e in events if e.announced_at]
+        self._pending = sorted(pending, reverse=True)  # the next announcement last
+        self._view = replace(
+            program, events=events if foresight else tuple(e for e in events if not e.announced_at)
+        )
+
+    def at(self, now: datetime) -> Program:
+        if self._pending and self._pending[-1] <= now:
+            while self._pending and self._pending[-1] <= now:
+                self._pending.pop()
+            self._view = replace(
+                self._program, events=tuple(e for e in self._events if e.known_at(now))
+            )
+        return self._view
+
+
+def _event_steps(world: SiteWorld) -> NDArray[np.bool_]:
+    """Whether each simulated step starts inside one of the site's events."""
+    inside = np.zeros(world.n_sim_steps, dtype=bool)
+    for event in world.events:
+        first = world.grid.first_index_from(event.start)
+        inside[max(first, 0) : max(world.grid.first_index_from(event.end), 0)] = True
+    return inside
 
 
 def _slice(schedule: TripSchedule, window: slice) -> TripSchedule:
