@@ -1,5 +1,6 @@
 """A live season's report from the operations database: how closely each kind of equipment
-followed its setpoints, by hand; the page and its PDF are written."""
+followed its setpoints, by hand; the page (the program report measured, with the season's own
+sections) and its PDF are written."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from lightson.cli import main
 from lightson.config import load_program
 from lightson.csms.auth import hash_password
 from lightson.domain.time import SimClock
-from lightson.reports.season_report import write_season_report
+from lightson.reports.program_report import read_run, write_report
 from lightson.services.events import EventService
+from lightson.services.measured import write_measured
 from lightson.services.season_report import season_tables
 from lightson.store import StationRecord, Store
 from lightson.store import schema as db
@@ -62,6 +64,8 @@ def test_the_equipment_matrix_and_the_season_page(tmp_path: Path) -> None:
         now = T + timedelta(days=1)
         rules = {r.program_id: r for r in events.rules}
         tables = season_tables(store, program, events.book(), rules, T - timedelta(days=2), now)
+        folder = tmp_path / "season_run"
+        write_measured(store, program, events.book(), T - timedelta(days=2), now, folder)
     finally:
         store.close()
     equipment = tables["equipment"].set_index("vehicle_model")
@@ -72,8 +76,15 @@ def test_the_equipment_matrix_and_the_season_page(tmp_path: Path) -> None:
     assert jouley["mean_deviation_kw"] == pytest.approx(2.5)
     (event,) = tables["events"].itertuples()
     assert (event.event_id, event.sites_called) == ("cs-daily-2026-07-15", 2)
-    written = write_season_report(program.name, T, now, tables, tmp_path / "season.html", pdf=True)
-    assert "Equipment" in written[0].read_text() and written[1].stat().st_size > 10_000
+    run = read_run(folder)
+    written = write_report([run], tmp_path / "season.html", pdf=True, season=tables)
+    page = written[0].read_text()
+    for section in ("Value by site kind", "Backup", "Equipment", "Data completeness", "Settlement"):
+        assert f"<h2>{section}</h2>" in page
+    assert "Measured: what the chargers" in page and written[1].stat().st_size > 10_000
+    # The depot's chargers sent readings but no transaction: its buses count as away.
+    sites = run.events.merge(run.conditions, on=["event_id", "site_id"])
+    assert set(sites["site_id"]) == {"business-worcester", "school-beverly"}
 
 
 def test_the_season_report_from_the_command_line(tmp_path: Path) -> None:
@@ -94,8 +105,11 @@ def test_the_season_report_from_the_command_line(tmp_path: Path) -> None:
     args = ["report", "--db", url, "--program", "example", "--season", "2026", "--out", str(out)]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    events = (tmp_path / "season" / "report_tables" / "events.csv").read_text()
+    events = (tmp_path / "season" / "report_tables" / "called_events.csv").read_text()
     assert "cs-daily-2026-07-15" in events
+    assert (tmp_path / "season" / "report_run" / "vehicles.parquet").is_file()
     wrong = CliRunner().invoke(main, [*args[:5], "--season", "2025", "--out", str(out)])
     assert wrong.exit_code == 0  # an empty year is a report with no events, not an error
-    assert "cs-daily" not in (tmp_path / "season" / "report_tables" / "events.csv").read_text()
+    assert (
+        "cs-daily" not in (tmp_path / "season" / "report_tables" / "called_events.csv").read_text()
+    )

@@ -26,8 +26,10 @@ from matplotlib.figure import Figure
 from lightson.domain.errors import ConfigError
 from lightson.reports.compare import check_comparable, controller_totals, value_captured
 
+MEASURED = "measured"  # the controller name of a live season's run (services.measured)
 EXPECTED_EVENT_KW = 1000.0  # the program expects more than 1 MW in each event (DOMAIN.md)
 RUN_FILES = ("kpis.json", "kpis_sites.csv", "events.csv", "site_list.csv", "event_list.csv")
+CONDITIONS_FILE = "event_conditions.csv"  # written for a live season (services.measured)
 KINDS = ("home", "business", "school")
 KIND_COLORS = {"home": "#2a7ab0", "business": "#e08a1e", "school": "#3b9b4a"}
 
@@ -41,6 +43,9 @@ class Run:
     sites: pd.DataFrame  # kpis_sites.csv joined with site_list.csv
     events: pd.DataFrame  # events.csv: one row per site and event
     windows: pd.DataFrame  # event_list.csv: each event's program and window
+    # event_conditions.csv, a live season's only: per site-event, opted out, chargers
+    # faulted and chargers silent (None: a simulation, which has none of these)
+    conditions: pd.DataFrame | None = None
 
     @property
     def controller(self) -> str:
@@ -72,15 +77,21 @@ def read_run(folder: Path) -> Run:
     sites = kpis.merge(site_list.drop(columns=["kind"]), on="site_id", how="left")
     windows["start"] = pd.to_datetime(windows["start"], utc=True)
     windows["end"] = pd.to_datetime(windows["end"], utc=True)
-    return Run(folder, document, sites, events, windows)
+    conditions = None
+    if (folder / CONDITIONS_FILE).is_file():
+        conditions = pd.read_csv(folder / CONDITIONS_FILE)
+    return Run(folder, document, sites, events, windows, conditions)
 
 
 # --- tables ------------------------------------------------------------------------------------
 
 
-def report_tables(runs: Sequence[Run]) -> dict[str, pd.DataFrame]:
+def report_tables(
+    runs: Sequence[Run], season: Mapping[str, pd.DataFrame] | None = None
+) -> dict[str, pd.DataFrame]:
     """The report's tables. ``runs[0]`` is the one reported on; with more runs of the same
-    world, the controllers are compared and an ``unmanaged`` run is the baseline for savings."""
+    world, the controllers are compared and an ``unmanaged`` run is the baseline for savings.
+    ``season``: a live season's own tables (``services.season_report``), added as they are."""
     main = runs[0]
     if len(runs) > 1:
         _check_comparable(runs)
@@ -96,6 +107,8 @@ def report_tables(runs: Sequence[Run]) -> dict[str, pd.DataFrame]:
     }
     if len(runs) > 1:
         tables["controllers"] = _controllers(runs)
+    for name, table in (season or {}).items():
+        tables["called_events" if name == "events" else name] = table
     return tables
 
 
@@ -231,16 +244,30 @@ def _windows(table: pd.DataFrame) -> list[int]:
     return [labels[i] for i in table.index]
 
 
-def shortfall_reason(delivered_kw: float, plugged_share: float, capacity_kw: float) -> str:
-    """Why a site delivered less than its equipment could, from what the run recorded: the
-    vehicles away for all or part of the event, or there and held back (battery floor, the
-    no-export cap, or a plan that found it not worth it)."""
+def shortfall_reason(
+    delivered_kw: float,
+    plugged_share: float,
+    capacity_kw: float,
+    opted_out: bool = False,
+    faulted: bool = False,
+    silent: bool = False,
+) -> str:
+    """Why a site delivered less than its equipment could: the owner opted out, a charger
+    faulted or stopped communicating (a live season's records only), the vehicles away for
+    all or part of the event, or there and held back (battery floor, the no-export cap, or a
+    plan that found it not worth it)."""
     if capacity_kw <= 0:
         return "no bidirectional charger"
-    if plugged_share <= 0:
-        return "vehicles away"
+    if opted_out:
+        return "opted out"
     if delivered_kw >= 0.9 * capacity_kw:
         return "delivered"
+    if faulted:
+        return "charger fault"
+    if silent:
+        return "communication lost"
+    if plugged_share <= 0:
+        return "vehicles away"
     if plugged_share < 0.999:
         return "vehicles away part of the event"
     return "held back (floor, no-export cap or plan)"
@@ -252,12 +279,28 @@ def _event_sites(run: Run) -> pd.DataFrame:
     events = run.events.copy()
     events["kind"] = [kinds.get(s, "") for s in events["site_id"]]
     events["capacity_kw"] = [float(capacity.get(s, 0.0)) for s in events["site_id"]]
+    if run.conditions is not None:
+        events = events.merge(run.conditions, on=["event_id", "site_id"], how="left")
+        events[["faulted_chargers", "silent_chargers"]] = (
+            events[["faulted_chargers", "silent_chargers"]].fillna(0).astype(int)
+        )
+        events["opted_out"] = events["opted_out"].astype("boolean").fillna(False).astype(bool)
+    else:
+        events = events.assign(opted_out=False, faulted_chargers=0, silent_chargers=0)
     events["reason"] = [
-        shortfall_reason(d, p, c)
-        for d, p, c in zip(
-            events["delivered_kw"], events["plugged_share"], events["capacity_kw"], strict=True
+        shortfall_reason(d, p, c, bool(o), f > 0, q > 0)
+        for d, p, c, o, f, q in zip(
+            events["delivered_kw"],
+            events["plugged_share"],
+            events["capacity_kw"],
+            events["opted_out"],
+            events["faulted_chargers"],
+            events["silent_chargers"],
+            strict=True,
         )
     ]
+    if run.conditions is None:
+        events = events.drop(columns=["opted_out", "faulted_chargers", "silent_chargers"])
     return events
 
 
@@ -318,10 +361,16 @@ def _controllers(runs: Sequence[Run]) -> pd.DataFrame:
 # --- the page -----------------------------------------------------------------------------------
 
 
-def write_report(runs: Sequence[Run], out: Path, pdf: bool = False) -> list[Path]:
+def write_report(
+    runs: Sequence[Run],
+    out: Path,
+    pdf: bool = False,
+    season: Mapping[str, pd.DataFrame] | None = None,
+) -> list[Path]:
     """Write ``out`` (HTML), its tables under ``<out stem>_tables/`` as CSV and Parquet, and
-    with ``pdf`` the same page as a PDF next to it. Returns the paths written."""
-    tables = report_tables(runs)
+    with ``pdf`` the same page as a PDF next to it. ``season``: a live season's own tables
+    (events called, equipment, data completeness, settlement). Returns the paths written."""
+    tables = report_tables(runs, season)
     out.parent.mkdir(parents=True, exist_ok=True)
     folder = out.with_name(out.stem + "_tables")
     folder.mkdir(exist_ok=True)
@@ -360,6 +409,11 @@ def render_html(runs: Sequence[Run], tables: Mapping[str, pd.DataFrame]) -> str:
             if "controllers" in tables
             else None
         ),
+        "equipment": (
+            figure_uri(_plot_equipment, tables["equipment"])
+            if len(tables.get("equipment", ()))
+            else None
+        ),
     }
     reasons = (
         tables["event_sites"].groupby("reason").size().sort_values(ascending=False).to_dict()
@@ -382,6 +436,8 @@ def render_html(runs: Sequence[Run], tables: Mapping[str, pd.DataFrame]) -> str:
         event_count=_windows_over(tables["events"], -1.0),
         value_captured=value_captured_share,
         runs=[(r.controller, str(r.folder)) for r in runs],
+        measured=main.controller == MEASURED,
+        season="equipment" in tables,
     )
 
 
@@ -488,6 +544,17 @@ def _plot_backup(axis: Any, backup: pd.DataFrame) -> None:
     axis.set_xticks(positions, backup["site_id"], rotation=45, ha="right", fontsize=7)
     axis.set_ylabel("hours")
     axis.legend(fontsize=8)
+
+
+def _plot_equipment(axis: Any, equipment: pd.DataFrame) -> None:
+    labels = [
+        f"{row.vehicle_model} / {row.charger_model} ({row.protocol})"
+        for row in equipment.itertuples()
+    ]
+    axis.barh(range(len(equipment)), equipment["followed_share"].fillna(0.0), color="#3b9b4a")
+    axis.set_yticks(range(len(equipment)), labels, fontsize=6)
+    axis.set_xlim(0, 1)
+    axis.set_xlabel("share of readings within 1 kW of the setpoint")
 
 
 def _plot_controllers(axis: Any, controllers: pd.DataFrame) -> None:

@@ -102,7 +102,7 @@ def metered_from_store(
 
 
 def _site_event(store: Store, program: Program, site: Site, event: CalledEvent) -> Metered | None:
-    islanded = _islanded_spans(store, site.site_id, event.start, event.end)
+    islanded = islanded_spans(store, site.site_id, event.start, event.end)
     samples = db.meter_samples
     query = (
         select(samples.c.station_id, samples.c.at, samples.c.power_kw)
@@ -140,7 +140,7 @@ def _site_event(store: Store, program: Program, site: Site, event: CalledEvent) 
     return Metered(net_discharge_kwh=discharge_kwh, building_load_kwh=load_kwh)
 
 
-def _islanded_spans(
+def islanded_spans(
     store: Store, site_id: str, start: datetime, end: datetime
 ) -> list[tuple[datetime, datetime]]:
     """When the site was islanded within [start, end), from its stored grid signals (the

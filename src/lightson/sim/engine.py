@@ -53,6 +53,8 @@ class SiteRun:
     departure_short_kwh: NDArray[np.float64]
     interventions: int
     plans_made: int
+    # Each vehicle's energy before the first step; None: the program file's initial_soc.
+    initial_energy_kwh: NDArray[np.float64] | None = None
 
     @property
     def n_steps(self) -> int:

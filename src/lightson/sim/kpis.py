@@ -119,7 +119,11 @@ def site_kpis(program: Program, run: SiteRun) -> tuple[SiteKpis, list[EventPerfo
         for e in events
     )
     bill = energy_usd + demand_usd + fixed_usd
-    initial_kwh = [v.initial_soc * v.battery_kwh for v in site.vehicles]
+    initial_kwh = (
+        [float(e) for e in run.initial_energy_kwh]
+        if run.initial_energy_kwh is not None
+        else [v.initial_soc * v.battery_kwh for v in site.vehicles]
+    )
     change_kwh = (
         [float(run.energy_kwh[i, -1]) - e0 for i, e0 in enumerate(initial_kwh)]
         if run.n_steps
