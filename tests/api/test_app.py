@@ -107,6 +107,7 @@ ROUTES: list[tuple[str, str, Any, set[str]]] = [
     ("GET", "/api/events/ng-2026-07-16/performance", None, SEE_NG_EVENT),
     ("DELETE", "/api/events/ng-2026-07-16", None, EVENT_WRITERS),
     ("GET", "/api/settlements?season=2026", None, {"admin", "utility-ng", "utility-ev"}),
+    ("GET", "/api/report?days=2", None, {"admin"}),
     ("GET", "/metrics", None, {"admin"}),
 ]
 
@@ -150,6 +151,20 @@ def test_the_routes_in_the_matrix_are_every_api_route(world: World) -> None:
         for method, path, _, _ in ROUTES
     } | {("GET", "/api/health")}
     assert declared == tested
+
+
+def test_the_season_report_as_a_page_and_as_a_pdf(world: World) -> None:
+    """Staff get the live season's report from the API as one self-contained page (its
+    figures inside), or as a PDF; a bad period is named."""
+    page = world.call("admin", "GET", "/api/report?days=3")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    for section in ("Program overview", "Value by site kind", "Backup", "Equipment", "Settlement"):
+        assert f"<h2>{section}</h2>" in page.text
+    assert "data:image/png;base64," in page.text and "Measured: what the chargers" in page.text
+    pdf = world.call("admin", "GET", "/api/report?days=3&format=pdf")
+    assert pdf.headers["content-type"] == "application/pdf" and pdf.content.startswith(b"%PDF")
+    wrong = world.call("admin", "GET", "/api/report?days=0")
+    assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"].endswith("days")
 
 
 def test_scopes_and_personal_data(world: World) -> None:

@@ -160,10 +160,24 @@ async def staff_pages(page: Page, url: str, token: str) -> None:
         page.locator('tr[data-station="depot-evse1"]').get_by_test_id("covered")
     ).to_have_text("100 %")
 
+    # Staff make the live season's report on request and read it in the page.
+    await page.get_by_role("link", name="Reports").click()
+    await page.locator("#report-form input[name=days]").fill("2")
+    await page.get_by_role("button", name="Show").click()
+    report = page.frame_locator('[data-testid="report-frame"]')
+    await expect(report.get_by_role("heading", name="Value by site kind")).to_be_visible(
+        timeout=60_000
+    )
+    await expect(report.get_by_role("heading", name="Equipment")).to_be_visible()
+    await page.evaluate("document.activeElement.blur()")  # not a form in use any more
+    await page.wait_for_timeout(6_000)  # past a refresh: the report stays
+    await expect(report.get_by_role("heading", name="Settlement")).to_be_visible()
+
 
 async def owner_pages(page: Page, url: str, token: str) -> None:
     await page.goto(f"{url}/#token={token}")
     await expect(page.get_by_test_id("who")).to_have_text("lowell-owner (owner)")
+    await expect(page.get_by_role("link", name="Reports")).to_be_hidden()  # staff only
     await expect(page.locator("tr[data-site]")).to_have_count(1)
     await expect(page.locator('tr[data-site="home-lowell"]')).to_be_visible()
     await page.goto(f"{url}/#/site/school-beverly")

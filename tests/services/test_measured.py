@@ -71,19 +71,22 @@ def test_a_depot_season_measured_as_the_simulator_measures(tmp_path: Path) -> No
         write_measured(store, program, events.book(), since, until, tmp_path / "run")
     finally:
         store.close()
-    assert season.run.controller == MEASURED and season.run.n_steps == 40
+    # Asked from 13:00 EDT, recorded from 14:00 (the first reading) to 21:00 (the last
+    # grid signal): the period is narrowed to that, to the end of the last interval.
+    assert season.run.controller == MEASURED
+    assert (season.run.start, season.run.n_steps) == (T - timedelta(hours=1), 29)
     depot = next(r for r in season.run.runs if r.site_id == "school-beverly")
-    inside = slice(8, 20)  # 15:00-18:00 EDT
+    inside = slice(4, 16)  # 15:00-18:00 EDT
     assert depot.power_kw[0, inside] == pytest.approx(np.full(12, -30.0))
-    assert depot.power_kw[0, :8] == pytest.approx(np.zeros(8))
+    assert depot.power_kw[0, :4] == pytest.approx(np.zeros(4))
     # The site meter (50 kW, no PV) replaces the profile; bus-7 gives 30 kW of it.
     assert depot.load_kw[inside] == pytest.approx(np.full(12, 50.0))
     assert depot.net_kw[inside] == pytest.approx(np.full(12, 20.0))
     assert depot.in_event.sum() == 12
     # Islanded 20:00-21:05 EDT (5 minutes of enter-service delay): four whole intervals.
-    assert list(np.flatnonzero(depot.in_outage)) == [28, 29, 30, 31]
-    assert depot.energy_kwh[0, 7] == pytest.approx(0.8 * 226.0)  # before the event
-    assert depot.energy_kwh[0, 20] == pytest.approx(0.4 * 226.0)  # read at 18:00 EDT
+    assert list(np.flatnonzero(depot.in_outage)) == [24, 25, 26, 27]
+    assert depot.energy_kwh[0, 3] == pytest.approx(0.8 * 226.0)  # before the event
+    assert depot.energy_kwh[0, 16] == pytest.approx(0.4 * 226.0)  # read at 18:00 EDT
     kpis = {k.site_id: k for k in season.kpis}["school-beverly"]
     assert kpis.controller == MEASURED
     assert kpis.discharged_kwh == pytest.approx(90.0)

@@ -10,15 +10,17 @@ The OpenAPI document is at ``/api/openapi.json``; Prometheus metrics at ``/metri
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import resources
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry, generate_latest
@@ -38,6 +40,7 @@ from lightson.services.departures import Departure, next_departures, set_departu
 from lightson.services.events import EventService
 from lightson.services.live import LiveControl, SiteStatus
 from lightson.services.plans import latest_plan, plans_made, rounded
+from lightson.services.season_report import write_season_report
 from lightson.services.sessions import sessions
 from lightson.services.settlement import (
     called_events,
@@ -642,6 +645,32 @@ def create_app(ops: Operations) -> FastAPI:
             for line in lines
             if line.site_id in in_scope
         ]
+
+    @app.get("/api/report", tags=["program"], response_class=HTMLResponse)
+    def season_report(
+        who: Who,
+        days: Annotated[int, Query(ge=1, le=3660)] = 30,
+        season: Annotated[int | None, Query(ge=1901, le=2199)] = None,
+        as_: Annotated[Literal["html", "pdf"], Query(alias="format")] = "html",
+    ) -> Response:
+        """The live season's report (``lightson report --db``): the last ``days`` of program
+        time, or the calendar year ``season``, as one HTML page with its figures inside, or as
+        a PDF (admin: it names every site and vehicle)."""
+        require(who, ADMIN)
+        now = ops.clock.now()
+        since = now - timedelta(days=days)
+        if season is not None:
+            since = datetime(season, 1, 1, tzinfo=ops.program.timezone)
+            now = min(now, datetime(season + 1, 1, 1, tzinfo=ops.program.timezone))
+        rules = {r.program_id: r for r in ops.events().rules}
+        with tempfile.TemporaryDirectory(prefix="lightson-report-") as folder:
+            out = Path(folder) / "report.html"
+            written = write_season_report(
+                ops.store, ops.program, ops.events().book(), rules, since, now, out, as_ == "pdf"
+            )
+            if as_ == "pdf":
+                return Response(written[1].read_bytes(), media_type="application/pdf")
+            return HTMLResponse(written[0].read_text())
 
     # --- metrics and the dashboard --------------------------------------------------------
 

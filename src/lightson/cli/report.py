@@ -103,10 +103,8 @@ def _season(
 
     from lightson.config import load_program
     from lightson.csms.clock import AcceleratedClock
-    from lightson.reports.program_report import read_run, write_report
     from lightson.services.events import EventService
-    from lightson.services.measured import write_measured
-    from lightson.services.season_report import season_tables
+    from lightson.services.season_report import write_season_report
     from lightson.store import Store
 
     program = load_program(program_ref)
@@ -120,17 +118,14 @@ def _season(
             since = datetime(season_year, 1, 1, tzinfo=program.timezone)
             now = min(now, datetime(season_year + 1, 1, 1, tzinfo=program.timezone))
         rules = {r.program_id: r for r in events.rules}
-        book = events.book()
-        tables = season_tables(store, program, book, rules, since, now)
-        click.echo("measuring the sites' interval data", err=True)
-        folder = out.with_name(out.stem + "_run")
-        write_measured(store, program, book, since, now, folder)
+        click.echo("measuring the sites and writing the report", err=True)
+        written = write_season_report(
+            store, program, events.book(), rules, since, now, out, pdf=pdf
+        )
     finally:
         store.close()
-    click.echo("writing the report" + (" and its PDF" if pdf else ""), err=True)
-    written = write_report([read_run(folder)], out, pdf=pdf, season=tables)
     click.echo(f"report: {written[0]}")
     if pdf:
         click.echo(f"pdf: {written[1]}")
     click.echo(f"tables: {written[-1].parent}/")
-    click.echo(f"interval data: {folder}/")
+    click.echo(f"interval data: {out.with_name(out.stem + '_run')}/")

@@ -75,8 +75,11 @@ class MeasuredSeason:
 def measured_season(
     store: Store, program: Program, book: EventBook, since: datetime, until: datetime
 ) -> MeasuredSeason:
-    """The program's sites from ``since`` to ``until``, as recorded."""
+    """The program's sites from ``since`` to ``until``, as recorded: narrowed to the time the
+    database has records for (a season that started late, or a demo's few hours, is not
+    padded with months of nothing but profiles)."""
     step = program.step
+    since, until = _recorded_span(store, program, book, since, until)
     start = since.astimezone(UTC)
     start -= (start - start.replace(minute=0, second=0, microsecond=0)) % step
     n_steps = max(1, -(-(until.astimezone(UTC) - start) // step))
@@ -117,6 +120,37 @@ def write_measured(
     written = write_run(season.program, season.run, season.kpis, season.events, out)
     season.conditions.to_csv(out / CONDITIONS_FILE, index=False)
     return [*written, out / CONDITIONS_FILE]
+
+
+def _recorded_span(
+    store: Store, program: Program, book: EventBook, since: datetime, until: datetime
+) -> tuple[datetime, datetime]:
+    """[since, until) narrowed to the first and last record of the program's chargers
+    (meter values, transaction events), site meters, grid signals and the windows of the
+    events called in it; unchanged when there is none."""
+    stations = [c.evse_id for s in program.sites for c in s.chargers]
+    sites = [s.site_id for s in program.sites]
+    sources = (
+        (db.meter_samples, db.meter_samples.c.station_id, stations),
+        (db.transaction_events, db.transaction_events.c.station_id, stations),
+        (db.site_meter, db.site_meter.c.site_id, sites),
+        (db.grid_signals, db.grid_signals.c.site_id, sites),
+    )
+    found: list[datetime] = []
+    with store.engine.connect() as connection:
+        for table, owner, names in sources:
+            query = select(func.min(table.c.at), func.max(table.c.at)).where(
+                owner.in_(names),
+                table.c.at >= since.astimezone(UTC),
+                table.c.at < until.astimezone(UTC),
+            )
+            found += [aware(at) for at in connection.execute(query).one() if at is not None]
+    for event in book.events.values():
+        if event.cancelled_at is None and event.start >= since and event.end <= until:
+            found += [event.start, event.end - program.step]
+    if not found:
+        return since, until
+    return max(since, min(found)), min(until, max(found) + program.step)
 
 
 def measured_site(

@@ -1,12 +1,14 @@
 """The tables of a live season's report, from the operations database (``docs/reports.md``):
 each event and what the sites delivered in it, the equipment (which vehicle on which charger
 over which protocol, and how closely the chargers followed their setpoints), data
-completeness, and the season settlement. ``lightson.reports.season_report`` renders them.
+completeness, and the season settlement; ``write_season_report`` puts them in the program
+report measured from the database (``lightson report --db`` and ``GET /api/report``).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import select
@@ -14,7 +16,9 @@ from sqlalchemy import select
 from lightson.domain.assets import Program
 from lightson.programs.events import EventBook
 from lightson.programs.rules import ProgramRules
+from lightson.reports.program_report import read_run, write_report
 from lightson.services.completeness import data_completeness
+from lightson.services.measured import write_measured
 from lightson.services.settlement import (
     called_events,
     event_performance,
@@ -43,6 +47,26 @@ def season_tables(
         "completeness": _completeness(store, program, since, now),
         "settlement": _settlement(store, program, book, rules, since, now),
     }
+
+
+def write_season_report(
+    store: Store,
+    program: Program,
+    book: EventBook,
+    rules: dict[str, ProgramRules],
+    since: datetime,
+    now: datetime,
+    out: Path,
+    pdf: bool = False,
+) -> list[Path]:
+    """The live season's report at ``out``: the program report measured from the database
+    (``services.measured``, its run folder at ``<out stem>_run/``) with the season's own
+    sections, its tables under ``<out stem>_tables/``, and with ``pdf`` a PDF. Returns the
+    paths written, the page first (then the PDF)."""
+    tables = season_tables(store, program, book, rules, since, now)
+    folder = out.with_name(out.stem + "_run")
+    write_measured(store, program, book, since, now, folder)
+    return write_report([read_run(folder)], out, pdf=pdf, season=tables)
 
 
 def _events(

@@ -249,6 +249,64 @@ async function eventPage(eventId) {
   return html + "</tbody></table>";
 }
 
+function reportsPage() {
+  // Not refreshed: a report is made on request (it reads every reading of the period).
+  return `<h1>Reports</h1><p>The live season's report: the program report (overview, value by site kind, ` +
+    `event performance and why sites fell short, backup, drivers and buses) measured from what the chargers, ` +
+    `site meters and grid signals recorded, with equipment, data completeness and settlement. The same as ` +
+    `<code>lightson report --db</code>.</p>` +
+    `<form class="report" id="report-form"><label>last <input name="days" type="number" min="1" max="3660" value="30"> days</label> ` +
+    `<label>or the year <input name="season" type="number" min="1901" max="2199" placeholder="2026"></label> ` +
+    `<button name="show" value="html">Show</button> <button name="show" value="pdf" type="button" id="report-pdf">Download PDF</button></form>` +
+    `<p id="report-status" data-testid="report-status"></p>` +
+    `<iframe id="report-frame" data-testid="report-frame" title="season report" sandbox="allow-same-origin" hidden></iframe>`;
+}
+
+function reportQuery(form, format) {
+  const query = new URLSearchParams({ format });
+  if (form.season.value) query.set("season", form.season.value); else query.set("days", form.days.value);
+  return query.toString();
+}
+
+async function fetchReport(form, format) {
+  const status = document.getElementById("report-status");
+  status.textContent = "Making the report… a season of readings takes a while.";
+  const response = await fetch("/api/report?" + reportQuery(form, format), {
+    headers: { "Authorization": "Bearer " + token() },
+  });
+  if (!response.ok) {
+    const body = await response.json();
+    status.textContent = (body.errors || []).map(e => (e.field ? e.field + ": " : "") + e.message).join("; ");
+    status.className = "error";
+    return null;
+  }
+  status.className = "";
+  status.textContent = "";
+  return response;
+}
+
+function bindReports() {
+  const form = document.getElementById("report-form");
+  if (!form) return;
+  form.addEventListener("submit", async event => {
+    event.preventDefault();
+    const response = await fetchReport(form, "html");
+    if (!response) return;
+    const frame = document.getElementById("report-frame");
+    frame.srcdoc = await response.text();
+    frame.hidden = false;
+  });
+  document.getElementById("report-pdf").addEventListener("click", async () => {
+    const response = await fetchReport(form, "pdf");
+    if (!response) return;
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(await response.blob());
+    link.download = "lightson-season-report.pdf";
+    link.click();
+    URL.revokeObjectURL(link.href);
+  });
+}
+
 function tokenForm(message) {
   return `<p class="error">${esc(message)}</p><form class="token" id="token-form">` +
     `<label>API token <input name="token" type="password" autocomplete="off"></label> ` +
@@ -265,13 +323,16 @@ async function render() {
     const me = await api("/me");
     document.getElementById("who").textContent = `${me.name} (${me.role})`;
     document.getElementById("nav-data").hidden = me.role === "utility";  // not theirs to see
+    document.getElementById("nav-reports").hidden = me.role !== "admin";  // names every site
     let html;
     if (hash.startsWith("#/site/")) html = await sitePage(decodeURIComponent(hash.slice(7)));
     else if (hash.startsWith("#/event/")) html = await eventPage(decodeURIComponent(hash.slice(8)));
     else if (hash.startsWith("#/events")) html = await eventsPage();
     else if (hash.startsWith("#/data")) html = await dataPage();
+    else if (hash.startsWith("#/reports")) html = reportsPage();
     else html = await overview();
     main.innerHTML = html;
+    bindReports();
     const health = await api("/health");
     document.getElementById("clock").textContent = "program time " + time(health.now);
   } catch (error) {
@@ -294,5 +355,6 @@ window.addEventListener("hashchange", render);
 render();
 setInterval(() => {
   const typing = document.activeElement && document.activeElement.closest("form");
-  if (!document.getElementById("token-form") && !typing) render();  // not under someone's typing
+  const reading = location.hash.startsWith("#/reports");  // a report is made on request only
+  if (!document.getElementById("token-form") && !typing && !reading) render();  // not under someone's typing
 }, REFRESH_MS);
