@@ -60,6 +60,10 @@ def test_the_equipment_matrix_and_the_season_page(tmp_path: Path) -> None:
                 "power_kw": kw,
             }
             rows.append((db.meter_samples, sample))
+        for kind, minutes in (("Faulted", 50), ("Available", 55), ("Faulted", 70)):
+            at = T + timedelta(minutes=minutes)
+            status = {"station_id": "depot-evse1", "evse_id": 1, "connector_id": 1}
+            rows.append((db.evse_status, status | {"status": kind, "at": at}))
         store.write(rows).result(10)
         now = T + timedelta(days=1)
         rules = {r.program_id: r for r in events.rules}
@@ -72,6 +76,7 @@ def test_the_equipment_matrix_and_the_season_page(tmp_path: Path) -> None:
     jouley = equipment.loc["thomas-jouley-226"]  # bus-7 on depot-evse1
     assert (jouley["protocol"], jouley["dialect"]) == ("2.1", "central-setpoint")
     assert (jouley["setpoints_sent"], jouley["readings_under_setpoint"]) == (1, 2)
+    assert jouley["faults"] == 2
     assert jouley["followed_share"] == pytest.approx(0.5)
     assert jouley["mean_deviation_kw"] == pytest.approx(2.5)
     (event,) = tables["events"].itertuples()

@@ -18,7 +18,7 @@ from lightson.programs.events import EventBook
 from lightson.programs.rules import ProgramRules
 from lightson.reports.program_report import read_run, write_report
 from lightson.services.completeness import data_completeness
-from lightson.services.measured import write_measured
+from lightson.services.measured import FAULT_STATUSES, write_measured
 from lightson.services.settlement import (
     called_events,
     event_performance,
@@ -104,9 +104,9 @@ def _events(
 
 
 def _equipment(store: Store, program: Program, since: datetime, now: datetime) -> pd.DataFrame:
-    """Vehicle model × charger model × protocol and dialect: stations, sessions, setpoints
-    sent and refused, and how closely the chargers followed them (readings taken while a
-    setpoint held, from a minute after it was sent)."""
+    """Vehicle model × charger model × protocol and dialect: stations, sessions, faults (a
+    ``Faulted`` status), setpoints sent and refused, and how closely the chargers followed
+    them (readings taken while a setpoint held, from a minute after it was sent)."""
     registered = {row["id"]: row for row in store.rows(db.stations)}
     who = {}
     for site in program.sites:
@@ -121,6 +121,7 @@ def _equipment(store: Store, program: Program, since: datetime, now: datetime) -
             )
     stations = sorted(who)
     sent_t, samples, events = db.setpoints_sent, db.meter_samples, db.transaction_events
+    status = db.evse_status
     queries = {
         "sent": select(
             sent_t.c.station_id,
@@ -142,10 +143,17 @@ def _equipment(store: Store, program: Program, since: datetime, now: datetime) -
         "sessions": select(events.c.station_id, events.c.transaction_id)
         .where(events.c.station_id.in_(stations), events.c.at >= since)
         .distinct(),
+        "faults": select(status.c.station_id).where(
+            status.c.station_id.in_(stations),
+            status.c.status.in_(FAULT_STATUSES),
+            status.c.at >= since,
+            status.c.at <= now,
+        ),
     }
     with store.engine.connect() as connection:
         frames = {name: pd.read_sql(query, connection) for name, query in queries.items()}
     sent, readings, session_counts = frames["sent"], frames["readings"], frames["sessions"]
+    faults = frames["faults"]["station_id"].value_counts()
     followed = _followed(sent, readings)
     rows = []
     for station in stations:
@@ -159,6 +167,7 @@ def _equipment(store: Store, program: Program, since: datetime, now: datetime) -
                 "dialect": who[station][3],
                 "station_id": station,
                 "sessions": int((session_counts["station_id"] == station).sum()),
+                "faults": int(faults.get(station, 0)),
                 "setpoints_sent": len(mine),
                 "setpoints_not_accepted": int((mine["status"] != "Accepted").sum()),
                 "readings_under_setpoint": len(deviation),
@@ -176,6 +185,7 @@ def _equipment(store: Store, program: Program, since: datetime, now: datetime) -
     table = grouped.agg(
         stations=("station_id", "count"),
         sessions=("sessions", "sum"),
+        faults=("faults", "sum"),
         setpoints_sent=("setpoints_sent", "sum"),
         setpoints_not_accepted=("setpoints_not_accepted", "sum"),
         readings_under_setpoint=("readings_under_setpoint", "sum"),
