@@ -161,10 +161,16 @@ def test_the_season_report_as_a_page_and_as_a_pdf(world: World) -> None:
     for section in ("Program overview", "Value by site kind", "Backup", "Equipment", "Settlement"):
         assert f"<h2>{section}</h2>" in page.text
     assert "data:image/png;base64," in page.text and "Measured: what the chargers" in page.text
+    assert "lightson-report-" not in page.text  # no folder named that the caller cannot see
     pdf = world.call("admin", "GET", "/api/report?days=3&format=pdf")
     assert pdf.headers["content-type"] == "application/pdf" and pdf.content.startswith(b"%PDF")
     wrong = world.call("admin", "GET", "/api/report?days=0")
     assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"].endswith("days")
+    assert world.call("admin", "GET", "/api/report?days=401").status_code == 422
+    lock = world.client.app.state.report_running  # type: ignore[attr-defined]
+    with lock:  # a report being made: the next waits its turn, it does not start another
+        busy = world.call("admin", "GET", "/api/report?days=3")
+    assert busy.status_code == 429 and "being made" in busy.json()["errors"][0]["message"]
 
 
 def test_scopes_and_personal_data(world: World) -> None:

@@ -14,7 +14,7 @@ from lightson.cli import main
 from lightson.config import load_program
 from lightson.csms.auth import hash_password
 from lightson.domain.time import SimClock
-from lightson.reports.program_report import read_run, write_report
+from lightson.reports.program_report import read_run, report_tables, write_report
 from lightson.services.events import EventService
 from lightson.services.measured import write_measured
 from lightson.services.season_report import season_tables
@@ -87,9 +87,12 @@ def test_the_equipment_matrix_and_the_season_page(tmp_path: Path) -> None:
     for section in ("Value by site kind", "Backup", "Equipment", "Data completeness", "Settlement"):
         assert f"<h2>{section}</h2>" in page
     assert "Measured: what the chargers" in page and written[1].stat().st_size > 10_000
-    # The depot's chargers sent readings but no transaction: its buses count as away.
-    sites = run.events.merge(run.conditions, on=["event_id", "site_id"])
-    assert set(sites["site_id"]) == {"business-worcester", "school-beverly"}
+    # depot-evse1 reported Faulted in the event; nothing was plugged in at the business.
+    reasons = report_tables([run])["event_sites"].set_index("site_id")["reason"]
+    assert reasons.to_dict() == {
+        "business-worcester": "vehicles away",
+        "school-beverly": "charger fault",
+    }
 
 
 def test_the_season_report_from_the_command_line(tmp_path: Path) -> None:

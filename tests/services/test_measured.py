@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from lightson.config import load_program
 from lightson.domain.time import SimClock
+from lightson.programs.events import EventBook
 from lightson.reports.program_report import read_run, report_tables
 from lightson.services.events import EventService
 from lightson.services.measured import MEASURED, held_average, measured_season, write_measured
@@ -165,3 +166,94 @@ def _depot_records() -> list[tuple[object, dict[str, object]]]:
         grid = {"site_id": "school-beverly", "source": "meter:storm", "signal": signal}
         rows.append((db.grid_signals, grid | {"at": at, "released_vehicles": []}))
     return rows
+
+
+def test_why_sites_fell_short_opt_out_fault_and_silence(tmp_path: Path) -> None:
+    """Opted out; a charger faulted before the event and still faulted, a setpoint answered
+    with an error; a setpoint lost with its connection (communication); a vehicle plugged in
+    for only five minutes of the event, with no reading, is not a silent charger."""
+    program = load_program("example")
+    store = Store(f"sqlite:///{tmp_path / 'ops.db'}")
+    try:
+        events = EventService(store, SimClock(T - timedelta(days=1)))
+        events.submit(
+            {
+                "event_id": EVENT,
+                "program_id": "cs-ci-daily",
+                "start": T.isoformat(),
+                "end": (T + timedelta(hours=3)).isoformat(),
+            }
+        )
+        events.opt_out(EVENT, "business-worcester")
+        rows: list[tuple[object, dict[str, object]]] = []
+        for station, answer in (("depot-evse1", "Offline"), ("biz-evse1", "Error")):
+            setpoint = {
+                "station_id": station,
+                "evse_id": 1,
+                "power_kw": -10.0,
+                "power_w_sent": -10000.0,
+                "valid_until": T + timedelta(hours=1),
+                "sent_at": T + timedelta(minutes=20),
+                "status": answer,
+            }
+            rows.append((db.setpoints_sent, setpoint))
+        status = {"station_id": "depot-evse2", "evse_id": 1, "connector_id": 1}
+        rows.append((db.evse_status, status | {"status": "Faulted", "at": T - timedelta(days=2)}))
+        for kind, at in (("Started", T - timedelta(hours=1)), ("Ended", T + timedelta(minutes=5))):
+            record = {"station_id": "biz-evse2", "evse_id": 1, "transaction_id": "tx-b"}
+            rows.append(
+                (
+                    db.transaction_events,
+                    record | {"event_type": kind, "at": at, "received_at": at, "payload": {}},
+                )
+            )
+        store.write(rows).result(10)
+        conditions = measured_season(
+            store, program, events.book(), T - timedelta(hours=2), T + timedelta(hours=4)
+        ).conditions.set_index("site_id")
+    finally:
+        store.close()
+    depot, business = conditions.loc["school-beverly"], conditions.loc["business-worcester"]
+    assert (depot["faulted_chargers"], depot["silent_chargers"]) == (1, 1)
+    assert (business["faulted_chargers"], business["silent_chargers"]) == (1, 0)
+    assert (bool(business["opted_out"]), bool(depot["opted_out"])) == (True, False)
+
+
+def test_sessions_whose_end_was_lost_and_sessions_open_at_the_start(tmp_path: Path) -> None:
+    """bus-7 plugged in the day before and its Ended lost; the charger reported Available at
+    16:00 EDT: plugged until then, and not judged as a departure (no reading of its own).
+    bus-12's session has no end and nothing after it: plugged to the end of the period."""
+    program = load_program("example")
+    store = Store(f"sqlite:///{tmp_path / 'ops.db'}")
+    try:
+        rows: list[tuple[object, dict[str, object]]] = []
+        for station, tx, at in (
+            ("depot-evse1", "tx-7", T - timedelta(days=1)),
+            ("depot-evse2", "tx-12", T - timedelta(hours=1)),
+        ):
+            record = {"station_id": station, "evse_id": 1, "transaction_id": tx}
+            rows.append(
+                (
+                    db.transaction_events,
+                    record | {"event_type": "Started", "at": at, "received_at": at, "payload": {}},
+                )
+            )
+        free = {"station_id": "depot-evse1", "evse_id": 1, "connector_id": 1}
+        rows.append((db.evse_status, free | {"status": "Available", "at": T + timedelta(hours=1)}))
+        sample = {"station_id": "depot-evse2", "evse_id": 1, "transaction_id": "tx-12"}
+        rows.append((db.meter_samples, sample | {"at": T, "power_kw": 20.0, "soc": 0.5}))
+        store.write(rows).result(10)
+        since, until = T - timedelta(hours=2), T + timedelta(hours=3)
+        season = measured_season(store, program, events_book(store), since, until)
+    finally:
+        store.close()
+    depot = next(r for r in season.run.runs if r.site_id == "school-beverly")
+    # The period runs from the first record in it (T - 1 h) to the last (T + 1 h) + 15 min.
+    assert (season.run.start, season.run.n_steps) == (T - timedelta(hours=1), 9)
+    assert list(depot.plugged[0]) == [True] * 8 + [False]  # Available at T + 1 h
+    assert list(depot.plugged[1]) == [True] * 9  # still open
+    assert depot.departure_short_kwh.sum() == 0.0
+
+
+def events_book(store: Store) -> EventBook:
+    return EventService(store, SimClock(T)).book()

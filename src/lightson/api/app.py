@@ -10,12 +10,13 @@ The OpenAPI document is at ``/api/openapi.json``; Prometheus metrics at ``/metri
 
 from __future__ import annotations
 
-import tempfile
+import multiprocessing
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import resources
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import Body, Depends, FastAPI, Query, Request
@@ -40,7 +41,7 @@ from lightson.services.departures import Departure, next_departures, set_departu
 from lightson.services.events import EventService
 from lightson.services.live import LiveControl, SiteStatus
 from lightson.services.plans import latest_plan, plans_made, rounded
-from lightson.services.season_report import write_season_report
+from lightson.services.season_report import season_report_bytes
 from lightson.services.sessions import sessions
 from lightson.services.settlement import (
     called_events,
@@ -54,6 +55,7 @@ from lightson.store.live import recent_samples
 
 ADMIN = frozenset({Role.ADMIN})
 MIN_HOMES_IN_TOTALS = 10  # a utility's power totals include homes only from this many on
+MAX_REPORT_DAYS = 400  # a season and then some: GET /api/report reads every reading in it
 API_SOURCE = "api"  # how outages declared through the API are reported to the grid monitor
 ANYONE = frozenset(Role)
 
@@ -646,16 +648,20 @@ def create_app(ops: Operations) -> FastAPI:
             if line.site_id in in_scope
         ]
 
+    report_running = app.state.report_running = threading.Lock()  # one report at a time
+
     @app.get("/api/report", tags=["program"], response_class=HTMLResponse)
     def season_report(
         who: Who,
-        days: Annotated[int, Query(ge=1, le=3660)] = 30,
+        days: Annotated[int, Query(ge=1, le=MAX_REPORT_DAYS)] = 30,
         season: Annotated[int | None, Query(ge=1901, le=2199)] = None,
         as_: Annotated[Literal["html", "pdf"], Query(alias="format")] = "html",
     ) -> Response:
         """The live season's report (``lightson report --db``): the last ``days`` of program
         time, or the calendar year ``season``, as one HTML page with its figures inside, or as
-        a PDF (admin: it names every site and vehicle)."""
+        a PDF (admin: it names every site and vehicle). Made in a process of its own, one at a
+        time (429 while one is being made), so that reading a season of readings takes no
+        time or memory from the chargers' connections and the control loop."""
         require(who, ADMIN)
         now = ops.clock.now()
         since = now - timedelta(days=days)
@@ -663,14 +669,26 @@ def create_app(ops: Operations) -> FastAPI:
             since = datetime(season, 1, 1, tzinfo=ops.program.timezone)
             now = min(now, datetime(season + 1, 1, 1, tzinfo=ops.program.timezone))
         rules = {r.program_id: r for r in ops.events().rules}
-        with tempfile.TemporaryDirectory(prefix="lightson-report-") as folder:
-            out = Path(folder) / "report.html"
-            written = write_season_report(
-                ops.store, ops.program, ops.events().book(), rules, since, now, out, as_ == "pdf"
-            )
-            if as_ == "pdf":
-                return Response(written[1].read_bytes(), media_type="application/pdf")
-            return HTMLResponse(written[0].read_text())
+        if not report_running.acquire(blocking=False):
+            raise HttpError(429, "a report is being made; ask again when it is done")
+        try:
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                made = pool.submit(
+                    season_report_bytes,
+                    ops.store.url,
+                    ops.program,
+                    ops.events().book(),
+                    rules,
+                    since,
+                    now,
+                    as_ == "pdf",
+                )
+                content = made.result()
+        finally:
+            report_running.release()
+        if as_ == "pdf":
+            return Response(content, media_type="application/pdf")
+        return HTMLResponse(content.decode())
 
     # --- metrics and the dashboard --------------------------------------------------------
 

@@ -366,20 +366,23 @@ def write_report(
     out: Path,
     pdf: bool = False,
     season: Mapping[str, pd.DataFrame] | None = None,
+    files: bool = True,
 ) -> list[Path]:
-    """Write ``out`` (HTML), its tables under ``<out stem>_tables/`` as CSV and Parquet, and
-    with ``pdf`` the same page as a PDF next to it. ``season``: a live season's own tables
-    (events called, equipment, data completeness, settlement). Returns the paths written."""
+    """Write ``out`` (HTML), its tables under ``<out stem>_tables/`` as CSV and Parquet
+    (unless not ``files``: the page alone, naming no folder), and with ``pdf`` the same page
+    as a PDF next to it. ``season``: a live season's own tables (events called, equipment,
+    data completeness, settlement). Returns the paths written."""
     tables = report_tables(runs, season)
     out.parent.mkdir(parents=True, exist_ok=True)
-    folder = out.with_name(out.stem + "_tables")
-    folder.mkdir(exist_ok=True)
     written = []
-    for name, table in tables.items():
-        table.to_csv(folder / f"{name}.csv", index=False)
-        table.to_parquet(folder / f"{name}.parquet", index=False)
-        written += [folder / f"{name}.csv", folder / f"{name}.parquet"]
-    html = render_html(runs, tables)
+    if files:
+        folder = out.with_name(out.stem + "_tables")
+        folder.mkdir(exist_ok=True)
+        for name, table in tables.items():
+            table.to_csv(folder / f"{name}.csv", index=False)
+            table.to_parquet(folder / f"{name}.parquet", index=False)
+            written += [folder / f"{name}.csv", folder / f"{name}.parquet"]
+    html = render_html(runs, tables, files)
     out.write_text(html)
     written.insert(0, out)
     if pdf:
@@ -391,7 +394,7 @@ def write_report(
     return written
 
 
-def render_html(runs: Sequence[Run], tables: Mapping[str, pd.DataFrame]) -> str:
+def render_html(runs: Sequence[Run], tables: Mapping[str, pd.DataFrame], files: bool = True) -> str:
     main = runs[0]
     page = jinja2.Environment(
         loader=jinja2.FunctionLoader(template), autoescape=True, undefined=jinja2.StrictUndefined
@@ -438,6 +441,7 @@ def render_html(runs: Sequence[Run], tables: Mapping[str, pd.DataFrame]) -> str:
         runs=[(r.controller, str(r.folder)) for r in runs],
         measured=main.controller == MEASURED,
         season="equipment" in tables,
+        files=files,
     )
 
 

@@ -27,26 +27,28 @@ whether communication failed (a setpoint unanswered, or a plugged-in charger wit
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from sqlalchemy import func, select
+from sqlalchemy import case, func, or_, select
 
 from lightson.domain.assets import LoadTier, Program, Site, Vehicle
 from lightson.domain.demand_response import DREvent
 from lightson.domain.time import TimeGrid
 from lightson.forecast.profiles import profile_forecast
+from lightson.physics.trips import occurrences
 from lightson.programs.events import EventBook, ProgramEvent
+from lightson.programs.rules import ProgramRules
 from lightson.reports.program_report import CONDITIONS_FILE, MEASURED
-from lightson.services.settlement import HOLD, islanded_spans
+from lightson.services.settlement import HOLD, event_performance, islanded_spans
 from lightson.services.site_meter import FRESH
 from lightson.sim.engine import SiteRun
-from lightson.sim.kpis import EventPerformance, SiteKpis, site_kpis
+from lightson.sim.kpis import EventPerformance, SiteKpis, dr_payment_usd, site_kpis
 from lightson.sim.output import write_run
 from lightson.sim.runner import ProgramRun
 from lightson.store import Store
@@ -55,8 +57,10 @@ from lightson.store.db import aware
 
 COVERED = 0.5  # a reading (or signal) that covers this share of an interval speaks for it
 FAULT_STATUSES = ("Faulted",)
-REFUSED_ANSWERS = ("Rejected",)
-UNANSWERED = ("Timeout", "Error")
+REFUSED_ANSWERS = ("Rejected", "Error")  # the charger answered: no, or with an error
+UNANSWERED = ("Timeout", "Offline")  # no answer came, or the connection closed first
+EPOCH = pd.Timestamp(0, tz="UTC")
+TRIP_MATCH = timedelta(hours=2)  # a session's end this close to a scheduled trip is that trip
 
 
 @dataclass(frozen=True)
@@ -73,11 +77,21 @@ class MeasuredSeason:
 
 
 def measured_season(
-    store: Store, program: Program, book: EventBook, since: datetime, until: datetime
+    store: Store,
+    program: Program,
+    book: EventBook,
+    since: datetime,
+    until: datetime,
+    rules: Mapping[str, ProgramRules] | None = None,
 ) -> MeasuredSeason:
     """The program's sites from ``since`` to ``until``, as recorded: narrowed to the time the
     database has records for (a season that started late, or a demo's few hours, is not
-    padded with months of nothing but profiles)."""
+    padded with months of nothing but profiles).
+
+    A site's kW in an event is the one settlement measures (``services.settlement``: islanded
+    time left out to the second, the site meter where it covers 90 % of the event, the
+    program's own cap rule), not one read off the 15-minute grid, so the report and the
+    payment agree; the KPIs' payment estimate follows from it."""
     step = program.step
     since, until = _recorded_span(store, program, book, since, until)
     start = since.astimezone(UTC)
@@ -89,11 +103,31 @@ def measured_season(
         for e in sorted(book.events.values(), key=lambda e: e.start)
         if e.cancelled_at is None and e.start >= grid.start and e.end <= min(until, grid.end)
     ]
+    settled = {
+        (line.site_id, event.event_id): line.kw or 0.0  # no reading: nothing delivered
+        for event in called
+        for line in event_performance(
+            store, program, event, (rules or {}).get(event.program_id), until
+        )
+    }
     runs, kpis, performance = [], [], []
     for site in program.sites:
         run = measured_site(store, program, site, grid, called)
         mine = tuple(_dr_event(e) for e in called if _calls(e, site))
         site_kpi, site_events = site_kpis(replace(program, events=mine), run)
+        site_events = [
+            replace(e, delivered_kw=settled.get((e.site_id, e.event_id), e.delivered_kw))
+            for e in site_events
+        ]
+        payment = dr_payment_usd(program, site_events)
+        site_kpi = replace(
+            site_kpi,
+            dr_average_kw=float(np.mean([e.delivered_kw for e in site_events]))
+            if site_events
+            else 0.0,
+            dr_payment_usd=payment,
+            net_cost_usd=site_kpi.net_cost_usd + site_kpi.dr_payment_usd - payment,
+        )
         runs.append(run)
         kpis.append(site_kpi)
         performance += site_events
@@ -113,10 +147,11 @@ def write_measured(
     since: datetime,
     until: datetime,
     out: Path,
+    rules: Mapping[str, ProgramRules] | None = None,
 ) -> list[Path]:
     """The measured season written as a run folder (``lightson simulate``'s files, and
     ``event_conditions.csv``), for ``lightson report`` and anyone's own analysis."""
-    season = measured_season(store, program, book, since, until)
+    season = measured_season(store, program, book, since, until, rules)
     written = write_run(season.program, season.run, season.kpis, season.events, out)
     season.conditions.to_csv(out / CONDITIONS_FILE, index=False)
     return [*written, out / CONDITIONS_FILE]
@@ -126,13 +161,14 @@ def _recorded_span(
     store: Store, program: Program, book: EventBook, since: datetime, until: datetime
 ) -> tuple[datetime, datetime]:
     """[since, until) narrowed to the first and last record of the program's chargers
-    (meter values, transaction events), site meters, grid signals and the windows of the
-    events called in it; unchanged when there is none."""
+    (meter values, transaction events, statuses), site meters, grid signals and the windows
+    of the events called in it; unchanged when there is none."""
     stations = [c.evse_id for s in program.sites for c in s.chargers]
     sites = [s.site_id for s in program.sites]
     sources = (
         (db.meter_samples, db.meter_samples.c.station_id, stations),
         (db.transaction_events, db.transaction_events.c.station_id, stations),
+        (db.evse_status, db.evse_status.c.station_id, stations),
         (db.site_meter, db.site_meter.c.site_id, sites),
         (db.grid_signals, db.grid_signals.c.site_id, sites),
     )
@@ -159,7 +195,6 @@ def measured_site(
     """One site's interval data over ``grid``, as recorded."""
     edges = _seconds([grid.start + k * grid.step for k in range(grid.n_steps + 1)])
     n, vehicles = grid.n_steps, site.vehicles
-    samples = _samples(store, [v.evse_id for v in vehicles], grid)
     sessions = _sessions(store, [v.evse_id for v in vehicles], grid.start, grid.end)
     power = np.zeros((len(vehicles), n))
     energy = np.zeros((len(vehicles), n))
@@ -168,24 +203,23 @@ def measured_site(
     short = np.zeros((len(vehicles), n))
     middles = (edges[:-1] + edges[1:]) / 2
     for i, vehicle in enumerate(vehicles):
-        readings = samples[samples["station_id"] == vehicle.evse_id]
-        kw = readings.dropna(subset=["power_kw"])
-        average, _ = held_average(
-            _seconds(kw["at"]), kw["power_kw"].to_numpy(float), edges, HOLD.total_seconds()
+        at_s, kw, soc = _readings(store, vehicle.evse_id, grid.start - HOLD, grid.end)
+        power[i], _ = held_average(
+            at_s[~np.isnan(kw)], kw[~np.isnan(kw)], edges, HOLD.total_seconds()
         )
-        power[i] = average
-        soc = readings.dropna(subset=["soc"])
-        soc_s, soc_kwh = _seconds(soc["at"]), soc["soc"].to_numpy(float) * vehicle.battery_kwh
+        soc_s, soc_kwh = at_s[~np.isnan(soc)], soc[~np.isnan(soc)] * vehicle.battery_kwh
         energy[i] = _last_by(soc_s, soc_kwh, edges[1:], vehicle.initial_soc * vehicle.battery_kwh)
         initial[i] = _last_by(soc_s, soc_kwh, edges[:1], energy[i][0])[0]
-        for started, ended in sessions.get(vehicle.evse_id, []):
-            plugged[i] |= (middles >= started) & (middles < ended)
-            if ended < edges[-1]:
-                k = int(np.searchsorted(edges, ended, side="right")) - 1
-                target = _target_kwh(store, vehicle, started, ended)
-                left = _last_by(soc_s, soc_kwh, np.array([ended]), np.nan)[0]
-                if not np.isnan(left):
-                    short[i, k] = max(target - left, 0.0)
+        for session in sessions.get(vehicle.evse_id, []):
+            plugged[i] |= (middles >= session.started) & (middles < session.ended)
+            if not session.departed or session.ended >= edges[-1]:
+                continue
+            # The energy it left with: its own last reading (none: nothing to judge).
+            own = (soc_s >= session.started) & (soc_s <= session.ended)
+            if own.any():
+                k = int(np.searchsorted(edges, session.ended, side="right")) - 1
+                target = _target_kwh(store, program, vehicle, session.started, session.ended)
+                short[i, k] = max(target - float(soc_kwh[own][-1]), 0.0)
     profile = profile_forecast(program, site, grid)
     load, pv = _metered_building(store, site, edges, profile.load_kw, profile.pv_kw)
     spans = islanded_spans(store, site.site_id, grid.start, grid.end)
@@ -252,7 +286,8 @@ def held_average(
     lengths = ends - at_s
 
     def integral(weights: NDArray[np.float64]) -> NDArray[np.float64]:
-        before = np.concatenate([[0.0], np.cumsum(weights * lengths)])
+        # (the last reading may hold for ever: only the ones before it are summed)
+        before = np.concatenate([[0.0], np.cumsum(weights[:-1] * lengths[:-1])])
         j = np.searchsorted(at_s, edges_s, side="right") - 1
         inside = np.clip(edges_s - at_s[np.maximum(j, 0)], 0.0, lengths[np.maximum(j, 0)])
         cumulative = before[np.maximum(j, 0)] + weights[np.maximum(j, 0)] * inside
@@ -292,13 +327,28 @@ def event_conditions(
 def _troubles(
     store: Store, stations: Sequence[str], start: datetime, end: datetime
 ) -> tuple[set[str], set[str]]:
-    """Stations that faulted within [start, end), and stations that did not communicate: a
-    setpoint unanswered, or a transaction open in the window with no meter value in it."""
+    """Stations that were faulted in [start, end) (a ``Faulted`` status in it or still
+    standing at its start, or a setpoint answered no or with an error), and stations that did
+    not communicate: a setpoint unanswered, or a vehicle plugged in for at least ``HOLD`` of
+    the window with no meter value in it."""
     if not stations:
         return set(), set()
     status, sent, samples = db.evse_status, db.setpoints_sent, db.meter_samples
+    newest = (
+        select(status.c.station_id, func.max(status.c.id).label("id"))
+        .where(status.c.station_id.in_(stations), status.c.at <= start)
+        .group_by(status.c.station_id)
+        .subquery()
+    )
     with store.engine.connect() as connection:
-        faulted = set(
+        standing = set(
+            connection.scalars(
+                select(status.c.station_id)
+                .join(newest, status.c.id == newest.c.id)
+                .where(status.c.status.in_(FAULT_STATUSES))
+            )
+        )
+        faulted = standing | set(
             connection.scalars(
                 select(status.c.station_id).where(
                     status.c.station_id.in_(stations),
@@ -324,52 +374,107 @@ def _troubles(
         )
     faulted |= {s for s, answer in answers if answer in REFUSED_ANSWERS}
     silent = {s for s, answer in answers if answer in UNANSWERED}
-    sessions = _sessions(store, stations, start, end)
-    opened = {s for s, spans in sessions.items() if spans}
-    return faulted, silent | (opened - heard)
+    plugged = {
+        station
+        for station, sessions in _sessions(store, stations, start, end).items()
+        if sum(max(0.0, x.ended - max(x.started, start.timestamp())) for x in sessions)
+        >= HOLD.total_seconds()
+    }
+    return faulted, silent | (plugged - heard)
 
 
-def _samples(store: Store, stations: Sequence[str], grid: TimeGrid) -> pd.DataFrame:
+def _readings(
+    store: Store, station: str, start: datetime, end: datetime
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """One station's meter values in [start, end): times (s), power (kW) and state of charge,
+    NaN where a reading did not hold one. Read column-wise through pandas: a season of
+    minute readings is some 170,000 rows a charger."""
     samples = db.meter_samples
     query = (
-        select(samples.c.station_id, samples.c.at, samples.c.power_kw, samples.c.soc)
+        select(samples.c.at, samples.c.power_kw, samples.c.soc)
         .where(
-            samples.c.station_id.in_(stations),
-            samples.c.at >= (grid.start - HOLD).astimezone(UTC),
-            samples.c.at < grid.end.astimezone(UTC),
+            samples.c.station_id == station,
+            samples.c.at >= start.astimezone(UTC),
+            samples.c.at < end.astimezone(UTC),
         )
-        .order_by(samples.c.station_id, samples.c.at)
+        .order_by(samples.c.at)
     )
     with store.engine.connect() as connection:
-        rows = [(s, aware(at), kw, soc) for s, at, kw, soc in connection.execute(query)]
-    return pd.DataFrame(rows, columns=["station_id", "at", "power_kw", "soc"])
+        frame = pd.read_sql(query, connection)
+    at = pd.to_datetime(frame["at"], utc=True)
+    at_s = ((at - EPOCH) / pd.Timedelta(seconds=1)).to_numpy(float)
+    return (
+        at_s,
+        pd.to_numeric(frame["power_kw"]).to_numpy(float),
+        pd.to_numeric(frame["soc"]).to_numpy(float),
+    )
+
+
+@dataclass(frozen=True)
+class _Session:
+    started: float  # s
+    ended: float  # s
+    departed: bool  # the session's end was reported (or a later one started on the charger)
 
 
 def _sessions(
     store: Store, stations: Sequence[str], start: datetime, end: datetime
-) -> dict[str, list[tuple[float, float]]]:
-    """Each station's transactions that overlap [start, end), as (start, end) seconds; one
-    still open ends at ``end``."""
-    events = db.transaction_events
+) -> dict[str, list[_Session]]:
+    """Each station's transactions that overlap [start, end), in seconds, clipped to it. A
+    transaction whose end never arrived (a charger that lost its queue) ends when the
+    charger next reported its connector ``Available`` or started another transaction;
+    with neither, it is taken as still open (a charger that stopped talking mid-session)."""
+    events, status = db.transaction_events, db.evse_status
     ended = func.max(events.c.at).filter(events.c.event_type == "Ended")
     query = (
         select(events.c.station_id, func.min(events.c.at), ended)
         .where(events.c.station_id.in_(stations), events.c.at < end.astimezone(UTC))
         .group_by(events.c.station_id, events.c.transaction_id)
+        .having(
+            or_(
+                func.max(events.c.at) >= start.astimezone(UTC),
+                func.sum(case((events.c.event_type == "Ended", 1), else_=0)) == 0,
+            )
+        )
     )
-    first, last = start.timestamp(), end.timestamp()
-    found: dict[str, list[tuple[float, float]]] = {s: [] for s in stations}
     with store.engine.connect() as connection:
-        for station, started, finished in connection.execute(query):
-            until = aware(finished).timestamp() if finished is not None else last
-            if until > first:
-                found[station].append((aware(started).timestamp(), min(until, last)))
+        rows = [
+            (station, aware(began).timestamp(), aware(done).timestamp() if done else None)
+            for station, began, done in connection.execute(query)
+        ]
+        unclosed = sorted({station for station, _, done in rows if done is None})
+        free = connection.execute(
+            select(status.c.station_id, status.c.at).where(
+                status.c.station_id.in_(unclosed),
+                status.c.status == "Available",
+                status.c.at < end.astimezone(UTC),
+            )
+        ).all()
+    marks: dict[str, list[float]] = {}  # when a charger was seen without that vehicle
+    for station, began, _ in rows:
+        marks.setdefault(station, []).append(began)
+    for station, at in free:
+        marks.setdefault(station, []).append(aware(at).timestamp())
+    first, last = start.timestamp(), end.timestamp()
+    found: dict[str, list[_Session]] = {s: [] for s in stations}
+    for station, began, done in rows:
+        if done is not None:
+            until, departed = done, True
+        else:
+            after = [t for t in marks.get(station, []) if t > began]
+            until, departed = (min(after), True) if after else (last, False)
+        if until > first:
+            found[station].append(_Session(began, min(until, last), departed))
     return found
 
 
-def _target_kwh(store: Store, vehicle: Vehicle, started: float, ended: float) -> float:
-    """What the vehicle should have had at the end of a session: the target state of charge
-    it asked for (ISO 15118), else the owner's departure request, else its departure floor."""
+def _target_kwh(
+    store: Store, program: Program, vehicle: Vehicle, started: float, ended: float
+) -> float:
+    """What the vehicle should have had when a session ended: the target state of charge it
+    asked for (ISO 15118), else the owner's departure request, else, as in the simulator,
+    the departure floor plus the energy of its scheduled trip leaving within ``TRIP_MATCH``
+    of that moment (the floor alone when none does)."""
     needs, asked = db.charging_needs, db.departures
     begin = datetime.fromtimestamp(started, UTC)
     finish = datetime.fromtimestamp(ended, UTC)
@@ -398,8 +503,15 @@ def _target_kwh(store: Store, vehicle: Vehicle, started: float, ended: float) ->
                 .order_by(asked.c.set_at.desc())
                 .limit(1)
             )
-    soc = float(target) if target is not None else vehicle.departure_floor_soc
-    return min(soc * vehicle.battery_kwh, vehicle.max_energy_kwh)
+    if target is not None:
+        return min(float(target) * vehicle.battery_kwh, vehicle.max_energy_kwh)
+    floor_kwh = vehicle.departure_floor_soc * vehicle.battery_kwh
+    trips = occurrences(vehicle.trips, finish - TRIP_MATCH, finish + TRIP_MATCH, program.timezone)
+    near = [t for t in trips if abs(t.depart - finish) <= TRIP_MATCH]
+    if near:
+        trip = min(near, key=lambda t: abs(t.depart - finish))
+        return min(trip.need_kwh + floor_kwh, vehicle.max_energy_kwh)
+    return min(floor_kwh, vehicle.max_energy_kwh)
 
 
 def _metered_building(

@@ -7,6 +7,7 @@ report measured from the database (``lightson report --db`` and ``GET /api/repor
 
 from __future__ import annotations
 
+import tempfile
 from datetime import datetime
 from pathlib import Path
 
@@ -58,15 +59,38 @@ def write_season_report(
     now: datetime,
     out: Path,
     pdf: bool = False,
+    files: bool = True,
 ) -> list[Path]:
     """The live season's report at ``out``: the program report measured from the database
     (``services.measured``, its run folder at ``<out stem>_run/``) with the season's own
-    sections, its tables under ``<out stem>_tables/``, and with ``pdf`` a PDF. Returns the
-    paths written, the page first (then the PDF)."""
+    sections, its tables under ``<out stem>_tables/`` (unless not ``files``), and with
+    ``pdf`` a PDF. Returns the paths written, the page first (then the PDF)."""
     tables = season_tables(store, program, book, rules, since, now)
     folder = out.with_name(out.stem + "_run")
-    write_measured(store, program, book, since, now, folder)
-    return write_report([read_run(folder)], out, pdf=pdf, season=tables)
+    write_measured(store, program, book, since, now, folder, rules)
+    return write_report([read_run(folder)], out, pdf=pdf, season=tables, files=files)
+
+
+def season_report_bytes(
+    url: str,
+    program: Program,
+    book: EventBook,
+    rules: dict[str, ProgramRules],
+    since: datetime,
+    now: datetime,
+    pdf: bool,
+) -> bytes:
+    """The report's page (or its PDF) alone, made from the database at ``url``: what ``GET
+    /api/report`` runs in a process of its own. Nothing is left on disk."""
+    store = Store(url)
+    try:
+        with tempfile.TemporaryDirectory(prefix="lightson-report-") as folder:
+            written = write_season_report(
+                store, program, book, rules, since, now, Path(folder) / "report.html", pdf, False
+            )
+            return written[1 if pdf else 0].read_bytes()
+    finally:
+        store.close()
 
 
 def _events(

@@ -144,7 +144,8 @@ def islanded_spans(
     store: Store, site_id: str, start: datetime, end: datetime
 ) -> list[tuple[datetime, datetime]]:
     """When the site was islanded within [start, end), from its stored grid signals (the
-    enter-service delay after a restoration included)."""
+    enter-service delay after a restoration included). The signals are replayed once, in
+    time order: a season's report asks for months at a time."""
     rows = sorted(store.rows(db.grid_signals, site_id=site_id), key=lambda r: r["at"])
     points, monitor = {start, end}, GridMonitor()
     for row in rows:
@@ -153,15 +154,18 @@ def islanded_spans(
         resync = monitor.resync_at()
         if resync is not None:
             points.add(resync)
-    inside = sorted(p for p in points if start <= p <= end)
-    spans = []
-    for left, right in pairwise(inside):
-        replay = GridMonitor()
-        for row in rows:
-            if row["at"] <= left:
-                replay.report(row["source"], GridSignal(row["signal"]), row["at"])
+    spans: list[tuple[datetime, datetime]] = []
+    replay, fed = GridMonitor(), 0
+    for left, right in pairwise(sorted(p for p in points if start <= p <= end)):
+        while fed < len(rows) and rows[fed]["at"] <= left:
+            row = rows[fed]
+            replay.report(row["source"], GridSignal(row["signal"]), row["at"])
+            fed += 1
         if replay.islanded(left):
-            spans.append((left, right))
+            if spans and spans[-1][1] == left:
+                spans[-1] = (spans[-1][0], right)
+            else:
+                spans.append((left, right))
     return spans
 
 

@@ -112,12 +112,7 @@ def site_kpis(program: Program, run: SiteRun) -> tuple[SiteKpis, list[EventPerfo
         for i, v in enumerate(site.vehicles)
     )
     events = _event_performance(program, run)
-    payment = sum(
-        program.dr_program(e.program_id).rate_usd_per_kw_season
-        * e.delivered_kw
-        / program.dr_program(e.program_id).expected_events
-        for e in events
-    )
+    payment = dr_payment_usd(program, events)
     bill = energy_usd + demand_usd + fixed_usd
     initial_kwh = (
         [float(e) for e in run.initial_energy_kwh]
@@ -174,6 +169,17 @@ def site_kpis(program: Program, run: SiteRun) -> tuple[SiteKpis, list[EventPerfo
         plans_made=run.plans_made,
     )
     return kpis, events
+
+
+def dr_payment_usd(program: Program, events: Sequence[EventPerformance]) -> float:
+    """What the events are worth: each program's rate per kW-season × the kW delivered,
+    spread over the events the season expects."""
+    return sum(
+        program.dr_program(e.program_id).rate_usd_per_kw_season
+        * e.delivered_kw
+        / program.dr_program(e.program_id).expected_events
+        for e in events
+    )
 
 
 def _demand_usd(rate: float, run: SiteRun, local: list[datetime]) -> float:

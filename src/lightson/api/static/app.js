@@ -269,20 +269,34 @@ function reportQuery(form, format) {
 }
 
 async function fetchReport(form, format) {
+  // One at a time: the server makes one report at a time anyway (429 otherwise).
   const status = document.getElementById("report-status");
+  const buttons = form.querySelectorAll("button");
+  buttons.forEach(b => { b.disabled = true; });
+  status.className = "";
   status.textContent = "Making the report… a season of readings takes a while.";
-  const response = await fetch("/api/report?" + reportQuery(form, format), {
-    headers: { "Authorization": "Bearer " + token() },
-  });
-  if (!response.ok) {
-    const body = await response.json();
-    status.textContent = (body.errors || []).map(e => (e.field ? e.field + ": " : "") + e.message).join("; ");
+  try {
+    const response = await fetch("/api/report?" + reportQuery(form, format), {
+      headers: { "Authorization": "Bearer " + token() },
+    });
+    if (!response.ok) {
+      let message = `${response.status} ${response.statusText}`;
+      try {
+        const body = await response.json();
+        message = (body.errors || []).map(e => (e.field ? e.field + ": " : "") + e.message).join("; ") || message;
+      } catch (_) { /* not JSON: a proxy's or server's own page */ }
+      throw new Error(message);
+    }
+    const content = format === "pdf" ? await response.blob() : await response.text();
+    status.textContent = "";
+    return content;
+  } catch (error) {
+    status.textContent = "No report: " + error.message;
     status.className = "error";
     return null;
+  } finally {
+    buttons.forEach(b => { b.disabled = false; });
   }
-  status.className = "";
-  status.textContent = "";
-  return response;
 }
 
 function bindReports() {
@@ -290,20 +304,22 @@ function bindReports() {
   if (!form) return;
   form.addEventListener("submit", async event => {
     event.preventDefault();
-    const response = await fetchReport(form, "html");
-    if (!response) return;
+    const page = await fetchReport(form, "html");
     const frame = document.getElementById("report-frame");
-    frame.srcdoc = await response.text();
+    if (page === null || !frame) return;  // refused, or the page was left meanwhile
+    frame.srcdoc = page;
     frame.hidden = false;
   });
   document.getElementById("report-pdf").addEventListener("click", async () => {
-    const response = await fetchReport(form, "pdf");
-    if (!response) return;
+    const pdf = await fetchReport(form, "pdf");
+    if (pdf === null) return;
     const link = document.createElement("a");
-    link.href = URL.createObjectURL(await response.blob());
+    link.href = URL.createObjectURL(pdf);
     link.download = "lightson-season-report.pdf";
+    document.body.appendChild(link);
     link.click();
-    URL.revokeObjectURL(link.href);
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 60_000);  // after the download began
   });
 }
 
