@@ -212,3 +212,26 @@ def test_a_warm_start_reaches_the_same_optimum_and_ignores_a_basis_of_another_sh
     reversed_cold = plan_site(site(n, 1.0, (v,), import_price_usd_per_kwh=prices[::-1].copy()))
     assert again.objective.total_usd == pytest.approx(reversed_cold.objective.total_usd, abs=1e-9)
     assert other_shape.status is SolveStatus.OPTIMAL
+
+
+@pytest.mark.parametrize("need_kwh", [5.0, 15.0, 25.0])
+def test_among_equally_priced_hours_the_earliest_charge(need_kwh: float) -> None:
+    """Flat price, no demand charge: any hours before the departure cost the same, and the
+    plan takes the earliest (with forecasts, energy put off is energy that may not arrive in
+    time or may land on a load peak nobody forecast). The tie-breaker is not a cost: the
+    plan's objective is the energy's price alone."""
+    n = 4
+    v = vehicle(
+        n,
+        initial_energy_kwh=0.0,
+        max_energy_kwh=60.0,
+        floor_kwh=np.array([0.0, 0.0, 0.0, need_kwh]),
+        departure_need_kwh=np.array([0.0, 0.0, 0.0, need_kwh]),
+        max_charge_kw=np.full(n, 10.0),
+        max_discharge_kw=np.zeros(n),
+        terminal_value_usd_per_kwh=0.0,
+    )
+    plan = plan_site(site(n, 1.0, (v,)))
+    expected = np.clip(need_kwh - 10.0 * np.arange(n), 0.0, 10.0)  # 10 kW from the start
+    np.testing.assert_allclose(plan.vehicles[0].power_kw, expected, atol=1e-6)
+    assert plan.objective.total_usd == pytest.approx(0.20 * need_kwh, abs=1e-9)
