@@ -4,14 +4,15 @@ Built from ``SiteInputs`` alone over labelled dimensions (``vehicle`` × ``time`
 ``period`` for the billing months), without anything from ``lightson.optimize.model``,
 ``solve`` or ``extract``. It is written from the formulation document, not translated from
 ``model.py``, so that a disagreement between the two routes points at a mistake in one of
-them. The tests compare its optimum with ``plan_site(inputs).objective.total_usd``; the
+them. The tests compare its optimum with ``plan_site(inputs).objective``'s ``total_usd`` plus
+its ``early_charge_usd`` (the tie-breaker, which the reported total leaves out); the
 benchmark (``bench/bench_optimizer.py``) times it against our scipy.sparse + highspy route.
 
 Returned objective (USD), with the constant ``F − D·P₀`` added back:
 
     Σ_t π_t·Δt·g^imp_t − Σ_t ξ_t·Δt·g^exp_t + D·(Σ_m P_m − P₀) + F
     + Σ_{v,t} κ_v/η^d_v·Δt·d_{v,t} − Σ_t δ_t·Δt·Σ_v (d_{v,t} − c_{v,t})
-    − Σ_v ω_v·e_{v,T−1} + M·Σ_{v,t} (s_{v,t} + u_{v,t})
+    − Σ_v ω_v·e_{v,T−1} + M·Σ_{v,t} (s_{v,t} + u_{v,t}) + ε·Σ_{v,t} min(t·Δt, 36 h)·Δt·c_{v,t}
 """
 
 from __future__ import annotations
@@ -193,6 +194,10 @@ def _objective(
             + (penalty * (dt + departs) * x["floor_shortfall_kwh"]).sum()
             + penalty * x["trip_unserved_kwh"].sum()
         )
+        # The early-charging tie-breaker: ε per kWh for each hour of delay, at most 36 hours.
+        delay_h = np.minimum(np.arange(inputs.n_steps) * dt, 36.0)
+        early = axes.site(inputs.early_charge_usd_per_kwh_h * delay_h * dt)
+        objective = objective + (early * c).sum()
     return objective
 
 

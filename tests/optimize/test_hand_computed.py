@@ -235,3 +235,57 @@ def test_among_equally_priced_hours_the_earliest_charge(need_kwh: float) -> None
     expected = np.clip(need_kwh - 10.0 * np.arange(n), 0.0, 10.0)  # 10 kW from the start
     np.testing.assert_allclose(plan.vehicles[0].power_kw, expected, atol=1e-6)
     assert plan.objective.total_usd == pytest.approx(0.20 * need_kwh, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("n", "step_h"),
+    [(4, 1.0), (720, 1.0)],  # four hours, and a 30-day plan (the tie-breaker is capped)
+)
+def test_the_tie_breaker_never_outweighs_a_cent(n: int, step_h: float) -> None:
+    """The last hour is 0.01 $/kWh cheaper: the plan waits for it, however long the horizon
+    (the tie-breaker counts at most 36 hours of delay: 0.0036 $/kWh)."""
+    need_kwh = 5.0
+    v = vehicle(
+        n,
+        initial_energy_kwh=0.0,
+        max_energy_kwh=60.0,
+        floor_kwh=np.r_[np.zeros(n - 1), need_kwh],
+        departure_need_kwh=np.r_[np.zeros(n - 1), need_kwh],
+        max_charge_kw=np.full(n, 10.0),
+        max_discharge_kw=np.zeros(n),
+        terminal_value_usd_per_kwh=0.0,
+    )
+    price = np.r_[np.full(n - 1, 0.20), 0.19]
+    plan = plan_site(site(n, step_h, (v,), import_price_usd_per_kwh=price))
+    assert plan.vehicles[0].power_kw[-1] == pytest.approx(need_kwh, abs=1e-6)
+    assert plan.objective.total_usd == pytest.approx(0.19 * need_kwh, abs=1e-9)
+    delay_h = min((n - 1) * step_h, 36.0)
+    assert plan.objective.early_charge_usd == pytest.approx(1e-4 * delay_h * need_kwh)
+
+
+@pytest.mark.parametrize("controller", ["v2x-mpc", "perfect-foresight"])
+def test_perfect_foresight_plans_without_the_tie_breaker(controller: str) -> None:
+    """It has no forecast to hedge: its plans carry no tie-breaker; v2x-mpc's do."""
+    from datetime import UTC, datetime, timedelta
+
+    from lightson.config import load_program
+    from lightson.control.controllers import CONTROLLERS, ControlContext
+    from lightson.domain.state import SiteObservation
+    from lightson.domain.time import TimeGrid
+    from lightson.forecast.profiles import profile_forecast
+
+    program = load_program("example")
+    site = program.site("school-beverly")
+    now = datetime(2026, 7, 14, 4, tzinfo=UTC)  # midnight EDT: the buses plugged in
+    energy = {v.vehicle_id: 0.3 * v.battery_kwh for v in site.vehicles}
+    observation = SiteObservation(now, energy, dict.fromkeys(energy, True), 100.0, 0.0)
+    forecast = profile_forecast(program, site, TimeGrid(now, 144, timedelta(minutes=15)))
+    plan_maker = CONTROLLERS.lookup(controller, "controller")()
+    plan_maker.setpoints(ControlContext(program, site, observation, forecast))
+    plan = plan_maker.last_plan  # type: ignore[attr-defined]
+    charged_kwh = sum(float(np.clip(v.power_kw, 0, None).sum()) * 0.25 for v in plan.vehicles)
+    assert charged_kwh > 10.0  # the buses need charge for tomorrow's routes
+    if controller == "perfect-foresight":
+        assert plan.objective.early_charge_usd == 0.0
+    else:
+        assert plan.objective.early_charge_usd > 0.0

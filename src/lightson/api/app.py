@@ -13,7 +13,6 @@ from __future__ import annotations
 import multiprocessing
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import resources
@@ -55,6 +54,7 @@ from lightson.store.live import recent_samples
 
 ADMIN = frozenset({Role.ADMIN})
 MIN_HOMES_IN_TOTALS = 10  # a utility's power totals include homes only from this many on
+REPORT_TIMEOUT_S = 600.0  # the demo's database takes about 6 s; a season of readings more
 MAX_REPORT_DAYS = 400  # a season and then some: GET /api/report reads every reading in it
 API_SOURCE = "api"  # how outages declared through the API are reported to the grid monitor
 ANYONE = frozenset(Role)
@@ -672,23 +672,32 @@ def create_app(ops: Operations) -> FastAPI:
         if not report_running.acquire(blocking=False):
             raise HttpError(429, "a report is being made; ask again when it is done")
         try:
-            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-                made = pool.submit(
+            # A pool's exit terminates its worker: a report that hangs (a locked database)
+            # is stopped at the timeout rather than holding the lock for good.
+            with multiprocessing.get_context("spawn").Pool(1) as pool:
+                made = pool.apply_async(
                     season_report_bytes,
-                    ops.store.url,
-                    ops.program,
-                    ops.events().book(),
-                    rules,
-                    since,
-                    now,
-                    as_ == "pdf",
+                    (
+                        ops.store.url,
+                        ops.program,
+                        ops.events().book(),
+                        rules,
+                        since,
+                        now,
+                        as_ == "pdf",
+                    ),
                 )
-                content = made.result()
+                try:
+                    content = made.get(timeout=REPORT_TIMEOUT_S)
+                except multiprocessing.TimeoutError:
+                    raise HttpError(
+                        504, f"the report took over {REPORT_TIMEOUT_S:.0f} s; ask for fewer days"
+                    ) from None
         finally:
             report_running.release()
         if as_ == "pdf":
             return Response(content, media_type="application/pdf")
-        return HTMLResponse(content.decode())
+        return HTMLResponse(content.decode("utf-8"))
 
     # --- metrics and the dashboard --------------------------------------------------------
 

@@ -178,6 +178,7 @@ class LinearProgramController:
             schedules=context.schedules,
             charge_only=self.charge_only,
             warm=self._warm,
+            hedge=not self.foresight,  # the truth needs no hedge
         )
 
 

@@ -43,7 +43,9 @@ class Setpoint:
 class ObjectiveTerms:
     """The plan's cost over the horizon, term by term, in USD (costs +, revenues as
     positive numbers subtracted in ``total_usd``). ``terminal_value_usd`` is what the
-    energy left in the batteries at the end is worth (the cost of putting it back)."""
+    energy left in the batteries at the end is worth (the cost of putting it back).
+    ``early_charge_usd`` is the early-charging tie-breaker the plan carried: not a cost,
+    and not in ``total_usd``."""
 
     energy_usd: float
     export_credit_usd: float
@@ -53,6 +55,7 @@ class ObjectiveTerms:
     dr_revenue_usd: float
     shortfall_penalty_usd: float
     terminal_value_usd: float = 0.0
+    early_charge_usd: float = 0.0
 
     @property
     def total_usd(self) -> float:
@@ -78,6 +81,7 @@ class ObjectiveTerms:
             "shortfall_penalty_usd": self.shortfall_penalty_usd,
             "terminal_value_usd": self.terminal_value_usd,
             "total_usd": self.total_usd,
+            "early_charge_usd": self.early_charge_usd,
         }
 
 

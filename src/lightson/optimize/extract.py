@@ -7,7 +7,7 @@ from numpy.typing import NDArray
 
 from lightson.domain.plan import ObjectiveTerms, Plan, SolveStatus, VehiclePlan
 from lightson.optimize.inputs import SiteInputs
-from lightson.optimize.model import LinearProgram
+from lightson.optimize.model import LinearProgram, early_charge_cost
 from lightson.optimize.solve import Solution
 
 
@@ -88,6 +88,7 @@ def _objective_terms(
             v.terminal_value_usd_per_kwh * float(x[lp.columns["energy_kwh"]][(i + 1) * n - 1])
             for i, v in enumerate(inputs.vehicles)
         ),
+        early_charge_usd=float(early_charge_cost(inputs) @ x[lp.columns["charge_kw"]]),
     )
 
 

@@ -22,6 +22,12 @@ from lightson.domain.time import TimeGrid
 from lightson.physics.trips import TripSchedule, energy_floor_kwh_array, trip_schedule
 
 DEFAULT_SHORTFALL_PENALTY_USD_PER_KWH = 100.0
+# The early-charging tie-breaker (docs/formulation.md, objective): each hour a kWh of charging
+# is put off adds this to its cost, counting at most EARLY_CHARGE_CAP_H hours (at most
+# 0.0036 $/kWh, whatever the horizon). Not a price: among hours that cost the same, a plan
+# on forecasts charges the earliest; perfect foresight, which has nothing to hedge, sets 0.
+EARLY_CHARGE_USD_PER_KWH_H = 1e-4
+EARLY_CHARGE_CAP_H = 36.0
 # A kWh left at the end is worth what it costs to put back, plus 1 %: ties between charging
 # now and later are broken toward fuller batteries (readiness and backup), not arbitrarily.
 TERMINAL_VALUE_MARGIN = 1.01
@@ -80,6 +86,7 @@ class SiteInputs:
     fixed_charge_usd: float
     shortfall_penalty_usd_per_kwh: float
     vehicles: tuple[VehicleInputs, ...]
+    early_charge_usd_per_kwh_h: float = EARLY_CHARGE_USD_PER_KWH_H
 
     def __post_init__(self) -> None:
         check_site_inputs(self)

@@ -13,7 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from lightson.optimize.inputs import SiteInputs
+from lightson.optimize.inputs import EARLY_CHARGE_CAP_H, SiteInputs
 
 INF = float("inf")
 
@@ -301,14 +301,14 @@ def floor_shortfall_cost(inputs: SiteInputs) -> NDArray[np.float64]:
     return penalty * inputs.step_h + penalty * departs.astype(float)
 
 
-# A tie-breaker, not a price: each hour a kWh of charging is put off adds this to its cost
-# (at most 0.0036 $/kWh over a 36-hour horizon, under 2 % of any energy price). Among hours
-# that cost the same, the plan charges the earliest: planning on forecasts, energy put off
-# is energy that may not arrive in time, or may land on a load peak the forecast missed.
-# Measured on four weeks of January (ma-2026): the demand charges v2x-mpc left to pay fell
-# by a fifth, and the value it captures from 75 % to 98 % of perfect foresight's.
-# The objective reported (``Plan.objective``) leaves it out.
-EARLY_CHARGE_USD_PER_KWH_H = 1e-4
+def early_charge_cost(inputs: SiteInputs) -> NDArray[np.float64]:
+    """The tie-breaker's cost per kW of charge, vehicle-major like the charge columns:
+    ``ε · min(t·Δt, cap) · Δt`` (``EARLY_CHARGE_USD_PER_KWH_H``; docs/formulation.md).
+    Measured on four weeks of January (ma-2026): the demand charges v2x-mpc left to pay
+    fell by a fifth, and the value it captures from 75 % to 98 % of perfect foresight's."""
+    delay_h = np.minimum(np.arange(inputs.n_steps) * inputs.step_h, EARLY_CHARGE_CAP_H)
+    per_step = inputs.early_charge_usd_per_kwh_h * delay_h * inputs.step_h
+    return np.tile(per_step, len(inputs.vehicles))
 
 
 def add_objective(lp: _Builder, inputs: SiteInputs) -> None:
@@ -321,8 +321,7 @@ def add_objective(lp: _Builder, inputs: SiteInputs) -> None:
         inputs, "discharge_efficiency"
     )
     penalty = shortfall_penalty(inputs)
-    hours = np.tile(np.arange(inputs.n_steps) * dt, len(inputs.vehicles))
-    lp.set_cost("charge_kw", (dr_value + EARLY_CHARGE_USD_PER_KWH_H * hours) * dt)
+    lp.set_cost("charge_kw", dr_value * dt + early_charge_cost(inputs))
     lp.set_cost("discharge_kw", (degradation - dr_value) * dt)
     vt = len(inputs.vehicles) * inputs.n_steps
     terminal = np.zeros(vt)

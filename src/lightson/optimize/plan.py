@@ -44,16 +44,21 @@ def plan_at(
     charge_only: bool = False,
     time_limit_s: float = 10.0,
     warm: WarmStart | None = None,
+    hedge: bool = True,
 ) -> Plan:
     """One receding-horizon step: plan ``site`` from the interval holding ``now`` over the
     forecast's length, starting from the measured ``state``, with the plug-in forecast
     ``schedules`` (default: the recurring trips). ``program.events`` are the events the plan
     may count on: pass only those announced by ``now`` (``DREvent.known_at``). With
     ``charge_only`` no vehicle discharges and DR is worth nothing (``smart-charge``). The
-    control loop calls this every few minutes and applies the current interval's setpoints."""
+    control loop calls this every few minutes and applies the current interval's setpoints.
+    ``hedge``: break ties toward charging early (a plan on forecasts); off for a plan on
+    the truth (perfect foresight)."""
     step_start = now - (now - now.replace(minute=0, second=0, microsecond=0)) % program.step
     grid = TimeGrid(step_start, forecast.load_kw.shape[0], program.step)
     inputs = build_site_inputs(program, site, grid, forecast, state, schedules=schedules)
+    if not hedge:
+        inputs = replace(inputs, early_charge_usd_per_kwh_h=0.0)
     return plan_site(without_discharge(inputs) if charge_only else inputs, time_limit_s, warm)
 
 

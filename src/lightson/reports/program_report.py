@@ -383,7 +383,7 @@ def write_report(
             table.to_parquet(folder / f"{name}.parquet", index=False)
             written += [folder / f"{name}.csv", folder / f"{name}.parquet"]
     html = render_html(runs, tables, files)
-    out.write_text(html)
+    out.write_text(html, encoding="utf-8")
     written.insert(0, out)
     if pdf:
         import weasyprint

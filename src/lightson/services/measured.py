@@ -9,20 +9,27 @@ How each column is read from the operations database:
   ``HOLD`` (as settlement integrates them), averaged over the interval; nothing known is 0 kW.
 - **vehicle energy**: the last state-of-charge reading by the end of the interval times the
   battery of the vehicle assigned to that charger (before the first reading: the first one).
-- **plugged**: a transaction was open at the middle of the interval.
+- **plugged**: a transaction was open at the middle of the interval (one whose end was lost
+  ends at the charger's next transaction or its connector's next ``Available``; see
+  ``_sessions``).
 - **building load and PV**: the site meter where its readings cover at least half of the
   interval, else the site's profile (the live loop's own fallback).
 - **islanded**: the stored grid signals (the enter-service delay included) cover at least half
   of the interval. Islanded, nothing is imported; the load served and the critical load not
   served are estimates from what the vehicles and PV gave: the chargers meter the vehicles,
   not the building.
-- **departures below target**: at the end of each session, the energy left against the target
-  the vehicle asked for over ISO 15118, or the owner's departure request, or else the
-  vehicle's departure floor. Trip energy is not measured live (0).
+- **departures below target**: at the end of each session, its own last state-of-charge
+  reading against the target the vehicle asked for over ISO 15118, or the owner's departure
+  request, or else (as the simulator) the departure floor plus the scheduled trip leaving
+  within ``TRIP_MATCH``; a session with no reading of its own, or no known end, is not judged.
+  Trip energy is not measured live (0).
+- **event kW**: settlement's own measure of each site in each event (``measured_season``).
 
 Alongside, ``event_conditions`` tells, for each site called to each event, whether it opted
-out, whether a charger faulted (a ``Faulted`` status, or a setpoint the charger rejected) and
-whether communication failed (a setpoint unanswered, or a plugged-in charger with no reading).
+out, whether a charger faulted (a ``Faulted`` status in the event or standing at its start,
+or a setpoint rejected or answered with an error) and whether communication failed (a
+setpoint unanswered or cut off, or a charger plugged in for ``HOLD`` of the event with no
+reading in it).
 """
 
 from __future__ import annotations
@@ -334,18 +341,27 @@ def _troubles(
     if not stations:
         return set(), set()
     status, sent, samples = db.evse_status, db.setpoints_sent, db.meter_samples
+    # Each connector's newest status by the start (by the charger's own time, then arrival).
     newest = (
-        select(status.c.station_id, func.max(status.c.id).label("id"))
+        select(
+            status.c.station_id,
+            status.c.status,
+            func.row_number()
+            .over(
+                partition_by=(status.c.station_id, status.c.evse_id, status.c.connector_id),
+                order_by=(status.c.at.desc(), status.c.id.desc()),
+            )
+            .label("rank"),
+        )
         .where(status.c.station_id.in_(stations), status.c.at <= start)
-        .group_by(status.c.station_id)
         .subquery()
     )
     with store.engine.connect() as connection:
         standing = set(
             connection.scalars(
-                select(status.c.station_id)
-                .join(newest, status.c.id == newest.c.id)
-                .where(status.c.status.in_(FAULT_STATUSES))
+                select(newest.c.station_id).where(
+                    newest.c.rank == 1, newest.c.status.in_(FAULT_STATUSES)
+                )
             )
         )
         faulted = standing | set(
@@ -422,12 +438,13 @@ def _sessions(
 ) -> dict[str, list[_Session]]:
     """Each station's transactions that overlap [start, end), in seconds, clipped to it. A
     transaction whose end never arrived (a charger that lost its queue) ends when the
-    charger next reported its connector ``Available`` or started another transaction;
+    charger next started another transaction, or next reported the transaction's own
+    connector ``Available`` (a connector-0 status at boot says nothing of the vehicle);
     with neither, it is taken as still open (a charger that stopped talking mid-session)."""
     events, status = db.transaction_events, db.evse_status
     ended = func.max(events.c.at).filter(events.c.event_type == "Ended")
     query = (
-        select(events.c.station_id, func.min(events.c.at), ended)
+        select(events.c.station_id, func.min(events.c.at), ended, func.max(events.c.evse_id))
         .where(events.c.station_id.in_(stations), events.c.at < end.astimezone(UTC))
         .group_by(events.c.station_id, events.c.transaction_id)
         .having(
@@ -439,30 +456,42 @@ def _sessions(
     )
     with store.engine.connect() as connection:
         rows = [
-            (station, aware(began).timestamp(), aware(done).timestamp() if done else None)
-            for station, began, done in connection.execute(query)
+            (station, aware(began).timestamp(), aware(done).timestamp() if done else None, evse)
+            for station, began, done, evse in connection.execute(query)
         ]
-        unclosed = sorted({station for station, _, done in rows if done is None})
+        unclosed = sorted({station for station, _, done, _ in rows if done is None})
+        # Every later start on those chargers, also of transactions that ended before start.
+        later = connection.execute(
+            select(events.c.station_id, func.min(events.c.at))
+            .where(events.c.station_id.in_(unclosed), events.c.at < end.astimezone(UTC))
+            .group_by(events.c.station_id, events.c.transaction_id)
+        ).all()
         free = connection.execute(
-            select(status.c.station_id, status.c.at).where(
+            select(status.c.station_id, status.c.evse_id, status.c.at).where(
                 status.c.station_id.in_(unclosed),
                 status.c.status == "Available",
+                status.c.evse_id > 0,
+                status.c.connector_id > 0,
                 status.c.at < end.astimezone(UTC),
             )
         ).all()
-    marks: dict[str, list[float]] = {}  # when a charger was seen without that vehicle
-    for station, began, _ in rows:
-        marks.setdefault(station, []).append(began)
-    for station, at in free:
-        marks.setdefault(station, []).append(aware(at).timestamp())
+    starts: dict[str, list[float]] = {}
+    for station, began in later:
+        starts.setdefault(station, []).append(aware(began).timestamp())
     first, last = start.timestamp(), end.timestamp()
     found: dict[str, list[_Session]] = {s: [] for s in stations}
-    for station, began, done in rows:
+    for station, began, done, evse in rows:
         if done is not None:
             until, departed = done, True
         else:
-            after = [t for t in marks.get(station, []) if t > began]
-            until, departed = (min(after), True) if after else (last, False)
+            marks = [t for t in starts.get(station, []) if t > began] + [
+                aware(at).timestamp()
+                for where, on, at in free
+                if where == station
+                and (evse is None or on == evse)
+                and aware(at).timestamp() > began
+            ]
+            until, departed = (min(marks), True) if marks else (last, False)
         if until > first:
             found[station].append(_Session(began, min(until, last), departed))
     return found

@@ -255,7 +255,7 @@ function reportsPage() {
     `event performance and why sites fell short, backup, drivers and buses) measured from what the chargers, ` +
     `site meters and grid signals recorded, with equipment, data completeness and settlement. The same as ` +
     `<code>lightson report --db</code>.</p>` +
-    `<form class="report" id="report-form"><label>last <input name="days" type="number" min="1" max="3660" value="30"> days</label> ` +
+    `<form class="report" id="report-form"><label>last <input name="days" type="number" min="1" max="400" value="30"> days</label> ` +
     `<label>or the year <input name="season" type="number" min="1901" max="2199" placeholder="2026"></label> ` +
     `<button name="show" value="html">Show</button> <button name="show" value="pdf" type="button" id="report-pdf">Download PDF</button></form>` +
     `<p id="report-status" data-testid="report-status"></p>` +
