@@ -222,7 +222,8 @@ def test_why_sites_fell_short_opt_out_fault_and_silence(tmp_path: Path) -> None:
 def test_sessions_whose_end_was_lost_and_sessions_open_at_the_start(tmp_path: Path) -> None:
     """bus-7 plugged in the day before and its Ended lost; the charger reported Available at
     16:00 EDT: plugged until then, and not judged as a departure (no reading of its own).
-    bus-12's session has no end and nothing after it: plugged to the end of the period."""
+    bus-12's session has no end and nothing after it but a reboot: plugged to the end of the
+    period. An older lost session ends at the next transaction, even one before the period."""
     program = load_program("example")
     store = Store(f"sqlite:///{tmp_path / 'ops.db'}")
     try:
@@ -240,6 +241,22 @@ def test_sessions_whose_end_was_lost_and_sessions_open_at_the_start(tmp_path: Pa
             )
         free = {"station_id": "depot-evse1", "evse_id": 1, "connector_id": 1}
         rows.append((db.evse_status, free | {"status": "Available", "at": T + timedelta(hours=1)}))
+        # A charger's boot (connector 0 Available) says nothing of the vehicle plugged in.
+        boot = {"station_id": "depot-evse2", "evse_id": 0, "connector_id": 0}
+        rows.append((db.evse_status, boot | {"status": "Available", "at": T}))
+        # biz-evse1: tx-a lost its end; tx-b came and went two days ago: tx-a ended by then.
+        for tx, kind, at in (
+            ("tx-a", "Started", T - timedelta(days=3)),
+            ("tx-b", "Started", T - timedelta(days=2)),
+            ("tx-b", "Ended", T - timedelta(days=2) + timedelta(hours=1)),
+        ):
+            record = {"station_id": "biz-evse1", "evse_id": 1, "transaction_id": tx}
+            rows.append(
+                (
+                    db.transaction_events,
+                    record | {"event_type": kind, "at": at, "received_at": at, "payload": {}},
+                )
+            )
         sample = {"station_id": "depot-evse2", "evse_id": 1, "transaction_id": "tx-12"}
         rows.append((db.meter_samples, sample | {"at": T, "power_kw": 20.0, "soc": 0.5}))
         store.write(rows).result(10)
@@ -251,8 +268,10 @@ def test_sessions_whose_end_was_lost_and_sessions_open_at_the_start(tmp_path: Pa
     # The period runs from the first record in it (T - 1 h) to the last (T + 1 h) + 15 min.
     assert (season.run.start, season.run.n_steps) == (T - timedelta(hours=1), 9)
     assert list(depot.plugged[0]) == [True] * 8 + [False]  # Available at T + 1 h
-    assert list(depot.plugged[1]) == [True] * 9  # still open
+    assert list(depot.plugged[1]) == [True] * 9  # still open, whatever the boot said
     assert depot.departure_short_kwh.sum() == 0.0
+    business = next(r for r in season.run.runs if r.site_id == "business-worcester")
+    assert not business.plugged.any()
 
 
 def events_book(store: Store) -> EventBook:
