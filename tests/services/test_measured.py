@@ -56,15 +56,7 @@ def test_a_depot_season_measured_as_the_simulator_measures(tmp_path: Path) -> No
     program = load_program("example")
     store = Store(f"sqlite:///{tmp_path / 'ops.db'}")
     try:
-        events = EventService(store, SimClock(T - timedelta(days=1)))
-        events.submit(
-            {
-                "event_id": EVENT,
-                "program_id": "cs-ci-daily",
-                "start": T.isoformat(),
-                "end": (T + timedelta(hours=3)).isoformat(),
-            }
-        )
+        events = _announce(store)
         rows = _depot_records()
         store.write(rows).result(10)
         since, until = T - timedelta(hours=2), T + timedelta(hours=8)
@@ -175,15 +167,7 @@ def test_why_sites_fell_short_opt_out_fault_and_silence(tmp_path: Path) -> None:
     program = load_program("example")
     store = Store(f"sqlite:///{tmp_path / 'ops.db'}")
     try:
-        events = EventService(store, SimClock(T - timedelta(days=1)))
-        events.submit(
-            {
-                "event_id": EVENT,
-                "program_id": "cs-ci-daily",
-                "start": T.isoformat(),
-                "end": (T + timedelta(hours=3)).isoformat(),
-            }
-        )
+        events = _announce(store)
         events.opt_out(EVENT, "business-worcester")
         rows: list[tuple[object, dict[str, object]]] = []
         for station, answer in (("depot-evse1", "Offline"), ("biz-evse1", "Error")):
@@ -272,6 +256,20 @@ def test_sessions_whose_end_was_lost_and_sessions_open_at_the_start(tmp_path: Pa
     assert depot.departure_short_kwh.sum() == 0.0
     business = next(r for r in season.run.runs if r.site_id == "business-worcester")
     assert not business.plugged.any()
+
+
+def _announce(store: Store) -> EventService:
+    """The day before: C&I daily dispatch, 15:00-18:00 EDT on 15 July."""
+    events = EventService(store, SimClock(T - timedelta(days=1)))
+    events.submit(
+        {
+            "event_id": EVENT,
+            "program_id": "cs-ci-daily",
+            "start": T.isoformat(),
+            "end": (T + timedelta(hours=3)).isoformat(),
+        }
+    )
+    return events
 
 
 def events_book(store: Store) -> EventBook:
