@@ -730,3 +730,37 @@ def test_a_metered_load_far_from_the_plans_forecast_makes_the_site_re_plan(
     run(loop.tick("school-beverly"))
     assert controller.plans_made == 2  # type: ignore[attr-defined]
     assert len(store.rows(db.plans)) == 2
+
+
+def test_the_months_peak_is_what_was_metered_not_only_the_profile(store: Store) -> None:
+    """With nothing recorded the month's peak so far is the profile's (building less PV);
+    once an interval ends in which the site meter read more, the plan knows that peak."""
+    from lightson.forecast.profiles import profile_peak_so_far_kw
+
+    program = school()
+    site = program.site("school-beverly")
+    clock = SimClock(IN_EVENT)
+    loop = LiveControl(program, store, FakeSink(), clock, events_of(program))
+    run(loop.tick("school-beverly"))
+    start = loop._step_start(IN_EVENT)
+    peak = loop._sites["school-beverly"].peak
+    assert peak is not None and peak.kw == pytest.approx(
+        profile_peak_so_far_kw(program, site, start)
+    )
+    readings = [
+        {
+            "site_id": "school-beverly",
+            "at": start + timedelta(minutes=minute),
+            "load_kw": 900.0,
+            "pv_kw": 0.0,
+            "received_at": start + timedelta(minutes=minute),
+        }
+        for minute in range(0, 15, 5)
+    ]
+    store.write([(db.site_meter, r) for r in readings]).result(5)
+    clock.advance(timedelta(minutes=10))
+    run(loop.tick("school-beverly"))  # the interval has not ended: not counted yet
+    assert loop._sites["school-beverly"].peak.kw < 900.0  # type: ignore[union-attr]
+    clock.advance(timedelta(minutes=10))
+    run(loop.tick("school-beverly"))
+    assert loop._sites["school-beverly"].peak.kw == pytest.approx(900.0)  # type: ignore[union-attr]

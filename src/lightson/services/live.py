@@ -61,7 +61,7 @@ from lightson.domain.demand_response import DREvent
 from lightson.domain.plan import Plan, Setpoint
 from lightson.domain.state import SiteForecast, SiteObservation
 from lightson.domain.time import Clock, TimeGrid
-from lightson.forecast.profiles import profile_forecast, profile_peak_so_far_kw
+from lightson.forecast.profiles import profile_forecast
 from lightson.optimize.solve import prepare_highs
 from lightson.physics.trips import (
     LOOKAHEAD,
@@ -72,6 +72,7 @@ from lightson.physics.trips import (
     with_departure,
 )
 from lightson.services.departures import next_departures
+from lightson.services.measured import measured_site
 from lightson.services.plans import rounded
 from lightson.services.site_meter import latest_reading
 from lightson.store import Store
@@ -131,7 +132,17 @@ class _Site:
     controller: Controller
     grid: GridMonitor = field(default_factory=GridMonitor)
     released: frozenset[str] = frozenset()
-    peak: tuple[int, float] | None = None  # (month, kW)
+    peak: _Peak | None = None
+
+
+@dataclass
+class _Peak:
+    """A site's billing-month import peak: the highest 15-minute net import among the
+    month's intervals that ended before ``through``."""
+
+    month: tuple[int, int]  # (year, month), program time
+    kw: float
+    through: datetime
 
 
 class LiveControl:
@@ -468,6 +479,7 @@ class LiveControl:
                 export_check = cautious
             elif metered.pv_kw is None and site.pv is not None:  # load metered, PV not
                 export_check = (load_kw, cautious[1])
+        peak_kw = await asyncio.to_thread(self._peak, live, now)
         observation = SiteObservation(
             now,
             {
@@ -478,7 +490,7 @@ class LiveControl:
             {v: p and not any(s.vehicle_id == v for s in stale) for v, p in plugged.items()},
             load_kw + default_kw,
             pv_kw,
-            peak_so_far_kw=self._peak(live, now),
+            peak_so_far_kw=peak_kw,
             export_check_kw=export_check,
         )
         plans_before = getattr(live.controller, "plans_made", 0)
@@ -643,11 +655,27 @@ class LiveControl:
         return asked
 
     def _peak(self, live: _Site, now: datetime) -> float:
-        """The month's import peak so far (from the profiles until a site meter reports)."""
-        month = now.astimezone(self.program.timezone).month
-        if live.peak is None or live.peak[0] != month:
-            live.peak = (month, profile_peak_so_far_kw(self.program, live.site, now))
-        return live.peak[1]
+        """The billing month's import peak so far: the highest 15-minute net import of the
+        month's completed intervals as recorded (``services.measured``: the chargers' meter
+        values and the site meter, or the profile where it has no reading, islanded time at
+        0), read for each interval once it has ended, and for the whole month so far after a
+        restart. Before, the profile alone set it: a real peak the profile did not foresee
+        was not known to the plan, which then bought a new one the next time."""
+        local = now.astimezone(self.program.timezone)
+        done = self._step_start(now)  # the intervals before this one have ended
+        if live.peak is None or live.peak.month != (local.year, local.month):
+            first = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+            live.peak = _Peak((local.year, local.month), 0.0, first.astimezone(UTC))
+        if done > live.peak.through:
+            grid = TimeGrid(
+                live.peak.through,
+                int((done - live.peak.through) / self.program.step),
+                self.program.step,
+            )
+            run = measured_site(self.store, self.program, live.site, grid, ())
+            live.peak.kw = max(live.peak.kw, float(run.net_kw.max(initial=0.0)))
+            live.peak.through = done
+        return live.peak.kw
 
     async def _send(self, station_id: str, setpoint: Setpoint, state: StationState) -> str:
         try:
