@@ -764,3 +764,46 @@ def test_the_months_peak_is_what_was_metered_not_only_the_profile(store: Store) 
     clock.advance(timedelta(minutes=10))
     run(loop.tick("school-beverly"))
     assert loop._sites["school-beverly"].peak.kw == pytest.approx(900.0)  # type: ignore[union-attr]
+
+
+def test_plans_older_than_the_retention_are_deleted_once_an_hour(store: Store) -> None:
+    """keep_plans (lightson serve --keep-plans-days): a plan older than it goes when the next
+    plan is stored, at most once an hour; the newer ones stay."""
+    program = school()
+    old = {
+        "site_id": "school-beverly",
+        "start": IN_EVENT,
+        "step_s": 900,
+        "controller": "v2x-mpc",
+        "solve_time_s": 0.01,
+        "site_net_kw": [],
+        "vehicles": [],
+    }
+    store.write(
+        [(db.plans, old | {"made_at": IN_EVENT - timedelta(days=days)}) for days in (40, 31, 29)]
+    ).result(5)
+    plugged(store, "depot-evse1", 0.8, IN_EVENT - timedelta(minutes=2))
+    clock = SimClock(IN_EVENT)
+    loop = LiveControl(
+        program, store, FakeSink(), clock, events_of(program), keep_plans=timedelta(days=30)
+    )
+    run(loop.tick("school-beverly"))  # plans, stores the plan, deletes the 40- and 31-day ones
+    made = sorted(r["made_at"] for r in store.rows(db.plans))
+    assert made == [IN_EVENT - timedelta(days=29), IN_EVENT]
+    # Ten minutes on, a plug-in makes a new plan; a 31-day-old plan written meanwhile
+    # stays until an hour has passed since the last pruning.
+    stale = IN_EVENT - timedelta(days=31)
+    store.write([(db.plans, old | {"made_at": stale})]).result(5)
+    clock.advance(timedelta(minutes=10))
+    plugged(store, "depot-evse2", 0.7, clock.now() - timedelta(minutes=1))
+    run(loop.tick("school-beverly"))
+    assert stale in {r["made_at"] for r in store.rows(db.plans)}
+    clock.advance(timedelta(minutes=61))  # the hourly re-plan, over an hour after the pruning
+    for station in ("depot-evse1", "depot-evse2"):  # fresh readings: nothing falls back
+        reading = {"station_id": station, "evse_id": 1, "power_kw": 0.0, "soc": 0.7}
+        store.write([(db.meter_samples, reading | {"at": clock.now()})]).result(5)
+    run(loop.tick("school-beverly"))
+    made = {r["made_at"] for r in store.rows(db.plans)}
+    assert stale not in made
+    assert made == {IN_EVENT - timedelta(days=29), IN_EVENT, *sorted(made)[-2:]}
+    assert len(made) == 4  # 29 days and 71 minutes old is still within the 30 days

@@ -48,6 +48,7 @@ class OperationsServer:
     every: timedelta = timedelta(minutes=5)
     speed: float = 1.0
     controller: str = "v2x-mpc"
+    keep_plans: timedelta | None = None
 
     def __post_init__(self) -> None:
         self.csms = CsmsServer(self.store, self.clock, self.csms_settings)
@@ -59,6 +60,7 @@ class OperationsServer:
             self._events_for,
             controller=self.controller,
             every=self.every,
+            keep_plans=self.keep_plans,
         )
         self._site_of_station = {
             c.evse_id: s.site_id for s in self.program.sites for c in s.chargers
@@ -188,9 +190,23 @@ class OperationsServer:
     show_default=True,
     type=click.Choice(["unmanaged", "smart-charge", "v2x-mpc"]),
 )
+@click.option(
+    "--keep-plans-days",
+    type=click.IntRange(1, 3660),
+    default=None,
+    help="Delete the stored plans older than this many days (a plan is about 4 KB: some "
+    "1 GB a season for 100 sites); default: keep every plan.",
+)
 @friendly_errors
 def serve(
-    program_ref: str, db: str, host: str, port: int, csms_port: int, every: int, controller: str
+    program_ref: str,
+    db: str,
+    host: str,
+    port: int,
+    csms_port: int,
+    every: int,
+    controller: str,
+    keep_plans_days: int | None,
 ) -> None:
     """Run the operations server until Ctrl-C or SIGTERM: the CSMS, the control loop and the
     HTTP API with the dashboard, on one database. On the way out every connected charger's
@@ -211,6 +227,7 @@ def serve(
         csms_settings=CsmsSettings(host=host, port=csms_port),
         every=timedelta(seconds=every),
         controller=controller,
+        keep_plans=timedelta(days=keep_plans_days) if keep_plans_days else None,
     )
 
     async def run() -> None:

@@ -73,7 +73,7 @@ from lightson.physics.trips import (
 )
 from lightson.services.departures import next_departures
 from lightson.services.measured import measured_site
-from lightson.services.plans import rounded
+from lightson.services.plans import prune_plans, rounded
 from lightson.services.site_meter import latest_reading
 from lightson.store import Store
 from lightson.store import schema as db
@@ -82,6 +82,7 @@ from lightson.store.live import StationState, station_states
 LOGGER = logging.getLogger("lightson.live")
 DEFAULT_EVERY = timedelta(minutes=5)
 DEFAULT_STALE_AFTER = timedelta(minutes=15)
+PRUNE_EVERY = timedelta(hours=1)  # with keep_plans: old plans are deleted at most this often
 DRIFT_SHARE = 0.05  # a battery 5 % of its capacity away from the plan: re-plan now
 # A reading stamped a moment before its session's Started event (a charger taking the SoC
 # as the cable goes in) is this session's.
@@ -160,6 +161,7 @@ class LiveControl:
         controller: str = "v2x-mpc",
         every: timedelta = DEFAULT_EVERY,
         stale_after: timedelta = DEFAULT_STALE_AFTER,
+        keep_plans: timedelta | None = None,
     ) -> None:
         if every <= timedelta(0):
             raise ValueError("every must be positive")
@@ -181,6 +183,8 @@ class LiveControl:
         self.events = events
         self.every = every
         self.stale_after = stale_after
+        self.keep_plans = keep_plans  # None: every plan is kept
+        self._pruned_at: datetime | None = None
         self._sites = {s.site_id: _Site(s, make()) for s in program.sites}
         self.status: dict[str, SiteStatus] = {
             s.site_id: SiteStatus(s.site_id, clock.now(), "starting", "no tick yet")
@@ -305,6 +309,13 @@ class LiveControl:
             **rounded(plan),
         }
         self.store.write([(db.plans, row)]).result(30)
+        if self.keep_plans is not None and (
+            self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY
+        ):
+            gone = prune_plans(self.store, now - self.keep_plans)
+            self._pruned_at = now
+            if gone:
+                LOGGER.info("%d plans older than %s deleted", gone, self.keep_plans)
 
     def backup(self, site_id: str, horizon: timedelta = timedelta(hours=24)) -> BackupEstimate:
         """Hours of backup by tier if the grid went down now, from the last readings."""

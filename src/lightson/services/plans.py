@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from lightson.domain.plan import Plan
 from lightson.store import Store
@@ -85,3 +85,12 @@ def latest_plan(store: Store, site_id: str, now: datetime) -> dict[str, Any] | N
         "vehicles": row.vehicles,
         "made_at": aware(row.made_at).isoformat(),
     }
+
+
+def prune_plans(store: Store, before: datetime) -> int:
+    """Delete the plans made before ``before`` (``lightson serve --keep-plans-days``): a plan
+    is about 4 KB, some 1 GB for a season of 100 sites. Returns how many went."""
+    plans = db.plans
+    with store.engine.begin() as connection:
+        done = connection.execute(delete(plans).where(plans.c.made_at < before.astimezone(UTC)))
+    return int(done.rowcount or 0)
