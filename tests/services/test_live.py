@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -733,37 +733,51 @@ def test_a_metered_load_far_from_the_plans_forecast_makes_the_site_re_plan(
 
 
 def test_the_months_peak_is_what_was_metered_not_only_the_profile(store: Store) -> None:
-    """With nothing recorded the month's peak so far is the profile's (building less PV);
-    once an interval ends in which the site meter read more, the plan knows that peak."""
+    """With nothing recorded the month's peak so far is the profile's (building less PV).
+    Once an interval in which the site meter read 900 kW has ended, and one ``every`` more
+    has passed (late readings count), the controller plans with that peak; a new month
+    starts again."""
     from lightson.forecast.profiles import profile_peak_so_far_kw
 
     program = school()
     site = program.site("school-beverly")
+    assert site.tariff.demand_usd_per_kw_month > 0
     clock = SimClock(IN_EVENT)
     loop = LiveControl(program, store, FakeSink(), clock, events_of(program))
-    run(loop.tick("school-beverly"))
+    controller = loop._sites["school-beverly"].controller
+    seen: list[float] = []
+    plan_with = controller.setpoints
+
+    def spy(context: Any) -> Any:
+        seen.append(context.observation.peak_so_far_kw)
+        return plan_with(context)
+
+    controller.setpoints = spy  # type: ignore[method-assign]
     start = loop._step_start(IN_EVENT)
-    peak = loop._sites["school-beverly"].peak
-    assert peak is not None and peak.kw == pytest.approx(
-        profile_peak_so_far_kw(program, site, start)
-    )
+    run(loop.tick("school-beverly"))
+    profile_kw = profile_peak_so_far_kw(program, site, start - loop.every)
+    assert seen[-1] == pytest.approx(profile_kw) and profile_kw < 900.0
     readings = [
         {
             "site_id": "school-beverly",
             "at": start + timedelta(minutes=minute),
-            "load_kw": 900.0,
+            "load_kw": 900.0 if minute < 15 else 100.0,  # the next interval reads low
             "pv_kw": 0.0,
             "received_at": start + timedelta(minutes=minute),
         }
-        for minute in range(0, 15, 5)
+        for minute in range(0, 30, 5)
     ]
     store.write([(db.site_meter, r) for r in readings]).result(5)
-    clock.advance(timedelta(minutes=10))
-    run(loop.tick("school-beverly"))  # the interval has not ended: not counted yet
-    assert loop._sites["school-beverly"].peak.kw < 900.0  # type: ignore[union-attr]
-    clock.advance(timedelta(minutes=10))
+    clock.advance(timedelta(minutes=15))  # the interval has just ended: not read yet
     run(loop.tick("school-beverly"))
-    assert loop._sites["school-beverly"].peak.kw == pytest.approx(900.0)  # type: ignore[union-attr]
+    assert seen[-1] == pytest.approx(profile_kw)
+    clock.advance(timedelta(minutes=5))
+    run(loop.tick("school-beverly"))
+    assert seen[-1] == pytest.approx(900.0)
+    clock.advance(datetime(2026, 8, 1, 4, 30, tzinfo=UTC) - clock.now())  # 00:30 EDT, 1 Aug
+    run(loop.tick("school-beverly"))
+    assert seen[-1] < 900.0  # August's own intervals only
+    assert loop._sites["school-beverly"].peak.month == (2026, 8)  # type: ignore[union-attr]
 
 
 def test_plans_older_than_the_retention_are_deleted_once_an_hour(store: Store) -> None:
@@ -807,3 +821,25 @@ def test_plans_older_than_the_retention_are_deleted_once_an_hour(store: Store) -
     assert stale not in made
     assert made == {IN_EVENT - timedelta(days=29), IN_EVENT, *sorted(made)[-2:]}
     assert len(made) == 4  # 29 days and 71 minutes old is still within the 30 days
+
+
+def test_a_failing_peak_reading_or_pruning_does_not_stop_the_site(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The month's peak and the old plans' deletion are bookkeeping: when the database
+    refuses them the site still plans and sends setpoints (it does not fall back)."""
+
+    def refuse(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(live_module, "measured_site", refuse)
+    monkeypatch.setattr(live_module, "prune_plans", refuse)
+    program = school()
+    plugged(store, "depot-evse1", 0.8, IN_EVENT - timedelta(minutes=2))
+    sink = FakeSink()
+    loop = LiveControl(
+        program, store, sink, SimClock(IN_EVENT), events_of(program), keep_plans=timedelta(days=1)
+    )
+    status = run(loop.tick("school-beverly"))
+    assert status.mode == "grid", status.reason
+    assert loop._sites["school-beverly"].controller.plans_made == 1  # type: ignore[attr-defined]

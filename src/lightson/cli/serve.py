@@ -194,8 +194,8 @@ class OperationsServer:
     "--keep-plans-days",
     type=click.IntRange(1, 3660),
     default=None,
-    help="Delete the stored plans older than this many days (a plan is about 4 KB: some "
-    "1 GB a season for 100 sites); default: keep every plan.",
+    help="Delete the stored plans older than this many days, once an hour (a plan is about "
+    "4 KB: some 1 GB a season for ma-2026); default: keep every plan.",
 )
 @friendly_errors
 def serve(

@@ -312,8 +312,12 @@ class LiveControl:
         if self.keep_plans is not None and (
             self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY
         ):
-            gone = prune_plans(self.store, now - self.keep_plans)
-            self._pruned_at = now
+            self._pruned_at = now  # tried once an hour, whatever comes of it
+            try:
+                gone = prune_plans(self.store, now - self.keep_plans)
+            except Exception as error:  # housekeeping must not stop the site's control
+                LOGGER.warning("old plans not deleted: %s", error)
+                return
             if gone:
                 LOGGER.info("%d plans older than %s deleted", gone, self.keep_plans)
 
@@ -666,24 +670,30 @@ class LiveControl:
         return asked
 
     def _peak(self, live: _Site, now: datetime) -> float:
-        """The billing month's import peak so far: the highest 15-minute net import of the
-        month's completed intervals as recorded (``services.measured``: the chargers' meter
-        values and the site meter, or the profile where it has no reading, islanded time at
-        0), read for each interval once it has ended, and for the whole month so far after a
+        """The billing month's import peak so far: the highest net import of the month's
+        completed intervals as recorded (``services.measured``: the chargers' meter values
+        and the site meter, or the profile where it has no reading; an interval at least
+        half islanded counts 0), read for each interval one ``every`` after it has ended
+        (readings a charger sends late still count), and for the whole month so far after a
         restart. Before, the profile alone set it: a real peak the profile did not foresee
-        was not known to the plan, which then bought a new one the next time."""
+        was not known to the plan, which then bought a new one the next time. Sites without
+        a demand charge have no use for it (0). A failed reading keeps the last peak and is
+        tried again at the next tick: the site plans on."""
+        if live.site.tariff.demand_usd_per_kw_month <= 0:
+            return 0.0
         local = now.astimezone(self.program.timezone)
-        done = self._step_start(now)  # the intervals before this one have ended
+        done = self._step_start(now - self.every)  # intervals before this one have ended
         if live.peak is None or live.peak.month != (local.year, local.month):
             first = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
             live.peak = _Peak((local.year, local.month), 0.0, first.astimezone(UTC))
         if done > live.peak.through:
-            grid = TimeGrid(
-                live.peak.through,
-                int((done - live.peak.through) / self.program.step),
-                self.program.step,
-            )
-            run = measured_site(self.store, self.program, live.site, grid, ())
+            step = self.program.step
+            grid = TimeGrid(live.peak.through, int((done - live.peak.through) / step), step)
+            try:
+                run = measured_site(self.store, self.program, live.site, grid, ())
+            except Exception as error:  # the peak must not stop the site's control
+                LOGGER.warning("%s: month's peak not read: %s", live.site.site_id, error)
+                return live.peak.kw
             live.peak.kw = max(live.peak.kw, float(run.net_kw.max(initial=0.0)))
             live.peak.through = done
         return live.peak.kw

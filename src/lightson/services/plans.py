@@ -87,10 +87,21 @@ def latest_plan(store: Store, site_id: str, now: datetime) -> dict[str, Any] | N
     }
 
 
-def prune_plans(store: Store, before: datetime) -> int:
-    """Delete the plans made before ``before`` (``lightson serve --keep-plans-days``): a plan
-    is about 4 KB, some 1 GB for a season of 100 sites. Returns how many went."""
+def prune_plans(store: Store, before: datetime, batch: int = 5000) -> int:
+    """Delete the plans made before ``before`` (``lightson serve --keep-plans-days``), in
+    batches of ``batch`` rows so that no one transaction holds the database long (a plan is
+    about 4 KB; a season of ``ma-2026`` keeps some 1 GB). Returns how many went. SQLite does
+    not shrink its file by itself: ``VACUUM`` gives the space back."""
     plans = db.plans
-    with store.engine.begin() as connection:
-        done = connection.execute(delete(plans).where(plans.c.made_at < before.astimezone(UTC)))
-    return int(done.rowcount or 0)
+    gone = 0
+    while True:
+        with store.engine.begin() as connection:
+            ids = list(
+                connection.scalars(
+                    select(plans.c.id).where(plans.c.made_at < before.astimezone(UTC)).limit(batch)
+                )
+            )
+            if not ids:
+                return gone
+            connection.execute(delete(plans).where(plans.c.id.in_(ids)))
+        gone += len(ids)
