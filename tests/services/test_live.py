@@ -832,7 +832,7 @@ def test_a_failing_peak_reading_or_pruning_does_not_stop_the_site(
     def refuse(*_: Any, **__: Any) -> Any:
         raise RuntimeError("database is locked")
 
-    monkeypatch.setattr(live_module, "measured_site", refuse)
+    monkeypatch.setattr(live_module, "measured_net_kw", refuse)
     monkeypatch.setattr(live_module, "prune_plans", refuse)
     program = school()
     plugged(store, "depot-evse1", 0.8, IN_EVENT - timedelta(minutes=2))

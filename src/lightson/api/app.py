@@ -668,7 +668,8 @@ def create_app(ops: Operations) -> FastAPI:
         if season is not None:
             since = datetime(season, 1, 1, tzinfo=ops.program.timezone)
             now = min(now, datetime(season + 1, 1, 1, tzinfo=ops.program.timezone))
-        rules = {r.program_id: r for r in ops.events().rules}
+        events = ops.events()
+        rules = {r.program_id: r for r in events.rules}
         if not report_running.acquire(blocking=False):
             raise HttpError(429, "a report is being made; ask again when it is done")
         try:
@@ -680,7 +681,7 @@ def create_app(ops: Operations) -> FastAPI:
                     (
                         ops.store.url,
                         ops.program,
-                        ops.events().book(),
+                        events.book(),
                         rules,
                         since,
                         now,

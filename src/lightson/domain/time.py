@@ -7,6 +7,7 @@ Hourly data files are in local *standard* time (UTC−5 all year), see ``tmy_hou
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Protocol
@@ -106,6 +107,14 @@ class TimeGrid:
     def first_index_from(self, instant: datetime) -> int:
         """The first interval that starts at or after ``instant`` (may be outside the grid)."""
         return int(-(-(instant.astimezone(UTC) - self.start) // self.step))
+
+    def starts_within(self, windows: Iterable[tuple[datetime, datetime]]) -> NDArray[np.bool_]:
+        """Whether each interval starts inside one of the ``[start, end)`` windows."""
+        inside = np.zeros(self.n_steps, dtype=bool)
+        for start, end in windows:
+            first, last = self.first_index_from(start), self.first_index_from(end)
+            inside[max(first, 0) : max(last, 0)] = True
+        return inside
 
 
 # Shorter than the time between two clock changes in any zone (a year, or about a month

@@ -72,7 +72,7 @@ from lightson.physics.trips import (
     with_departure,
 )
 from lightson.services.departures import next_departures
-from lightson.services.measured import measured_site
+from lightson.services.measured import measured_net_kw
 from lightson.services.plans import prune_plans, rounded
 from lightson.services.site_meter import latest_reading
 from lightson.store import Store
@@ -690,11 +690,11 @@ class LiveControl:
             step = self.program.step
             grid = TimeGrid(live.peak.through, int((done - live.peak.through) / step), step)
             try:
-                run = measured_site(self.store, self.program, live.site, grid, ())
+                net_kw = measured_net_kw(self.store, self.program, live.site, grid)
             except Exception as error:  # the peak must not stop the site's control
                 LOGGER.warning("%s: month's peak not read: %s", live.site.site_id, error)
                 return live.peak.kw
-            live.peak.kw = max(live.peak.kw, float(run.net_kw.max(initial=0.0)))
+            live.peak.kw = max(live.peak.kw, float(net_kw.max(initial=0.0)))
             live.peak.through = done
         return live.peak.kw
 

@@ -200,7 +200,7 @@ def measured_site(
     store: Store, program: Program, site: Site, grid: TimeGrid, called: Sequence[ProgramEvent]
 ) -> SiteRun:
     """One site's interval data over ``grid``, as recorded."""
-    edges = _seconds([grid.start + k * grid.step for k in range(grid.n_steps + 1)])
+    edges = _edges(grid)
     n, vehicles = grid.n_steps, site.vehicles
     sessions = _sessions(store, [v.evse_id for v in vehicles], grid.start, grid.end)
     power = np.zeros((len(vehicles), n))
@@ -211,9 +211,7 @@ def measured_site(
     middles = (edges[:-1] + edges[1:]) / 2
     for i, vehicle in enumerate(vehicles):
         at_s, kw, soc = _readings(store, vehicle.evse_id, grid.start - HOLD, grid.end)
-        power[i], _ = held_average(
-            at_s[~np.isnan(kw)], kw[~np.isnan(kw)], edges, HOLD.total_seconds()
-        )
+        power[i] = _held_kw(at_s, kw, edges)
         soc_s, soc_kwh = at_s[~np.isnan(soc)], soc[~np.isnan(soc)] * vehicle.battery_kwh
         energy[i] = _last_by(soc_s, soc_kwh, edges[1:], vehicle.initial_soc * vehicle.battery_kwh)
         initial[i] = _last_by(soc_s, soc_kwh, edges[:1], energy[i][0])[0]
@@ -227,26 +225,12 @@ def measured_site(
                 k = int(np.searchsorted(edges, session.ended, side="right")) - 1
                 target = _target_kwh(store, program, vehicle, session.started, session.ended)
                 short[i, k] = max(target - float(soc_kwh[own][-1]), 0.0)
-    profile = profile_forecast(program, site, grid)
-    load, pv = _metered_building(store, site, edges, profile.load_kw, profile.pv_kw)
-    spans = islanded_spans(store, site.site_id, grid.start, grid.end)
-    _, islanded_share = held_average(
-        _seconds([a for a, _ in spans]),
-        np.ones(len(spans)),
-        edges,
-        np.inf,
-        until=_seconds([b for _, b in spans]),
-    )
-    in_outage = islanded_share >= COVERED
+    load, pv, in_outage = _building(store, program, site, grid, edges)
     vehicles_kw = power.sum(axis=0)
     supply = pv - vehicles_kw  # what PV and the vehicles gave the building
     served = np.where(in_outage, np.clip(supply, 0.0, load), load)
-    net = np.where(in_outage, 0.0, load - pv + vehicles_kw)
-    in_event = np.zeros(n, dtype=bool)
-    for event in called:
-        if _calls(event, site):
-            first, end = grid.first_index_from(event.start), grid.first_index_from(event.end)
-            in_event[max(first, 0) : max(end, 0)] = True
+    net = _net_kw(load, pv, vehicles_kw, in_outage)
+    in_event = grid.starts_within((e.start, e.end) for e in called if _calls(e, site))
     critical = site.building.tiers.share(LoadTier.CRITICAL) * load
     return SiteRun(
         site_id=site.site_id,
@@ -273,6 +257,61 @@ def measured_site(
         plans_made=_plans_made(store, site.site_id, grid),
         initial_energy_kwh=initial,
     )
+
+
+def measured_net_kw(
+    store: Store, program: Program, site: Site, grid: TimeGrid
+) -> NDArray[np.float64]:
+    """The site's net import over each interval of ``grid`` as ``measured_site`` reads it
+    (what a demand charge is on), without the sessions, departures and energies it also
+    reads: the live loop's month's peak asks for it every interval."""
+    edges = _edges(grid)
+    vehicles_kw = np.zeros(grid.n_steps)
+    for vehicle in site.vehicles:
+        at_s, kw, _ = _readings(store, vehicle.evse_id, grid.start - HOLD, grid.end)
+        vehicles_kw += _held_kw(at_s, kw, edges)
+    load, pv, in_outage = _building(store, program, site, grid, edges)
+    return _net_kw(load, pv, vehicles_kw, in_outage)
+
+
+def _building(
+    store: Store, program: Program, site: Site, grid: TimeGrid, edges: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
+    """Building load and PV (the site meter, else the profile) and the islanded intervals."""
+    profile = profile_forecast(program, site, grid)
+    load, pv = _metered_building(store, site, edges, profile.load_kw, profile.pv_kw)
+    spans = islanded_spans(store, site.site_id, grid.start, grid.end)
+    _, islanded_share = held_average(
+        _seconds([a for a, _ in spans]),
+        np.ones(len(spans)),
+        edges,
+        np.inf,
+        until=_seconds([b for _, b in spans]),
+    )
+    return load, pv, islanded_share >= COVERED
+
+
+def _net_kw(
+    load: NDArray[np.float64],
+    pv: NDArray[np.float64],
+    vehicles_kw: NDArray[np.float64],
+    in_outage: NDArray[np.bool_],
+) -> NDArray[np.float64]:
+    """Import (+) or export (−) at the site's meter; islanded, nothing crosses it."""
+    return np.where(in_outage, 0.0, load - pv + vehicles_kw)
+
+
+def _held_kw(
+    at_s: NDArray[np.float64], kw: NDArray[np.float64], edges: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """A charger's power readings (NaN: none in that reading) averaged over each interval."""
+    has_kw = ~np.isnan(kw)
+    average, _ = held_average(at_s[has_kw], kw[has_kw], edges, HOLD.total_seconds())
+    return average
+
+
+def _edges(grid: TimeGrid) -> NDArray[np.float64]:
+    return _seconds([grid.start + k * grid.step for k in range(grid.n_steps + 1)])
 
 
 def held_average(
@@ -314,7 +353,7 @@ def event_conditions(
     for event in called:
         window = (event.start.astimezone(UTC), event.end.astimezone(UTC))
         for site in program.sites:
-            if event.program_id not in site.enrollments or not _calls(event, site):
+            if not _calls(event, site):
                 continue
             stations = [c.evse_id for c in site.chargers if c.max_discharge_kw > 0]
             faulted, silent = _troubles(store, stations, *window)

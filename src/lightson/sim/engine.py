@@ -88,7 +88,7 @@ def _run(
     vehicles = site.vehicles
     energy = {v.vehicle_id: v.initial_soc * v.battery_kwh for v in vehicles}
     out = _Recorder(n, len(vehicles))
-    out.in_event = _event_steps(world)
+    out.in_event = world.grid.starts_within((e.start, e.end) for e in world.events)[:n]
     announced = _Announced(program, world.events, controller.foresight)
     peak_kw, month = 0.0, None
     # The program's outages reach the site as grid-loss signals from its meter.
@@ -217,15 +217,6 @@ class _Announced:
                 self._program, events=tuple(e for e in self._events if e.known_at(now))
             )
         return self._view
-
-
-def _event_steps(world: SiteWorld) -> NDArray[np.bool_]:
-    """Whether each simulated step starts inside one of the site's events."""
-    inside = np.zeros(world.n_sim_steps, dtype=bool)
-    for event in world.events:
-        first = world.grid.first_index_from(event.start)
-        inside[max(first, 0) : max(world.grid.first_index_from(event.end), 0)] = True
-    return inside
 
 
 def _slice(schedule: TripSchedule, window: slice) -> TripSchedule:
