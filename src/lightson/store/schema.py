@@ -17,6 +17,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
@@ -89,6 +90,10 @@ charging_needs = Table(
     Column("max_discharge_kw", Float),
     Column("target_soc", Float),
     Column("bidirectional", Boolean, nullable=False),
+    # What the vehicle declared it cannot go below (ISO 15118-20 / OCPP 2.1
+    # v2xChargingParameters minChargePower / minDischargePower), positive magnitudes.
+    Column("min_charge_kw", Float),
+    Column("min_discharge_kw", Float),
 )
 
 evse_status = Table(
@@ -217,4 +222,21 @@ plans = Table(  # every plan the live loop's controllers made: what was planned,
     Column("site_net_kw", JSON, nullable=False),  # per interval, + import, to 0.01 kW
     Column("vehicles", JSON, nullable=False),  # [{vehicle_id, evse_id, power_kw, soc}]
     Index("ix_plans_site_made", "site_id", "made_at"),
+)
+
+# Readings and frames that failed a plausibility check: kept with the raw frame, never planned on.
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("source", String(16), nullable=False),  # "ocpp" (a station) or "meter-api"
+    Column("station_id", String(48)),
+    Column("site_id", String(64)),
+    Column("action", String(64)),  # the OCPP action or the API route
+    Column("field", String(200), nullable=False),  # the path of the value refused
+    Column("value", String(200)),  # the value as sent, cut to 200 characters
+    Column("reason", String(200), nullable=False),
+    Column("raw", Text, nullable=False),  # the whole frame or body as received
+    Index("ix_quarantine_received", "received_at"),
 )
