@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from lightson.csms.server import StationOfflineError
@@ -17,17 +18,37 @@ IN_EVENT = datetime(2026, 7, 15, 19, 30, tzinfo=UTC)
 class FakeSink:
     """Records what the loop sends; stations in ``offline`` raise as the CSMS does."""
 
-    def __init__(self, offline: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        offline: frozenset[str] = frozenset(),
+        islanded: Callable[[str], bool] = lambda _station: False,
+    ) -> None:
         self.sent: list[tuple[str, int, Setpoint, str | None]] = []
+        self.max_offline_s: list[int | None] = []  # of each setpoint sent
         self.cleared: list[str] = []
+        self.defaults: list[tuple[str, bool]] = []  # (station, islanded 0 W default)
         self.offline = offline
+        self.islanded = islanded  # as the CSMS asks the loop (OperationsServer wires it)
 
     async def send_setpoint(
-        self, station_id: str, evse_id: int, setpoint: Setpoint, transaction_id: str | None = None
+        self,
+        station_id: str,
+        evse_id: int,
+        setpoint: Setpoint,
+        transaction_id: str | None = None,
+        *,
+        max_offline_s: int | None = None,
     ) -> str:
         if station_id in self.offline:
             raise StationOfflineError(f"station {station_id!r} is not connected")
         self.sent.append((station_id, evse_id, setpoint, transaction_id))
+        self.max_offline_s.append(max_offline_s)
+        return "Accepted"
+
+    async def install_default(self, station_id: str) -> str:
+        if station_id in self.offline:
+            raise StationOfflineError(f"station {station_id!r} is not connected")
+        self.defaults.append((station_id, self.islanded(station_id)))
         return "Accepted"
 
     async def clear_profiles(self, station_id: str, evse_id: int | None = None) -> str:

@@ -460,6 +460,55 @@ def test_a_station_that_loses_us_stops_discharging(
     run(scenario())
 
 
+@pytest.mark.parametrize(("version", "dialect"), CASES[:2], ids=["2.1", "2.0.1"])
+def test_a_station_that_boots_while_its_site_is_islanded_gets_the_zero_watt_default(
+    tmp_path: Path, version: OcppVersion, dialect: str
+) -> None:
+    """A charger that reboots in an outage must not charge from the island: its boot default
+    is 0 W, ``install_default`` swaps it with the grid state, and an islanded setpoint holds
+    for as long as it was sent for, with the CSMS gone too; then the 0 W default applies."""
+    clock = SimClock(START)
+    islanded = {"cs1": True}
+
+    async def scenario() -> None:
+        async with csms(tmp_path, clock, cs1=(version.value, dialect)) as server:
+            server.islanded_station = lambda station_id: islanded[station_id]
+            station = emulated(server, "cs1", version, dialect, clock)
+            task = asyncio.create_task(station.run(reconnect_delay_s=60))
+            await asyncio.wait_for(station.connected.wait(), 10)
+            await eventually(lambda: station.profiles.get(1))
+            await station.plug_in(1, EmulatedEv(**vars(BUS)))
+            station.advance(10)
+            assert station.evses[1].power_kw == 0.0  # not the 60 kW a default would give
+            islanded["cs1"] = False  # the grid is back: the charge-only default returns
+            assert await server.install_default("cs1") == "Accepted"
+            station.advance(10)
+            assert station.evses[1].power_kw == pytest.approx(60.0)
+            islanded["cs1"] = True
+            assert await server.install_default("cs1") == "Accepted"
+            hold = timedelta(minutes=30)
+            await server.send_setpoint(
+                "cs1",
+                1,
+                Setpoint("bus", -30.0, START + hold),
+                station.evses[1].transaction_id,
+                max_offline_s=int(hold.total_seconds()),
+            )
+            await server.stop()
+            await eventually(lambda: not station.connected.is_set())
+            clock.advance(timedelta(minutes=20))  # we are gone for 20 minutes
+            station.advance(10)
+            assert station.evses[1].power_kw == pytest.approx(-30.0)  # still carrying
+            clock.advance(timedelta(minutes=11))  # past the hold: the 0 W default
+            station.advance(10)
+            assert station.evses[1].power_kw == 0.0
+            await station.stop()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    run(scenario())
+
+
 # --- fuzz ----------------------------------------------------------------------------------
 
 json_values = st.recursive(

@@ -12,6 +12,7 @@ from lightson.csms.translate import (
     Dialect,
     charge_only_default,
     charging_needs,
+    islanded_default,
     meter_samples,
     schedule_update,
     setpoint_profile,
@@ -149,6 +150,31 @@ def test_charge_only_default_is_valid_and_never_discharges(version: OcppVersion)
     validate(payload, "SetChargingProfile", Direction.REQUEST, version)
     period = _period(payload, version)
     assert period["limit"] == 19200.0
+    if version is OcppVersion.V21:
+        assert period["operationMode"] == "ChargingOnly"
+
+
+@pytest.mark.parametrize("version", list(OcppVersion))
+def test_the_islanded_default_replaces_the_charge_only_one_at_zero_watts(
+    version: OcppVersion,
+) -> None:
+    """Same id, purpose, stack level and EVSE 0, so it replaces the boot default (K01.FR.05);
+    0 W in ChargingOnly, and no maxOfflineDuration: it stays valid with the CSMS gone."""
+    payload = islanded_default(version)
+    validate(payload, "SetChargingProfile", Direction.REQUEST, version)
+    period = _period(payload, version)
+    assert period["limit"] == 0.0
+    boot = charge_only_default(version, 60.0)
+    key = "csChargingProfiles" if version is OcppVersion.V16 else "chargingProfile"
+    profile, booted = payload[key], boot[key]
+    for name in ("chargingProfilePurpose", "stackLevel"):
+        assert profile[name] == booted[name]
+    assert "maxOfflineDuration" not in profile
+    if version is OcppVersion.V16:
+        assert payload["connectorId"] == 0
+        assert profile["chargingProfileId"] == booted["chargingProfileId"]
+    else:
+        assert payload["evseId"] == 0 and profile["id"] == booted["id"]
     if version is OcppVersion.V21:
         assert period["operationMode"] == "ChargingOnly"
 

@@ -33,6 +33,7 @@ from live_support import IN_EVENT, FakeSink, plugged
 
 T = TypeVar("T")
 PASSWORD = "correct horse battery"
+SCHOOL = "school-beverly"
 
 
 def school() -> Program:
@@ -843,3 +844,83 @@ def test_a_failing_peak_reading_or_pruning_does_not_stop_the_site(
     status = run(loop.tick("school-beverly"))
     assert status.mode == "grid", status.reason
     assert loop._sites["school-beverly"].controller.plans_made == 1  # type: ignore[attr-defined]
+
+
+def test_islanded_setpoints_hold_through_a_restart_over_a_zero_watt_default(
+    store: Store,
+) -> None:
+    """Islanded: every charger of the site gets the 0 W default once, and setpoints that hold
+    (on and off line) for the islanded hold; back on the grid the charge-only default
+    returns and setpoints hold two intervals again."""
+    program = school()
+    clock = SimClock(IN_EVENT)
+    plugged(store, "depot-evse1", 0.8, IN_EVENT - timedelta(minutes=1), tx="a")
+    plugged(store, "depot-evse2", 0.8, IN_EVENT - timedelta(minutes=1), tx="b")
+    loop: LiveControl | None = None
+    sink = FakeSink(islanded=lambda _station: loop is not None and loop.islanded(SCHOOL))
+    loop = LiveControl(program, store, sink, clock, events_of(program))
+    loop.report_grid(SCHOOL, "meter", GridSignal.LOST)
+    status = run(loop.tick(SCHOOL))
+    assert status.mode == "islanded"
+    assert sorted(sink.defaults) == [("depot-evse1", True), ("depot-evse2", True)]
+    assert sink.max_offline_s == [1800, 1800]
+    assert {s.valid_until for _, _, s, _ in sink.sent} == {IN_EVENT + timedelta(minutes=30)}
+    run(loop.tick(SCHOOL))
+    assert len(sink.defaults) == 2  # sent once, not every tick
+    loop.station_connected("depot-evse2")  # it came back: what it holds is not known
+    run(loop.tick(SCHOOL))
+    assert sink.defaults[2:] == [("depot-evse2", True)]
+    loop.report_grid(SCHOOL, "meter", GridSignal.RESTORED)
+    clock.advance(timedelta(minutes=6))  # past the enter-service delay
+    sink.sent.clear()
+    sink.max_offline_s.clear()
+    status = run(loop.tick(SCHOOL))
+    assert status.mode == "grid"
+    assert sorted(sink.defaults[3:]) == [("depot-evse1", False), ("depot-evse2", False)]
+    assert set(sink.max_offline_s) == {None}  # the CSMS's usual maxOfflineDuration
+    assert {s.valid_until for _, _, s, _ in sink.sent} == {clock.now() + loop.hold()}
+
+
+def test_islanded_a_silent_charger_that_holds_its_setpoint_is_left_to_it(store: Store) -> None:
+    """After a restart the readings a charger queued may not be in yet: it still holds an
+    islanded setpoint (sized for its battery over the whole hold), so it is left to carry
+    what it carries and the other bus gives only the rest; nothing is set to 0."""
+    program = school()
+    plugged(store, "depot-evse1", 0.8, IN_EVENT - timedelta(minutes=20), tx="a")  # silent
+    plugged(store, "depot-evse2", 0.8, IN_EVENT - timedelta(minutes=1), tx="b")
+    held = {
+        "station_id": "depot-evse1",
+        "evse_id": 1,
+        "power_kw": -20.0,
+        "power_w_sent": -20000.0,
+        "valid_until": IN_EVENT + timedelta(minutes=10),
+        "sent_at": IN_EVENT - timedelta(minutes=20),
+        "status": "Accepted",
+    }
+    store.write([(db.setpoints_sent, held)]).result(5)
+    sink = FakeSink()
+    loop = LiveControl(program, store, sink, SimClock(IN_EVENT), events_of(program))
+    loop.report_grid(SCHOOL, "meter", GridSignal.LOST)
+    status = run(loop.tick(SCHOOL))
+    assert status.answers["depot-evse1"] == "held"
+    assert [station for station, *_ in sink.sent] == ["depot-evse2"]
+    given_kw = -sink.sent[0][2].power_kw
+    assert given_kw + 20.0 == pytest.approx(status.load_kw - status.pv_kw, abs=1e-6)
+    assert "not accepted" not in status.reason
+
+
+def test_an_islanded_tick_that_fails_leaves_the_chargers_on_their_setpoints(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    program = school()
+    sink = FakeSink()
+    loop = LiveControl(program, store, sink, SimClock(IN_EVENT), events_of(program))
+    loop.report_grid(SCHOOL, "meter", GridSignal.LOST)
+
+    def broken(*_: Any) -> Any:
+        raise RuntimeError("database unreachable")
+
+    monkeypatch.setattr(live_module, "station_states", broken)
+    status = run(loop.tick(SCHOOL))
+    assert status.mode == "islanded" and "database unreachable" in status.reason
+    assert sink.cleared == []  # cleared, they would drop to the default and the lights go out

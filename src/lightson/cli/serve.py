@@ -13,7 +13,8 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import click
 import uvicorn
@@ -29,10 +30,18 @@ from lightson.domain.telemetry import ChargingNeeds
 from lightson.domain.time import Clock
 from lightson.services.access import AccessService
 from lightson.services.events import EventService
-from lightson.services.live import LiveControl
+from lightson.services.live import DEFAULT_ISLANDED_HOLD, LiveControl
 from lightson.store import Store, default_url
 
 LOGGER = logging.getLogger("lightson.serve")
+
+
+class ShutdownReport(NamedTuple):
+    """What ``lightson serve`` left the chargers on as it stopped."""
+
+    cleared: int  # chargers whose setpoint profiles were cleared (charge-only default)
+    answered: int  # of those, how many answered before the connections closed
+    islanded_kept: int  # chargers of islanded sites left on their islanded setpoints
 
 
 @dataclass
@@ -49,6 +58,7 @@ class OperationsServer:
     speed: float = 1.0
     controller: str = "v2x-mpc"
     keep_plans: timedelta | None = None
+    islanded_hold: timedelta = DEFAULT_ISLANDED_HOLD
 
     def __post_init__(self) -> None:
         self.csms = CsmsServer(self.store, self.clock, self.csms_settings)
@@ -61,11 +71,14 @@ class OperationsServer:
             controller=self.controller,
             every=self.every,
             keep_plans=self.keep_plans,
+            islanded_hold=self.islanded_hold,
         )
         self._site_of_station = {
             c.evse_id: s.site_id for s in self.program.sites for c in s.chargers
         }
         self.csms.telemetry.needs.append(self._on_needs)
+        self.csms.telemetry.connected.append(self.live.station_connected)
+        self.csms.islanded_station = self._islanded_station
         self.operations = Operations(
             self.program,
             self.store,
@@ -75,10 +88,15 @@ class OperationsServer:
         )
         self.app = create_app(self.operations)
         self._http: uvicorn.Server | None = None
+        self.shutdown: ShutdownReport | None = None  # set as ``running`` ends
 
     def _events_for(self, site: Site) -> Sequence[DREvent]:
         book = EventService(self.store, self.clock).book()
         return book.for_site(site.site_id, site.enrollments)
+
+    def _islanded_station(self, station_id: str) -> bool:
+        site_id = self._site_of_station.get(station_id)
+        return site_id is not None and self.live.islanded(site_id)
 
     def _on_needs(self, needs: ChargingNeeds) -> None:
         """A vehicle said what it needs (it just plugged in, mostly): re-plan its site now."""
@@ -120,7 +138,7 @@ class OperationsServer:
                 loop.cancel()
                 self._http.should_exit = True
                 await asyncio.gather(loop, http, return_exceptions=True)
-                await self._leave_chargers_safe()
+                self.shutdown = await self._leave_chargers_safe()
 
     async def _control(self) -> None:
         """The control loop, started again if it ever fails (a site's own failure is handled
@@ -132,11 +150,13 @@ class OperationsServer:
                 LOGGER.exception("the control loop failed; it starts again in 5 s")
                 await asyncio.sleep(5.0)
 
-    async def _leave_chargers_safe(self, timeout_s: float = 5.0) -> None:
+    async def _leave_chargers_safe(self, timeout_s: float = 5.0) -> ShutdownReport:
         """On the way out, clear our setpoint profiles: every connected charger is left to
-        its charge-only default rather than to a plan nobody will update. Not at an islanded
-        site: the default would charge from the island, while the setpoints it holds keep
-        the building up until they expire."""
+        its charge-only default rather than to a plan nobody will update, and each answer is
+        waited for (at most ``timeout_s`` in all) before the connections close. Not at an
+        islanded site: there each charger holds its islanded setpoint (``islanded_hold``)
+        over a 0 W default, which keeps the building up and never charges from the island
+        while we are gone."""
         islanded = {
             c.evse_id
             for s in self.program.sites
@@ -144,12 +164,22 @@ class OperationsServer:
             for c in s.chargers
         }
         stations = [s for s in self.csms.sessions if s not in islanded]
-        if not stations:
-            return
-        clears = [self.csms.clear_profiles(station) for station in stations]
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout_s):
-                await asyncio.gather(*clears, return_exceptions=True)
+        kept = sum(1 for s in self.csms.sessions if s in islanded)
+        tasks = [asyncio.ensure_future(self.csms.clear_profiles(s)) for s in stations]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout_s)
+        answered = 0
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+            elif task.exception() is None:
+                answered += 1
+        report = ShutdownReport(len(stations), answered, kept)
+        LOGGER.info(
+            "on the way out: %d chargers cleared (%d answered), %d islanded kept theirs",
+            *report,
+        )
+        return report
 
 
 @main.command()
@@ -197,6 +227,36 @@ class OperationsServer:
     help="Delete the stored plans older than this many days, once an hour (a plan is about "
     "4 KB: some 1 GB a season for ma-2026); default: keep every plan.",
 )
+@click.option(
+    "--islanded-hold-min",
+    default=int(DEFAULT_ISLANDED_HOLD.total_seconds() // 60),
+    show_default=True,
+    type=click.IntRange(5, 24 * 60),
+    help="Minutes an islanded site's setpoints hold, also with this server gone (OCPP 2.1 "
+    "maxOfflineDuration): long enough for a restart. Under them every charger of the site "
+    "holds a 0 W default, so none charges from the island.",
+)
+@click.option(
+    "--start",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]),
+    default=None,
+    hidden=True,
+    help="Drills and tests: the program's clock starts here (with an offset)...",
+)
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=1.0),
+    default=1.0,
+    hidden=True,
+    help="...and runs this many times faster than the wall...",
+)
+@click.option(
+    "--clock-origin",
+    type=float,
+    default=None,
+    hidden=True,
+    help="...counted from this CLOCK_MONOTONIC reading (another process shares the clock).",
+)
 @friendly_errors
 def serve(
     program_ref: str,
@@ -207,10 +267,17 @@ def serve(
     every: int,
     controller: str,
     keep_plans_days: int | None,
+    islanded_hold_min: int,
+    start: datetime | None,
+    speed: float,
+    clock_origin: float | None,
 ) -> None:
     """Run the operations server until Ctrl-C or SIGTERM: the CSMS, the control loop and the
     HTTP API with the dashboard, on one database. On the way out every connected charger's
-    setpoint profiles are cleared (its charge-only default applies)."""
+    setpoint profiles are cleared (its charge-only default applies), except at an islanded
+    site, whose chargers keep their islanded setpoints over a 0 W default. A restarted
+    server takes up islanded sites, released route reserves and departures from the
+    database before its first tick."""
     from lightson.csms.clock import AcceleratedClock
 
     logging.basicConfig(
@@ -221,13 +288,15 @@ def serve(
     server = OperationsServer(
         program,
         store,
-        AcceleratedClock(),
+        AcceleratedClock(start, speed, origin=clock_origin),
         host=host,
         http_port=port,
         csms_settings=CsmsSettings(host=host, port=csms_port),
         every=timedelta(seconds=every),
         controller=controller,
         keep_plans=timedelta(days=keep_plans_days) if keep_plans_days else None,
+        islanded_hold=timedelta(minutes=islanded_hold_min),
+        speed=speed,
     )
 
     async def run() -> None:
@@ -239,7 +308,13 @@ def serve(
             click.echo(f"dashboard and API: {running.url}/  (tokens: lightson token add)")
             click.echo(f"chargers: {running.csms.url}/<station id>   Ctrl-C stops")
             await stop.wait()
-        click.echo("stopped; the chargers are on their charge-only defaults")
+        done = server.shutdown
+        if done is not None:
+            click.echo(
+                f"stopped; {done.cleared} chargers left on their charge-only defaults "
+                f"({done.answered} answered), {done.islanded_kept} at islanded sites on "
+                "their islanded setpoints"
+            )
 
     try:
         with contextlib.suppress(KeyboardInterrupt):

@@ -10,14 +10,23 @@ class AcceleratedClock:
     """Wall-clock time from ``start``, running ``speed`` times faster (1 = real time)."""
 
     def __init__(
-        self, start: datetime | None = None, speed: float = 1.0, paused: bool = False
+        self,
+        start: datetime | None = None,
+        speed: float = 1.0,
+        paused: bool = False,
+        origin: float | None = None,
     ) -> None:
+        """``origin``: the ``time.monotonic()`` reading at which the clock read ``start``
+        (default: now). ``CLOCK_MONOTONIC`` is one clock for every process of the machine,
+        so two processes given the same start, speed and origin share one clock."""
         if speed <= 0:
             raise ValueError("speed must be positive")
         # Kept in UTC, as SimClock does: what is stored is UTC (ARCHITECTURE.md).
         self.start = start.astimezone(UTC) if start is not None else datetime.now(UTC)
         self.speed = speed
         self._origin: float | None = None if paused else time.monotonic()
+        if origin is not None:
+            self._origin = origin
 
     def resume(self) -> None:
         """Start a paused clock: it reads ``start`` until then (a demo waits for its fleet

@@ -44,6 +44,7 @@ from lightson.csms.translate import (
     Dialect,
     charge_only_default,
     charging_needs,
+    islanded_default,
     meter_samples,
     parse_timestamp,
     schedule_update,
@@ -99,6 +100,11 @@ class Telemetry:
     def __init__(self) -> None:
         self.meter: list[Callable[[MeterSample], None]] = []
         self.needs: list[Callable[[ChargingNeeds], None]] = []
+        self.connected: list[Callable[[str], None]] = []  # a station's session opened
+
+    def publish_connected(self, station_id: str) -> None:
+        for listener in self.connected:
+            listener(station_id)
 
     def publish_meter(self, samples: Sequence[MeterSample]) -> None:
         for sample in samples:
@@ -168,13 +174,18 @@ class StationSession(OcppSession):
         return {}
 
     async def after_boot(self) -> None:
-        """Install the charge-only default profile (and, in 2.1, learn V2X capability)."""
+        """Install the default profile (and, in 2.1, learn V2X capability): charge-only at
+        the registered rating, or 0 W while the station's site is islanded (a station that
+        reboots in an outage must not charge from the island)."""
         try:
-            answer = await self.request(
-                "SetChargingProfile",
-                charge_only_default(self.version, self.station.max_charge_kw),
+            islanded = self.server.islanded_station(self.id)
+            answer = await self.request("SetChargingProfile", self.server.default_profile(self))
+            LOGGER.info(
+                "%s: %s default profile %s",
+                self.id,
+                "islanded (0 W)" if islanded else "charge-only",
+                answer.get("status"),
             )
-            LOGGER.info("%s: charge-only default profile %s", self.id, answer.get("status"))
             if self.version is OcppVersion.V21 and self.dialect is Dialect.CENTRAL_SETPOINT:
                 self.v2x_operation_modes = await self.server.v2x_operation_modes(self.id)
         except (CallRefusedError, TimeoutError, ConnectionClosed) as error:
@@ -427,6 +438,9 @@ class CsmsServer:
         self.settings = settings or CsmsSettings()
         self.sessions: dict[str, StationSession] = {}
         self.telemetry = Telemetry()
+        # Whether a station's site is islanded now (the operations server wires the control
+        # loop in): its default profile is then 0 W, at boot too.
+        self.islanded_station: Callable[[str], bool] = lambda _station_id: False
         self.sequence = SequenceTracker()
         self.reported_profiles: dict[str, list[Mapping[str, Any]]] = {}
         self.open_16_transactions: dict[tuple[str, int], int] = {}
@@ -569,6 +583,9 @@ class CsmsServer:
         if previous is not None:
             LOGGER.info("%s: reconnected; the older connection is closed", station.id)
             await previous._connection.close(1000, "replaced by a new connection")
+        # A station that reconnects without booting (its link dropped, or we restarted)
+        # holds whatever it held: the control loop re-sends its default and setpoint now.
+        asyncio.get_running_loop().call_soon(self.telemetry.publish_connected, station.id)
         try:
             await session.start()
         except ConnectionClosed:
@@ -585,11 +602,40 @@ class CsmsServer:
             raise StationOfflineError(f"station {station_id!r} is not connected")
         return session
 
+    def default_profile(self, session: StationSession) -> dict[str, Any]:
+        """The station-wide default the station should hold now (see :meth:`install_default`)."""
+        if self.islanded_station(session.id):
+            return islanded_default(session.version)
+        return charge_only_default(session.version, session.station.max_charge_kw)
+
+    async def install_default(self, station_id: str) -> str:
+        """(Re)install the station-wide default profile under our setpoints: charge-only at
+        the registered rating, or 0 W while its site is islanded (``islanded_station``).
+        Returns the station's answer."""
+        session = self.session(station_id)
+        try:
+            answer = await session.request("SetChargingProfile", self.default_profile(session))
+        except TimeoutError:
+            return "Timeout"
+        except CallRefusedError as error:
+            return f"Error: {error.code}"
+        except ConnectionClosed:
+            return "Offline"
+        return str(answer.get("status"))
+
     async def send_setpoint(
-        self, station_id: str, evse_id: int, setpoint: Setpoint, transaction_id: str | None = None
+        self,
+        station_id: str,
+        evse_id: int,
+        setpoint: Setpoint,
+        transaction_id: str | None = None,
+        *,
+        max_offline_s: int | None = None,
     ) -> str:
         """Send a setpoint as the station's version and dialect say, record it, and return
-        the station's answer (``Accepted``, ``Rejected``, or ``Timeout``/``Error``)."""
+        the station's answer (``Accepted``, ``Rejected``, or ``Timeout``/``Error``).
+        ``max_offline_s`` (2.1): how long the station may follow it without us (default
+        ``settings.max_offline_s``; an islanded site's setpoints hold longer)."""
         session = self.session(station_id)
         purpose = "TxProfile" if transaction_id is not None else "TxDefaultProfile"
         payload = setpoint_profile(
@@ -600,7 +646,7 @@ class CsmsServer:
             profile_id=self.profile_id(station_id, evse_id, purpose),
             now=self.clock.now(),
             transaction_id=transaction_id,
-            max_offline_s=self.settings.max_offline_s,
+            max_offline_s=self.settings.max_offline_s if max_offline_s is None else max_offline_s,
         )
         message = None
         try:

@@ -147,7 +147,10 @@ def schedule_update(setpoint: Setpoint, profile_id: int) -> dict[str, Any]:
 
 def charge_only_default(version: OcppVersion, max_charge_kw: float) -> dict[str, Any]:
     """The station-wide ``TxDefaultProfile`` installed at boot: charge up to the charger's
-    rating, never discharge. Stack level 0, so every setpoint profile sits above it."""
+    rating, never discharge. Stack level 0, so every setpoint profile sits above it. It
+    carries no ``maxOfflineDuration``: it stays valid while the station is offline, and is
+    what a station falls back to when our setpoint profiles expire or go invalid offline
+    (OCPP 2.1: "reverts back to a valid profile with a lower stack level")."""
     limit_w = round(max(max_charge_kw, 0.0) * WATTS_PER_KW, 1)
     if version is OcppVersion.V16:
         return {
@@ -182,6 +185,16 @@ def charge_only_default(version: OcppVersion, max_charge_kw: float) -> dict[str,
             ],
         },
     }
+
+
+def islanded_default(version: OcppVersion) -> dict[str, Any]:
+    """The default that replaces :func:`charge_only_default` while the station's site is
+    islanded: the same station-wide ``TxDefaultProfile`` (same id, so it replaces it, K01.FR.05)
+    at 0 W, ``ChargingOnly``. Whatever our setpoint profiles do when they expire or the
+    station loses us, a vehicle then never charges from the island. ``ChargingOnly`` at 0 W
+    rather than ``Idle``: every smart-charging station takes it, while ``Idle`` is one of the
+    V2X modes a 2.1 station may not list in ``V2XChargingCtrlr.SupportedOperationModes``."""
+    return charge_only_default(version, 0.0)
 
 
 # --- what chargers tell us --------------------------------------------------------------------

@@ -280,6 +280,7 @@ class EmulatedStation:
         }
         self.session: EmulatorSession | None = None
         self.heartbeat_interval_s = 300
+        self.boots = 0  # BootNotifications accepted
         self.queue: list[_Queued] = []
         self.offline_since: datetime | None = None
         self.connected = asyncio.Event()
@@ -375,6 +376,7 @@ class EmulatedStation:
         if answer["status"] != "Accepted":
             raise ConnectionError(f"boot {answer['status']}")
         self.heartbeat_interval_s = int(answer["interval"])
+        self.boots += 1
         self._expire_offline_profiles()
         self.offline_since = None
         for evse in self.evses.values():

@@ -77,11 +77,14 @@ from lightson.services.plans import prune_plans, rounded
 from lightson.services.site_meter import latest_reading
 from lightson.store import Store
 from lightson.store import schema as db
-from lightson.store.live import StationState, station_states
+from lightson.store.live import StationState, held_setpoints, station_states
 
 LOGGER = logging.getLogger("lightson.live")
 DEFAULT_EVERY = timedelta(minutes=5)
 DEFAULT_STALE_AFTER = timedelta(minutes=15)
+# An islanded site's setpoints hold this long, on and off line (2.1 maxOfflineDuration):
+# long enough to cover a restart of the server, or a crash and a service manager's restart.
+DEFAULT_ISLANDED_HOLD = timedelta(minutes=30)
 PRUNE_EVERY = timedelta(hours=1)  # with keep_plans: old plans are deleted at most this often
 DRIFT_SHARE = 0.05  # a battery 5 % of its capacity away from the plan: re-plan now
 # A reading stamped a moment before its session's Started event (a charger taking the SoC
@@ -96,10 +99,20 @@ class SetpointSink(Protocol):
     """Where setpoints go (the CSMS). Answers are the station's status (``Accepted``, ...)."""
 
     async def send_setpoint(
-        self, station_id: str, evse_id: int, setpoint: Setpoint, transaction_id: str | None = None
+        self,
+        station_id: str,
+        evse_id: int,
+        setpoint: Setpoint,
+        transaction_id: str | None = None,
+        *,
+        max_offline_s: int | None = None,
     ) -> str: ...
 
     async def clear_profiles(self, station_id: str, evse_id: int | None = None) -> str: ...
+
+    async def install_default(self, station_id: str) -> str:
+        """The default profile the station's site needs now: charge-only, or 0 W islanded."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -162,9 +175,12 @@ class LiveControl:
         every: timedelta = DEFAULT_EVERY,
         stale_after: timedelta = DEFAULT_STALE_AFTER,
         keep_plans: timedelta | None = None,
+        islanded_hold: timedelta = DEFAULT_ISLANDED_HOLD,
     ) -> None:
         if every <= timedelta(0):
             raise ValueError("every must be positive")
+        if islanded_hold <= timedelta(0):
+            raise ValueError("islanded_hold must be positive")
         factory = CONTROLLERS.lookup(controller, "--controller")
         # The solver runs in worker threads while the server prints (the dashboard's
         # address): HiGHS's banner, silenced at the file-descriptor level, goes now.
@@ -184,6 +200,11 @@ class LiveControl:
         self.every = every
         self.stale_after = stale_after
         self.keep_plans = keep_plans  # None: every plan is kept
+        self.islanded_hold = islanded_hold
+        # The default each station holds under our setpoints, as far as we know (True: the
+        # islanded 0 W one); a station not in it gets its site's at the next tick.
+        self._defaults: dict[str, bool] = {}
+        self._site_of_station = {c.evse_id: s.site_id for s in program.sites for c in s.chargers}
         self._pruned_at: datetime | None = None
         self._sites = {s.site_id: _Site(s, make()) for s in program.sites}
         self.status: dict[str, SiteStatus] = {
@@ -210,6 +231,14 @@ class LiveControl:
             loop.call_soon_threadsafe(self._wake_now, sites)
         else:
             self._wake_now(sites)
+
+    def station_connected(self, station_id: str) -> None:
+        """A station's session opened (it booted, its link came back, or we restarted): what
+        it holds is not known, so its site re-sends its default and setpoints now."""
+        self._defaults.pop(station_id, None)
+        site_id = self._site_of_station.get(station_id)
+        if site_id is not None:
+            self.wake(site_id)
 
     def _wake_now(self, sites: Sequence[str]) -> None:
         self._woken_for.update(sites)
@@ -415,16 +444,28 @@ class LiveControl:
         try:
             status = await self._tick(live)
         except Exception as error:  # one site's fault must not stop the loop or the others
-            LOGGER.exception("%s: tick failed; its chargers fall back", site_id)
-            answers = {c.evse_id: await self._clear(c.evse_id) for c in live.site.chargers}
-            status = SiteStatus(
-                site_id,
-                self.clock.now(),
-                "fallback",
-                f"control error: {type(error).__name__}: {error}"[:300],
-                answers=answers,
-                fallback=tuple(answers),
-            )
+            reason = f"control error: {type(error).__name__}: {error}"[:300]
+            if self.islanded(site_id):
+                # Cleared, the chargers would drop to their default and the building would
+                # go dark: the islanded setpoints they hold carry it until they expire.
+                LOGGER.exception("%s: tick failed; islanded, the chargers keep theirs", site_id)
+                status = SiteStatus(
+                    site_id,
+                    self.clock.now(),
+                    "islanded",
+                    f"{reason}; the chargers keep their islanded setpoints",
+                )
+            else:
+                LOGGER.exception("%s: tick failed; its chargers fall back", site_id)
+                answers = {c.evse_id: await self._clear(c.evse_id) for c in live.site.chargers}
+                status = SiteStatus(
+                    site_id,
+                    self.clock.now(),
+                    "fallback",
+                    reason,
+                    answers=answers,
+                    fallback=tuple(answers),
+                )
         self.status[site_id] = status
         return status
 
@@ -457,15 +498,32 @@ class LiveControl:
         plugged = {v.vehicle_id: states[v.evse_id].plugged for v in site.vehicles}
         stale = self._stale(site, states, now)
         islanded, released = self._grid_now(live, now)
-        valid_until = now + self.hold()
+        # Islanded, the setpoints (and 2.1's maxOfflineDuration) cover a restart of ours;
+        # under them every charger holds the 0 W default, so nothing charges from the island.
+        hold = max(self.hold(), self.islanded_hold) if islanded else self.hold()
+        offline_s = int(hold.total_seconds()) if islanded else None
+        valid_until = now + hold
+        await self._ensure_defaults(site, islanded)
         answers: dict[str, str] = {}
         default_kw = 0.0
+        held_supply_kw = 0.0  # islanded: what silent chargers still give under held setpoints
+        held = (
+            await asyncio.to_thread(held_setpoints, self.store, [v.evse_id for v in stale], now)
+            if islanded and stale
+            else {}
+        )
         for vehicle in stale:
-            if islanded:
+            if islanded and held.get(vehicle.evse_id, 1.0) <= 0.0:
+                # It still holds an islanded setpoint, sized for its battery over the whole
+                # hold (after our restart, its queued readings may not be in yet): left as
+                # it is, and what it gives counts as supply for the others.
+                answers[vehicle.evse_id] = "held"
+                held_supply_kw -= held[vehicle.evse_id]
+            elif islanded:
                 # The charge-only default would charge from the island: hold it at 0 kW.
-                hold = Setpoint(vehicle.evse_id, 0.0, valid_until)
+                zero = Setpoint(vehicle.evse_id, 0.0, valid_until)
                 answers[vehicle.evse_id] = await self._send(
-                    vehicle.evse_id, hold, states[vehicle.evse_id]
+                    vehicle.evse_id, zero, states[vehicle.evse_id], offline_s
                 )
             else:
                 answers[vehicle.evse_id] = await self._clear(vehicle.evse_id)
@@ -504,7 +562,7 @@ class LiveControl:
             },
             {v: p and not any(s.vehicle_id == v for s in stale) for v, p in plugged.items()},
             load_kw + default_kw,
-            pv_kw,
+            pv_kw + held_supply_kw,
             peak_so_far_kw=peak_kw,
             export_check_kw=export_check,
         )
@@ -531,7 +589,9 @@ class LiveControl:
             if not state.plugged:
                 answers[setpoint.evse_id] = "idle"
                 continue
-            answers[setpoint.evse_id] = await self._send(setpoint.evse_id, setpoint, state)
+            answers[setpoint.evse_id] = await self._send(
+                setpoint.evse_id, setpoint, state, offline_s
+            )
         tier = decision.tier.value if decision.tier is not None else None
         reason = _reason(islanded, tier, answers, decision.interventions)
         if stale:
@@ -698,10 +758,37 @@ class LiveControl:
             live.peak.through = done
         return live.peak.kw
 
-    async def _send(self, station_id: str, setpoint: Setpoint, state: StationState) -> str:
+    async def _ensure_defaults(self, site: Site, islanded: bool) -> None:
+        """Each charger of the site holds the default its grid state needs: charge-only on
+        the grid, 0 W islanded. Sent when that changes, or when a station (re)connected; a
+        station that is not connected gets it at a later tick."""
+        for charger in site.chargers:
+            if self._defaults.get(charger.evse_id) is islanded:
+                continue
+            try:
+                answer = await self.sink.install_default(charger.evse_id)
+            except Exception as error:  # offline: tried again at the next tick
+                LOGGER.debug("%s: default profile not sent: %s", charger.evse_id, error)
+                continue
+            if answer == "Accepted":
+                self._defaults[charger.evse_id] = islanded
+            else:
+                LOGGER.warning("%s: default profile answered %s", charger.evse_id, answer)
+
+    async def _send(
+        self,
+        station_id: str,
+        setpoint: Setpoint,
+        state: StationState,
+        max_offline_s: int | None = None,
+    ) -> str:
         try:
             return await self.sink.send_setpoint(
-                station_id, state.evse_id or 1, setpoint, state.transaction_id
+                station_id,
+                state.evse_id or 1,
+                setpoint,
+                state.transaction_id,
+                max_offline_s=max_offline_s,
             )
         except Exception as error:  # an offline station must not stop the other sites
             LOGGER.warning("%s: setpoint not sent: %s", station_id, error)
@@ -759,7 +846,9 @@ def _reason(
             "full": "the whole building",
         }[tier]
         parts = [f"islanded: the vehicles carry {carried}"]
-    refused = sorted(e for e, answer in answers.items() if answer not in ("Accepted", "idle"))
+    refused = sorted(
+        e for e, answer in answers.items() if answer not in ("Accepted", "idle", "held")
+    )
     if refused:
         parts.append("not accepted by " + ", ".join(f"{e} ({answers[e]})" for e in refused))
     if interventions:

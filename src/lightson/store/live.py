@@ -145,3 +145,29 @@ def recent_samples(
     with store.engine.connect() as connection:
         rows = [{**row._mapping, "at": aware(row.at)} for row in connection.execute(query)]
     return rows[::-1]
+
+
+def held_setpoints(store: Store, station_ids: Iterable[str], now: datetime) -> dict[str, float]:
+    """The setpoint each station still holds at ``now`` (kW, + charging): its newest one
+    sent, where the station accepted it and it has not expired. A station whose newest was
+    refused, or has expired, is left out (it follows its default)."""
+    ids = sorted(set(station_ids))
+    if not ids:
+        return {}
+    sent = db.setpoints_sent
+    newest = (
+        select(func.max(sent.c.id).label("id"))
+        .where(sent.c.station_id.in_(ids))
+        .group_by(sent.c.station_id)
+        .subquery()
+    )
+    query = select(sent.c.station_id, sent.c.power_kw, sent.c.valid_until, sent.c.status).join(
+        newest, sent.c.id == newest.c.id
+    )
+    with store.engine.connect() as connection:
+        rows = connection.execute(query).all()
+    return {
+        station_id: float(power_kw)
+        for station_id, power_kw, valid_until, status in rows
+        if status == "Accepted" and aware(valid_until) > now
+    }
