@@ -498,6 +498,27 @@ def test_calls_past_the_waiting_queue_are_refused_at_once_and_the_rest_answered(
     run(scenario())
 
 
+def test_a_frame_being_paced_when_the_station_leaves_is_still_stored(tmp_path: Path) -> None:
+    """At 2 messages per second the MeterValues after a heartbeat waits half a second; the
+    station closes meanwhile. The frame in hand is handled (stored first) as before, not
+    dropped with the connection."""
+    clock = SimClock(START)
+    settings = CsmsSettings(port=0, messages_per_second=2.0, burst=1)
+    meter_values = (
+        '[2,"mv","MeterValues",{"evseId":1,"meterValue":[{"timestamp":"2026-07-15T19:00:00Z",'
+        '"sampledValue":[{"value":7000.0,"measurand":"Power.Active.Import"}]}]}]'
+    )
+
+    async def scenario() -> None:
+        async with csms(tmp_path, clock, settings, cs1=("2.0.1", "negative-limit")) as server:
+            async with raw_station(server, "cs1", OcppVersion.V201) as ws:
+                assert (await exchange(ws, '[2,"hb","Heartbeat",{}]'))[:2] == [3, "hb"]
+                await ws.send(meter_values)
+            await eventually(lambda: server.store.rows(db.meter_samples, station_id="cs1"))
+
+    run(scenario())
+
+
 def test_a_2_1_send_frame_gets_no_answer(tmp_path: Path) -> None:
     clock = SimClock(START)
 

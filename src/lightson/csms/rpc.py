@@ -173,6 +173,8 @@ class OcppSession(ChargePoint):  # type: ignore[misc]
         if waiting is None and rate_limit is not None:
             waiting = FrameQueue(rate_limit.burst, 1 << 20)
         self._waiting = waiting
+        self._reading = True  # until the connection closes
+        self._handling = False  # the paced worker is handling a frame
         self._overflowing = False
         self._pending: dict[str, asyncio.Future[Frame]] = {}
         self.errors_sent = 0
@@ -209,7 +211,12 @@ class OcppSession(ChargePoint):  # type: ignore[misc]
                 if not self._waiting.offer(message):
                     await self._overflow(message)
         finally:
-            worker.cancel()
+            # A frame being handled is finished (stored first, as when the reader handled it
+            # itself); frames still waiting go with the connection, unanswered, as unread
+            # frames did.
+            self._reading = False
+            if not self._handling:
+                worker.cancel()
             await asyncio.gather(worker, return_exceptions=True)
 
     async def _read_unpaced(self) -> None:
@@ -217,12 +224,16 @@ class OcppSession(ChargePoint):  # type: ignore[misc]
             await self._handle_frame(await self._connection.recv())
 
     async def _handle_paced(self, rate_limit: RateLimit, waiting: FrameQueue) -> None:
-        while True:
+        while self._reading:
             message = await waiting.take()
-            delay_s = rate_limit.delay_s()
-            if delay_s > 0:
-                await asyncio.sleep(delay_s)
-            await self._handle_frame(message)
+            self._handling = True
+            try:
+                delay_s = rate_limit.delay_s()
+                if delay_s > 0:
+                    await asyncio.sleep(delay_s)
+                await self._handle_frame(message)
+            finally:
+                self._handling = False
             if not waiting:
                 self._overflowing = False
 
