@@ -52,13 +52,16 @@ async def eventually(check: Callable[[], Any], timeout_s: float = 5.0) -> Any:
 
 @asynccontextmanager
 async def csms(
-    tmp_path: Path, clock: SimClock, **stations: tuple[str, str]
+    tmp_path: Path,
+    clock: SimClock,
+    settings: CsmsSettings | None = None,
+    **stations: tuple[str, str],
 ) -> AsyncIterator[CsmsServer]:
     """A server on a free loopback port with stations ``id=(version, dialect)``."""
     store = Store(f"sqlite:///{tmp_path / 'csms.db'}")
     for station_id, (version, dialect) in stations.items():
         store.add_station(StationRecord(station_id, PASSWORD_HASH, version, dialect, 60.0))
-    server = CsmsServer(store, clock, CsmsSettings(port=0))
+    server = CsmsServer(store, clock, settings or CsmsSettings(port=0))
     await server.start()
     try:
         yield server
@@ -272,18 +275,19 @@ def test_a_station_must_speak_the_version_it_was_registered_with(tmp_path: Path)
 
 @asynccontextmanager
 async def raw_station(
-    server: CsmsServer, station_id: str, version: OcppVersion
+    server: CsmsServer, station_id: str, version: OcppVersion, **options: Any
 ) -> AsyncIterator[ClientConnection]:
     headers = {"Authorization": build_authorization_basic(station_id, PASSWORD)}
     async with connect(
         f"{server.url}/{station_id}",
         subprotocols=[version.subprotocol],  # type: ignore[list-item]
         additional_headers=headers,
+        **options,
     ) as ws:
         yield ws
 
 
-async def exchange(ws: ClientConnection, frame: str) -> list[Any]:
+async def exchange(ws: ClientConnection, frame: str | bytes) -> list[Any]:
     await ws.send(frame)
     answer: list[Any] = json.loads(await asyncio.wait_for(ws.recv(), 5))
     return answer
@@ -341,6 +345,176 @@ def test_bad_frames_get_the_right_call_error_and_the_connection_stays_up(
             assert answer[1:3] == expected
             heartbeat = await exchange(ws, '[2,"hb","Heartbeat",{}]')
             assert heartbeat == [3, "hb", {"currentTime": "2026-07-15T19:00:00Z"}]
+
+    run(scenario())
+
+
+DEEP = "[" * 1000 + "]" * 1000
+LONG_ACTION = "Teleport" * 625  # 5,000 characters
+
+
+@pytest.mark.parametrize(
+    ("version", "frame", "expected"),
+    [
+        # Nested 1,000 levels (json.loads raised RecursionError: no answer at all). With its
+        # head readable the CALL's payload is malformed: FormatViolation under its own id.
+        (OcppVersion.V21, f'[2,"deep","Heartbeat",{{"x":{DEEP}}}]', ["deep", "FormatViolation"]),
+        (OcppVersion.V16, f'[2,"deep","Heartbeat",{{"x":{DEEP}}}]', ["deep", "FormationViolation"]),
+        (OcppVersion.V21, DEEP, ["-1", "RpcFrameworkError"]),
+        # A binary frame is not an OCPP-J message, whatever it holds (it was parsed and
+        # answered as if it were text).
+        (OcppVersion.V21, b'[2,"bin","Heartbeat",{}]', ["-1", "RpcFrameworkError"]),
+        (OcppVersion.V16, b'[2,"bin","Heartbeat",{}]', ["-1", "FormationViolation"]),
+        (OcppVersion.V201, b"\xff\x00\x81", ["-1", "RpcFrameworkError"]),
+        # An action of 5,000 characters is not known (it was echoed back in an InternalError).
+        (OcppVersion.V21, f'[2,"long","{LONG_ACTION}",{{}}]', ["long", "NotImplemented"]),
+        (OcppVersion.V16, f'[2,"long","{LONG_ACTION}",{{}}]', ["long", "NotImplemented"]),
+        # An action is a name, never a path into the schema folder (this one was NotSupported).
+        (
+            OcppVersion.V21,
+            '[2,"path","../../v201/schemas/Heartbeat",{}]',
+            ["path", "NotImplemented"],
+        ),
+        # A 5,000-character value breaking maxLength is not echoed back in full either.
+        (
+            OcppVersion.V201,
+            '[2,"bn","BootNotification",{"reason":"PowerUp","chargingStation":'
+            f'{{"model":"{"M" * 5000}","vendorName":"V"}}}}]',
+            ["bn", "PropertyConstraintViolation"],
+        ),
+    ],
+    ids=[
+        "deep-call-2.1",
+        "deep-call-1.6",
+        "deep-no-head",
+        "binary-2.1",
+        "binary-1.6",
+        "binary-not-utf8",
+        "long-action-2.1",
+        "long-action-1.6",
+        "action-path",
+        "long-value",
+    ],
+)
+def test_every_frame_gets_the_answer_ocpp_j_names_bounded(
+    tmp_path: Path, version: OcppVersion, frame: str | bytes, expected: list[str]
+) -> None:
+    clock = SimClock(START)
+
+    async def scenario() -> None:
+        async with (
+            csms(tmp_path, clock, cs1=(version.value, "negative-limit")) as server,
+            raw_station(server, "cs1", version) as ws,
+        ):
+            answer = await exchange(ws, frame)
+            assert answer[0] == 4
+            assert answer[1:3] == expected
+            assert isinstance(answer[3], str) and len(answer[3]) <= 255
+            assert len(json.dumps(answer)) < 600  # details bounded too: nothing echoed in full
+            heartbeat = await exchange(ws, '[2,"hb","Heartbeat",{}]')
+            assert heartbeat == [3, "hb", {"currentTime": "2026-07-15T19:00:00Z"}]
+
+    run(scenario())
+
+
+async def flood(ws: ClientConnection, count: int) -> list[list[Any]]:
+    """Send ``count`` heartbeats without waiting, reading the answers meanwhile (so the
+    client keeps answering the server's pings); return one answer per heartbeat."""
+    answers: list[list[Any]] = []
+
+    async def read() -> None:
+        while len(answers) < count:
+            answers.append(json.loads(await ws.recv()))
+
+    reader = asyncio.create_task(read())
+    for number in range(count):
+        await ws.send(f'[2,"f{number}","Heartbeat",{{}}]')
+    await asyncio.wait_for(reader, 30)
+    return answers
+
+
+def test_a_station_flooding_calls_is_paced_not_disconnected(tmp_path: Path) -> None:
+    """60 heartbeats at once against 25 messages per second: 2.4 s of pacing, four times the
+    keepalive's 0.6 s (a pong more than 0.5 s late closes the connection). The server used to
+    stop reading while it paced, so the station's pongs went unread and the connection was
+    closed with 1011; every CALL is now answered, in order, on a connection that stays
+    open."""
+    clock = SimClock(START)
+    settings = CsmsSettings(
+        port=0, messages_per_second=25.0, burst=1, ping_interval_s=0.1, ping_timeout_s=0.5
+    )
+
+    async def scenario() -> None:
+        async with (
+            csms(tmp_path, clock, settings, cs1=("2.1", "central-setpoint")) as server,
+            raw_station(server, "cs1", OcppVersion.V21, ping_interval=None) as ws,
+        ):
+            answers = await flood(ws, 60)
+            assert [answer[:2] for answer in answers] == [[3, f"f{n}"] for n in range(60)]
+            assert ws.close_code is None
+            assert (await exchange(ws, '[2,"hb","Heartbeat",{}]'))[:2] == [3, "hb"]
+            assert server.sessions["cs1"].frames_refused == 0
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("version", "refusal"),
+    [(OcppVersion.V21, "RpcFrameworkError"), (OcppVersion.V16, "GenericError")],
+)
+def test_calls_past_the_waiting_queue_are_refused_at_once_and_the_rest_answered(
+    tmp_path: Path, version: OcppVersion, refusal: str
+) -> None:
+    """A queue of 5 frames: the CALLs that find it full get a CALLERROR under their own id
+    (OCPP-J: a CALL only after the previous one is answered); the others are answered in
+    the order they were sent; the connection stays open."""
+    clock = SimClock(START)
+    settings = CsmsSettings(
+        port=0,
+        messages_per_second=20.0,
+        burst=1,
+        waiting_frames=5,
+        ping_interval_s=0.1,
+        ping_timeout_s=0.5,
+    )
+
+    async def scenario() -> None:
+        async with (
+            csms(tmp_path, clock, settings, cs1=(version.value, "negative-limit")) as server,
+            raw_station(server, "cs1", version, ping_interval=None) as ws,
+        ):
+            answers = await flood(ws, 40)
+            assert sorted(answer[1] for answer in answers) == sorted(f"f{n}" for n in range(40))
+            answered = [answer[1] for answer in answers if answer[0] == 3]
+            assert answered == sorted(answered, key=lambda message_id: int(message_id[1:]))
+            refused = [answer for answer in answers if answer[0] == 4]
+            assert refused  # the reader is far ahead of the pace: 40 frames, 1 + 5 places
+            assert {tuple(answer[2:3]) for answer in refused} == {(refusal,)}
+            assert all(len(answer[3]) <= 255 for answer in refused)
+            assert server.sessions["cs1"].frames_refused == len(refused)
+            assert ws.close_code is None
+            assert (await exchange(ws, '[2,"hb","Heartbeat",{}]'))[:2] == [3, "hb"]
+
+    run(scenario())
+
+
+def test_a_frame_being_paced_when_the_station_leaves_is_still_stored(tmp_path: Path) -> None:
+    """At 2 messages per second the MeterValues after a heartbeat waits half a second; the
+    station closes meanwhile. The frame in hand is handled (stored first) as before, not
+    dropped with the connection."""
+    clock = SimClock(START)
+    settings = CsmsSettings(port=0, messages_per_second=2.0, burst=1)
+    meter_values = (
+        '[2,"mv","MeterValues",{"evseId":1,"meterValue":[{"timestamp":"2026-07-15T19:00:00Z",'
+        '"sampledValue":[{"value":7000.0,"measurand":"Power.Active.Import"}]}]}]'
+    )
+
+    async def scenario() -> None:
+        async with csms(tmp_path, clock, settings, cs1=("2.0.1", "negative-limit")) as server:
+            async with raw_station(server, "cs1", OcppVersion.V201) as ws:
+                assert (await exchange(ws, '[2,"hb","Heartbeat",{}]'))[:2] == [3, "hb"]
+                await ws.send(meter_values)
+            await eventually(lambda: server.store.rows(db.meter_samples, station_id="cs1"))
 
     run(scenario())
 

@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from ocpp.charge_point import camel_to_snake_case, snake_to_camel_case
 from ocpp.v21 import call as call21
 from ocpp.v21 import datatypes as types21
 from ocpp.v21 import enums as enums21
 
+from lightson.csms.rpc import FrameQueue
 from lightson.csms.wire import (
+    MAX_FRAME_DEPTH,
     Direction,
     ErrorCode,
     FrameError,
     MessageType,
     OcppVersion,
+    bounded,
+    call_error,
+    frame_head,
     from_wire,
+    has_schema,
     load_schema,
+    nested_deeper_than,
     parse_frame,
     to_wire,
     validate,
@@ -285,3 +295,100 @@ def test_rate_limit_paces_bursts_and_refills() -> None:
     assert limit.delay_s() == 0.0  # refilled (to the burst, not beyond)
     with pytest.raises(ValueError, match="per_second"):
         RateLimit(per_second=0.0, burst=1)
+
+
+def test_nesting_is_measured_outside_strings_and_capped_before_parsing() -> None:
+    at_limit = "[" * MAX_FRAME_DEPTH + "]" * MAX_FRAME_DEPTH
+    assert not nested_deeper_than(at_limit)
+    assert nested_deeper_than("[" + at_limit + "]")
+    # Brackets inside strings (escaped quotes included) do not nest.
+    assert not nested_deeper_than('["' + "[{" * 200 + '\\"' + "[" * 100 + '"]')
+    assert nested_deeper_than('["a\\"b",' + "{" * 65 + "}" * 65 + "]")
+    # Unbalanced, unterminated input is scanned without error (json.loads refuses it later).
+    assert not nested_deeper_than('["' + '\\"' * 1000)
+    # A frame nested 100,000 deep gets the malformed-frame answer, not a RecursionError.
+    error = _error("[" * 100_000)
+    assert (error.code, error.message_id) == (ErrorCode.RPC_FRAMEWORK_ERROR, "-1")
+    deep_call = _error('[2,"d1","Heartbeat",{"x":' + "[" * 1000 + "]" * 1000 + "}]")
+    assert (deep_call.code, deep_call.message_id, deep_call.frame_type) == (
+        ErrorCode.FORMAT_VIOLATION,
+        "d1",
+        MessageType.CALL,
+    )
+    deep_result = _error('[3,"r1",{"x":' + "[" * 100 + "]" * 100 + "}]")
+    assert deep_result.frame_type is MessageType.CALL_RESULT and not deep_result.answerable
+
+
+def test_the_head_of_a_frame_is_read_without_parsing_it() -> None:
+    assert frame_head(' [ 2 , "m-1" , "Heartbeat", {}]') == (2, "m-1")
+    assert frame_head('[3,"' + "a" * 36 + '",{}]') == (3, "a" * 36)
+    for unreadable in ('[2,"' + "a" * 37 + '",', '[2,"a\\"b",', "[[2]]", '{"2":1}', ""):
+        assert frame_head(unreadable) is None, unreadable
+
+
+def test_binary_frames_are_not_ocpp_j_messages() -> None:
+    for raw in (b'[2,"b1","Heartbeat",{}]', b"\xff\xfe"):
+        error = _error(raw)  # type: ignore[arg-type]
+        assert (error.code, error.message_id) == (ErrorCode.RPC_FRAMEWORK_ERROR, "-1")
+        assert error.answerable
+
+
+def test_what_goes_back_is_bounded_and_names_are_never_paths() -> None:
+    assert bounded("x" * 300) == "x" * 254 + "\u2026"
+    assert bounded("x" * 255) == "x" * 255
+    error = FrameError(ErrorCode.NOT_IMPLEMENTED, "y" * 5000, "m", {"field": "z" * 5000})
+    assert len(error.description) == 255 and len(error.details["field"]) == 255
+    frame = call_error("m", ErrorCode.GENERIC_ERROR, "w" * 1000, OcppVersion.V21)
+    assert len(str(frame.error_description)) == 255
+    with pytest.raises(FrameError) as caught:
+        validate({}, "Teleport" * 625, Direction.REQUEST, OcppVersion.V21, "t1")
+    assert caught.value.code is ErrorCode.NOT_IMPLEMENTED
+    assert "(5000 characters)" in caught.value.description
+    assert len(caught.value.description) < 120
+    assert has_schema("Heartbeat", Direction.REQUEST, OcppVersion.V21)
+    assert not has_schema("../../v201/schemas/Heartbeat", Direction.REQUEST, OcppVersion.V21)
+
+
+def test_the_waiting_queue_is_bounded_in_frames_and_characters() -> None:
+    import asyncio
+
+    queue = FrameQueue(max_frames=3, max_chars=100)
+    assert [queue.offer("a" * 10) for _ in range(4)] == [True, True, True, False]
+    assert (len(queue), queue.chars) == (3, 30)
+
+    async def take_one() -> str | bytes:
+        return await queue.take()
+
+    assert asyncio.run(take_one()) == "a" * 10
+    assert queue.offer("b" * 70)  # 20 + 70 characters: fits again
+    assert not queue.offer("c")  # 3 frames
+    assert (len(queue), queue.chars) == (3, 90)
+    empty = FrameQueue(max_frames=1, max_chars=10)
+    assert empty.offer("d" * 50)  # one frame always fits an empty queue
+    assert not empty.offer("e")
+    with pytest.raises(ValueError, match="max_frames"):
+        FrameQueue(max_frames=0, max_chars=10)
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, list):
+        return 1 + max((_depth(item) for item in value), default=0)
+    if isinstance(value, dict):
+        return 1 + max((_depth(item) for item in value.values()), default=0)
+    return 0
+
+
+_json_values = st.recursive(
+    st.none() | st.integers() | st.text(alphabet='[]{}"\\ab,:'),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(alphabet='[]{}"\\ab', max_size=4), inner, max_size=3)
+    ),
+    max_leaves=40,
+)
+
+
+@given(value=_json_values, limit=st.integers(min_value=0, max_value=8))
+def test_the_nesting_scan_agrees_with_the_json_it_reads(value: Any, limit: int) -> None:
+    """Brackets, quotes and backslashes inside strings and keys never count."""
+    assert nested_deeper_than(json.dumps(value), limit) == (_depth(value) > limit)

@@ -7,6 +7,9 @@ message dataclasses), with the message handling replaced by our wire layer so th
   the version has it and ``NotSupported`` when it does not (the package sends nothing for an
   unhandled OCPP 2.1 action);
 - an unparseable frame gets a CALLERROR (the package only logs it) and the connection stays up;
+- a paced peer is read all the time into a bounded queue of our own (so the ``websockets``
+  library keeps reading the socket and answering its keepalive pings); a CALL that finds the
+  queue full is answered at once with a CALLERROR instead of being read later;
 - OCPP 2.1 SEND frames reach their handler and CALLRESULTERROR frames are logged;
 - payload names keep the standard's spelling (see :mod:`lightson.csms.wire`);
 - answers are matched to CALLs by message id, so a late answer never lands on the next CALL.
@@ -17,6 +20,7 @@ Both the CSMS (one session per station) and the charger emulator use this class.
 from __future__ import annotations
 
 import asyncio
+import collections
 import importlib
 import inspect
 import logging
@@ -31,16 +35,20 @@ from ocpp.charge_point import ChargePoint
 from websockets.exceptions import ConnectionClosed
 
 from lightson.csms.wire import (
+    UNREADABLE_MESSAGE_ID,
     Direction,
     ErrorCode,
     Frame,
     FrameError,
     MessageType,
     OcppVersion,
+    bounded,
     call_error,
+    frame_head,
     from_wire,
     has_schema,
     parse_frame,
+    shown,
     to_wire,
     validate,
 )
@@ -101,6 +109,48 @@ class RateLimit:
         return 0.0 if self._tokens >= 0 else -self._tokens / self.per_second
 
 
+class FrameQueue:
+    """Frames read from the socket and not yet handled, bounded in count and in characters.
+    :meth:`offer` refuses a frame that does not fit; the first one always fits, so a frame of
+    the largest allowed size is never refused by an empty queue."""
+
+    def __init__(self, max_frames: int, max_chars: int) -> None:
+        if max_frames < 1 or max_chars < 1:
+            raise ValueError("a frame queue needs max_frames >= 1 and max_chars >= 1")
+        self.max_frames = max_frames
+        self.max_chars = max_chars
+        self._frames: collections.deque[str | bytes] = collections.deque()
+        self._chars = 0
+        self._ready = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    @property
+    def chars(self) -> int:
+        """Characters (bytes for a binary frame) held."""
+        return self._chars
+
+    def offer(self, frame: str | bytes) -> bool:
+        """Queue ``frame`` if it fits; False (and nothing held) if it does not."""
+        full = len(self._frames) >= self.max_frames or self._chars + len(frame) > self.max_chars
+        if self._frames and full:
+            return False
+        self._frames.append(frame)
+        self._chars += len(frame)
+        self._ready.set()
+        return True
+
+    async def take(self) -> str | bytes:
+        """The oldest frame, waiting for one if there is none."""
+        while not self._frames:
+            self._ready.clear()
+            await self._ready.wait()
+        frame = self._frames.popleft()
+        self._chars -= len(frame)
+        return frame
+
+
 class OcppSession(ChargePoint):  # type: ignore[misc]
     """A peer speaking one OCPP version. Subclasses add ``@on(action)`` handlers."""
 
@@ -111,13 +161,24 @@ class OcppSession(ChargePoint):  # type: ignore[misc]
         version: OcppVersion,
         response_timeout_s: float = 30.0,
         rate_limit: RateLimit | None = None,
+        waiting: FrameQueue | None = None,
     ) -> None:
+        """With a ``rate_limit`` the peer's frames are handled at that pace, and those read
+        ahead of it wait in ``waiting`` (by default as many frames as the limit's burst, of at
+        most 1 MiB together)."""
         super().__init__(peer_id, connection, response_timeout=response_timeout_s)
         self.version = version
         self._ocpp_version = version.value
         self._rate_limit = rate_limit
+        if waiting is None and rate_limit is not None:
+            waiting = FrameQueue(rate_limit.burst, 1 << 20)
+        self._waiting = waiting
+        self._reading = True  # until the connection closes
+        self._handling = False  # the paced worker is handling a frame
+        self._overflowing = False
         self._pending: dict[str, asyncio.Future[Frame]] = {}
         self.errors_sent = 0
+        self.frames_refused = 0  # frames that found the waiting queue full
         self._call_result = importlib.import_module(
             "ocpp.v" + version.value.replace(".", "") + ".call_result"
         )
@@ -136,18 +197,91 @@ class OcppSession(ChargePoint):  # type: ignore[misc]
             raise
 
     async def _read_frames(self) -> None:
+        """Unpaced, each frame is handled as it is read. Paced, frames are read as fast as they
+        come (a paced peer that stopped being read would stop answering our keepalive pings,
+        and ``websockets`` would close it with 1011) and handled in order by a worker that
+        keeps the pace; a frame that finds the queue full goes to :meth:`_overflow`."""
+        if self._rate_limit is None or self._waiting is None:
+            await self._read_unpaced()
+            return
+        worker = asyncio.create_task(self._handle_paced(self._rate_limit, self._waiting))
+        try:
+            while True:
+                message = await self._connection.recv()
+                if not self._waiting.offer(message):
+                    await self._overflow(message)
+        finally:
+            # A frame being handled is finished (stored first, as when the reader handled it
+            # itself); frames still waiting go with the connection, unanswered, as unread
+            # frames did.
+            self._reading = False
+            if not self._handling:
+                worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
+
+    async def _read_unpaced(self) -> None:
         while True:
-            message = await self._connection.recv()
-            if self._rate_limit is not None:
-                delay_s = self._rate_limit.delay_s()
+            await self._handle_frame(await self._connection.recv())
+
+    async def _handle_paced(self, rate_limit: RateLimit, waiting: FrameQueue) -> None:
+        while self._reading:
+            message = await waiting.take()
+            self._handling = True
+            try:
+                delay_s = rate_limit.delay_s()
                 if delay_s > 0:
                     await asyncio.sleep(delay_s)
-            try:
-                await self.route_message(message)
-            except (ConnectionClosed, asyncio.CancelledError):
-                raise
-            except Exception:  # one bad frame must never end the session
-                LOGGER.exception("%s: a frame could not be handled", self.id)
+                await self._handle_frame(message)
+            finally:
+                self._handling = False
+            if not waiting:
+                self._overflowing = False
+
+    async def _handle_frame(self, message: str | bytes) -> None:
+        try:
+            await self.route_message(message)
+        except (ConnectionClosed, asyncio.CancelledError):
+            raise
+        except Exception:  # one bad frame must never end the session
+            LOGGER.exception("%s: a frame could not be handled", self.id)
+
+    async def _overflow(self, message: str | bytes) -> None:
+        """A frame that found the waiting queue full: the peer has sent far more than it was
+        answered, which OCPP-J asks it not to (one CALL at a time, each after the previous
+        answer or its timeout). A CALL (or a frame whose head cannot be read) is answered at
+        once with ``RpcFrameworkError`` (1.6, which has no such code: ``GenericError``) and
+        not handled, so the peer may send it again later; an answer to our pending CALL is
+        handled at once; anything else expects no answer and is dropped. Only the frame's
+        head is read, never the whole frame, so a flood costs little."""
+        self.frames_refused += 1
+        if not self._overflowing:
+            self._overflowing = True
+            LOGGER.warning(
+                "%s: %d frames waiting; further CALLs are refused until they are handled",
+                self.id,
+                len(self._waiting or ()),
+            )
+        head = frame_head(message) if isinstance(message, str) else None
+        kind = head[0] if head is not None else None
+        if kind in (MessageType.CALL_RESULT, MessageType.CALL_ERROR):
+            if self._pending:
+                await self._handle_frame(message)
+            return
+        if kind in (MessageType.CALL_RESULT_ERROR, MessageType.SEND):
+            return
+        if self.version is OcppVersion.V16:
+            code = ErrorCode.GENERIC_ERROR
+        else:
+            code = ErrorCode.RPC_FRAMEWORK_ERROR
+        message_id = head[1] if head is not None and kind == MessageType.CALL else None
+        await self._send_error(
+            FrameError(
+                code,
+                "too many messages waiting to be handled: send a CALL only after the "
+                "previous one is answered",
+                message_id or UNREADABLE_MESSAGE_ID,
+            )
+        )
 
     async def route_message(self, raw_msg: str | bytes) -> None:
         try:
@@ -163,7 +297,7 @@ class OcppSession(ChargePoint):  # type: ignore[misc]
         elif frame.type in (MessageType.CALL_RESULT, MessageType.CALL_ERROR):
             waiter = self._pending.pop(frame.message_id, None)
             if waiter is None or waiter.done():
-                LOGGER.warning("%s: answer to no pending call: %s", self.id, frame.message_id)
+                LOGGER.warning("%s: answer to no pending call: %r", self.id, frame.message_id)
             else:
                 waiter.set_result(frame)
         else:
@@ -171,8 +305,8 @@ class OcppSession(ChargePoint):  # type: ignore[misc]
                 "%s: our answer %s was refused: %s %s",
                 self.id,
                 frame.message_id,
-                frame.error_code,
-                frame.error_description,
+                shown(str(frame.error_code)),
+                bounded(str(frame.error_description)),
             )
 
     async def _refuse(self, error: FrameError) -> None:
@@ -220,7 +354,7 @@ class OcppSession(ChargePoint):  # type: ignore[misc]
                     )
                 raise FrameError(
                     ErrorCode.NOT_IMPLEMENTED,
-                    f"{action} is not part of OCPP {self.version.value}",
+                    f"{shown(action)} is not part of OCPP {self.version.value}",
                     message_id,
                 )
             validate(frame.payload or {}, action, Direction.REQUEST, self.version, message_id)
@@ -258,7 +392,7 @@ class OcppSession(ChargePoint):  # type: ignore[misc]
         action = str(frame.action)
         handler = self._handler(action, "_on_action")
         if handler is None:
-            LOGGER.info("%s: SEND %s ignored (no handler)", self.id, action)
+            LOGGER.info("%s: SEND %s ignored (no handler)", self.id, shown(action))
             return
         try:
             validate(frame.payload or {}, action, Direction.REQUEST, self.version, send=True)

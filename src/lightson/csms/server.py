@@ -39,7 +39,7 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from lightson.csms.auth import check_password, hash_password
-from lightson.csms.rpc import CallRefusedError, OcppSession, RateLimit, after, on
+from lightson.csms.rpc import CallRefusedError, FrameQueue, OcppSession, RateLimit, after, on
 from lightson.csms.translate import (
     Dialect,
     charge_only_default,
@@ -75,7 +75,10 @@ def _unknown_station() -> StationRecord:
 @dataclass(frozen=True)
 class CsmsSettings:
     """``port=0`` takes a free port (tests). ``max_message_bytes`` bounds one frame;
-    ``messages_per_second``/``burst`` pace each station."""
+    ``messages_per_second``/``burst`` pace each station, whose frames read ahead of the pace
+    wait in a queue of at most ``waiting_frames`` frames and ``waiting_bytes`` characters (a
+    CALL that finds it full is refused at once); ``ping_interval_s``/``ping_timeout_s`` are
+    the WebSocket keepalive (None: off)."""
 
     host: str = "127.0.0.1"
     port: int = 9000
@@ -83,6 +86,10 @@ class CsmsSettings:
     max_message_bytes: int = 256 * 1024
     messages_per_second: float = 20.0
     burst: int = 60
+    waiting_frames: int = 120
+    waiting_bytes: int = 1 << 20
+    ping_interval_s: float | None = 20.0
+    ping_timeout_s: float | None = 20.0
     response_timeout_s: float = 30.0
     max_offline_s: int = 300
     compression: bool = True
@@ -129,6 +136,7 @@ class StationSession(OcppSession):
             version,
             response_timeout_s=server.settings.response_timeout_s,
             rate_limit=RateLimit(server.settings.messages_per_second, server.settings.burst),
+            waiting=FrameQueue(server.settings.waiting_frames, server.settings.waiting_bytes),
         )
         self.server = server
         self.station = station
@@ -485,6 +493,8 @@ class CsmsServer:
             process_request=self._authenticate,
             compression="deflate" if self.settings.compression else None,
             max_size=self.settings.max_message_bytes,
+            ping_interval=self.settings.ping_interval_s,
+            ping_timeout=self.settings.ping_timeout_s,
             ssl=self.settings.tls,
             open_timeout=self.settings.handshake_timeout_s,
         )

@@ -11,6 +11,11 @@ validators and its message dataclasses, and cover its known defects here, each w
 - **Frames.** The package knows CALL, CALLRESULT and CALLERROR only; OCPP 2.1 adds
   CALLRESULTERROR (5) and SEND (6). A frame that cannot be parsed is logged and dropped by the
   package; the standard wants a CALLERROR (message id ``"-1"`` when the id cannot be read).
+  A binary frame, or one nested deeper than :data:`MAX_FRAME_DEPTH`, is refused the same way
+  before ``json.loads`` sees it (deep nesting raised ``RecursionError`` there).
+- **Bounds.** Everything we send back or log about a received frame is bounded: an error
+  description is at most :data:`MAX_ERROR_DESCRIPTION_LENGTH` characters (OCPP 2.x
+  ``errorDescription`` is ``string[0..255]``), a name the peer sent is shown shortened.
 - **Error codes.** The package maps a missing required field to ``ProtocolError`` and a too-long
   string to ``TypeConstraintViolation``, and uses the 2.0.1 spelling in 1.6. We map each schema
   violation to the code the standard names for it, spelled as the version spells it.
@@ -21,6 +26,7 @@ from __future__ import annotations
 import decimal
 import functools
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, is_dataclass
 from enum import Enum, IntEnum
@@ -35,6 +41,11 @@ from ocpp.messages import get_validator
 SCHEMA_ROOT = Path(ocpp.__file__).parent
 UNREADABLE_MESSAGE_ID = "-1"
 MAX_MESSAGE_ID_LENGTH = 36
+MAX_ERROR_DESCRIPTION_LENGTH = 255  # OCPP 2.0.1/2.1 Part 4: errorDescription string[0..255]
+# The deepest payload of the bundled schemas is 13 levels (2.0.1 ReportChargingProfiles), 14
+# with the frame's array; 64 leaves room for vendor customData and stays far below the ~1,000
+# Python frames at which json.loads and the schema validator raise RecursionError.
+MAX_FRAME_DEPTH = 64
 
 
 class OcppVersion(Enum):
@@ -115,11 +126,15 @@ class FrameError(Exception):
         details: Mapping[str, Any] | None = None,
         frame_type: MessageType | None = None,
     ) -> None:
+        description = bounded(description)
         super().__init__(description)
         self.code = code
         self.description = description
         self.message_id = message_id
-        self.details = dict(details or {})
+        self.details: dict[str, Any] = {
+            key: bounded(value) if isinstance(value, str) else value
+            for key, value in (details or {}).items()
+        }
         self.frame_type = frame_type  # the type of the bad frame, when it could be read
 
     @property
@@ -167,6 +182,19 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
+def bounded(text: str, limit: int = MAX_ERROR_DESCRIPTION_LENGTH) -> str:
+    """``text`` cut to at most ``limit`` characters (the last one an ellipsis when cut)."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def shown(name: str, limit: int = 40) -> str:
+    """A name the peer sent, quoted and shortened for an error description or a log line: a
+    5,000-character action is never echoed back."""
+    if len(name) <= limit:
+        return repr(name)
+    return f"{name[:limit]!r}\u2026 ({len(name)} characters)"
+
+
 def call_error(
     message_id: str,
     code: ErrorCode,
@@ -181,15 +209,67 @@ def call_error(
         message_id,
         payload=details,
         error_code=code.spelled(version),
-        error_description=description,
+        error_description=bounded(description),
     )
+
+
+# A frame's head, ``[type, "messageId",``, read without parsing the rest (a message id with
+# escapes is not read this way: it is answered as unreadable).
+_HEAD = re.compile(rf'\s*\[\s*(\d{{1,2}})\s*,\s*"([^"\\]{{1,{MAX_MESSAGE_ID_LENGTH}}})"\s*,')
+# A JSON string (an unterminated one runs to the end, so the scan never backtracks) or a
+# bracket: brackets inside strings do not nest.
+_DEPTH_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
+
+
+def frame_head(raw: str) -> tuple[int, str] | None:
+    """The message type and id at the start of a frame, or None when they cannot be read."""
+    head = _HEAD.match(raw)
+    return None if head is None else (int(head.group(1)), head.group(2))
+
+
+def nested_deeper_than(raw: str, limit: int = MAX_FRAME_DEPTH) -> bool:
+    """Whether the JSON text ``raw`` nests arrays and objects more than ``limit`` deep; linear
+    in the frame's length, and a count of brackets when there are fewer than ``limit``."""
+    if raw.count("[") + raw.count("{") <= limit:
+        return False
+    depth = 0
+    for token in _DEPTH_TOKENS.finditer(raw):
+        bracket = token.group()
+        if bracket in ("[", "{"):
+            depth += 1
+            if depth > limit:
+                return True
+        elif bracket in ("]", "}"):
+            depth -= 1
+    return False
+
+
+def _refuse_unreadable(raw: str | bytes, version: OcppVersion) -> None:
+    """Raise for a frame that must not reach ``json.loads``: a binary frame (OCPP-J messages
+    are UTF-8 JSON text; its content is not read, so its id is unknown) or one nested deeper
+    than :data:`MAX_FRAME_DEPTH` (answered ``FormatViolation`` under its id when the head of the
+    frame can be read, like any payload that does not fit its message)."""
+    if isinstance(raw, bytes):
+        raise FrameError(
+            ErrorCode.RPC_FRAMEWORK_ERROR,
+            "a binary WebSocket frame: OCPP-J messages are sent as text frames",
+        )
+    if not nested_deeper_than(raw):
+        return
+    deep = f"nested deeper than {MAX_FRAME_DEPTH} levels"
+    head = frame_head(raw)
+    if head is None or head[0] not in SUPPORTED_TYPES[version]:
+        raise FrameError(ErrorCode.RPC_FRAMEWORK_ERROR, f"a frame {deep}")
+    kind = MessageType(head[0])
+    raise FrameError(ErrorCode.FORMAT_VIOLATION, f"the payload is {deep}", head[1], frame_type=kind)
 
 
 def parse_frame(raw: str | bytes, version: OcppVersion) -> Frame:
     """Read one OCPP-J frame, or raise :class:`FrameError` naming what is wrong with it."""
+    _refuse_unreadable(raw, version)
     try:
         message = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as error:
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
         raise FrameError(ErrorCode.RPC_FRAMEWORK_ERROR, f"not JSON: {error}") from None
     if not isinstance(message, list) or len(message) < 2:
         raise FrameError(
@@ -267,8 +347,14 @@ def schema_name(action: str, direction: Direction, version: OcppVersion, send: b
 
 
 def has_schema(action: str, direction: Direction, version: OcppVersion, send: bool = False) -> bool:
-    name = schema_name(action, direction, version, send)
-    return (version.schema_dir / f"{name}.json").is_file()
+    """Whether the version has this message. A name is looked up among the schema files, never
+    joined into a path: a peer's action may be 5,000 characters or contain ``../``."""
+    return schema_name(action, direction, version, send) in _schema_names(version)
+
+
+@functools.cache
+def _schema_names(version: OcppVersion) -> frozenset[str]:
+    return frozenset(path.stem for path in version.schema_dir.glob("*.json"))
 
 
 @functools.cache
@@ -299,7 +385,7 @@ def validate(
     if not has_schema(action, direction, version, send):
         raise FrameError(
             ErrorCode.NOT_IMPLEMENTED,
-            f"{action} is not part of OCPP {version.value}",
+            f"{shown(action)} is not part of OCPP {version.value}",
             message_id,
         )
     type_id = 3 if direction is Direction.RESPONSE else 2
