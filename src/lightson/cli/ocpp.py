@@ -7,10 +7,12 @@ import contextlib
 import os
 import random
 from datetime import timedelta
+from pathlib import Path
 
 import click
 
 from lightson.cli.app import friendly_errors, main
+from lightson.cli.tls import tls_context, tls_options
 from lightson.csms.auth import hash_password
 from lightson.csms.clock import AcceleratedClock
 from lightson.csms.collector import scheduled_full_collections
@@ -59,16 +61,28 @@ def _check_dialect(dialect: str, version: OcppVersion) -> None:
     help="Seconds between full garbage collections; 0 leaves them to CPython, whose timing "
     "stalls a server with thousands of stations (docs/benchmarks.md).",
 )
+@tls_options
 @friendly_errors
-def csms(db: str, host: str, port: int, heartbeat: int, full_gc_every: float) -> None:
+def csms(
+    db: str,
+    host: str,
+    port: int,
+    heartbeat: int,
+    full_gc_every: float,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    tls_client_ca: Path | None,
+) -> None:
     """Run the charging-station management server until Ctrl-C.
 
-    Stations connect to ws://HOST:PORT/ocpp/STATION_ID with HTTP Basic credentials
-    (register them with 'lightson station add') and one of the subprotocols ocpp2.1,
+    Stations connect to ws://HOST:PORT/ocpp/STATION_ID (wss:// with --tls-cert) with HTTP
+    Basic credentials (register them with 'lightson station add'), or with a client
+    certificate naming their id (--tls-client-ca), and one of the subprotocols ocpp2.1,
     ocpp2.0.1, ocpp1.6.
     """
+    tls = tls_context(tls_cert, tls_key, tls_client_ca)
     store = Store(db)
-    settings = CsmsSettings(host=host, port=port, heartbeat_interval_s=heartbeat)
+    settings = CsmsSettings(host=host, port=port, heartbeat_interval_s=heartbeat, tls=tls)
 
     async def serve() -> None:
         async with (

@@ -14,6 +14,7 @@ import signal
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import NamedTuple
 
 import click
@@ -21,6 +22,7 @@ import uvicorn
 
 from lightson.api.app import Operations, create_app
 from lightson.cli.app import friendly_errors, main
+from lightson.cli.tls import tls_context, tls_options
 from lightson.config import load_program
 from lightson.csms.collector import scheduled_full_collections
 from lightson.csms.server import CsmsServer, CsmsSettings
@@ -59,6 +61,7 @@ class OperationsServer:
     controller: str = "v2x-mpc"
     keep_plans: timedelta | None = None
     islanded_hold: timedelta = DEFAULT_ISLANDED_HOLD
+    http_tls: tuple[Path, Path] | None = None  # (certificate, key): the API over https
 
     def __post_init__(self) -> None:
         self.csms = CsmsServer(self.store, self.clock, self.csms_settings)
@@ -109,7 +112,8 @@ class OperationsServer:
         port = self.http_port
         if self._http is not None and self._http.servers:
             port = self._http.servers[0].sockets[0].getsockname()[1]
-        return f"http://{self.host}:{port}"
+        scheme = "https" if self.http_tls is not None else "http"
+        return f"{scheme}://{self.host}:{port}"
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[OperationsServer]:
@@ -122,6 +126,8 @@ class OperationsServer:
             log_config=None,
             log_level="warning",
             lifespan="off",
+            ssl_certfile=self.http_tls[0] if self.http_tls else None,
+            ssl_keyfile=self.http_tls[1] if self.http_tls else None,
         )
         self._http = uvicorn.Server(config)
         async with self.csms:
@@ -257,6 +263,7 @@ class OperationsServer:
     hidden=True,
     help="...counted from this CLOCK_MONOTONIC reading (another process shares the clock).",
 )
+@tls_options
 @friendly_errors
 def serve(
     program_ref: str,
@@ -271,6 +278,9 @@ def serve(
     start: datetime | None,
     speed: float,
     clock_origin: float | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    tls_client_ca: Path | None,
 ) -> None:
     """Run the operations server until Ctrl-C or SIGTERM: the CSMS, the control loop and the
     HTTP API with the dashboard, on one database. On the way out every connected charger's
@@ -280,6 +290,7 @@ def serve(
     database before its first tick."""
     from lightson.csms.clock import AcceleratedClock
 
+    tls = tls_context(tls_cert, tls_key, tls_client_ca)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -291,12 +302,13 @@ def serve(
         AcceleratedClock(start, speed, origin=clock_origin),
         host=host,
         http_port=port,
-        csms_settings=CsmsSettings(host=host, port=csms_port),
+        csms_settings=CsmsSettings(host=host, port=csms_port, tls=tls),
         every=timedelta(seconds=every),
         controller=controller,
         keep_plans=timedelta(days=keep_plans_days) if keep_plans_days else None,
         islanded_hold=timedelta(minutes=islanded_hold_min),
         speed=speed,
+        http_tls=(tls_cert, tls_key) if tls_cert is not None and tls_key is not None else None,
     )
 
     async def run() -> None:

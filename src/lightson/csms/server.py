@@ -40,6 +40,7 @@ from websockets.typing import Subprotocol
 
 from lightson.csms.auth import check_password, hash_password
 from lightson.csms.rpc import CallRefusedError, FrameQueue, OcppSession, RateLimit, after, on
+from lightson.csms.tls import common_name, requires_client_certificate
 from lightson.csms.translate import (
     Dialect,
     charge_only_default,
@@ -538,7 +539,19 @@ class CsmsServer:
         station = await asyncio.to_thread(self._station_for, request)
         header = request.headers.get("Authorization")
         good = False
-        if header is not None:
+        if requires_client_certificate(self.settings.tls):
+            # Security profile 3: TLS already required a certificate from a trusted CA; it
+            # must name the station it connects as. No password is asked.
+            certificate = connection.transport.get_extra_info("peercert")
+            named = common_name(certificate)
+            good = station is not None and named == station.id
+            if not good:
+                LOGGER.warning(
+                    "refused handshake for %s: its certificate names %r",
+                    request.path[:100],
+                    named,
+                )
+        elif header is not None:
             with contextlib.suppress(InvalidHeader, ValueError):
                 username, password = parse_authorization_basic(header)
                 if station is None:
