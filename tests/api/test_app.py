@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -581,3 +582,43 @@ def test_sessions_with_the_energy_each_way(world: World) -> None:
     assert (first["energy_in_kwh"], first["energy_out_kwh"]) == (2.5, 7.0)
     assert first["ended"] == "2026-07-15T20:30:00+00:00"
     assert by_station["depot-evse2"]["ended"] is None  # still plugged in
+
+
+@pytest.mark.parametrize(
+    ("site_id", "load", "reason"),
+    [
+        ("school-beverly", 1e308, "power-range"),  # finite, and every tick failed on it
+        ("home-lowell", 1e6, "power-range"),  # 1 GW at a 48 kW home
+        ("home-lowell", "1", "float_type"),  # a string is not a number
+    ],
+)
+def test_implausible_meter_readings_are_refused_and_quarantined(
+    world: World, site_id: str, load: Any, reason: str
+) -> None:
+    path = f"/api/sites/{site_id}/meter"
+    body = {
+        "readings": [
+            {"at": "2026-07-15T19:14:00Z", "load_kw": 5.0},  # good, but the post is one
+            {"at": "2026-07-15T19:29:00Z", "load_kw": load},
+        ]
+    }
+    refused = world.call("admin", "POST", path, body)
+    assert refused.status_code == 422
+    (error,) = refused.json()["errors"]
+    assert error["field"] == "readings[1].load_kw"
+    assert world.store.rows(db.site_meter) == []  # all or none
+    (row,) = world.store.rows(db.quarantine)
+    assert (row["source"], row["site_id"], row["field"], row["reason"]) == (
+        "meter-api",
+        site_id,
+        "readings[1].load_kw",
+        reason,
+    )
+    assert row["value"] == str(load)
+    assert json.loads(row["raw"]) == body
+
+
+def test_a_reading_at_the_limit_of_plausible_is_stored(world: World) -> None:
+    body = {"readings": [{"at": "2026-07-15T19:29:00Z", "load_kw": 72, "pv_kw": 3.5}]}
+    assert world.call("admin", "POST", "/api/sites/home-lowell/meter", body).status_code == 200
+    assert world.store.rows(db.quarantine) == []
