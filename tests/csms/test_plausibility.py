@@ -5,15 +5,21 @@ is kept whole in ``quarantine``."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from test_server import START, csms, exchange, raw_station, run
 
+from lightson.config import load_program
+from lightson.csms.translate import timestamp
 from lightson.csms.wire import OcppVersion
 from lightson.domain.time import SimClock
+from lightson.services.live import LiveControl
 from lightson.store import schema as db
+from live_support import IN_EVENT, FakeSink, plugged
 
 AT = "2026-07-15T19:00:00Z"  # the server's clock (START)
 
@@ -292,5 +298,37 @@ def test_phases_plausible_alone_but_not_together_leave_out_the_total(tmp_path: P
             assert (sample["power_kw"], sample["soc"]) == (None, 0.55)
             (row,) = server.store.rows(db.quarantine)
             assert (row["field"], row["reason"]) == ("meterValue[0]", "power-range")
+
+    run(scenario())
+
+
+def test_the_loop_plans_on_the_latest_good_soc_not_a_quarantined_one(tmp_path: Path) -> None:
+    """SoC 50 % then 150 % from depot-evse1: the loop plans bus-7 (or bus-12) at 50 %."""
+    program = load_program("example")
+    program = replace(program, sites=(program.site("school-beverly"),))
+    clock = SimClock(IN_EVENT)
+    started = transaction_event(
+        timestamp=timestamp(IN_EVENT - timedelta(minutes=2)),
+        meterValue=[
+            {
+                "timestamp": timestamp(IN_EVENT - timedelta(minutes=2)),
+                "sampledValue": [sampled(50, "SoC", "Percent")],
+            }
+        ],
+    )
+    bad = meter_values_2x(SOC_150, at=timestamp(IN_EVENT - timedelta(minutes=1)))
+
+    async def scenario() -> None:
+        async with (
+            csms(tmp_path, clock, **{"depot-evse1": ("2.0.1", "negative-limit")}) as server,
+            raw_station(server, "depot-evse1", OcppVersion.V201) as ws,
+        ):
+            plugged(server.store, "depot-evse2", 0.8, IN_EVENT - timedelta(minutes=1))
+            assert (await exchange(ws, json.dumps([2, "t", "TransactionEvent", started])))[0] == 3
+            assert (await exchange(ws, json.dumps([2, "m", "MeterValues", bad])))[0] == 3
+            assert len(server.store.rows(db.quarantine)) == 1
+            loop = LiveControl(program, server.store, FakeSink(), clock)
+            status = await loop.tick("school-beverly")
+            assert sorted(status.soc.values()) == [0.5, 0.8]
 
     run(scenario())
