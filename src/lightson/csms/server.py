@@ -215,6 +215,9 @@ class StationSession(OcppSession):
                 rating_kw=self.station.max_charge_kw,
                 now=self.now,
                 field=field,
+                # Refused, a StopTransaction would be resent and then dropped: the end of the
+                # transaction lost for one unreadable value. Leave the value out instead.
+                refuse_unreadable=field != "transactionData",
             )
         except UnreadableValueError as error:  # OCPP-J: a field with an invalid value
             raise FrameError(

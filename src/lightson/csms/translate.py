@@ -239,6 +239,7 @@ def read_meter_values(
     rating_kw: float = 0.0,
     now: datetime | None = None,
     field: str = "meterValue",
+    refuse_unreadable: bool = True,
 ) -> MeterReadings:
     """``meterValue`` entries (MeterValues, TransactionEvent, 1.6 ``transactionData``) as
     domain samples, each reading checked (:mod:`lightson.domain.plausibility`).
@@ -248,12 +249,15 @@ def read_meter_values(
     (``unit`` and a power-of-ten ``multiplier``). An implausible reading is left out of its
     sample (the sample's other readings stay); a sample whose time is implausible (outside
     ``now``'s window) is left out whole. ``rating_kw`` is the charger's (0: unknown).
-    Raises :class:`UnreadableValueError` for a 1.6 value that is not a number."""
+    Raises :class:`UnreadableValueError` for a 1.6 value that is not a number, or with
+    ``refuse_unreadable=False`` leaves it out as ``not-a-number``."""
     samples: list[MeterSample] = []
     implausible: list[Implausible] = []
     for i, meter_value in enumerate(meter_values):
         before = len(implausible)
-        readings, found = _readings(meter_value, version, rating_kw, f"{field}[{i}]")
+        readings, found = _readings(
+            meter_value, version, rating_kw, f"{field}[{i}]", refuse_unreadable
+        )
         implausible.extend(found)
         at = parse_timestamp(str(meter_value["timestamp"]))
         late = None if now is None else check_time(f"{field}[{i}].timestamp", at, now)
@@ -291,7 +295,11 @@ def meter_samples(
 
 
 def _readings(
-    meter_value: Mapping[str, Any], version: OcppVersion, rating_kw: float, field: str
+    meter_value: Mapping[str, Any],
+    version: OcppVersion,
+    rating_kw: float,
+    field: str,
+    refuse_unreadable: bool,
 ) -> tuple[dict[tuple[str, str | None], float], list[Implausible]]:
     """The plausible readings of one ``meterValue`` by (measurand, phase), in W, Wh or %."""
     readings: dict[tuple[str, str | None], float] = {}
@@ -301,7 +309,13 @@ def _readings(
             continue  # 1.6: a signed blob for billing, not a number to read
         path = f"{field}.sampledValue[{j}].value"
         measurand = str(sampled.get("measurand", "Energy.Active.Import.Register"))
-        value = _in_base_unit(sampled, version, path)
+        try:
+            value = _in_base_unit(sampled, version, path)
+        except UnreadableValueError as error:
+            if refuse_unreadable:
+                raise
+            found.append(Implausible(error.field, error.value, "not-a-number"))
+            continue
         issue = _check(path, measurand, value, rating_kw)
         if issue is None:
             readings[(measurand, sampled.get("phase"))] = value

@@ -8,7 +8,8 @@ name, and returns an :class:`Implausible` or ``None``.
 
 Rules (``reason`` is the rule's name, used as the quarantine reason and the metric label):
 
-- ``not-finite``: every number is finite (no ``inf``, ``nan``);
+- ``not-finite``: every number is finite (no ``inf``, ``nan``); ``not-a-number``: text that
+  should hold a number does not (an edge that cannot refuse the message leaves it out);
 - ``soc-range``: a state of charge is a fraction in [0, 1] (0–100 %);
 - ``power-range``: ``|power_kw| <= POWER_RATING_MULTIPLE × rating_kw`` (the charger's rating
   at a station, the service limit at a site's meter); without a rating,
@@ -58,6 +59,7 @@ class Implausible:
 
 RULES = {
     "not-finite": "must be a finite number",
+    "not-a-number": "must be a decimal number",
     "soc-range": "a state of charge is 0-100 %",
     "power-range": f"power within {POWER_RATING_MULTIPLE}x the rating",
     "energy-range": f"an energy register is 0 to {MAX_REGISTER_KWH:.0e} kWh",

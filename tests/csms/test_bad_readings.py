@@ -332,3 +332,37 @@ def test_the_loop_plans_on_the_latest_good_soc_not_a_quarantined_one(tmp_path: P
             assert sorted(status.soc.values()) == [0.5, 0.8]
 
     run(scenario())
+
+
+def test_a_1_6_stop_with_an_unreadable_value_still_ends_the_transaction(tmp_path: Path) -> None:
+    """Refused, the StopTransaction would be resent and dropped: the value is left out."""
+    clock = SimClock(START)
+    start = {"connectorId": 1, "idTag": "bus-7", "meterStart": 0, "timestamp": AT}
+
+    async def scenario() -> None:
+        async with (
+            csms(tmp_path, clock, cs1=("1.6", "negative-limit")) as server,
+            raw_station(server, "cs1", OcppVersion.V16) as ws,
+        ):
+            started = await exchange(ws, json.dumps([2, "s", "StartTransaction", start]))
+            stop = {
+                "transactionId": started[2]["transactionId"],
+                "meterStop": 1000,
+                "timestamp": AT,
+                "transactionData": [
+                    {"timestamp": AT, "sampledValue": [{"value": "abc"}, {"value": "1000"}]}
+                ],
+            }
+            assert await exchange(ws, json.dumps([2, "e", "StopTransaction", stop])) == [3, "e", {}]
+            events = server.store.rows(db.transaction_events)
+            assert [e["event_type"] for e in events] == ["Started", "Ended"]
+            (sample,) = server.store.rows(db.meter_samples)
+            assert sample["energy_imported_kwh"] == 1.0  # the readable register stays
+            (row,) = server.store.rows(db.quarantine)
+            assert (row["field"], row["value"], row["reason"]) == (
+                "transactionData[0].sampledValue[0].value",
+                "abc",
+                "not-a-number",
+            )
+
+    run(scenario())
