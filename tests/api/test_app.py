@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -101,6 +102,7 @@ ROUTES: list[tuple[str, str, Any, set[str]]] = [
     ("GET", "/api/stations", None, {"admin"}),
     ("POST", "/api/sites/school-beverly/meter", METER, {"admin"}),
     ("GET", "/api/completeness", None, {"admin", "owner-school", "owner-home"}),
+    ("GET", "/api/quarantine", None, {"admin"}),
     ("GET", "/api/events", None, set(ROLES) - {"none", "bad"}),
     ("POST", "/api/events", EVENT, EVENT_WRITERS),
     ("POST", "/api/events/ng-2026-07-16/opt-out/school-beverly", None, SEE_SCHOOL),
@@ -581,3 +583,81 @@ def test_sessions_with_the_energy_each_way(world: World) -> None:
     assert (first["energy_in_kwh"], first["energy_out_kwh"]) == (2.5, 7.0)
     assert first["ended"] == "2026-07-15T20:30:00+00:00"
     assert by_station["depot-evse2"]["ended"] is None  # still plugged in
+
+
+@pytest.mark.parametrize(
+    ("site_id", "load", "reason"),
+    [
+        ("school-beverly", 1e308, "power-range"),  # finite, and every tick failed on it
+        ("home-lowell", 1e6, "power-range"),  # 1 GW at a 48 kW home
+        ("home-lowell", "1", "float_type"),  # a string is not a number
+    ],
+)
+def test_implausible_meter_readings_are_refused_and_quarantined(
+    world: World, site_id: str, load: Any, reason: str
+) -> None:
+    path = f"/api/sites/{site_id}/meter"
+    body = {
+        "readings": [
+            {"at": "2026-07-15T19:14:00Z", "load_kw": 5.0},  # good, but the post is one
+            {"at": "2026-07-15T19:29:00Z", "load_kw": load},
+        ]
+    }
+    refused = world.call("admin", "POST", path, body)
+    assert refused.status_code == 422
+    (error,) = refused.json()["errors"]
+    assert error["field"] == "readings[1].load_kw"
+    assert world.store.rows(db.site_meter) == []  # all or none
+    (row,) = world.store.rows(db.quarantine)
+    assert (row["source"], row["site_id"], row["field"], row["reason"]) == (
+        "meter-api",
+        site_id,
+        "readings[1].load_kw",
+        reason,
+    )
+    assert row["value"] == str(load)
+    assert json.loads(row["raw"]) == body
+
+
+def test_a_reading_at_the_limit_of_plausible_is_stored(world: World) -> None:
+    body = {"readings": [{"at": "2026-07-15T19:29:00Z", "load_kw": 72, "pv_kw": 3.5}]}
+    assert world.call("admin", "POST", "/api/sites/home-lowell/meter", body).status_code == 200
+    assert world.store.rows(db.quarantine) == []
+
+
+def test_quarantined_readings_are_listed_counted_and_in_the_metrics(world: World) -> None:
+    bad = {"readings": [{"at": "2026-07-15T19:29:00Z", "load_kw": 1e6}]}
+    for _ in range(2):
+        assert world.call("admin", "POST", "/api/sites/home-lowell/meter", bad).status_code == 422
+    frame = '[2,"m1","MeterValues",' + '{"evseId":1,"meterValue":[]}' * 20 + "]"
+    world.store.write(
+        [
+            (
+                db.quarantine,
+                {
+                    "received_at": IN_EVENT,
+                    "source": "ocpp",
+                    "station_id": "depot-evse1",
+                    "site_id": "school-beverly",
+                    "action": "MeterValues",
+                    "field": "meterValue[0].sampledValue[0].value",
+                    "value": "1.5",
+                    "reason": "soc-range",
+                    "raw": frame,
+                },
+            )
+        ]
+    ).result(5)
+    listed = world.call("admin", "GET", "/api/quarantine?hours=1").json()
+    assert [(q["source"], q["reason"]) for q in listed] == [
+        ("ocpp", "soc-range"),  # the newest first
+        ("meter-api", "power-range"),
+        ("meter-api", "power-range"),
+    ]
+    assert listed[0]["raw_excerpt"] == frame[:159] + "…"  # an excerpt, not the frame
+    assert listed[1]["field"] == "readings[0].load_kw" and listed[1]["value"] == "1000000.0"
+    lines = world.call("admin", "GET", "/api/completeness").json()
+    assert next(x for x in lines if x["station_id"] == "depot-evse1")["quarantined"] == 1
+    text = world.call("admin", "GET", "/metrics").text
+    assert 'lightson_quarantined_total{reason="power-range",source="meter-api"} 2.0' in text
+    assert 'lightson_quarantined_total{reason="soc-range",source="ocpp"} 1.0' in text

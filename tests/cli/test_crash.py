@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from websockets.asyncio.client import connect
@@ -24,6 +25,8 @@ from lightson.store import schema as db
 from net_support import free_port
 
 PASSWORD = "crash-test-password-01"
+# The CSMS runs on the wall clock and quarantines readings outside its window: stamp them now.
+STARTED = datetime.now(UTC).replace(microsecond=0)
 
 
 def _meter_values(n: int) -> str:
@@ -31,7 +34,7 @@ def _meter_values(n: int) -> str:
         "evseId": 1,
         "meterValue": [
             {
-                "timestamp": f"2026-07-15T19:{n // 60:02d}:{n % 60:02d}Z",
+                "timestamp": (STARTED + timedelta(seconds=n)).isoformat(),
                 "sampledValue": [
                     {"measurand": "Energy.Active.Import.Register", "value": float(n)},
                 ],

@@ -10,10 +10,13 @@ from hypothesis import strategies as st
 
 from lightson.csms.translate import (
     Dialect,
+    UnreadableValueError,
     charge_only_default,
     charging_needs,
     islanded_default,
     meter_samples,
+    parse_timestamp,
+    read_meter_values,
     schedule_update,
     setpoint_profile,
     timestamp,
@@ -315,3 +318,37 @@ def test_charging_needs_of_a_charge_only_car() -> None:
     assert needs.max_discharge_kw is None
     assert needs.energy_request_kwh == 20.0
     assert needs.at == NOW
+
+
+def test_a_time_without_an_offset_is_not_taken_for_utc() -> None:
+    with pytest.raises(ValueError, match="no UTC offset"):
+        parse_timestamp("2026-07-15T19:00:00")
+    assert parse_timestamp("2026-07-15t15:00:00-04:00") == NOW
+
+
+@pytest.mark.parametrize("text", ["abc", "inf", "NaN", " 1", "1_000", ""])
+def test_a_1_6_raw_value_must_be_a_decimal_number(text: str) -> None:
+    entry = {"timestamp": "2026-07-15T19:00:00Z", "sampledValue": [{"value": text}]}
+    with pytest.raises(UnreadableValueError) as refused:
+        read_meter_values("cs-16", 1, [entry], OcppVersion.V16)
+    assert refused.value.field == "meterValue[0].sampledValue[0].value"
+    left_out = read_meter_values("cs-16", 1, [entry], OcppVersion.V16, refuse_unreadable=False)
+    assert left_out.samples == [] and left_out.implausible[0].reason == "not-a-number"
+
+
+def test_signed_data_is_not_read_and_decimals_with_exponents_are() -> None:
+    (sample,) = meter_samples(
+        "cs-16",
+        1,
+        [
+            {
+                "timestamp": "2026-07-15T19:00:00Z",
+                "sampledValue": [
+                    {"value": "MIIBsig...", "format": "SignedData"},
+                    {"value": "1.5e3"},
+                ],
+            }
+        ],
+        OcppVersion.V16,
+    )
+    assert sample.energy_imported_kwh == 1.5

@@ -392,3 +392,63 @@ _json_values = st.recursive(
 def test_the_nesting_scan_agrees_with_the_json_it_reads(value: Any, limit: int) -> None:
     """Brackets, quotes and backslashes inside strings and keys never count."""
     assert nested_deeper_than(json.dumps(value), limit) == (_depth(value) > limit)
+
+
+def _event(**changes: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "eventType": "Started",
+        "timestamp": "2026-07-15T19:00:00Z",
+        "triggerReason": "Authorized",
+        "seqNo": 0,
+        "transactionInfo": {"transactionId": "tx-1"},
+    }
+    return {**payload, **changes}
+
+
+@pytest.mark.parametrize(
+    ("changes", "code", "field"),
+    [
+        ({"timestamp": "yesterday"}, ErrorCode.FORMAT_VIOLATION, "timestamp"),
+        ({"timestamp": "2026-07-15T19:00:00"}, ErrorCode.FORMAT_VIOLATION, "timestamp"),
+        ({"timestamp": "2026-02-30T19:00:00Z"}, ErrorCode.FORMAT_VIOLATION, "timestamp"),
+        ({"seqNo": 2**63}, ErrorCode.TYPE_CONSTRAINT_VIOLATION, "seqNo"),
+        ({"seqNo": 2**31}, ErrorCode.TYPE_CONSTRAINT_VIOLATION, "seqNo"),
+        (
+            {"transactionInfo": {"transactionId": "x" * 37}},
+            ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+            "transactionInfo/transactionId",
+        ),
+    ],
+)
+def test_formats_and_32_bit_integers_are_checked(
+    changes: dict[str, Any], code: ErrorCode, field: str
+) -> None:
+    for version in (OcppVersion.V201, OcppVersion.V21):
+        with pytest.raises(FrameError) as refused:
+            validate(_event(**changes), "TransactionEvent", Direction.REQUEST, version, "m")
+        assert refused.value.code is code
+        assert refused.value.details == {"field": field}
+
+
+@pytest.mark.parametrize(
+    "stamp", ["2026-07-15T19:00:00Z", "2026-07-15T15:00:00.123-04:00", "2026-07-15t19:00:00z"]
+)
+def test_rfc_3339_date_times_and_the_largest_integer_pass(stamp: str) -> None:
+    validate(
+        _event(timestamp=stamp, seqNo=2**31 - 1),
+        "TransactionEvent",
+        Direction.REQUEST,
+        OcppVersion.V21,
+    )
+
+
+def test_a_1_6_time_without_offset_is_a_formation_violation() -> None:
+    payload = {"connectorId": 1, "errorCode": "NoError", "status": "Available"}
+    with pytest.raises(FrameError) as refused:
+        validate(
+            {**payload, "timestamp": "2026-07-15 19:00"},
+            "StatusNotification",
+            Direction.REQUEST,
+            OcppVersion.V16,
+        )
+    assert refused.value.code.spelled(OcppVersion.V16) == "FormationViolation"

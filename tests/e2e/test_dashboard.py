@@ -19,6 +19,7 @@ from lightson.csms.server import CsmsSettings
 from lightson.domain.time import SimClock
 from lightson.services.access import AccessService
 from lightson.store import Store
+from lightson.store import schema as db
 from live_support import IN_EVENT, plugged
 
 SCREENSHOTS = Path()
@@ -32,6 +33,20 @@ FLAGS = [  # as root, on a machine with no way out (docs/operations.md)
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+SOC_150 = {
+    "received_at": IN_EVENT - timedelta(minutes=2),
+    "source": "ocpp",
+    "station_id": "depot-evse1",
+    "site_id": "school-beverly",
+    "action": "MeterValues",
+    "field": "meterValue[0].sampledValue[0].value",
+    "value": "1.5",
+    "reason": "soc-range",
+    "raw": '[2,"m1","MeterValues",{"evseId":1,"meterValue":[{"timestamp":"2026-07-15T19:28:00Z",'
+    '"sampledValue":[{"value":150,"measurand":"SoC"}]}]}]',
+}
 
 
 def kw(value: float) -> str:
@@ -63,6 +78,7 @@ def test_dashboard_pages_match_the_api_and_owners_see_only_their_site(tmp_path: 
     clock = SimClock(IN_EVENT)
     for station in ("depot-evse1", "depot-evse2"):
         plugged(store, station, 0.8, IN_EVENT - timedelta(minutes=1), tx=station)
+    store.write([(db.quarantine, SOC_150)]).result(5)  # as the CSMS keeps a 150 % SoC
     access = AccessService(store, clock)
     admin = access.issue("staff", "admin")
     owner = access.issue("lowell-owner", "owner", ["home-lowell"])
@@ -159,6 +175,14 @@ async def staff_pages(page: Page, url: str, token: str) -> None:
     await expect(
         page.locator('tr[data-station="depot-evse1"]').get_by_test_id("covered")
     ).to_have_text("100 %")
+    # What was kept out: counted per charger, the latest listed with the rule they broke.
+    assert depot["quarantined"] == 1
+    await expect(
+        page.locator('tr[data-station="depot-evse1"]').get_by_test_id("quarantined")
+    ).to_have_text("1")
+    kept = page.locator('table[data-testid="quarantine"] tr[data-quarantined="depot-evse1"]')
+    await expect(kept.get_by_test_id("reason")).to_have_text("soc-range")
+    await expect(kept).to_contain_text('"value":150')
 
     # Staff make the live season's report on request and read it in the page.
     await page.get_by_role("link", name="Reports").click()

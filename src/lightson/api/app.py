@@ -24,7 +24,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from pydantic import AwareDatetime
 
 from lightson.api.events import event_document
@@ -40,6 +40,7 @@ from lightson.services.departures import Departure, next_departures, set_departu
 from lightson.services.events import EventService
 from lightson.services.live import LiveControl, SiteStatus
 from lightson.services.plans import latest_plan, plans_made, rounded
+from lightson.services.quarantine import quarantine_counts, recent_quarantine
 from lightson.services.season_report import season_report_bytes
 from lightson.services.sessions import sessions
 from lightson.services.settlement import (
@@ -402,8 +403,32 @@ def create_app(ops: Operations) -> FastAPI:
                 "sequence_gaps": line.sequence_gaps,
                 "setpoints_sent": line.setpoints_sent,
                 "setpoints_not_accepted": line.setpoints_not_accepted,
+                "quarantined": line.quarantined,
             }
             for line in lines
+        ]
+
+    @app.get("/api/quarantine", tags=["sites"])
+    def quarantine(
+        who: Who, hours: Annotated[float, Query(gt=0, le=24 * 31)] = 24.0
+    ) -> list[dict[str, Any]]:
+        """Readings refused or left out as implausible over the last ``hours``, newest first
+        (at most 200; admin: a raw frame may carry an id token, so only an excerpt)."""
+        require(who, ADMIN)
+        since = ops.clock.now() - timedelta(hours=hours)
+        return [
+            {
+                "received_at": q.received_at.isoformat(),
+                "source": q.source,
+                "station_id": q.station_id,
+                "site_id": q.site_id,
+                "action": q.action,
+                "field": q.field,
+                "value": q.value,
+                "reason": q.reason,
+                "raw_excerpt": q.raw_excerpt,
+            }
+            for q in recent_quarantine(ops.store, since)
         ]
 
     @app.put("/api/sites/{site_id}/vehicles/{vehicle_id}/departure", tags=["sites"])
@@ -916,3 +941,11 @@ class _Metrics:
         ticks = GaugeMetricFamily("lightson_control_ticks", "Site ticks since start")
         ticks.add_metric([], float(self.ops.live.ticks))
         yield ticks
+        quarantined = CounterMetricFamily(
+            "lightson_quarantined",
+            "Readings refused or left out as implausible, since the database began",
+            labels=["source", "reason"],
+        )
+        for (source, reason), count in sorted(quarantine_counts(self.ops.store).items()):
+            quarantined.add_metric([source, reason], float(count))
+        yield quarantined

@@ -206,7 +206,8 @@ def station_add(
     default=1.0,
     show_default=True,
     type=click.FloatRange(0.1, 3600),
-    help="Simulated seconds per real second.",
+    help="How many times faster than real time the EVs charge and discharge (the stations'"
+    " clocks stay on real time: a CSMS quarantines readings from its future).",
 )
 @click.option(
     "--duration",
@@ -233,7 +234,9 @@ def emulate(
     version = OcppVersion(ocpp_version)
     _check_dialect(dialect, version)
     password = _password(password_env)
-    clock = AcceleratedClock(speed=speed)
+    # Real time on the stations' clocks, as on real chargers: readings stamped ahead of the
+    # CSMS's clock are quarantined there. --speed makes the batteries move faster instead.
+    clock = AcceleratedClock()
     rng = random.Random(seed)
     fleet = Fleet(
         [
@@ -278,7 +281,7 @@ def emulate(
             elapsed_s = (now - last) / timedelta(seconds=1)
             last = now
             for station in fleet.stations:
-                station.advance(elapsed_s)
+                station.advance(elapsed_s * speed)
                 await station.send_meter_values()
             power_kw = sum(e.power_kw for s in fleet.stations for e in s.evses.values())
             online = sum(s.connected.is_set() for s in fleet.stations)

@@ -39,21 +39,23 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from lightson.csms.auth import check_password, hash_password
+from lightson.csms.quarantine import implausible_rows, refused_row
 from lightson.csms.rpc import CallRefusedError, FrameQueue, OcppSession, RateLimit, after, on
 from lightson.csms.tls import common_name, requires_client_certificate
 from lightson.csms.translate import (
     Dialect,
+    UnreadableValueError,
     charge_only_default,
     charging_needs,
     islanded_default,
-    meter_samples,
     parse_timestamp,
+    read_meter_values,
     schedule_update,
     setpoint_profile,
     timestamp,
     watts,
 )
-from lightson.csms.wire import FrameError, OcppVersion
+from lightson.csms.wire import ErrorCode, Frame, FrameError, OcppVersion
 from lightson.domain.plan import Setpoint
 from lightson.domain.telemetry import ChargingNeeds, MeterSample
 from lightson.domain.time import Clock
@@ -145,10 +147,22 @@ class StationSession(OcppSession):
         self.booted = False
         self.v2x_operation_modes: tuple[str, ...] = ()
         self._raw: Mapping[str, Any] = {}
+        self._frame: Frame | None = None  # the CALL being answered
 
     async def _answer(self, frame: Any) -> None:
         self._raw = frame.payload or {}
+        self._frame = frame
         await super()._answer(frame)
+
+    async def _send_error(self, error: FrameError) -> None:
+        """A refused message that carried readings is kept in quarantine, then answered."""
+        frame = self._frame
+        if frame is not None and frame.message_id == error.message_id:
+            row = refused_row(frame, error, self.id, self.station.site_id, self.now)
+            if row is not None:
+                LOGGER.warning("%s: %s refused: %s", self.id, frame.action, error.description)
+                await self.server.store.commit([row])
+        await super()._send_error(error)
 
     @property
     def now(self) -> datetime:
@@ -207,8 +221,44 @@ class StationSession(OcppSession):
         transaction_id: str | None,
         extra: Sequence[tuple[Table, Mapping[str, Any]]] = (),
         seq_no: int | None = None,
+        field: str = "meterValue",
     ) -> None:
-        samples = meter_samples(self.id, evse_id, meter_values, self.version)
+        """Store the plausible samples of ``meter_values`` (with ``extra`` rows, in one
+        commit) and quarantine the implausible readings; ``field`` names the list in the
+        payload. A 1.6 value that is not a number refuses the whole message."""
+        try:
+            read = read_meter_values(
+                self.id,
+                evse_id,
+                meter_values,
+                self.version,
+                rating_kw=self.station.max_charge_kw,
+                now=self.now,
+                field=field,
+                # Refused, a StopTransaction would be resent and then dropped: the end of the
+                # transaction lost for one unreadable value. Leave the value out instead.
+                refuse_unreadable=field != "transactionData",
+            )
+        except UnreadableValueError as error:  # OCPP-J: a field with an invalid value
+            raise FrameError(
+                ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+                str(error),
+                self._frame.message_id if self._frame else "-1",
+                {"field": error.field},
+            ) from None
+        samples = read.samples
+        if read.implausible and self._frame is not None:
+            LOGGER.warning(
+                "%s: implausible readings left out: %s",
+                self.id,
+                "; ".join(i.message for i in read.implausible),
+            )
+            extra = [
+                *extra,
+                *implausible_rows(
+                    self._frame, self.id, self.station.site_id, self.now, read.implausible
+                ),
+            ]
         rows = [
             *extra,
             *(
@@ -402,6 +452,7 @@ class Session16(StationSession):
             self._raw.get("transactionData", []),
             str(transaction_id),
             extra=[(db.transaction_events, row)],
+            field="transactionData",
         )
         if "idTag" in self._raw:
             return {"id_tag_info": {"status": "Accepted"}}

@@ -18,13 +18,24 @@ back to charging only.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
 from lightson.csms.wire import OcppVersion
 from lightson.domain.plan import Setpoint
+from lightson.domain.plausibility import (
+    Implausible,
+    check_energy_kwh,
+    check_finite,
+    check_power_kw,
+    check_soc,
+    check_time,
+)
 from lightson.domain.telemetry import ChargingNeeds, MeterSample
 
 WATTS_PER_KW = 1000.0
@@ -57,9 +68,13 @@ def timestamp(at: datetime) -> str:
 
 
 def parse_timestamp(text: str) -> datetime:
-    """An OCPP date-time as UTC (stations may send any offset; storage keeps UTC)."""
-    at = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return at.astimezone(UTC) if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    """An OCPP date-time as UTC (stations may send any offset; storage keeps UTC). A time
+    without an offset is refused (``ValueError``): it could be any zone's (the wire layer
+    answers it ``FormatViolation`` before it gets here)."""
+    at = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
+    if at.tzinfo is None:
+        raise ValueError(f"{text!r} has no UTC offset")
+    return at.astimezone(UTC)
 
 
 def watts(setpoint: Setpoint, dialect: Dialect) -> float:
@@ -205,48 +220,151 @@ _TOTAL_PHASES = (None,)
 _LINE_PHASES = ("L1", "L2", "L3")
 
 
-def meter_samples(
+class UnreadableValueError(ValueError):
+    """A 1.6 ``value`` in the ``Raw`` format that is not a decimal number (``"abc"``,
+    ``"inf"``, ``"NaN"``): OCPP 1.6 says a raw value is one, so the message is refused."""
+
+    def __init__(self, field: str, value: object) -> None:
+        super().__init__(f"{field}: {str(value)[:50]!r} is not a decimal number")
+        self.field = field
+        self.value = str(value)[:200]
+
+
+@dataclass(frozen=True)
+class MeterReadings:
+    """What a ``meterValue`` list says: the plausible samples, and what was left out."""
+
+    samples: list[MeterSample]
+    implausible: list[Implausible]
+
+
+# A 1.6 "Raw" value: a decimal number as text (an exponent is tolerated; Python's float()
+# would also take "inf", "nan", "1_000" and spaces).
+_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def read_meter_values(
     station_id: str,
     evse_id: int,
-    meter_values: Iterable[Mapping[str, Any]],
+    meter_values: Sequence[Mapping[str, Any]],
     version: OcppVersion,
-) -> list[MeterSample]:
-    """``meterValue`` entries (MeterValues or TransactionEvent) as domain samples.
+    *,
+    rating_kw: float = 0.0,
+    now: datetime | None = None,
+    field: str = "meterValue",
+    refuse_unreadable: bool = True,
+) -> MeterReadings:
+    """``meterValue`` entries (MeterValues, TransactionEvent, 1.6 ``transactionData``) as
+    domain samples, each reading checked (:mod:`lightson.domain.plausibility`).
 
     Power is import − export (kW); a reading with no total but all three phases is summed.
     A 1.6 ``value`` is a string; a 2.x one a number with an optional ``unitOfMeasure``
-    (``unit`` and a power-of-ten ``multiplier``)."""
-    samples = []
-    for meter_value in meter_values:
-        readings: dict[tuple[str, str | None], float] = {}
-        for sampled in meter_value.get("sampledValue", []):
-            measurand = sampled.get("measurand", "Energy.Active.Import.Register")
-            readings[(measurand, sampled.get("phase"))] = _in_base_unit(sampled, version)
-        samples.append(
-            MeterSample(
-                station_id=station_id,
-                evse_id=evse_id,
-                at=parse_timestamp(str(meter_value["timestamp"])),
-                power_kw=_net(readings, "Power.Active.Import", "Power.Active.Export", 1000.0),
-                energy_imported_kwh=_total(readings, "Energy.Active.Import.Register", 1000.0),
-                energy_exported_kwh=_total(readings, "Energy.Active.Export.Register", 1000.0),
-                soc=_total(readings, "SoC", 100.0),
-            )
+    (``unit`` and a power-of-ten ``multiplier``). An implausible reading is left out of its
+    sample (the sample's other readings stay); a sample whose time is implausible (outside
+    ``now``'s window) is left out whole. ``rating_kw`` is the charger's (0: unknown).
+    Raises :class:`UnreadableValueError` for a 1.6 value that is not a number, or with
+    ``refuse_unreadable=False`` leaves it out as ``not-a-number``."""
+    samples: list[MeterSample] = []
+    implausible: list[Implausible] = []
+    for i, meter_value in enumerate(meter_values):
+        before = len(implausible)
+        readings, found = _readings(
+            meter_value, version, rating_kw, f"{field}[{i}]", refuse_unreadable
         )
-    return samples
+        implausible.extend(found)
+        at = parse_timestamp(str(meter_value["timestamp"]))
+        late = None if now is None else check_time(f"{field}[{i}].timestamp", at, now)
+        if late is not None:
+            implausible.append(late)
+            continue
+        power_kw = _net(readings, "Power.Active.Import", "Power.Active.Export", 1000.0)
+        total = None if power_kw is None else check_power_kw(f"{field}[{i}]", power_kw, rating_kw)
+        if total is not None:  # each phase plausible, their sum not
+            implausible.append(total)
+            power_kw = None
+        sample = MeterSample(
+            station_id=station_id,
+            evse_id=evse_id,
+            at=at,
+            power_kw=power_kw,
+            energy_imported_kwh=_total(readings, "Energy.Active.Import.Register", 1000.0),
+            energy_exported_kwh=_total(readings, "Energy.Active.Export.Register", 1000.0),
+            soc=_total(readings, "SoC", 100.0),
+        )
+        values = (sample.power_kw, sample.energy_imported_kwh, sample.energy_exported_kwh)
+        if len(implausible) == before or any(v is not None for v in (*values, sample.soc)):
+            samples.append(sample)  # (nothing left of it once the implausible went: none)
+    return MeterReadings(samples, implausible)
 
 
-def _in_base_unit(sampled: Mapping[str, Any], version: OcppVersion) -> float:
-    """The value in W, Wh or percent."""
-    value = float(sampled["value"])
+def meter_samples(
+    station_id: str,
+    evse_id: int,
+    meter_values: Sequence[Mapping[str, Any]],
+    version: OcppVersion,
+) -> list[MeterSample]:
+    """The plausible samples of :func:`read_meter_values` (no rating, no clock)."""
+    return read_meter_values(station_id, evse_id, meter_values, version).samples
+
+
+def _readings(
+    meter_value: Mapping[str, Any],
+    version: OcppVersion,
+    rating_kw: float,
+    field: str,
+    refuse_unreadable: bool,
+) -> tuple[dict[tuple[str, str | None], float], list[Implausible]]:
+    """The plausible readings of one ``meterValue`` by (measurand, phase), in W, Wh or %."""
+    readings: dict[tuple[str, str | None], float] = {}
+    found: list[Implausible] = []
+    for j, sampled in enumerate(meter_value.get("sampledValue", [])):
+        if sampled.get("format") == "SignedData":
+            continue  # 1.6: a signed blob for billing, not a number to read
+        path = f"{field}.sampledValue[{j}].value"
+        measurand = str(sampled.get("measurand", "Energy.Active.Import.Register"))
+        try:
+            value = _in_base_unit(sampled, version, path)
+        except UnreadableValueError as error:
+            if refuse_unreadable:
+                raise
+            found.append(Implausible(error.field, error.value, "not-a-number"))
+            continue
+        issue = _check(path, measurand, value, rating_kw)
+        if issue is None:
+            readings[(measurand, sampled.get("phase"))] = value
+        else:
+            found.append(issue)
+    return readings, found
+
+
+def _check(path: str, measurand: str, value: float, rating_kw: float) -> Implausible | None:
+    if measurand == "SoC":
+        return check_soc(path, value / 100.0)
+    if measurand.startswith("Power.Active."):
+        return check_power_kw(path, value / WATTS_PER_KW, rating_kw)
+    if measurand.startswith("Energy.Active.") and measurand.endswith(".Register"):
+        return check_energy_kwh(path, value / WATTS_PER_KW)
+    return check_finite(path, value)
+
+
+def _in_base_unit(sampled: Mapping[str, Any], version: OcppVersion, path: str) -> float:
+    """The value in W, Wh or percent (not finite when the multiplier overflows it)."""
     if version is OcppVersion.V16:
+        text = str(sampled["value"])
+        if _DECIMAL.fullmatch(text) is None:
+            raise UnreadableValueError(path, text)
+        value = float(text)
         unit = sampled.get("unit")
         multiplier = 0
     else:
+        value = float(sampled["value"])
         unit_of_measure = sampled.get("unitOfMeasure", {})
         unit = unit_of_measure.get("unit")
         multiplier = int(unit_of_measure.get("multiplier", 0))
-    value *= 10.0**multiplier
+    try:
+        value *= 10.0**multiplier
+    except OverflowError:  # multiplier 400: no meter reads 10^400 of anything
+        value = math.inf
     measurand = str(sampled.get("measurand", "Energy.Active.Import.Register"))
     if measurand.startswith("Power.") and unit is not None:
         value *= _POWER_UNITS_W.get(unit, 1.0)

@@ -19,6 +19,10 @@ validators and its message dataclasses, and cover its known defects here, each w
 - **Error codes.** The package maps a missing required field to ``ProtocolError`` and a too-long
   string to ``TypeConstraintViolation``, and uses the 2.0.1 spelling in 1.6. We map each schema
   violation to the code the standard names for it, spelled as the version spells it.
+- **Formats and ranges.** The package checks no ``format``: a ``date-time`` of ``"yesterday"``
+  or one without an offset passed and failed later as ``InternalError``. Ours checks RFC 3339
+  date-times (``FormatViolation``) and holds ``integer`` to OCPP's 32 bits
+  (``TypeConstraintViolation``).
 """
 
 from __future__ import annotations
@@ -27,16 +31,17 @@ import decimal
 import functools
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, is_dataclass
+from datetime import datetime
 from enum import Enum, IntEnum
 from pathlib import Path
 from typing import Any
 
 import ocpp
+from jsonschema import Draft4Validator, FormatChecker, validators
 from jsonschema.exceptions import ValidationError as SchemaError
 from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict
-from ocpp.messages import get_validator
 
 SCHEMA_ROOT = Path(ocpp.__file__).parent
 UNREADABLE_MESSAGE_ID = "-1"
@@ -388,24 +393,58 @@ def validate(
             f"{shown(action)} is not part of OCPP {version.value}",
             message_id,
         )
-    type_id = 3 if direction is Direction.RESPONSE else 2
-    if version is OcppVersion.V16 and name in _DECIMAL_MESSAGES_16:
-        validator = get_validator(type_id, action, version.value, parse_float=decimal.Decimal)
+    decimals = version is OcppVersion.V16 and name in _DECIMAL_MESSAGES_16
+    if decimals:
         payload = json.loads(json.dumps(payload), parse_float=decimal.Decimal)
-    elif send:
-        validator = _send_validator(action, version)
-    else:
-        validator = get_validator(type_id, action, version.value)
-    error = next(iter(validator.iter_errors(payload)), None)
+    error = next(iter(_validator(name, version, decimals).iter_errors(payload)), None)
     if error is not None:
         raise _frame_error(error, action, message_id)
 
 
-@functools.cache
-def _send_validator(action: str, version: OcppVersion) -> Any:
-    from jsonschema import Draft4Validator
+# OCPP's primitive ``integer`` is 32 bits (OCPP 2.x Part 2, "Primitive Datatypes"; 1.6 the
+# same): the JSON schemas only say ``"type": "integer"``, so 2^63 would pass them and then
+# overflow a database column.
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})", re.I)
+_FORMATS = FormatChecker(formats=())
 
-    return Draft4Validator(load_schema(action, version))
+
+def _date_time(value: object) -> bool:
+    """RFC 3339 ``date-time``, as the schemas' ``format`` says: a date, a time and an offset
+    (``Z`` or ``±hh:mm``); a time without an offset is not one."""
+    if not isinstance(value, str):
+        return True  # "type" speaks for other values
+    if _RFC3339.fullmatch(value) is None:
+        raise ValueError(f"{value!r} is not an RFC 3339 date-time with an offset")
+    datetime.fromisoformat(value.upper().replace("Z", "+00:00"))  # 2026-02-30 fails here
+    return True
+
+
+_FORMATS.checks("date-time", raises=ValueError)(_date_time)
+
+
+def _integer_type(validator: Any, types: Any, instance: Any, schema: Any) -> Iterator[SchemaError]:
+    yield from _DRAFT4_TYPE(validator, types, instance, schema)
+    wanted = types if isinstance(types, list) else [types]
+    if (
+        "integer" in wanted
+        and isinstance(instance, int)
+        and not isinstance(instance, bool)
+        and not INT32_MIN <= instance <= INT32_MAX
+    ):
+        yield SchemaError(f"{instance} is outside OCPP's 32-bit integer range")
+
+
+_DRAFT4_TYPE = Draft4Validator.VALIDATORS["type"]
+_OcppValidator = validators.extend(Draft4Validator, {"type": _integer_type})
+
+
+@functools.cache
+def _validator(name: str, version: OcppVersion, decimals: bool) -> Any:
+    """The schema's validator, with formats checked and integers held to 32 bits."""
+    text = (version.schema_dir / f"{name}.json").read_text(encoding="utf-8-sig")
+    schema = json.loads(text, parse_float=decimal.Decimal if decimals else float)
+    return _OcppValidator(schema, format_checker=_FORMATS)
 
 
 _SCHEMA_CODES = {
@@ -414,6 +453,7 @@ _SCHEMA_CODES = {
     "minItems": ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION,
     "maxItems": ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION,
     "additionalProperties": ErrorCode.FORMAT_VIOLATION,
+    "format": ErrorCode.FORMAT_VIOLATION,
 }
 
 

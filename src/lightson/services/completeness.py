@@ -5,7 +5,8 @@ A reading of the state of charge counts for ``HOLD`` after it was taken (the con
 own staleness limit: it plans on the SoC): the time a plugged vehicle spent with no SoC that
 fresh is time the loop had to leave it to the charge-only default. Plugged time is from each
 transaction's first event to its ``Ended`` event (or now), overlapping sessions merged (a
-lost ``Ended`` does not count an hour twice). ``samples`` counts every meter value.
+lost ``Ended`` does not count an hour twice). ``samples`` counts every meter value;
+``quarantined`` the station's readings refused or left out as implausible in the window.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class StationCompleteness:
     sequence_gaps: int  # TransactionEvent seqNo gaps noticed in the window
     setpoints_sent: int
     setpoints_not_accepted: int
+    quarantined: int = 0  # readings refused or left out as implausible in the window
 
     @property
     def completeness(self) -> float | None:
@@ -88,6 +90,16 @@ def data_completeness(
                 .group_by(db.sequence_gaps.c.station_id)
             ).all()
         )
+        kept_out: dict[str, int] = dict(
+            connection.execute(
+                select(db.quarantine.c.station_id, func.count())
+                .where(
+                    db.quarantine.c.station_id.in_(ids),
+                    db.quarantine.c.received_at >= since,
+                )
+                .group_by(db.quarantine.c.station_id)
+            ).all()
+        )
         sent = db.setpoints_sent
         answers = connection.execute(
             select(sent.c.station_id, sent.c.status, func.count())
@@ -116,6 +128,7 @@ def data_completeness(
                 int(gaps.get(station, 0)),
                 sent_count.get(station, 0),
                 refused.get(station, 0),
+                int(kept_out.get(station, 0)),
             )
         )
     return result

@@ -213,21 +213,39 @@ async function eventsPage() {
   return html + "</tbody></table>";
 }
 
-async function dataPage() {
+async function dataPage(me) {
   const lines = await api("/completeness?hours=24");
   let html = `<h1>Data completeness, last 24 h</h1>` +
     `<p>Share of the time a vehicle was plugged in that its charger's readings covered (a reading ` +
     `counts for 15 minutes: the control loop's own limit before it leaves a charger to its safe default).</p>` +
     `<table data-testid="completeness"><thead><tr><th>charger</th><th>site</th><th class="num">plugged h</th>` +
     `<th class="num">covered</th><th class="num">readings</th><th>last reading</th>` +
-    `<th class="num">sequence gaps</th><th class="num">setpoints not accepted</th></tr></thead><tbody>`;
+    `<th class="num">sequence gaps</th><th class="num">setpoints not accepted</th>` +
+    `<th class="num">quarantined</th></tr></thead><tbody>`;
   for (const l of lines) {
     html += `<tr data-station="${esc(l.station_id)}"><td>${esc(l.station_id)}</td><td>${esc(l.site_id)}</td>` +
       `<td class="num">${kw(l.plugged_hours)}</td><td class="num" data-testid="covered">${pct(l.completeness)}</td>` +
       `<td class="num">${esc(l.samples)}</td><td>${time(l.last_reading_at)}</td>` +
       `<td class="num">${esc(l.sequence_gaps)}</td>` +
-      `<td class="num">${esc(l.setpoints_not_accepted)} of ${esc(l.setpoints_sent)}</td></tr>`;
+      `<td class="num">${esc(l.setpoints_not_accepted)} of ${esc(l.setpoints_sent)}</td>` +
+      `<td class="num" data-testid="quarantined">${esc(l.quarantined)}</td></tr>`;
   }
+  html += "</tbody></table>";
+  if (me.role !== "admin") return html;  // the raw frames are the operator's to see
+  const kept = await api("/quarantine?hours=24");
+  html += `<h2>Quarantined readings, last 24 h</h2>` +
+    `<p>Refused or implausible values (SoC outside 0-100 %, power beyond 1.5 times the rating, ` +
+    `times outside the server's window, malformed fields): never stored for the planner; ` +
+    `the whole frame or body is kept.</p>` +
+    `<table data-testid="quarantine"><thead><tr><th>received</th><th>from</th><th>charger or site</th>` +
+    `<th>message</th><th>field</th><th>value</th><th>reason</th><th>frame</th></tr></thead><tbody>`;
+  for (const q of kept) {
+    html += `<tr data-quarantined="${esc(q.station_id || q.site_id)}"><td>${time(q.received_at)}</td>` +
+      `<td>${esc(q.source)}</td><td>${esc(q.station_id || q.site_id)}</td><td>${esc(q.action)}</td>` +
+      `<td>${esc(q.field)}</td><td>${esc(q.value)}</td><td data-testid="reason">${esc(q.reason)}</td>` +
+      `<td><code>${esc(q.raw_excerpt)}</code></td></tr>`;
+  }
+  if (!kept.length) html += `<tr><td colspan="8">none</td></tr>`;
   return html + "</tbody></table>";
 }
 
@@ -344,7 +362,7 @@ async function render() {
     if (hash.startsWith("#/site/")) html = await sitePage(decodeURIComponent(hash.slice(7)));
     else if (hash.startsWith("#/event/")) html = await eventPage(decodeURIComponent(hash.slice(8)));
     else if (hash.startsWith("#/events")) html = await eventsPage();
-    else if (hash.startsWith("#/data")) html = await dataPage();
+    else if (hash.startsWith("#/data")) html = await dataPage(me);
     else if (hash.startsWith("#/reports")) html = reportsPage();
     else html = await overview();
     main.innerHTML = html;
