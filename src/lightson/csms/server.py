@@ -525,7 +525,9 @@ class CsmsServer:
         """One profile id per (station, EVSE, purpose): each new setpoint replaces the last
         (OCPP 2.x K01.FR.05; a new id at the same stack level and purpose is refused). The
         same after a restart, so a restarted CSMS replaces what a charger holds instead of
-        being refused: 100 + EVSE for transaction profiles, 200 + EVSE for default ones."""
+        being refused: 99 + EVSE for transaction profiles (100 at EVSE 1), 199 + EVSE for
+        default ones (200 at EVSE 1). Never change them: a charger holding the old id would
+        refuse the new one."""
         del station_id  # ids are per station: the same scheme at every one
         return PROFILE_ID_BASE.get(purpose, 299) + evse_id
 
