@@ -780,6 +780,8 @@ def _needs_row(needs: ChargingNeeds) -> dict[str, Any]:
         "max_discharge_kw": needs.max_discharge_kw,
         "target_soc": needs.target_soc,
         "bidirectional": needs.bidirectional,
+        "min_charge_kw": needs.min_charge_kw,
+        "min_discharge_kw": needs.min_discharge_kw,
     }
 
 
