@@ -40,3 +40,16 @@ class ChargingNeeds:
     bidirectional: bool
     min_charge_kw: float | None = None
     min_discharge_kw: float | None = None
+
+
+@dataclass(frozen=True)
+class PowerLimits:
+    """Limits on one vehicle's power at its EVSE, as someone stated them (the vehicle over
+    ISO 15118, or what its charger showed it accepts): magnitudes in kW, ``None`` where
+    nothing was said. ``max_*`` bound the power; ``min_*``: when it flows at all, at least
+    this much."""
+
+    max_charge_kw: float | None = None
+    max_discharge_kw: float | None = None
+    min_charge_kw: float | None = None
+    min_discharge_kw: float | None = None

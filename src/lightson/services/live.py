@@ -72,12 +72,13 @@ from lightson.physics.trips import (
     with_departure,
 )
 from lightson.services.departures import next_departures
+from lightson.services.limits import SessionLimits, limited_site
 from lightson.services.measured import measured_net_kw
 from lightson.services.plans import prune_plans, rounded
 from lightson.services.site_meter import latest_reading
 from lightson.store import Store
 from lightson.store import schema as db
-from lightson.store.live import StationState, station_states
+from lightson.store.live import StationState, note_last_setpoint, station_states
 
 LOGGER = logging.getLogger("lightson.live")
 DEFAULT_EVERY = timedelta(minutes=5)
@@ -186,6 +187,7 @@ class LiveControl:
         self.keep_plans = keep_plans  # None: every plan is kept
         self._pruned_at: datetime | None = None
         self._sites = {s.site_id: _Site(s, make()) for s in program.sites}
+        self.sessions = SessionLimits()  # what each charging session showed it accepts
         self.status: dict[str, SiteStatus] = {
             s.site_id: SiteStatus(s.site_id, clock.now(), "starting", "no tick yet")
             for s in program.sites
@@ -445,6 +447,11 @@ class LiveControl:
         states = await asyncio.to_thread(
             station_states, self.store, [c.evse_id for c in site.chargers]
         )
+        # The limits of this tick (registered rating, what each vehicle declared, what its
+        # charger showed it accepts) bound the plan and the safety layer alike.
+        site, _ = await asyncio.to_thread(
+            limited_site, site, states, self.store, self.sessions, now, SESSION_CLOCK_SLACK
+        )
         departures = await asyncio.to_thread(self._departures, site, states, now)
         self.ticks += 1
         forecast_now = profile_forecast(self.program, site, TimeGrid(self._step_start(now), 1))
@@ -517,7 +524,7 @@ class LiveControl:
             (valid_until - now).total_seconds() / 3600,  # the floor holds for all of it
             valid_until,
             controller=live.controller,
-            context=lambda seen: self._context(live, seen, departures),
+            context=lambda seen: self._context(live, seen, departures, site),
             islanded=islanded,
             released_vehicles=released,
         )
@@ -580,9 +587,13 @@ class LiveControl:
         return now - (now - now.replace(minute=0, second=0, microsecond=0)) % step
 
     def _context(
-        self, live: _Site, observation: SiteObservation, departures: Departures | None = None
+        self,
+        live: _Site,
+        observation: SiteObservation,
+        departures: Departures | None = None,
+        site: Site | None = None,
     ) -> ControlContext:
-        site = live.site
+        site = site or live.site  # the tick's site carries the limits of this tick
         steps = max(1, int(live.controller.horizon / self.program.step))
         grid = TimeGrid(self._step_start(observation.now), steps, self.program.step)
         known = tuple(e for e in self.events(site) if e.known_at(observation.now))
@@ -699,13 +710,25 @@ class LiveControl:
         return live.peak.kw
 
     async def _send(self, station_id: str, setpoint: Setpoint, state: StationState) -> str:
+        """Send, and learn from the answer: a limit the charger showed (a ``Rejected``
+        discharge) is noted on the setpoint stored and its site re-plans at once."""
         try:
-            return await self.sink.send_setpoint(
+            answer = await self.sink.send_setpoint(
                 station_id, state.evse_id or 1, setpoint, state.transaction_id
             )
         except Exception as error:  # an offline station must not stop the other sites
             LOGGER.warning("%s: setpoint not sent: %s", station_id, error)
             return f"not sent: {error}"
+        learned = self.sessions.answered(
+            station_id, state.transaction_id, setpoint.power_kw, answer, self.clock.now()
+        )
+        if learned is not None:
+            LOGGER.info("%s: %s", station_id, learned)
+            await asyncio.to_thread(note_last_setpoint, self.store, station_id, learned)
+            for live in self._sites.values():
+                if any(c.evse_id == station_id for c in live.site.chargers):
+                    self.wake(live.site.site_id)
+        return answer
 
     async def _clear(self, station_id: str) -> str:
         try:
