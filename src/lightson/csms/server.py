@@ -606,6 +606,7 @@ class CsmsServer:
         try:
             answer = await session.request("SetChargingProfile", payload)
             status = str(answer.get("status"))
+            message = _status_info(answer)
         except TimeoutError:
             status, message = "Timeout", "no answer"
         except CallRefusedError as error:
@@ -767,6 +768,18 @@ def _sample_row(
         "energy_exported_kwh": sample.energy_exported_kwh,
         "soc": sample.soc,
     }
+
+
+def _status_info(answer: Mapping[str, Any]) -> str | None:
+    """The station's reason for its answer (2.x ``statusInfo``), as stored: ``reasonCode``,
+    then ``: additionalInfo`` when it gave one."""
+    info = answer.get("statusInfo")
+    if not isinstance(info, Mapping) or "reasonCode" not in info:
+        return None
+    text = str(info["reasonCode"])
+    if info.get("additionalInfo"):
+        text = f"{text}: {info['additionalInfo']}"
+    return text[:200]
 
 
 def _needs_row(needs: ChargingNeeds) -> dict[str, Any]:
