@@ -39,6 +39,7 @@ CLAMP_READINGS = 3  # ... for this many readings in a row
 CLAMP_SETTLE = timedelta(seconds=30)  # readings this soon after a new setpoint don't count
 CLAMP_MIN_KW = 1.0  # smaller setpoints are not checked (meter noise)
 METERED_FOR = timedelta(hours=1)  # a limit read from the meter holds this long (a taper ends)
+READINGS_FOR = timedelta(hours=2)  # a setpoint held longer is checked on its last 2 h
 SAME_SHARE = 0.05  # a setpoint within 5 % of the held one (same sign) continues to hold it
 TOLERANCE_KW = 1e-6
 
@@ -64,7 +65,7 @@ def limited_site(
     }
     notes: dict[str, str] = {}
     if held:
-        rows = recent_samples(store, held, min(held.values()))
+        rows = recent_samples(store, held, max(min(held.values()), now - READINGS_FOR))
         for station_id in held:
             readings = [
                 (row["at"], float(row["power_kw"]))

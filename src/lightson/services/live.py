@@ -9,7 +9,9 @@ One tick of a site:
    vehicle itself asked for over ISO 15118 (``NotifyEVChargingNeeds``). Building load and PV come
    from the site meter where one reports, else from the site's profiles.
 2. **Decide** with the same code the simulator runs (``control.step.decide``): the site's
-   controller on the grid, the islanded dispatch in an outage, then the safety layer.
+   controller on the grid, the islanded dispatch in an outage, then the safety layer, both
+   with this tick's power limits (``services.limits``: the registered rating, what the
+   vehicle declared, what its charger showed it accepts).
 3. **Send** each setpoint to its charger through the CSMS and record the answers.
 
 Mapping: each charger of the program file is one charging station whose OCPP identity is the
