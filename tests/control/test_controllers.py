@@ -128,3 +128,21 @@ def test_the_peak_guard_cuts_charging_then_discharges(example_program) -> None: 
     assert all(s.power_kw >= -60.0 for s in guarded)
     charge_only = guard_peak(context, planned, cap_kw=150.0, allow_discharge=False)
     assert [s.power_kw for s in charge_only] == [0.0, 0.0]
+
+
+def test_the_mpc_replans_when_a_vehicles_power_limits_change(example_program) -> None:  # type: ignore[no-untyped-def]
+    controller = LinearProgramController("v2x-mpc")
+    now = datetime(2026, 7, 15, 9, tzinfo=example_program.timezone)
+    energy, plugged = {"bus-7": 120.0, "bus-12": 100.0}, {"bus-7": True, "bus-12": True}
+    context = _context(example_program, "school-beverly", now, energy, plugged)
+    controller.setpoints(context)
+    controller.setpoints(context)
+    assert controller.plans_made == 1
+    site = context.site
+    bus7 = replace(site.vehicles[0], max_discharge_kw=0.0)  # its charger refused to discharge
+    limited = replace(context, site=replace(site, vehicles=(bus7, site.vehicles[1])))
+    controller.setpoints(limited)
+    assert controller.plans_made == 2
+    bus7 = replace(bus7, min_charge_kw=5.0)  # a minimum changes the plan's site too
+    controller.setpoints(replace(limited, site=replace(site, vehicles=(bus7, site.vehicles[1]))))
+    assert controller.plans_made == 3

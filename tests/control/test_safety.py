@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -243,3 +244,108 @@ def test_a_non_v2x_vehicle_never_discharges_whatever_is_asked() -> None:
     )
     assert powers(result)["evse1"] == 0.0
     assert result.interventions[0].rule is SafetyRule.EQUIPMENT_LIMIT
+
+
+def declaring(site: Site, **limits: float) -> Site:
+    """The site with both buses declaring ``limits`` (kW) and both chargers bidirectional."""
+    vehicles = tuple(replace(v, **limits) for v in site.vehicles)
+    chargers = tuple(replace(c, max_charge_kw=60.0, max_discharge_kw=60.0) for c in site.chargers)
+    return replace(site, vehicles=vehicles, chargers=chargers)
+
+
+def test_a_discharge_far_below_the_declared_minimum_becomes_zero() -> None:
+    # The reproduction: an EV declaring minDischargePower 1400 W was sent -230.9 W.
+    site = declaring(school(export_permitted=True), min_discharge_kw=1.4)
+    result = enforce_safety(site, observe(), [Setpoint("evse1", -0.2309, UNTIL)], STEP_H, {})
+    assert powers(result)["evse1"] == 0.0
+    assert [(i.rule, i.requested_kw, i.allowed_kw) for i in result.interventions] == [
+        (SafetyRule.DECLARED_MINIMUM, -0.2309, 0.0)
+    ]
+
+
+def test_a_setpoint_nearer_the_minimum_than_zero_rises_to_it() -> None:
+    site = declaring(school(export_permitted=True), min_charge_kw=1.0, min_discharge_kw=1.4)
+    asked = [Setpoint("evse1", -1.0, UNTIL), Setpoint("evse2", 0.6, UNTIL)]
+    result = enforce_safety(site, observe(), asked, STEP_H, {})
+    assert powers(result) == {"evse1": -1.4, "evse2": 1.0}
+
+
+def test_the_minimum_is_not_raised_past_the_battery_floor() -> None:
+    # Floor 0.2 x 226 = 45.2 kWh; 0.326087 kWh above it allows 0.326087 x 0.92 / 0.25 = 1.2 kW
+    # of discharge: -1.0 kW passes the floor, but its minimum (1.4 kW) would not: 0.
+    site = declaring(school(export_permitted=True), min_discharge_kw=1.4)
+    energy = 45.2 + 1.2 * 0.25 / 0.92
+    result = enforce_safety(
+        site, observe(energy=energy), [Setpoint("evse1", -1.0, UNTIL)], STEP_H, {}
+    )
+    assert powers(result)["evse1"] == 0.0
+    assert result.interventions[-1].rule is SafetyRule.DECLARED_MINIMUM
+
+
+def test_no_export_scaling_leaves_no_discharge_below_its_minimum() -> None:
+    # 2 kW of load and two buses asked for 1.4 kW each: scaled in proportion both would give
+    # 1.0 kW, below their 1.4 kW minimum. One stops (evse1: equal asks, the first by id) and
+    # the other keeps its 1.4 kW; nothing is exported (2 - 1.4 = 0.6 kW imported).
+    site = declaring(school(), min_discharge_kw=1.4)
+    asked = [Setpoint("evse1", -1.4, UNTIL), Setpoint("evse2", -1.4, UNTIL)]
+    result = enforce_safety(site, observe(load_kw=2.0), asked, STEP_H, {})
+    assert powers(result) == {"evse1": 0.0, "evse2": -1.4}
+    assert [(i.evse_id, i.rule) for i in result.interventions] == [
+        ("evse1", SafetyRule.DECLARED_MINIMUM)
+    ]
+
+
+def test_the_service_limit_leaves_no_charge_below_its_minimum() -> None:
+    # 95 kW of load under a 100 kW service: 5 kW left for 4 + 3 kW asked. In proportion
+    # 2.86 and 2.14 kW; 2.14 is below the 2.5 kW minimum, so evse2 stops and evse1 keeps 4 kW.
+    site = declaring(school(service_limit_kw=100.0), min_charge_kw=2.5)
+    asked = [Setpoint("evse1", 4.0, UNTIL), Setpoint("evse2", 3.0, UNTIL)]
+    result = enforce_safety(site, observe(load_kw=95.0, energy=100.0), asked, STEP_H, {})
+    assert powers(result) == {"evse1": 4.0, "evse2": 0.0}
+
+
+@given(
+    requests=st.lists(st.floats(-80, 80), min_size=2, max_size=2),
+    max_charge=st.floats(0, 70),
+    max_discharge=st.floats(0, 70),
+    min_charge=st.floats(0, 20),
+    min_discharge=st.floats(0, 20),
+    load_kw=st.floats(0, 150),
+    pv_kw=st.floats(0, 50),
+    energy=st.floats(0, 226),
+    export_permitted=st.booleans(),
+    islanded=st.booleans(),
+)
+def test_every_setpoint_is_zero_or_within_the_declared_limits(
+    requests: list[float],
+    max_charge: float,
+    max_discharge: float,
+    min_charge: float,
+    min_discharge: float,
+    load_kw: float,
+    pv_kw: float,
+    energy: float,
+    export_permitted: bool,
+    islanded: bool,
+) -> None:
+    site = declaring(
+        school(export_permitted=export_permitted, service_limit_kw=100.0),
+        max_charge_kw=max_charge,
+        max_discharge_kw=max_discharge,
+        min_charge_kw=min_charge,
+        min_discharge_kw=min_discharge,
+    )
+    observation = observe(load_kw=load_kw, pv_kw=pv_kw, energy=energy, islanded=islanded)
+    asked = [Setpoint("evse1", requests[0], UNTIL), Setpoint("evse2", requests[1], UNTIL)]
+    got = powers(enforce_safety(site, observation, asked, STEP_H, {}))
+    tol = 1e-6
+    for kw in got.values():
+        assert (
+            kw == 0.0
+            or min_charge - tol <= kw <= max_charge + tol
+            or min_discharge - tol <= -kw <= max_discharge + tol
+        )
+    net = load_kw - pv_kw + sum(got.values())
+    if islanded or not export_permitted:
+        assert net >= min(0.0, load_kw - pv_kw) - tol
+    assert net <= max(100.0, load_kw - pv_kw) + tol

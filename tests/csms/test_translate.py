@@ -352,3 +352,66 @@ def test_signed_data_is_not_read_and_decimals_with_exponents_are() -> None:
         OcppVersion.V16,
     )
     assert sample.energy_imported_kwh == 1.5
+
+
+def test_charging_needs_keep_the_vehicles_declared_minimum_and_maximum_powers() -> None:
+    needs = charging_needs(
+        "cs-1",
+        {
+            "evseId": 1,
+            "chargingNeeds": {
+                "requestedEnergyTransfer": "DC_BPT",
+                "dcChargingParameters": {
+                    "evMaxCurrent": 200,
+                    "evMaxVoltage": 500,
+                    "evMaxPower": 50000,
+                },
+                "v2xChargingParameters": {
+                    "maxChargePower": 11000.0,  # below the DC evMaxPower: this one counts
+                    "minChargePower": 1000.0,
+                    "maxDischargePower": 5000.0,
+                    "minDischargePower": 1400.0,
+                },
+            },
+        },
+        NOW,
+    )
+    assert needs.max_charge_kw == 11.0
+    assert needs.min_charge_kw == 1.0
+    assert needs.max_discharge_kw == 5.0
+    assert needs.min_discharge_kw == 1.4
+
+
+def test_charging_needs_per_phase_limits_add_up_and_dc_power_is_a_charge_limit() -> None:
+    # With _L2/_L3 values the main field is phase L1 (OCPP 2.1 V2XChargingParametersType).
+    three_phase = charging_needs(
+        "cs-1",
+        {
+            "evseId": 1,
+            "chargingNeeds": {
+                "requestedEnergyTransfer": "AC_BPT",
+                "v2xChargingParameters": {
+                    "maxDischargePower": 2000.0,
+                    "maxDischargePower_L2": 2000.0,
+                    "maxDischargePower_L3": 2000.0,
+                    "minDischargePower": -500.0,  # a magnitude, whatever sign it is sent with
+                },
+            },
+        },
+        NOW,
+    )
+    assert three_phase.max_discharge_kw == 6.0
+    assert three_phase.min_discharge_kw == 0.5
+    assert three_phase.max_charge_kw is None and three_phase.min_charge_kw is None
+    dc = charging_needs(
+        "cs-1",
+        {
+            "evseId": 1,
+            "chargingNeeds": {
+                "requestedEnergyTransfer": "DC",
+                "dcChargingParameters": {"evMaxCurrent": 200, "evMaxVoltage": 500, "evMaxPower": 0},
+            },
+        },
+        NOW,
+    )
+    assert dc.max_charge_kw == 0.0  # said: no charging (not "not said")

@@ -8,8 +8,9 @@
 
 A controller is made per site and keeps its last plan: it re-plans every
 ``replan_every`` and at once when a vehicle plugs in or unplugs against the plan, or when
-the set of known events or of departures asked for changes (live, also when a battery
-drifts from the plan by more than ``drift_share``). Between plans, ``guard_peak``
+the set of known events or of departures asked for changes, or a vehicle's or charger's
+power limits change (live: what a vehicle declared, what its charger refused; also when a
+battery drifts from the plan by more than ``drift_share``). Between plans, ``guard_peak``
 holds the import at the month's peak when the measured load beats its forecast. Setpoints
 then go through ``control.safety``.
 """
@@ -96,6 +97,7 @@ class LinearProgramController:
     _departures: frozenset[tuple[str, datetime, float | None]] = field(
         default_factory=frozenset, repr=False
     )
+    _limits: tuple[tuple[object, ...], ...] = field(default_factory=tuple, repr=False)
     _warm: WarmStart = field(default_factory=WarmStart, repr=False)
     plans_made: int = 0
 
@@ -112,6 +114,7 @@ class LinearProgramController:
             self._plugged = dict(obs.plugged)
             self._events = events
             self._departures = context.departures
+            self._limits = power_limits(context.site)
             self.plans_made += 1
         assert self._plan is not None
         index = int((obs.now - self._plan.start) // self._plan.step)
@@ -130,6 +133,7 @@ class LinearProgramController:
             or dict(context.observation.plugged) != self._plugged
             or events != self._events
             or context.departures != self._departures
+            or power_limits(context.site) != self._limits
             or self._drifted(context)
         )
 
@@ -180,6 +184,15 @@ class LinearProgramController:
             warm=self._warm,
             hedge=not self.foresight,  # the truth needs no hedge
         )
+
+
+def power_limits(site: Site) -> tuple[tuple[object, ...], ...]:
+    """Every vehicle's and charger's power limits at the site (kW): a plan made with other
+    limits is made again."""
+    return tuple(
+        (v.vehicle_id, v.max_charge_kw, v.max_discharge_kw, v.min_charge_kw, v.min_discharge_kw)
+        for v in site.vehicles
+    ) + tuple((c.evse_id, c.max_charge_kw, c.max_discharge_kw) for c in site.chargers)
 
 
 def guard_peak(

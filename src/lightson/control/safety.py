@@ -5,14 +5,20 @@ gets 0 kW (edges never invent power); nothing flows to an unplugged vehicle; pow
 within the charger's and the vehicle's limits (no discharge from charge-only equipment or a
 non-V2X vehicle); a stale plan falls back to charge-only; discharge never takes a battery
 below its floor (reserve for backup and the next trip) except in a declared outage, and
-charge stops at the top of the usable window. Then per site: no export while islanded or
-without export permission, and import within the service limit.
+charge stops at the top of the usable window; last, a setpoint whose magnitude is below the
+vehicle's declared minimum (ISO 15118-20 ``minChargePower``/``minDischargePower``) becomes that
+minimum when it is at least half of it and every rule before allows the minimum, else 0. Then
+per site: no export while islanded or without export permission, and import within the
+service limit; these move setpoints toward 0 in proportion, and one that would land inside
+(0, its minimum) goes to 0 instead, the others taking its share up to what they asked, so no
+setpoint leaves the safety layer between 0 and a declared minimum.
 
 Every change is reported as an ``Intervention`` so an operator can see why.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -33,6 +39,7 @@ class SafetyRule(Enum):
     STALE_PLAN = "stale-plan-charge-only"
     VEHICLE_FLOOR = "vehicle-floor"
     BATTERY_FULL = "battery-full"
+    DECLARED_MINIMUM = "declared-minimum"
     NO_EXPORT = "no-export"
     SERVICE_LIMIT = "service-limit"
 
@@ -110,9 +117,11 @@ def _vehicle_rules(
     log: list[Intervention],
 ) -> float:
     evse_id = vehicle.evse_id
+    lowest, highest = -INF, INF  # what every rule so far allows
 
     def limit(rule: SafetyRule, low: float = -INF, high: float = INF) -> None:
-        nonlocal kw
+        nonlocal kw, lowest, highest
+        lowest, highest = max(lowest, low), min(highest, high)
         allowed = min(max(kw, low), high)
         if abs(allowed - kw) > TOLERANCE_KW:
             log.append(Intervention(evse_id, rule, kw, allowed))
@@ -142,7 +151,33 @@ def _vehicle_rules(
     limit(SafetyRule.VEHICLE_FLOOR, low=-above_floor_kwh * vehicle.discharge_efficiency / step_h)
     room_kwh = max(vehicle.max_energy_kwh - energy, 0.0)
     limit(SafetyRule.BATTERY_FULL, high=room_kwh / (vehicle.charge_efficiency * step_h))
-    return kw
+    allowed = declared_minimum(kw, vehicle.min_charge_kw, vehicle.min_discharge_kw, lowest, highest)
+    if abs(allowed - kw) > TOLERANCE_KW:
+        log.append(Intervention(evse_id, SafetyRule.DECLARED_MINIMUM, kw, allowed))
+    return allowed
+
+
+def declared_minimum(
+    kw: float,
+    min_charge_kw: float,
+    min_discharge_kw: float,
+    low_kw: float = -INF,
+    high_kw: float = INF,
+) -> float:
+    """``kw`` moved out of (0, minimum) for its direction: to the minimum (same sign) when
+    ``kw`` is at least half of it (nearer to it than to 0, so the interval's energy changes
+    least) and it lies within [``low_kw``, ``high_kw``] (what the other rules allow: the
+    equipment, the battery's floor and top), else to 0. 0 and magnitudes at or above the
+    minimum are returned as they are. Minimums are magnitudes (kW ≥ 0)."""
+    minimum_kw = min_charge_kw if kw > 0 else min_discharge_kw
+    if abs(kw) >= minimum_kw - TOLERANCE_KW:
+        return kw
+    if abs(kw) <= TOLERANCE_KW:
+        return 0.0
+    raised_kw = math.copysign(minimum_kw, kw)
+    if abs(kw) >= minimum_kw / 2 and low_kw - TOLERANCE_KW <= raised_kw <= high_kw + TOLERANCE_KW:
+        return raised_kw
+    return 0.0
 
 
 def _site_rules(
@@ -156,12 +191,13 @@ def _site_rules(
     load_kw, pv_kw = observation.export_check_kw or (observation.load_kw, observation.pv_kw)
     net_kw = load_kw - pv_kw + sum(power.values())
     if not state.may_export and net_kw < -TOLERANCE_KW:
-        _scale(power, lambda kw: kw < 0, -net_kw, SafetyRule.NO_EXPORT, log)
+        minimums = {v.evse_id: v.min_discharge_kw for v in site.vehicles}
+        _scale(power, lambda kw: kw < 0, -net_kw, SafetyRule.NO_EXPORT, minimums, log)
     net_kw = observation.load_kw - observation.pv_kw + sum(power.values())
     if net_kw > site.service_limit_kw + TOLERANCE_KW:
-        _scale(
-            power, lambda kw: kw > 0, net_kw - site.service_limit_kw, SafetyRule.SERVICE_LIMIT, log
-        )
+        minimums = {v.evse_id: v.min_charge_kw for v in site.vehicles}
+        excess_kw = net_kw - site.service_limit_kw
+        _scale(power, lambda kw: kw > 0, excess_kw, SafetyRule.SERVICE_LIMIT, minimums, log)
 
 
 def _scale(
@@ -169,15 +205,30 @@ def _scale(
     selected: Callable[[float], bool],
     excess_kw: float,
     rule: SafetyRule,
+    minimum_kw: Mapping[str, float],
     log: list[Intervention],
 ) -> None:
     """Move the selected setpoints toward 0 in proportion, by ``excess_kw`` in all (at most
-    their whole magnitude)."""
+    their whole magnitude). A setpoint that would land below its ``minimum_kw`` (a declared
+    minimum power) goes to 0 instead, the smallest first, and the others are scaled again
+    (never above what they asked): the total moves by at least ``excess_kw``."""
     chosen = {e: kw for e, kw in power.items() if selected(kw)}
     total = sum(abs(kw) for kw in chosen.values())
     if total <= TOLERANCE_KW:
         return
-    keep = max(0.0, 1.0 - excess_kw / total)
+    target_kw = max(total - excess_kw, 0.0)
+    kept = dict(chosen)
+    keep = 0.0
+    while kept:
+        keep = min(1.0, target_kw / sum(abs(kw) for kw in kept.values()))
+        short = [
+            e for e, kw in kept.items() if abs(kw) * keep < minimum_kw.get(e, 0.0) - TOLERANCE_KW
+        ]
+        if not short:
+            break
+        del kept[min(short, key=lambda e: (abs(kept[e]), e))]
     for evse_id, kw in chosen.items():
-        power[evse_id] = kw * keep
-        log.append(Intervention(evse_id, rule, kw, power[evse_id]))
+        power[evse_id] = kw * keep if evse_id in kept else 0.0
+        if abs(power[evse_id] - kw) > TOLERANCE_KW:
+            why = rule if evse_id in kept else SafetyRule.DECLARED_MINIMUM
+            log.append(Intervention(evse_id, why, kw, power[evse_id]))

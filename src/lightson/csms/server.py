@@ -728,6 +728,7 @@ class CsmsServer:
         try:
             answer = await session.request("SetChargingProfile", payload)
             status = str(answer.get("status"))
+            message = _status_info(answer)
         except TimeoutError:
             status, message = "Timeout", "no answer"
         except CallRefusedError as error:
@@ -891,6 +892,18 @@ def _sample_row(
     }
 
 
+def _status_info(answer: Mapping[str, Any]) -> str | None:
+    """The station's reason for its answer (2.x ``statusInfo``), as stored: ``reasonCode``,
+    then ``: additionalInfo`` when it gave one."""
+    info = answer.get("statusInfo")
+    if not isinstance(info, Mapping) or "reasonCode" not in info:
+        return None
+    text = str(info["reasonCode"])
+    if info.get("additionalInfo"):
+        text = f"{text}: {info['additionalInfo']}"
+    return text[:200]
+
+
 def _needs_row(needs: ChargingNeeds) -> dict[str, Any]:
     return {
         "station_id": needs.station_id,
@@ -902,6 +915,8 @@ def _needs_row(needs: ChargingNeeds) -> dict[str, Any]:
         "max_discharge_kw": needs.max_discharge_kw,
         "target_soc": needs.target_soc,
         "bidirectional": needs.bidirectional,
+        "min_charge_kw": needs.min_charge_kw,
+        "min_discharge_kw": needs.min_discharge_kw,
     }
 
 

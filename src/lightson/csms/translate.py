@@ -395,13 +395,22 @@ def _net(
 
 
 def charging_needs(station_id: str, request: Mapping[str, Any], now: datetime) -> ChargingNeeds:
-    """An OCPP 2.x ``NotifyEVChargingNeeds`` request as domain needs (kW, kWh, fractions)."""
+    """An OCPP 2.x ``NotifyEVChargingNeeds`` request as domain needs (kW, kWh, fractions).
+
+    The vehicle's power limits come from ``v2xChargingParameters`` (OCPP 2.1, ISO 15118-20:
+    ``maxChargePower``, ``minChargePower``, ``maxDischargePower``, ``minDischargePower``, in W,
+    the sum of all phases, or phase L1 when ``_L2``/``_L3`` values are given, which are then
+    added) and from ``dcChargingParameters.evMaxPower``; where both say a maximum charge power
+    the smaller counts. AC parameters carry only currents per phase with no phase count, so
+    no power is read from them. Every limit is a magnitude in kW (discharge limits too, though
+    some stations send them negative)."""
     needs = request["chargingNeeds"]
     v2x = needs.get("v2xChargingParameters", {})
     dc = needs.get("dcChargingParameters", {})
     ac = needs.get("acChargingParameters", {})
     energy_wh = v2x.get("evTargetEnergyRequest", dc.get("energyAmount", ac.get("energyAmount")))
-    max_charge_w = v2x.get("maxChargePower", dc.get("evMaxPower"))
+    said = (_power_kw(v2x, "maxChargePower"), _power_kw(dc, "evMaxPower"))
+    max_charge = [kw for kw in said if kw is not None]
     transfers = {needs["requestedEnergyTransfer"], *needs.get("availableEnergyTransfer", [])}
     departure = needs.get("departureTime")
     target = v2x.get("targetSoC")
@@ -411,10 +420,27 @@ def charging_needs(station_id: str, request: Mapping[str, Any], now: datetime) -
         at=parse_timestamp(request["timestamp"]) if "timestamp" in request else now,
         departure=parse_timestamp(departure) if departure else None,
         energy_request_kwh=None if energy_wh is None else energy_wh / WATTS_PER_KW,
-        max_charge_kw=None if max_charge_w is None else max_charge_w / WATTS_PER_KW,
-        max_discharge_kw=(
-            None if "maxDischargePower" not in v2x else abs(v2x["maxDischargePower"]) / 1000.0
-        ),
+        max_charge_kw=min(max_charge) if max_charge else None,
+        max_discharge_kw=_power_kw(v2x, "maxDischargePower"),
         target_soc=None if target is None else target / 100.0,
         bidirectional=bool(transfers & BIDIRECTIONAL_TRANSFERS),
+        min_charge_kw=_power_kw(v2x, "minChargePower"),
+        min_discharge_kw=_power_kw(v2x, "minDischargePower"),
     )
+
+
+def _power_kw(parameters: Mapping[str, Any], name: str) -> float | None:
+    """A power limit in kW as a magnitude: ``name`` plus its ``_L2`` and ``_L3`` phases when
+    sent; ``None`` when it is not there or not a finite number."""
+    if name not in parameters:
+        return None
+    phases = [
+        parameters[name],
+        parameters.get(f"{name}_L2", 0.0),
+        parameters.get(f"{name}_L3", 0.0),
+    ]
+    try:
+        total_w = sum(abs(float(value)) for value in phases)
+    except (TypeError, ValueError):
+        return None
+    return total_w / WATTS_PER_KW if math.isfinite(total_w) else None

@@ -73,9 +73,10 @@ class Vehicle:
     """One vehicle and the EVSE it plugs into when at the site.
 
     Power limits are the vehicle's own (onboard charger, BMS); the EVSE's limits
-    apply on top. Efficiencies: ``charge_efficiency`` = battery kWh gained per kWh
-    drawn at the EVSE; ``discharge_efficiency`` = kWh delivered at the EVSE per kWh
-    taken from the battery.
+    apply on top. ``min_charge_kw``/``min_discharge_kw``: when it charges (discharges) at
+    all, it takes (gives) at least this much (ISO 15118-20 minimum powers; 0: any).
+    Efficiencies: ``charge_efficiency`` = battery kWh gained per kWh drawn at the EVSE;
+    ``discharge_efficiency`` = kWh delivered at the EVSE per kWh taken from the battery.
     """
 
     vehicle_id: str
@@ -94,6 +95,8 @@ class Vehicle:
     degradation_usd_per_kwh: float = 0.03
     initial_soc: float = 0.5
     trips: tuple[Trip, ...] = ()
+    min_charge_kw: float = 0.0
+    min_discharge_kw: float = 0.0
 
     @property
     def min_energy_kwh(self) -> float:

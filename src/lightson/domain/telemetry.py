@@ -25,7 +25,9 @@ class MeterSample:
 
 @dataclass(frozen=True)
 class ChargingNeeds:
-    """What the vehicle asked for (ISO 15118 through ``NotifyEVChargingNeeds``)."""
+    """What the vehicle asked for (ISO 15118 through ``NotifyEVChargingNeeds``). Power
+    limits are magnitudes in kW (``None``: not said): the vehicle takes or gives at most the
+    ``max_*`` and, when it takes or gives any, at least the ``min_*``."""
 
     station_id: str
     evse_id: int
@@ -36,3 +38,18 @@ class ChargingNeeds:
     max_discharge_kw: float | None
     target_soc: float | None
     bidirectional: bool
+    min_charge_kw: float | None = None
+    min_discharge_kw: float | None = None
+
+
+@dataclass(frozen=True)
+class PowerLimits:
+    """Limits on one vehicle's power at its EVSE, as someone stated them (the vehicle over
+    ISO 15118, or what its charger showed it accepts): magnitudes in kW, ``None`` where
+    nothing was said. ``max_*`` bound the power; ``min_*``: when it flows at all, at least
+    this much."""
+
+    max_charge_kw: float | None = None
+    max_discharge_kw: float | None = None
+    min_charge_kw: float | None = None
+    min_discharge_kw: float | None = None

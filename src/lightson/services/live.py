@@ -9,7 +9,9 @@ One tick of a site:
    vehicle itself asked for over ISO 15118 (``NotifyEVChargingNeeds``). Building load and PV come
    from the site meter where one reports, else from the site's profiles.
 2. **Decide** with the same code the simulator runs (``control.step.decide``): the site's
-   controller on the grid, the islanded dispatch in an outage, then the safety layer.
+   controller on the grid, the islanded dispatch in an outage, then the safety layer, both
+   with this tick's power limits (``services.limits``: the registered rating, what the
+   vehicle declared, what its charger showed it accepts).
 3. **Send** each setpoint to its charger through the CSMS and record the answers.
 
 Mapping: each charger of the program file is one charging station whose OCPP identity is the
@@ -72,12 +74,18 @@ from lightson.physics.trips import (
     with_departure,
 )
 from lightson.services.departures import next_departures
+from lightson.services.limits import SessionLimits, limited_site
 from lightson.services.measured import measured_net_kw
 from lightson.services.plans import prune_plans, rounded
 from lightson.services.site_meter import latest_reading
 from lightson.store import Store
 from lightson.store import schema as db
-from lightson.store.live import StationState, held_setpoints, station_states
+from lightson.store.live import (
+    StationState,
+    held_setpoints,
+    note_last_setpoint,
+    station_states,
+)
 
 LOGGER = logging.getLogger("lightson.live")
 DEFAULT_EVERY = timedelta(minutes=5)
@@ -207,6 +215,7 @@ class LiveControl:
         self._site_of_station = {c.evse_id: s.site_id for s in program.sites for c in s.chargers}
         self._pruned_at: datetime | None = None
         self._sites = {s.site_id: _Site(s, make()) for s in program.sites}
+        self.sessions = SessionLimits()  # what each charging session showed it accepts
         self.status: dict[str, SiteStatus] = {
             s.site_id: SiteStatus(s.site_id, clock.now(), "starting", "no tick yet")
             for s in program.sites
@@ -486,6 +495,11 @@ class LiveControl:
         states = await asyncio.to_thread(
             station_states, self.store, [c.evse_id for c in site.chargers]
         )
+        # The limits of this tick (registered rating, what each vehicle declared, what its
+        # charger showed it accepts) bound the plan and the safety layer alike.
+        site, _ = await asyncio.to_thread(
+            limited_site, site, states, self.store, self.sessions, now, SESSION_CLOCK_SLACK
+        )
         departures = await asyncio.to_thread(self._departures, site, states, now)
         self.ticks += 1
         forecast_now = profile_forecast(self.program, site, TimeGrid(self._step_start(now), 1))
@@ -575,7 +589,7 @@ class LiveControl:
             (valid_until - now).total_seconds() / 3600,  # the floor holds for all of it
             valid_until,
             controller=live.controller,
-            context=lambda seen: self._context(live, seen, departures),
+            context=lambda seen: self._context(live, seen, departures, site),
             islanded=islanded,
             released_vehicles=released,
         )
@@ -640,9 +654,13 @@ class LiveControl:
         return now - (now - now.replace(minute=0, second=0, microsecond=0)) % step
 
     def _context(
-        self, live: _Site, observation: SiteObservation, departures: Departures | None = None
+        self,
+        live: _Site,
+        observation: SiteObservation,
+        departures: Departures | None = None,
+        site: Site | None = None,
     ) -> ControlContext:
-        site = live.site
+        site = site or live.site  # the tick's site carries the limits of this tick
         steps = max(1, int(live.controller.horizon / self.program.step))
         grid = TimeGrid(self._step_start(observation.now), steps, self.program.step)
         known = tuple(e for e in self.events(site) if e.known_at(observation.now))
@@ -782,8 +800,10 @@ class LiveControl:
         state: StationState,
         max_offline_s: int | None = None,
     ) -> str:
+        """Send, and learn from the answer: a limit the charger showed (a ``Rejected``
+        discharge) is noted on the setpoint stored and its site re-plans at once."""
         try:
-            return await self.sink.send_setpoint(
+            answer = await self.sink.send_setpoint(
                 station_id,
                 state.evse_id or 1,
                 setpoint,
@@ -793,6 +813,16 @@ class LiveControl:
         except Exception as error:  # an offline station must not stop the other sites
             LOGGER.warning("%s: setpoint not sent: %s", station_id, error)
             return f"not sent: {error}"
+        learned = self.sessions.answered(
+            station_id, state.transaction_id, setpoint.power_kw, answer, self.clock.now()
+        )
+        if learned is not None:
+            LOGGER.info("%s: %s", station_id, learned)
+            await asyncio.to_thread(note_last_setpoint, self.store, station_id, learned)
+            for live in self._sites.values():
+                if any(c.evse_id == station_id for c in live.site.chargers):
+                    self.wake(live.site.site_id)
+        return answer
 
     async def _clear(self, station_id: str) -> str:
         try:

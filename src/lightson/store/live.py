@@ -7,15 +7,17 @@ charging needs), so a restarted server sees the same state as before its restart
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, func, select, update
 
+from lightson.domain.telemetry import PowerLimits
 from lightson.store import schema as db
 from lightson.store.db import Store, aware
 
+MESSAGE_CHARS = 200  # setpoints_sent.message
 NEEDS_SLACK = timedelta(seconds=60)  # a reading sent with the charging needs counts for them
 
 
@@ -24,8 +26,9 @@ class StationState:
     """The latest of one station: ``soc`` (0–1) and ``power_kw`` (+ charging) with the time of
     their readings; ``transaction_id`` of the open transaction (``None``: nothing plugged) and
     ``started_at``, when it started; ``departure``, ``energy_request_kwh`` and
-    ``needs_target_soc`` as the vehicle last asked (ISO 15118) at ``needs_at``, and
-    ``soc_at_needs``, the reading its energy request counts from."""
+    ``needs_target_soc`` as the vehicle last asked (ISO 15118) at ``needs_at``, with the power
+    limits it declared then (``needs_limits``), and ``soc_at_needs``, the reading its energy
+    request counts from."""
 
     station_id: str
     soc: float | None = None
@@ -40,10 +43,24 @@ class StationState:
     needs_at: datetime | None = None  # when the vehicle last said what it needs
     needs_target_soc: float | None = None
     soc_at_needs: float | None = None  # the state of charge its energy request counts from
+    needs_limits: PowerLimits = field(default_factory=PowerLimits)
 
     @property
     def plugged(self) -> bool:
         return self.transaction_id is not None
+
+    def declared_limits(self, slack: timedelta) -> PowerLimits:
+        """The power limits the vehicle plugged in now declared in its latest charging needs.
+        None when nothing is plugged or those needs came from an earlier car: sent more than
+        ``slack`` before this session started (a charger's clock may stamp the needs a moment
+        before the Started event)."""
+        if (
+            not self.plugged
+            or self.needs_at is None
+            or (self.started_at is not None and self.needs_at < self.started_at - slack)
+        ):
+            return PowerLimits()
+        return self.needs_limits
 
 
 def station_states(store: Store, station_ids: Iterable[str]) -> dict[str, StationState]:
@@ -99,8 +116,15 @@ def station_states(store: Store, station_ids: Iterable[str]) -> dict[str, Statio
             needs.c.energy_request_kwh,
             needs.c.at,
             needs.c.target_soc,
+            needs.c.max_charge_kw,
+            needs.c.max_discharge_kw,
+            needs.c.min_charge_kw,
+            needs.c.min_discharge_kw,
         ).join(latest_needs, and_(needs.c.id == latest_needs.c.id))
-        for station_id, departure, energy_kwh, at, target in connection.execute(query_needs):
+        for station_id, departure, energy_kwh, at, target, *limits in connection.execute(
+            query_needs
+        ):
+            found[station_id]["needs_limits"] = PowerLimits(*limits)
             found[station_id]["departure"] = aware(departure) if departure else None
             found[station_id]["energy_request_kwh"] = energy_kwh
             found[station_id]["needs_at"] = aware(at)
@@ -171,3 +195,29 @@ def held_setpoints(store: Store, station_ids: Iterable[str], now: datetime) -> d
         for station_id, power_kw, valid_until, status in rows
         if status == "Accepted" and aware(valid_until) > now
     }
+
+
+def registered_ratings(store: Store, station_ids: Iterable[str]) -> dict[str, float]:
+    """The charging rating (kW) each of the stations was registered with (``lightson station
+    add --max-charge-kw``); stations not registered are left out."""
+    stations = db.stations
+    query = select(stations.c.id, stations.c.max_charge_kw).where(
+        stations.c.id.in_(sorted(set(station_ids)))
+    )
+    with store.engine.connect() as connection:
+        return {station_id: float(kw) for station_id, kw in connection.execute(query)}
+
+
+def note_last_setpoint(store: Store, station_id: str, note: str) -> None:
+    """Add ``note`` (what was learned from the station's answer or meter) to the message of
+    the setpoint last sent to the station."""
+    sent = db.setpoints_sent
+    last = select(func.max(sent.c.id)).where(sent.c.station_id == station_id).scalar_subquery()
+    with store.engine.begin() as connection:
+        row = connection.execute(select(sent.c.id, sent.c.message).where(sent.c.id == last)).first()
+        if row is None:
+            return
+        note = note[:MESSAGE_CHARS]
+        room = MESSAGE_CHARS - len(note) - 2  # the station's own words are cut, not the note
+        message = f"{row.message[:room]}; {note}" if row.message and room > 0 else note
+        connection.execute(update(sent).where(sent.c.id == row.id).values(message=message))
