@@ -59,8 +59,18 @@ def _check_dialect(dialect: str, version: OcppVersion) -> None:
     help="Seconds between full garbage collections; 0 leaves them to CPython, whose timing "
     "stalls a server with thousands of stations (docs/benchmarks.md).",
 )
+@click.option(
+    "--offline-close-after",
+    default=900,
+    show_default=True,
+    type=click.IntRange(60, 86400),
+    help="Seconds a station may stay disconnected before its open transactions are closed "
+    "(its vehicle then no longer counts as plugged); docs/csms.md.",
+)
 @friendly_errors
-def csms(db: str, host: str, port: int, heartbeat: int, full_gc_every: float) -> None:
+def csms(
+    db: str, host: str, port: int, heartbeat: int, full_gc_every: float, offline_close_after: int
+) -> None:
     """Run the charging-station management server until Ctrl-C.
 
     Stations connect to ws://HOST:PORT/ocpp/STATION_ID with HTTP Basic credentials
@@ -68,7 +78,12 @@ def csms(db: str, host: str, port: int, heartbeat: int, full_gc_every: float) ->
     ocpp2.0.1, ocpp1.6.
     """
     store = Store(db)
-    settings = CsmsSettings(host=host, port=port, heartbeat_interval_s=heartbeat)
+    settings = CsmsSettings(
+        host=host,
+        port=port,
+        heartbeat_interval_s=heartbeat,
+        offline_close_after_s=offline_close_after,
+    )
 
     async def serve() -> None:
         async with (

@@ -197,6 +197,14 @@ class OperationsServer:
     help="Delete the stored plans older than this many days, once an hour (a plan is about "
     "4 KB: some 1 GB a season for ma-2026); default: keep every plan.",
 )
+@click.option(
+    "--offline-close-after",
+    default=900,
+    show_default=True,
+    type=click.IntRange(60, 86400),
+    help="Seconds a station may stay disconnected before its open transactions are closed "
+    "(its vehicle then no longer counts as plugged); docs/csms.md.",
+)
 @friendly_errors
 def serve(
     program_ref: str,
@@ -207,6 +215,7 @@ def serve(
     every: int,
     controller: str,
     keep_plans_days: int | None,
+    offline_close_after: int,
 ) -> None:
     """Run the operations server until Ctrl-C or SIGTERM: the CSMS, the control loop and the
     HTTP API with the dashboard, on one database. On the way out every connected charger's
@@ -224,7 +233,9 @@ def serve(
         AcceleratedClock(),
         host=host,
         http_port=port,
-        csms_settings=CsmsSettings(host=host, port=csms_port),
+        csms_settings=CsmsSettings(
+            host=host, port=csms_port, offline_close_after_s=offline_close_after
+        ),
         every=timedelta(seconds=every),
         controller=controller,
         keep_plans=timedelta(days=keep_plans_days) if keep_plans_days else None,
