@@ -24,6 +24,7 @@ from lightson.emulator import EmulatedEv, EmulatedStation, Evse
 from lightson.store import StationRecord, Store
 from lightson.store import schema as db
 from lightson.store.live import station_states
+from lightson.store.transactions import station_transactions
 
 T = TypeVar("T")
 START = datetime(2026, 7, 15, 19, 0, tzinfo=UTC)
@@ -159,6 +160,11 @@ def closing(server: CsmsServer, transaction_id: str) -> dict[str, Any]:
     return row
 
 
+def open_ids(server: CsmsServer, station_id: str) -> list[str]:
+    found = station_transactions(server.store, station_id, only_open=True)
+    return [t.transaction_id for t in found]
+
+
 def open_transaction(server: CsmsServer, station_id: str) -> str | None:
     return station_states(server.store, [station_id])[station_id].transaction_id
 
@@ -205,7 +211,7 @@ def test_2x_boot_closes_what_the_station_says_is_over_and_keeps_what_goes_on(
                 "reason": "the station rebooted and says the transaction is not ongoing, "
                 "with nothing queued for it (GetTransactionStatus)",
             }
-            assert open_transaction(server, "cs1") == "tx-on"
+            assert open_ids(server, "cs1") == ["tx-on"]
 
     run(scenario())
 
@@ -240,7 +246,7 @@ def test_2x_boot_without_an_answer_closes_after_the_grace_unless_the_station_spo
             reason = closing(server, "tx-silent")["payload"]["reason"]
             assert reason.startswith("the station rebooted and gave no usable")
             assert "NotImplemented" in reason
-            assert open_transaction(server, "cs1") == "tx-replayed"
+            assert open_ids(server, "cs1") == ["tx-replayed"]
 
     run(scenario())
 
@@ -327,6 +333,25 @@ def test_1_6_boot_closes_open_transactions_and_a_late_stop_still_counts(tmp_path
     run(scenario())
 
 
+def test_a_station_clock_ahead_of_ours_does_not_undo_a_closing(tmp_path: Path) -> None:
+    clock = SimClock(START)
+    ahead = START + timedelta(minutes=10)  # the station's clock runs 10 minutes fast
+    start = {"connectorId": 1, "idTag": "BUS", "meterStart": 0, "timestamp": stamp(ahead)}
+
+    async def scenario() -> None:
+        async with (
+            csms(tmp_path, clock, cs1="1.6") as server,
+            peer(server, "cs1", OcppVersion.V16) as station,
+        ):
+            transaction_id = (await station.call("StartTransaction", start))[2]["transactionId"]
+            clock.advance(timedelta(minutes=1))
+            await station.call("BootNotification", BOOT_16)
+            assert open_transaction(server, "cs1") is None
+            assert closing(server, str(transaction_id))["at"] == ahead
+
+    run(scenario())
+
+
 def test_1_6_stop_transaction_for_an_id_never_issued(tmp_path: Path) -> None:
     """1.6 (4.10): answered, so the station drops it from its queue; its idTagInfo speaks
     of the tag (what Authorize gives it here), so a good card is not cached as Invalid;
@@ -396,7 +421,9 @@ def test_1_6_meter_values_after_a_closing_reopen_the_transaction(tmp_path: Path)
 # --- StatusNotification Available -----------------------------------------------------------
 
 
-def test_available_closes_the_transaction_at_that_evse_only(tmp_path: Path) -> None:
+def test_available_closes_the_transaction_at_that_evse_only_after_a_grace(
+    tmp_path: Path,
+) -> None:
     clock = SimClock(START)
 
     def status(evse_id: int, at: datetime) -> dict[str, Any]:
@@ -412,22 +439,32 @@ def test_available_closes_the_transaction_at_that_evse_only(tmp_path: Path) -> N
             csms(tmp_path, clock, cs1="2.0.1") as server,
             peer(server, "cs1", OcppVersion.V201) as station,
         ):
-            for tx, evse in (("tx-1", 1), ("tx-2", 2)):
+            for tx, evse in (("tx-1", 1), ("tx-2", 2), ("tx-3", 3)):
                 await station.call("TransactionEvent", started(tx, evse, START))
             # A status older than the transaction's last event says nothing of it.
             await station.call("StatusNotification", status(1, START - timedelta(minutes=1)))
-            assert [e for e in events(server, "cs1") if e[1] == "Ended"] == []
             freed = START + timedelta(minutes=4)
-            await station.call("StatusNotification", status(1, freed))
+            for evse in (1, 3):
+                await station.call("StatusNotification", status(evse, freed))
+            # The standard fixes no order: tx-3's own end, sent after its status, is awaited.
+            end_3 = {**started("tx-3", 3, freed, seq_no=1), "eventType": "Ended"}
+            await station.call("TransactionEvent", end_3)
+            clock.advance(timedelta(seconds=29))
+            await asyncio.sleep(0.1)
             assert [e for e in events(server, "cs1") if e[1] == "Ended"] == [
-                ("tx-1", "Ended", "CsmsAvailable")
+                ("tx-3", "Ended", "MeterValuePeriodic")
+            ]
+            clock.advance(timedelta(seconds=1))  # available_grace_s: 30
+            await eventually(lambda: open_ids(server, "cs1") == ["tx-2"])
+            assert [e for e in events(server, "cs1") if e[1] == "Ended"] == [
+                ("tx-3", "Ended", "MeterValuePeriodic"),
+                ("tx-1", "Ended", "CsmsAvailable"),
             ]
             row = closing(server, "tx-1")
             assert row["at"] == freed and row["evse_id"] == 1
             assert row["payload"]["reason"] == (
-                "the station reported EVSE 1 Available with the transaction still open"
+                "the station reported EVSE 1 Available and did not end the transaction"
             )
-            assert open_transaction(server, "cs1") == "tx-2"
 
     run(scenario())
 
@@ -452,9 +489,12 @@ def test_1_6_available_on_a_connector_closes_and_connector_zero_does_not(tmp_pat
             transaction_id = (await station.call("StartTransaction", start))[2]["transactionId"]
             for connector_id in (0, 1):  # the whole station; another connector
                 await station.call("StatusNotification", status(connector_id))
+            clock.advance(timedelta(seconds=30))
+            await asyncio.sleep(0.1)
             assert open_transaction(server, "cs1") == str(transaction_id)
             await station.call("StatusNotification", status(2))
-            assert open_transaction(server, "cs1") is None
+            clock.advance(timedelta(seconds=30))
+            await eventually(lambda: open_transaction(server, "cs1") is None)
             assert events(server, "cs1")[-1] == (str(transaction_id), "Ended", "CsmsAvailable")
 
     run(scenario())

@@ -55,12 +55,14 @@ LOGGER = logging.getLogger("lightson.csms")
 
 @dataclass(frozen=True)
 class _Pending:
-    """A closing due at ``deadline`` unless the station speaks of the transaction first
-    (``unless_heard``) or ends it itself."""
+    """A closing due at ``deadline`` (dated ``at``, else when it is made) unless the station
+    ends the transaction itself first, or speaks of it at all (``unless_heard``)."""
 
     deadline: datetime
+    trigger: str
     reason: str
     unless_heard: bool
+    at: datetime | None = None
 
 
 class Reconciler:
@@ -106,13 +108,13 @@ class Reconciler:
                 LOGGER.exception("reconciling open transactions failed")
 
     async def sweep(self) -> None:
-        """Close what is due now: stations lost too long, and boot closings past their grace."""
+        """Close what is due now: stations lost too long, and closings past their grace. A
+        closing that fails (the database) is tried again at the next sweep."""
         now = self._now
         limit = timedelta(seconds=self.server.settings.offline_close_after_s)
         for station_id, since in list(self.lost_at.items()):
             if now - since < limit or station_id in self.server.sessions:
                 continue
-            del self.lost_at[station_id]
             minutes = (now - since).total_seconds() / 60
             await self.close(
                 station_id,
@@ -121,12 +123,17 @@ class Reconciler:
                 f"the station was not connected for {minutes:.0f} min "
                 f"(since {since.isoformat()}); its vehicle is no longer counted as plugged",
             )
+            self.lost_at.pop(station_id, None)
         for key, pending in list(self.pending.items()):
             if now < pending.deadline:
                 continue
-            del self.pending[key]
             found = await asyncio.to_thread(station_transactions, self.server.store, key[0], key[1])
-            await self.close(key[0], [t for t in found if t.open], CSMS_BOOT, pending.reason)
+            await self.close(key[0], found, pending.trigger, pending.reason, pending.at)
+            self.pending.pop(key, None)
+        week_ago = now - timedelta(days=7)  # a 1.6 transaction reopens within days or never
+        for key, closed_at in list(self.closed_16.items()):
+            if closed_at < week_ago:
+                del self.closed_16[key]
 
     # --- what the sessions report ----------------------------------------------------------
 
@@ -175,6 +182,7 @@ class Reconciler:
         except (CallRefusedError, TimeoutError, FrameError) as error:
             self.pending[key] = _Pending(
                 self._now + grace,
+                CSMS_BOOT,
                 f"the station rebooted and gave no usable GetTransactionStatus answer "
                 f"({error}), and sent no event for the transaction within {grace}",
                 unless_heard=True,
@@ -195,27 +203,29 @@ class Reconciler:
             said = "is not ongoing" if ongoing is False else "may be ongoing (no indicator)"
             self.pending[key] = _Pending(
                 self._now + grace,
+                CSMS_BOOT,
                 f"the station rebooted and says the transaction {said}, with messages "
                 f"queued; it was still open {grace} later",
                 unless_heard=ongoing is None,
             )
 
     async def on_available(self, station_id: str, evse_id: int, at: datetime) -> None:
-        """The station reported the EVSE ``Available`` at ``at`` (its own clock)."""
+        """The station reported the EVSE ``Available`` at ``at`` (its own clock). Its own
+        ``Ended`` may follow the status (the standard fixes no order): the closing waits
+        ``available_grace_s`` for it."""
         if evse_id <= 0:
             return  # the whole station: says nothing about one connector's transaction
-        at_evse = [
-            t
-            for t in await self._open(station_id)
-            if t.evse_id == evse_id and (t.last_at is None or t.last_at <= at)
-        ]
-        await self.close(
-            station_id,
-            at_evse,
-            CSMS_AVAILABLE,
-            f"the station reported EVSE {evse_id} Available with the transaction still open",
-            at=at,
-        )
+        deadline = self._now + timedelta(seconds=self.server.settings.available_grace_s)
+        for t in await self._open(station_id):
+            if t.evse_id == evse_id and (t.last_at is None or t.last_at <= at):
+                self.pending[(station_id, t.transaction_id)] = _Pending(
+                    deadline,
+                    CSMS_AVAILABLE,
+                    f"the station reported EVSE {evse_id} Available and did not end the "
+                    "transaction",
+                    unless_heard=False,
+                    at=at,
+                )
 
     async def on_meter_values_16(
         self, station_id: str, transaction_id: str, evse_id: int, at: datetime | None
@@ -265,10 +275,22 @@ class Reconciler:
         reason: str,
         at: datetime | None = None,
     ) -> None:
-        """Store a CSMS ``Ended`` for each transaction, with why, and log it."""
+        """Store a CSMS ``Ended`` for each transaction still open, with why, and log it.
+        Dated ``at`` (a status's time, on the station's clock: skipped for a transaction
+        the station reported on after it), else now, or the station's last event for it
+        if that is later (a station clock ahead of ours must not undo the closing)."""
         if not transactions:
             return
         now = self._now
+        still = {t.transaction_id: t for t in await self._open(station_id)}
+        closings: list[tuple[StoredTransaction, datetime]] = []
+        for wanted in transactions:
+            t = still.get(wanted.transaction_id)
+            if t is None or (at is not None and t.last_at is not None and t.last_at > at):
+                continue
+            closings.append((t, at if at is not None else max(now, t.last_at or now)))
+        if not closings:
+            return
         rows = [
             _row(
                 station_id,
@@ -276,17 +298,17 @@ class Reconciler:
                 t.evse_id,
                 "Ended",
                 trigger,
-                at or now,
+                when,
                 now,
                 {"closedBy": "csms", "reason": reason},
             )
-            for t in transactions
+            for t, when in closings
         ]
         await self.server.store.commit([(db.transaction_events, row) for row in rows])
-        for t in transactions:
+        for t, when in closings:
             self.pending.pop((station_id, t.transaction_id), None)
             if self._versions.get(station_id, OcppVersion.V16) is OcppVersion.V16:
-                self.closed_16[(station_id, t.transaction_id)] = at or now
+                self.closed_16[(station_id, t.transaction_id)] = when
             LOGGER.warning(
                 "%s: transaction %s closed by the CSMS (%s): %s",
                 station_id,

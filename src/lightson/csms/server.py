@@ -86,6 +86,8 @@ class CsmsSettings:
     session, while a vanished one stops steering its site within one more tick or two.
     ``boot_grace_s``: how long after a 2.x boot an unanswered transaction may wait for the
     station's queued events (a long queue is paced at ``messages_per_second``).
+    ``available_grace_s``: how long after an ``Available`` status the station may still send
+    its own end of the transaction at that EVSE before the CSMS closes it.
     ``offline_check_every_s``: real seconds between two looks at what is due."""
 
     host: str = "127.0.0.1"
@@ -100,6 +102,7 @@ class CsmsSettings:
     handshake_timeout_s: float = 120.0  # handshakes queue for password checks in a storm
     offline_close_after_s: float = 900.0
     boot_grace_s: float = 300.0
+    available_grace_s: float = 30.0
     offline_check_every_s: float = 1.0
     tls: ssl.SSLContext | None = None
 
