@@ -84,13 +84,10 @@ class Reconciler:
     # --- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Count stations with open transactions that are not connected as lost from now,
-        then sweep every ``offline_check_every_s`` (real seconds)."""
-        stations = await asyncio.to_thread(stations_with_open_transactions, self.server.store)
-        for station_id in stations:
-            if station_id not in self.server.sessions:
-                self.lost_at.setdefault(station_id, self._now)
-        self._task = asyncio.create_task(self._sweep_forever())
+        """Start the sweeper: it counts the stations with open transactions that are not
+        connected as lost from now, then sweeps every ``offline_check_every_s`` (real
+        seconds). The server does not wait for that first look (a year of events to read)."""
+        self._task = asyncio.create_task(self._sweep_forever(self._now))
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -99,7 +96,15 @@ class Reconciler:
                 await self._task
             self._task = None
 
-    async def _sweep_forever(self) -> None:
+    async def _sweep_forever(self, started: datetime) -> None:
+        try:
+            stations = await asyncio.to_thread(stations_with_open_transactions, self.server.store)
+        except Exception:  # the offline rule then covers the stations seen to leave
+            LOGGER.exception("reading the open transactions at start failed")
+            stations = []
+        for station_id in stations:
+            if station_id not in self.server.sessions:
+                self.lost_at.setdefault(station_id, started)
         while True:
             await asyncio.sleep(self.server.settings.offline_check_every_s)
             try:
