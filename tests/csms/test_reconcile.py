@@ -251,6 +251,45 @@ def test_2x_boot_without_an_answer_closes_after_the_grace_unless_the_station_spo
     run(scenario())
 
 
+def test_2x_boot_not_ongoing_with_a_queue_waits_for_the_queue_then_closes(tmp_path: Path) -> None:
+    clock = SimClock(START)
+
+    async def scenario() -> None:
+        async with csms(tmp_path, clock, cs1="2.0.1") as server:
+            async with peer(server, "cs1", OcppVersion.V201) as station:
+                for tx, evse in (("tx-a", 1), ("tx-b", 2)):
+                    assert (await station.call("TransactionEvent", started(tx, evse, START)))[
+                        0
+                    ] == 3
+            clock.advance(timedelta(minutes=5))
+            queued = {"ongoingIndicator": False, "messagesInQueue": True}
+            async with peer(
+                server, "cs1", OcppVersion.V201, {"GetTransactionStatus": queued}
+            ) as station:
+                await station.call("BootNotification", BOOT_2X)
+                await eventually(lambda: len(station.asked_for("GetTransactionStatus")) == 2)
+                # The queue: tx-a's own end; for tx-b only an update (it lost the rest).
+                end_a = {
+                    **started("tx-a", 1, START + timedelta(minutes=1), 1),
+                    "eventType": "Ended",
+                }
+                update_b = started("tx-b", 2, START + timedelta(minutes=1), 1)
+                for replay in (end_a, update_b):
+                    await station.call("TransactionEvent", {**replay, "offline": True})
+                await asyncio.sleep(0.1)
+                assert open_ids(server, "cs1") == ["tx-b"]
+                clock.advance(timedelta(seconds=60))  # boot_grace_s
+                await eventually(lambda: open_ids(server, "cs1") == [])
+                await asyncio.sleep(0.1)
+            assert [e for e in events(server, "cs1") if e[1] == "Ended"] == [
+                ("tx-a", "Ended", "MeterValuePeriodic"),
+                ("tx-b", "Ended", "CsmsBoot"),
+            ]
+            assert closing(server, "tx-b")["at"] == START + timedelta(minutes=6)
+
+    run(scenario())
+
+
 def test_the_emulator_answers_get_transaction_status_and_keeps_its_session(
     tmp_path: Path,
 ) -> None:
