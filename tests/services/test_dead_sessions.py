@@ -85,6 +85,10 @@ def test_a_vanished_chargers_vehicle_stops_holding_back_the_others(tmp_path: Pat
             assert after.plugged == {"bus-7": False, "bus-12": True}
             assert after.fallback == ()
             assert after.answers == {"depot-evse1": "idle", "depot-evse2": "Accepted"}
+            assert (
+                "depot-evse1: transaction closed by the CSMS (CsmsOffline: the station was "
+                "not connected for 16 min"
+            ) in after.reason
             power = {s.evse_id: s.power_kw for s in after.setpoints}
             assert power["depot-evse2"] == pytest.approx(60.0, abs=1e-6)
             left.advance(60)

@@ -15,7 +15,7 @@ station's own ``Ended`` always wins over a closing, whenever it arrives.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, case, func, not_, select
@@ -113,6 +113,26 @@ def station_transactions(
         ]
 
 
+def recent_closings(store: Store, station_ids: list[str], since: datetime) -> dict[str, str]:
+    """Each station's newest CSMS closing made at or after ``since`` (CSMS clock), as
+    ``"closed by the CSMS (<trigger>: <reason>)"``, for a status line."""
+    events = db.transaction_events
+    query = (
+        select(events.c.station_id, events.c.trigger_reason, events.c.payload)
+        .where(
+            events.c.station_id.in_(sorted(set(station_ids))),
+            events.c.received_at >= since.astimezone(UTC),
+            _is_closing(),
+        )
+        .order_by(events.c.id)
+    )
+    with store.engine.connect() as connection:
+        return {
+            str(station): f"closed by the CSMS ({trigger}: {payload.get('reason', '')})"
+            for station, trigger, payload in connection.execute(query)
+        }
+
+
 def stations_with_open_transactions(store: Store) -> list[str]:
     """Every station that has an open transaction in the store."""
     events = db.transaction_events
@@ -135,6 +155,7 @@ __all__ = [
     "StoredTransaction",
     "closed_by_csms",
     "ended_at",
+    "recent_closings",
     "station_transactions",
     "stations_with_open_transactions",
 ]
