@@ -14,7 +14,9 @@ Paths (``lightson.store.transactions`` has the storage rule and the trigger name
   ``boot_grace_s`` unless a ``TransactionEvent`` for it arrived meanwhile.
 - **StatusNotification Available** on an EVSE (2.x ``evseId``; 1.6 ``connectorId`` > 0, as
   connector 0 is the whole station): the open transactions at that EVSE whose last event is
-  not later than the status are closed (``CsmsAvailable``), at the status's time.
+  not later than the status are closed (``CsmsAvailable``), at the status's time, once
+  ``available_grace_s`` has passed without the station's own end (which may follow the
+  status: the standard fixes no order).
 - **Connection lost** for ``offline_close_after_s`` (CSMS clock): the station's open
   transactions are closed (``CsmsOffline``). Stations with open transactions that are not
   connected when the server starts count as lost from then.
