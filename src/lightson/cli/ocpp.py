@@ -61,6 +61,14 @@ def _check_dialect(dialect: str, version: OcppVersion) -> None:
     help="Seconds between full garbage collections; 0 leaves them to CPython, whose timing "
     "stalls a server with thousands of stations (docs/benchmarks.md).",
 )
+@click.option(
+    "--offline-close-after",
+    default=900,
+    show_default=True,
+    type=click.IntRange(60, 86400),
+    help="Seconds a station may stay disconnected before its open transactions are closed "
+    "(its vehicle then no longer counts as plugged); docs/csms.md.",
+)
 @tls_options
 @friendly_errors
 def csms(
@@ -72,6 +80,7 @@ def csms(
     tls_cert: Path | None,
     tls_key: Path | None,
     tls_client_ca: Path | None,
+    offline_close_after: int,
 ) -> None:
     """Run the charging-station management server until Ctrl-C.
 
@@ -82,7 +91,13 @@ def csms(
     """
     tls = tls_context(tls_cert, tls_key, tls_client_ca)
     store = Store(db)
-    settings = CsmsSettings(host=host, port=port, heartbeat_interval_s=heartbeat, tls=tls)
+    settings = CsmsSettings(
+        host=host,
+        port=port,
+        heartbeat_interval_s=heartbeat,
+        offline_close_after_s=offline_close_after,
+        tls=tls,
+    )
 
     async def serve() -> None:
         async with (

@@ -263,6 +263,14 @@ class OperationsServer:
     hidden=True,
     help="...counted from this CLOCK_MONOTONIC reading (another process shares the clock).",
 )
+@click.option(
+    "--offline-close-after",
+    default=900,
+    show_default=True,
+    type=click.IntRange(60, 86400),
+    help="Seconds a station may stay disconnected before its open transactions are closed "
+    "(its vehicle then no longer counts as plugged); docs/csms.md.",
+)
 @tls_options
 @friendly_errors
 def serve(
@@ -281,6 +289,7 @@ def serve(
     tls_cert: Path | None,
     tls_key: Path | None,
     tls_client_ca: Path | None,
+    offline_close_after: int,
 ) -> None:
     """Run the operations server until Ctrl-C or SIGTERM: the CSMS, the control loop and the
     HTTP API with the dashboard, on one database. On the way out every connected charger's
@@ -302,7 +311,9 @@ def serve(
         AcceleratedClock(start, speed, origin=clock_origin),
         host=host,
         http_port=port,
-        csms_settings=CsmsSettings(host=host, port=csms_port, tls=tls),
+        csms_settings=CsmsSettings(
+            host=host, port=csms_port, offline_close_after_s=offline_close_after, tls=tls
+        ),
         every=timedelta(seconds=every),
         controller=controller,
         keep_plans=timedelta(days=keep_plans_days) if keep_plans_days else None,

@@ -18,6 +18,7 @@ import contextlib
 import functools
 import hmac
 import itertools
+import json
 import logging
 import os
 import secrets
@@ -40,6 +41,7 @@ from websockets.typing import Subprotocol
 
 from lightson.csms.auth import check_password, hash_password
 from lightson.csms.quarantine import implausible_rows, refused_row
+from lightson.csms.reconcile import Reconciler
 from lightson.csms.rpc import CallRefusedError, FrameQueue, OcppSession, RateLimit, after, on
 from lightson.csms.tls import common_name, requires_client_certificate
 from lightson.csms.translate import (
@@ -61,6 +63,7 @@ from lightson.domain.telemetry import ChargingNeeds, MeterSample
 from lightson.domain.time import Clock
 from lightson.store import StationRecord, Store
 from lightson.store import schema as db
+from lightson.store.transactions import station_transactions
 
 LOGGER = logging.getLogger("lightson.csms")
 PROFILE_ID_BASE = {"TxProfile": 99, "TxDefaultProfile": 199}  # + the EVSE id
@@ -81,7 +84,18 @@ class CsmsSettings:
     ``messages_per_second``/``burst`` pace each station, whose frames read ahead of the pace
     wait in a queue of at most ``waiting_frames`` frames and ``waiting_bytes`` characters (a
     CALL that finds it full is refused at once); ``ping_interval_s``/``ping_timeout_s`` are
-    the WebSocket keepalive (None: off)."""
+    the WebSocket keepalive (None: off).
+
+    ``offline_close_after_s``: a station not connected for this long (CSMS clock) has its
+    open transactions closed, so its vehicle stops counting as plugged. 15 minutes: three
+    missed heartbeats at the default interval and the live loop's own limit on a reading's
+    age, so a network blip or a station's restart (seconds to a few minutes) never ends a
+    session, while a vanished one stops steering its site within one more tick or two.
+    ``boot_grace_s``: how long after a 2.x boot an unanswered transaction may wait for the
+    station's queued events (a long queue is paced at ``messages_per_second``).
+    ``available_grace_s``: how long after an ``Available`` status the station may still send
+    its own end of the transaction at that EVSE before the CSMS closes it.
+    ``offline_check_every_s``: real seconds between two looks at what is due."""
 
     host: str = "127.0.0.1"
     port: int = 9000
@@ -97,6 +111,10 @@ class CsmsSettings:
     max_offline_s: int = 300
     compression: bool = True
     handshake_timeout_s: float = 120.0  # handshakes queue for password checks in a storm
+    offline_close_after_s: float = 900.0
+    boot_grace_s: float = 300.0
+    available_grace_s: float = 30.0
+    offline_check_every_s: float = 1.0
     tls: ssl.SSLContext | None = None
 
 
@@ -171,8 +189,9 @@ class StationSession(OcppSession):
     # --- what every version answers the same way -------------------------------------------
 
     @on("BootNotification")
-    def on_boot_notification(self, **_: Any) -> dict[str, Any]:
+    async def on_boot_notification(self, **_: Any) -> dict[str, Any]:
         self.booted = True
+        await self.server.reconciler.on_boot(self)  # before the answer: no new one is closed
         return {
             "current_time": timestamp(self.now),
             "interval": self.server.settings.heartbeat_interval_s,
@@ -182,6 +201,7 @@ class StationSession(OcppSession):
     @after("BootNotification")
     async def after_boot_notification(self, **_: Any) -> None:
         await self.after_boot()
+        await self.server.reconciler.after_boot(self)
 
     @on("Heartbeat")
     def on_heartbeat(self, **_: Any) -> dict[str, Any]:
@@ -284,6 +304,8 @@ class Session2x(StationSession):
             "at": parse_timestamp(raw["timestamp"]),
         }
         await self.server.store.commit([(db.evse_status, row)])
+        if row["status"] == "Available":
+            await self.server.reconciler.on_available(self.id, row["evse_id"], row["at"])
         return {}
 
     @on("Authorize")
@@ -299,6 +321,7 @@ class Session2x(StationSession):
         evse_id = raw.get("evse", {}).get("id", known_evse)
         if evse_id is not None:
             self.server.transaction_evse[(self.id, transaction_id)] = evse_id
+        self.server.reconciler.heard(self.id, transaction_id)
         seq_no = int(raw["seqNo"])
         rows: list[tuple[Table, Mapping[str, Any]]] = [
             (
@@ -410,6 +433,8 @@ class Session16(StationSession):
             "at": parse_timestamp(raw["timestamp"]) if "timestamp" in raw else self.now,
         }
         await self.server.store.commit([(db.evse_status, row)])
+        if row["status"] == "Available":
+            await self.server.reconciler.on_available(self.id, row["evse_id"], row["at"])
         return {}
 
     @on("Authorize")
@@ -445,7 +470,14 @@ class Session16(StationSession):
     @on("StopTransaction")
     async def on_stop_transaction(self, **_: Any) -> dict[str, Any]:
         transaction_id = int(self._raw["transactionId"])
-        connector_id = self.server.open_16_transactions.pop((self.id, transaction_id), None)
+        known = await asyncio.to_thread(
+            station_transactions, self.server.store, self.id, str(transaction_id)
+        )
+        if not known:
+            return await self._stop_unknown(transaction_id)
+        self.server.open_16_transactions.pop((self.id, transaction_id), None)
+        self.server.reconciler.ended_by_station(self.id, str(transaction_id))
+        connector_id = known[0].evse_id  # from the store: also right after a restart
         row = self._event("Ended", transaction_id, connector_id)
         await self.store_meter(
             connector_id or 0,
@@ -454,6 +486,29 @@ class Session16(StationSession):
             extra=[(db.transaction_events, row)],
             field="transactionData",
         )
+        if "idTag" in self._raw:
+            return {"id_tag_info": {"status": "Accepted"}}
+        return {}
+
+    async def _stop_unknown(self, transaction_id: int) -> dict[str, Any]:
+        """A StopTransaction for an id never issued to this station. 1.6 (4.10): the Central
+        System SHALL answer it (else the station resends it), cannot prevent a transaction
+        from stopping, and its ``idTagInfo`` is about the tag, which the station puts in its
+        authorization cache: so the tag gets what Authorize gives it here, not ``Invalid``
+        (that would lock a good card out). It is not stored as the end of anything; the
+        frame is kept in ``quarantine`` and logged."""
+        LOGGER.warning("%s: StopTransaction for unknown transaction %d", self.id, transaction_id)
+        row = {
+            "received_at": self.now,
+            "source": "ocpp",
+            "station_id": self.id,
+            "action": "StopTransaction",
+            "field": "transactionId",
+            "value": str(transaction_id),
+            "reason": "no transaction with this id was started at this station",
+            "raw": json.dumps(self._raw),
+        }
+        await self.server.store.commit([(db.quarantine, row)])
         if "idTag" in self._raw:
             return {"id_tag_info": {"status": "Accepted"}}
         return {}
@@ -471,6 +526,11 @@ class Session16(StationSession):
             raw["meterValue"],
             None if transaction is None else str(transaction),
         )
+        if transaction is not None:
+            taken = [parse_timestamp(m["timestamp"]) for m in raw["meterValue"]]
+            await self.server.reconciler.on_meter_values_16(
+                self.id, str(transaction), int(raw["connectorId"]), max(taken, default=None)
+            )
         return {}
 
 
@@ -504,6 +564,7 @@ class CsmsServer:
         self.sequence = SequenceTracker()
         self.reported_profiles: dict[str, list[Mapping[str, Any]]] = {}
         self.open_16_transactions: dict[tuple[str, int], int] = {}
+        self.reconciler = Reconciler(self)
         self._server: Server | None = None
         self._profile_ids = itertools.count(100)
         self.transaction_evse: dict[tuple[str, str], int] = {}
@@ -552,6 +613,7 @@ class CsmsServer:
             ssl=self.settings.tls,
             open_timeout=self.settings.handshake_timeout_s,
         )
+        await self.reconciler.start()
 
     @property
     def port(self) -> int:
@@ -567,6 +629,7 @@ class CsmsServer:
         return f"{scheme}://{self.settings.host}:{self.port}/ocpp"
 
     async def stop(self) -> None:
+        await self.reconciler.stop()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -656,6 +719,7 @@ class CsmsServer:
         session = session_type(self, station, connection)
         previous = self.sessions.get(station.id)
         self.sessions[station.id] = session
+        self.reconciler.connected(station.id, session.version)
         if previous is not None:
             LOGGER.info("%s: reconnected; the older connection is closed", station.id)
             await previous._connection.close(1000, "replaced by a new connection")
@@ -669,6 +733,7 @@ class CsmsServer:
         finally:
             if self.sessions.get(station.id) is session:
                 del self.sessions[station.id]
+                self.reconciler.lost(station.id)
 
     # --- calls to stations --------------------------------------------------------------------
 

@@ -204,6 +204,22 @@ class EmulatorSession(OcppSession):
         self.station.later(self.station.stop_transaction(evse.id, "Remote"))
         return {"status": "Accepted"}
 
+    @on("GetTransactionStatus")
+    def on_get_transaction_status(self, **_: Any) -> dict[str, Any]:
+        """E14: whether a transaction goes on here, and whether messages for it (or any,
+        without an id) wait in the queue."""
+        wanted = self._raw_payload.get("transactionId")
+        queued = [
+            item.build().get("transactionInfo", {}).get("transactionId")
+            for item in self.station.queue
+        ]
+        if wanted is None:
+            return {"messages_in_queue": bool(queued)}
+        return {
+            "ongoing_indicator": self.station.evse_with_transaction(wanted) is not None,
+            "messages_in_queue": wanted in queued,
+        }
+
     @on("RemoteStartTransaction")
     def on_remote_start_transaction(self, **_: Any) -> dict[str, Any]:
         evse = self.station.evses.get(int(self._raw_payload.get("connectorId", 1)))

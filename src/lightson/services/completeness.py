@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from lightson.store import Store
 from lightson.store import schema as db
 from lightson.store.db import aware
+from lightson.store.transactions import ended_at
 
 HOLD = timedelta(minutes=15)
 
@@ -55,7 +56,7 @@ def data_completeness(
                 events.c.station_id,
                 events.c.transaction_id,
                 func.min(events.c.at),
-                func.max(events.c.at).filter(events.c.event_type == "Ended"),
+                ended_at(),  # the station's Ended, else a CSMS closing not reopened since
             )
             .where(events.c.station_id.in_(ids))
             .group_by(events.c.station_id, events.c.transaction_id)

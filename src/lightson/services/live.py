@@ -86,6 +86,7 @@ from lightson.store.live import (
     note_last_setpoint,
     station_states,
 )
+from lightson.store.transactions import recent_closings
 
 LOGGER = logging.getLogger("lightson.live")
 DEFAULT_EVERY = timedelta(minutes=5)
@@ -610,6 +611,11 @@ class LiveControl:
         reason = _reason(islanded, tier, answers, decision.interventions)
         if stale:
             reason = f"{reason}; {_fallback_reason(stale)}"
+        # A session the CSMS closed since the last tick (its station vanished): say why once.
+        ids = [c.evse_id for c in site.chargers]
+        closed = await asyncio.to_thread(recent_closings, self.store, ids, now - self.every)
+        for station_id, why in closed.items():
+            reason = f"{reason}; {station_id}: transaction {why}"
         return replace(
             base,
             mode="islanded" if islanded else "grid",

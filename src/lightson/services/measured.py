@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import func, or_, select
 
 from lightson.domain.assets import LoadTier, Program, Site, Vehicle
 from lightson.domain.demand_response import DREvent
@@ -61,6 +61,7 @@ from lightson.sim.runner import ProgramRun
 from lightson.store import Store
 from lightson.store import schema as db
 from lightson.store.db import aware
+from lightson.store.transactions import ended_at
 
 COVERED = 0.5  # a reading (or signal) that covers this share of an interval speaks for it
 FAULT_STATUSES = ("Faulted",)
@@ -476,12 +477,14 @@ def _sessions(
     store: Store, stations: Sequence[str], start: datetime, end: datetime
 ) -> dict[str, list[_Session]]:
     """Each station's transactions that overlap [start, end), in seconds, clipped to it. A
-    transaction whose end never arrived (a charger that lost its queue) ends when the
+    transaction ends at the station's ``Ended``, else at the CSMS's closing of it (a reboot,
+    ``Available``, a long disconnection: ``store.transactions``). One with neither (a
+    closing not made yet, or reopened by the station) ends when the
     charger next started another transaction, or next reported the transaction's own
     connector ``Available`` (a connector-0 status at boot says nothing of the vehicle);
     with neither, it is taken as still open (a charger that stopped talking mid-session)."""
     events, status = db.transaction_events, db.evse_status
-    ended = func.max(events.c.at).filter(events.c.event_type == "Ended")
+    ended = ended_at()  # the station's Ended, else a CSMS closing not reopened since
     query = (
         select(events.c.station_id, func.min(events.c.at), ended, func.max(events.c.evse_id))
         .where(events.c.station_id.in_(stations), events.c.at < end.astimezone(UTC))
@@ -489,7 +492,7 @@ def _sessions(
         .having(
             or_(
                 func.max(events.c.at) >= start.astimezone(UTC),
-                func.sum(case((events.c.event_type == "Ended", 1), else_=0)) == 0,
+                ended.is_(None),
             )
         )
     )

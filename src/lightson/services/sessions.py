@@ -7,11 +7,12 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import func, or_, select
 
 from lightson.store import Store
 from lightson.store import schema as db
 from lightson.store.db import aware
+from lightson.store.transactions import ended_at
 
 
 def sessions(store: Store, station_ids: Iterable[str], since: datetime) -> list[dict[str, Any]]:
@@ -20,7 +21,7 @@ def sessions(store: Store, station_ids: Iterable[str], since: datetime) -> list[
     where the charger sent no register)."""
     ids = sorted(set(station_ids))
     events, samples = db.transaction_events, db.meter_samples
-    ended = func.max(events.c.at).filter(events.c.event_type == "Ended")
+    ended = ended_at()  # the station's Ended, else a CSMS closing not reopened since
     query = (
         select(
             events.c.station_id,
@@ -33,7 +34,7 @@ def sessions(store: Store, station_ids: Iterable[str], since: datetime) -> list[
         .having(  # open at or after since: an event since, or not ended yet
             or_(
                 func.max(events.c.at) >= since.astimezone(UTC),
-                func.sum(case((events.c.event_type == "Ended", 1), else_=0)) == 0,
+                ended.is_(None),
             )
         )
     )

@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, select, update
+from sqlalchemy import and_, func, select, update
 
 from lightson.domain.telemetry import PowerLimits
 from lightson.store import schema as db
 from lightson.store.db import Store, aware
+from lightson.store.transactions import ended_at
 
 MESSAGE_CHARS = 200  # setpoints_sent.message
 NEEDS_SLACK = timedelta(seconds=60)  # a reading sent with the charging needs counts for them
@@ -85,7 +86,6 @@ def station_states(store: Store, station_ids: Iterable[str]) -> dict[str, Statio
                 found[station_id][name] = float(value)
                 found[station_id][f"{name.split('_')[0]}_at"] = aware(at)
         events = db.transaction_events
-        ended = func.sum(case((events.c.event_type == "Ended", 1), else_=0))
         open_query = (
             select(
                 events.c.station_id,
@@ -96,7 +96,7 @@ def station_states(store: Store, station_ids: Iterable[str]) -> dict[str, Statio
             )
             .where(events.c.station_id.in_(ids))
             .group_by(events.c.station_id, events.c.transaction_id)
-            .having(ended == 0)
+            .having(ended_at().is_(None))  # a CSMS closing counts, unless reopened
             .order_by(func.min(events.c.id))
         )
         for station_id, transaction_id, evse_id, started, _ in connection.execute(open_query):
