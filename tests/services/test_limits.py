@@ -256,9 +256,17 @@ class AnsweringSink(FakeSink):
     """A sink whose stations refuse every discharge (``Rejected``)."""
 
     async def send_setpoint(
-        self, station_id: str, evse_id: int, setpoint: Setpoint, transaction_id: str | None = None
+        self,
+        station_id: str,
+        evse_id: int,
+        setpoint: Setpoint,
+        transaction_id: str | None = None,
+        *,
+        max_offline_s: int | None = None,
     ) -> str:
-        await super().send_setpoint(station_id, evse_id, setpoint, transaction_id)
+        await super().send_setpoint(
+            station_id, evse_id, setpoint, transaction_id, max_offline_s=max_offline_s
+        )
         return "Rejected" if setpoint.power_kw < 0 else "Accepted"
 
 

@@ -24,6 +24,7 @@ from lightson.emulator import EmulatedEv, EmulatedStation, Evse, Fleet
 from lightson.store import StationRecord, Store, default_url
 
 PASSWORD_ENV = "LIGHTSON_STATION_PASSWORD"
+CONNECT_TIMEOUT_S = 30.0  # emulate: how long the stations may take to connect and boot
 VERSIONS = [v.value for v in OcppVersion]
 DIALECTS = [d.value for d in Dialect]
 
@@ -278,8 +279,19 @@ def emulate(
                 f"the CSMS refused {len(refused)} station(s), e.g. "
                 f"{refused[0]}: register them with 'lightson station add'",
             )
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                for station in fleet.stations:
+                    await station.connected.wait()
+        except TimeoutError:
+            online = sum(s.connected.is_set() for s in fleet.stations)
+            raise ConfigError.at(
+                "--url",
+                f"{len(fleet.stations) - online} of {len(fleet.stations)} station(s) did not "
+                f"connect to {url} within {CONNECT_TIMEOUT_S:g} s: is 'lightson csms' (or "
+                "'lightson serve') running there?",
+            ) from None
         for station in fleet.stations:
-            await station.connected.wait()
             ev = EmulatedEv(
                 battery_kwh=131.0,
                 soc=rng.uniform(0.4, 0.9),
