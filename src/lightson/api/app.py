@@ -28,6 +28,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from pydantic import AwareDatetime
 
 from lightson.api.events import event_document
+from lightson.api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit
 from lightson.control.grid import GridSignal
 from lightson.domain.assets import Program, Site, SiteKind
 from lightson.domain.errors import ConfigError
@@ -83,6 +84,7 @@ class Operations:
     live: LiveControl
     rules: Sequence[ProgramRules] | None = None
     connected_stations: Callable[[], int] = lambda: 0
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # larger request bodies: 413, unread
 
     def events(self) -> EventService:
         return EventService(self.store, self.clock, self.rules)
@@ -123,6 +125,7 @@ def create_app(ops: Operations) -> FastAPI:
         redoc_url=None,
     )
     app.state.operations = ops
+    app.add_middleware(BodyLimit, max_bytes=ops.max_body_bytes)  # before any other work
 
     def refuse(who: Principal, action: str, target: str, message: str) -> None:
         """403, written to the audit log first when it refuses a command."""

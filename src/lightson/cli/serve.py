@@ -21,6 +21,7 @@ import click
 import uvicorn
 
 from lightson.api.app import Operations, create_app
+from lightson.api.limits import DEFAULT_MAX_BODY_BYTES
 from lightson.cli.app import friendly_errors, main
 from lightson.cli.tls import tls_context, tls_options
 from lightson.config import load_program
@@ -62,6 +63,7 @@ class OperationsServer:
     keep_plans: timedelta | None = None
     islanded_hold: timedelta = DEFAULT_ISLANDED_HOLD
     http_tls: tuple[Path, Path] | None = None  # (certificate, key): the API over https
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # a larger request body: 413, unread
 
     def __post_init__(self) -> None:
         self.csms = CsmsServer(self.store, self.clock, self.csms_settings)
@@ -88,6 +90,7 @@ class OperationsServer:
             self.clock,
             self.live,
             connected_stations=lambda: len(self.csms.sessions),
+            max_body_bytes=self.max_body_bytes,
         )
         self.app = create_app(self.operations)
         self._http: uvicorn.Server | None = None
@@ -271,6 +274,14 @@ class OperationsServer:
     help="Seconds a station may stay disconnected before its open transactions are closed "
     "(its vehicle then no longer counts as plugged); docs/csms.md.",
 )
+@click.option(
+    "--max-body-kb",
+    default=DEFAULT_MAX_BODY_BYTES // 1024,
+    show_default=True,
+    type=click.IntRange(1, 1024 * 1024),
+    help="Largest API request body, KiB: a larger one is refused (413) before it is read or "
+    "its token checked.",
+)
 @tls_options
 @friendly_errors
 def serve(
@@ -290,6 +301,7 @@ def serve(
     tls_key: Path | None,
     tls_client_ca: Path | None,
     offline_close_after: int,
+    max_body_kb: int,
 ) -> None:
     """Run the operations server until Ctrl-C or SIGTERM: the CSMS, the control loop and the
     HTTP API with the dashboard, on one database. On the way out every connected charger's
@@ -320,6 +332,7 @@ def serve(
         islanded_hold=timedelta(minutes=islanded_hold_min),
         speed=speed,
         http_tls=(tls_cert, tls_key) if tls_cert is not None and tls_key is not None else None,
+        max_body_bytes=max_body_kb * 1024,
     )
 
     async def run() -> None:
