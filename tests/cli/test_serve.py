@@ -77,3 +77,6 @@ def test_sigterm_stops_the_server_and_leaves_chargers_on_their_defaults(tmp_path
     # The clear was answered before the connection closed, and the log says so.
     assert "stopped; 1 chargers left on their charge-only defaults (1 answered)" in out
     assert any('"ClearChargingProfile"' in frame for frame in after_sigterm), after_sigterm
+    # Frames are not logged unless asked for (--log-frames): the default profile was sent
+    # unrecorded.
+    assert "SetChargingProfile" not in err, err[-2000:]

@@ -3,6 +3,7 @@ one-line message on stderr and exit status 2 (never a traceback)."""
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 from collections.abc import Callable
@@ -56,3 +57,9 @@ def parse_start(text: str, program: Program, option: str = "--start") -> datetim
     if not 1901 <= value.year <= 2199:
         raise ConfigError.at(option, "must be a year between 1901 and 2199")
     return value if value.tzinfo else value.replace(tzinfo=program.timezone)
+
+
+def log_frames(*, enabled: bool) -> None:
+    """The ``ocpp`` package logs every frame at INFO: kept at INFO only when asked
+    (``--log-frames``), else only its warnings pass (a fleet sends millions of frames)."""
+    logging.getLogger("ocpp").setLevel(logging.INFO if enabled else logging.WARNING)

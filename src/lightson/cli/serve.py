@@ -22,7 +22,7 @@ import uvicorn
 
 from lightson.api.app import Operations, create_app
 from lightson.api.limits import DEFAULT_MAX_BODY_BYTES
-from lightson.cli.app import friendly_errors, main
+from lightson.cli.app import friendly_errors, log_frames, main
 from lightson.cli.tls import tls_context, tls_options
 from lightson.config import load_program
 from lightson.csms.collector import scheduled_full_collections
@@ -282,6 +282,12 @@ class OperationsServer:
     help="Largest API request body, KiB: a larger one is refused (413) before it is read or "
     "its token checked.",
 )
+@click.option(
+    "--log-frames",
+    "frames",
+    is_flag=True,
+    help="Log every OCPP frame at INFO (by default they are DEBUG: a fleet sends millions).",
+)
 @tls_options
 @friendly_errors
 def serve(
@@ -302,6 +308,7 @@ def serve(
     tls_client_ca: Path | None,
     offline_close_after: int,
     max_body_kb: int,
+    frames: bool,
 ) -> None:
     """Run the operations server until Ctrl-C or SIGTERM: the CSMS, the control loop and the
     HTTP API with the dashboard, on one database. On the way out every connected charger's
@@ -315,6 +322,7 @@ def serve(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    log_frames(enabled=frames)
     program = load_program(program_ref)
     store = Store(db)
     server = OperationsServer(

@@ -110,6 +110,10 @@ class CsmsSettings:
     response_timeout_s: float = 30.0
     max_offline_s: int = 300
     compression: bool = True
+    # Connections waiting to be accepted: a fleet reconnecting after our restart comes at
+    # once (asyncio's default of 100 refused some of 200 stations); the kernel caps it at
+    # net.core.somaxconn.
+    backlog: int = 4096
     handshake_timeout_s: float = 120.0  # handshakes queue for password checks in a storm
     offline_close_after_s: float = 900.0
     boot_grace_s: float = 300.0
@@ -612,6 +616,7 @@ class CsmsServer:
             ping_timeout=self.settings.ping_timeout_s,
             ssl=self.settings.tls,
             open_timeout=self.settings.handshake_timeout_s,
+            backlog=self.settings.backlog,
         )
         await self.reconciler.start()
 
