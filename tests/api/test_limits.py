@@ -113,3 +113,53 @@ def test_a_chunked_body_is_cut_off_at_the_limit_and_small_ones_reach_the_token_c
         run(scenario())
     finally:
         store.close()
+
+
+def test_health_is_degraded_while_the_database_cannot_be_written_or_the_loop_stalls(
+    tmp_path: Path,
+) -> None:
+    from datetime import timedelta
+
+    from fastapi.testclient import TestClient
+    from sqlalchemy import event
+
+    from lightson.api.app import Operations, create_app
+    from lightson.services.live import LiveControl
+    from lightson.store import schema as db
+    from live_support import FakeSink
+
+    store = Store(f"sqlite:///{tmp_path / 'health.db'}")
+    program = load_program("example")
+    clock = SimClock(START)
+    live = LiveControl(program, store, FakeSink(), clock)
+    client = TestClient(create_app(Operations(program, store, clock, live)))
+    signal = {"site_id": "school-beverly", "source": "meter", "signal": "lost", "at": START}
+
+    def read_only(connection: object, _record: object) -> None:
+        connection.execute("PRAGMA query_only = ON")  # type: ignore[attr-defined]
+
+    try:
+        assert client.get("/api/health").json()["status"] == "ok"  # not ticked yet: starting
+        event.listen(store.engine, "connect", read_only)
+        store.engine.dispose()  # every new connection is read-only, as on a read-only disk
+        failed = store.write([(db.grid_signals, {**signal, "released_vehicles": []})])
+        assert failed.exception(10) is not None
+        answer = client.get("/api/health")
+        assert answer.status_code == 503
+        (problem,) = answer.json()["problems"]
+        assert problem.startswith("the database cannot be written") and "readonly" in problem
+        event.remove(store.engine, "connect", read_only)
+        store.engine.dispose()
+        store.write([(db.grid_signals, {**signal, "released_vehicles": []})]).result(10)
+        assert client.get("/api/health").status_code == 200  # written again: healthy
+        asyncio.run(live.tick("school-beverly"))
+        clock.advance(3 * live.every)
+        assert client.get("/api/health").status_code == 200  # three intervals: still due
+        clock.advance(timedelta(seconds=1))
+        answer = client.get("/api/health")
+        assert answer.status_code == 503
+        assert answer.json()["problems"] == [
+            f"the control loop has not ticked since {START.isoformat()}"
+        ]
+    finally:
+        store.close()

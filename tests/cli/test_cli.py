@@ -349,3 +349,18 @@ def test_compare_refuses_runs_of_different_worlds(tmp_path: Path) -> None:
         )
     code, _, err = run("compare", str(tmp_path / "1"), str(tmp_path / "2"))
     assert code == 2 and "runs differ in seed: 1, 2" in err
+
+
+def test_an_unreadable_program_file_or_database_is_one_line_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    binary = tmp_path / "program.yaml"
+    binary.write_bytes(b"sites:\n  - id: \xff\xfe\n")
+    code, _, err = run("validate", str(binary))
+    assert code == 2
+    assert err == f"error: {binary}: not a UTF-8 text file (byte 15): is it a program file?\n"
+    database = f"sqlite:///{tmp_path / 'no-such-folder' / 'x.db'}"
+    code, _, err = run("token", "add", "staff", "--role", "admin", "--db", database)
+    assert code == 2 and "Traceback" not in err
+    assert err.startswith(f"error: cannot open the database {database}: unable to open")
+    assert err.count("\n") == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +84,24 @@ def test_a_site_meter_reading_sent_again_replaces_the_first(database_url: str) -
         assert row["load_kw"] == 12.5
     finally:
         store.close()
+
+
+def test_a_new_database_file_is_private_and_one_that_cannot_be_opened_is_named(
+    tmp_path: Path,
+) -> None:
+    import stat
+
+    from lightson.domain.errors import StorageError
+
+    path = tmp_path / "private.db"
+    store = Store(f"sqlite:///{path}")
+    try:
+        store.write([]).result(5)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        wal = path.with_name("private.db-wal")
+        if wal.exists():
+            assert stat.S_IMODE(wal.stat().st_mode) == 0o600
+    finally:
+        store.close()
+    with pytest.raises(StorageError, match=r"cannot open the database sqlite:///.*nowhere"):
+        Store(f"sqlite:///{tmp_path / 'nowhere' / 'x.db'}")

@@ -213,13 +213,32 @@ def create_app(ops: Operations) -> FastAPI:
     # --- the program -----------------------------------------------------------------------
 
     @app.get("/api/health", tags=["program"])
-    def health() -> dict[str, Any]:
-        return {
-            "status": "ok",
-            "now": ops.clock.now().isoformat(),
-            "timezone": str(ops.program.timezone),
-            "ticks": ops.live.ticks,
-        }
+    def health() -> JSONResponse:
+        """200 ``ok``, or 503 ``degraded`` with the problems: the database could not be
+        written at its last commit (read-only, disk full, server gone), or the control loop
+        stopped ticking. No token needed: a load balancer or a monitor asks it."""
+        now = ops.clock.now()
+        problems = []
+        failure = ops.store.write_failure
+        if failure is not None:
+            since, reason = failure
+            problems.append(
+                f"the database cannot be written (since {since:%Y-%m-%d %H:%M:%S} UTC): {reason}"
+            )
+        last_tick = ops.live.last_tick_at
+        if last_tick is not None and ops.live.stalled(now):
+            problems.append(f"the control loop has not ticked since {last_tick.isoformat()}")
+        return JSONResponse(
+            status_code=503 if problems else 200,
+            content={
+                "status": "degraded" if problems else "ok",
+                "problems": problems,
+                "now": now.isoformat(),
+                "timezone": str(ops.program.timezone),
+                "ticks": ops.live.ticks,
+                "last_tick": None if last_tick is None else last_tick.isoformat(),
+            },
+        )
 
     @app.get("/api/me", tags=["program"])
     def me(who: Who) -> dict[str, Any]:

@@ -61,9 +61,13 @@ def load_program(path: str | Path) -> Program:
         return _converted(ma_2026_program(), Path.cwd())
     file = Path(path)
     try:
-        text = file.read_text()
+        text = file.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError.at(str(path), f"cannot read program file ({error.strerror})") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError.at(
+            str(path), f"not a UTF-8 text file (byte {error.start}): is it a program file?"
+        ) from None
     return parse_program(text, base_dir=file.parent)
 
 

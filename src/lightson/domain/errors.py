@@ -8,6 +8,9 @@ Every error says whether retrying the same call can help (``retryable``), so cal
     │   └── UnknownNameError           a catalog/registry name that does not exist
     ├── DuplicateNameError             a registry refused a second entry with the same name
     ├── DataError                      a data file is missing or malformed
+    ├── StorageError                   the database cannot be opened or written
+    │                                  (``retryable`` True: a full disk or a lost server
+    │                                  may come back)
     └── SolverError                    the LP solver failed for a reason other than the model
                                        (``retryable`` True: a time limit or transient failure)
 
@@ -63,6 +66,12 @@ class DuplicateNameError(LightsOnError, ValueError):
 
 class DataError(LightsOnError):
     """A data file is missing or does not have the expected shape."""
+
+
+class StorageError(LightsOnError):
+    """The database cannot be opened or written (read-only, disk full, server gone)."""
+
+    retryable = True
 
 
 class SolverError(LightsOnError):

@@ -226,6 +226,7 @@ class LiveControl:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._grid_lock = threading.Lock()  # the API reports outages from its worker threads
         self.ticks = 0
+        self.last_tick_at: datetime | None = None  # when a site last finished a tick
         self.pass_time = timedelta(0)  # clock time the last pass over every site took
         self._pass: tuple[datetime, int] | None = None  # the pass under way: start, sites done
         self._replay_grid_signals()
@@ -477,7 +478,14 @@ class LiveControl:
                     fallback=tuple(answers),
                 )
         self.status[site_id] = status
+        self.last_tick_at = self.clock.now()
         return status
+
+    def stalled(self, now: datetime) -> bool:
+        """Whether the loop has ticked before and then stopped: no site finished a tick for
+        three of its intervals (``every``, or a pass's time when passes take longer)."""
+        last = self.last_tick_at
+        return last is not None and now - last > 3 * max(self.every, self.pass_time)
 
     def hold(self) -> timedelta:
         """How long a setpoint holds after its tick: until the site's next tick, plus one

@@ -14,21 +14,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, Table, create_engine, event, insert, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
-from lightson.domain.errors import DuplicateNameError
+from lightson.domain.errors import DuplicateNameError, StorageError
 from lightson.store import schema
 from lightson.store.migrate import upgrade
 from lightson.store.stations import StationRecord
@@ -47,6 +49,17 @@ def default_url(path: str = "lightson.db") -> str:
     return f"sqlite:///{path}"
 
 
+def _create_private(database: str | None) -> None:
+    """A new SQLite file is created readable by its owner only (0600): it holds readings
+    from people's homes and the hashes of every token. SQLite gives its -wal and -shm files
+    the database file's permissions."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.exists() and path.parent.is_dir():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -61,9 +74,19 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine: Engine = create_engine(url)
+        shown = self.engine.url.render_as_string(hide_password=True)
         if self.engine.dialect.name == "sqlite":
+            _create_private(self.engine.url.database)
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        upgrade(self.engine)  # alembic: every database at the newest schema
+        try:
+            upgrade(self.engine)  # alembic: every database at the newest schema
+        except (OperationalError, OSError) as error:
+            self.engine.dispose()
+            reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+            raise StorageError(f"cannot open the database {shown}: {reason}") from None
+        # The last commit that failed because of the database itself (read-only, disk full,
+        # server gone), and when: cleared by the next commit that succeeds (/api/health).
+        self.write_failure: tuple[datetime, str] | None = None
         self._queue: queue.Queue[_Write | None] = queue.Queue()
         self._writer = threading.Thread(target=self._run, name="lightson-store", daemon=True)
         self._closing = threading.Lock()
@@ -114,6 +137,7 @@ class Store:
                 for item in group:
                     _insert(connection, item.rows)
             self.commits += 1
+            self.write_failure = None
         except (IntegrityError, DataError) as error:
             if len(group) == 1:
                 LOGGER.exception("a write failed")
@@ -125,6 +149,8 @@ class Store:
             return
         except Exception as error:  # the database itself failed: the whole group did
             LOGGER.exception("a group of %d writes failed", len(group))
+            reason = str(getattr(error, "orig", None) or error).splitlines()[0][:200]
+            self.write_failure = (datetime.now(UTC), reason)
             for item in group:
                 _settle(item.done, error)
             return
