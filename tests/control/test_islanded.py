@@ -96,3 +96,113 @@ def test_islanded_supply_never_exceeds_the_served_load(
     for setpoint, is_plugged in zip(decision.setpoints, plugged, strict=True):
         if not is_plugged:
             assert setpoint.power_kw == 0.0
+
+
+def _with_minimums(site, min_discharge_kw: float = 0.0, min_charge_kw: float = 0.0):  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    vehicles = tuple(
+        replace(v, min_discharge_kw=min_discharge_kw, min_charge_kw=min_charge_kw)
+        for v in site.vehicles
+    )
+    return replace(site, vehicles=vehicles)
+
+
+def _decide(site, observation: SiteObservation, held_kw: float = 0.0):  # type: ignore[no-untyped-def]
+    from lightson.control.controllers import Unmanaged
+    from lightson.control.step import decide
+
+    return decide(
+        site,
+        observation,
+        {},
+        0.25,
+        UNTIL,
+        controller=Unmanaged(),
+        context=lambda _: None,  # type: ignore[arg-type,return-value]
+        islanded=True,
+        held_supply_kw=held_kw,
+    )
+
+
+def test_declared_minimums_pick_the_buses_and_what_cannot_be_served_is_said(
+    example_program,
+) -> None:  # type: ignore[no-untyped-def]
+    """Both buses declare 20 kW of minimum discharge. 30 kW of load: one bus gives all 30
+    (not 15 + 15, which the minimums forbid, nor 0 + 20 reported as served). 18 kW: no bus
+    can run that low, and the status says the critical load is not carried."""
+    school = _with_minimums(example_program.site("school-beverly"), min_discharge_kw=20.0)
+    energy = {"bus-7": 200.0, "bus-12": 180.0}
+    decision = _decide(school, _observe(30.0, 0.0, energy))
+    assert sorted(s.power_kw for s in decision.setpoints) == [pytest.approx(-30.0), 0.0]
+    assert decision.tier is LoadTier.FULL and decision.critical_unserved_kw == 0.0
+    decision = _decide(school, _observe(18.0, 0.0, energy))
+    assert [s.power_kw for s in decision.setpoints] == [0.0, 0.0]
+    assert decision.tier is None
+    assert decision.critical_unserved_kw == pytest.approx(0.2 * 18.0)
+
+
+def test_islanded_a_charge_minimum_is_never_a_reason_to_import(example_program) -> None:  # type: ignore[no-untyped-def]
+    """5 kW of PV beyond the load and a bus that takes at least 8 kW: it takes none (raised to
+    8 kW it would draw 3 kW the island does not have)."""
+    school = _with_minimums(example_program.site("school-beverly"), min_charge_kw=8.0)
+    decision = _decide(school, _observe(10.0, 15.0, {"bus-7": 100.0, "bus-12": 100.0}))
+    assert [s.power_kw for s in decision.setpoints] == [0.0, 0.0]
+
+
+def test_what_a_held_setpoint_gives_carries_load_and_is_no_surplus_to_charge_from(
+    example_program,  # type: ignore[no-untyped-def]
+) -> None:
+    """bus-7 is silent, holding -30 kW; the building draws 20 kW: bus-12 gives nothing and
+    takes nothing (charging it from bus-7 would move energy from one bus to another)."""
+    school = example_program.site("school-beverly")
+    observation = _observe(
+        20.0, 0.0, {"bus-7": 200.0, "bus-12": 180.0}, {"bus-7": False, "bus-12": True}
+    )
+    decision = _decide(school, observation, held_kw=30.0)
+    assert [s.power_kw for s in decision.setpoints] == [0.0, 0.0]
+    decision = _decide(school, replace_load(observation, 50.0), held_kw=30.0)
+    assert [s.power_kw for s in decision.setpoints] == [0.0, pytest.approx(-20.0)]
+    assert decision.tier is LoadTier.FULL
+
+
+def replace_load(observation: SiteObservation, load_kw: float) -> SiteObservation:
+    from dataclasses import replace
+
+    return replace(observation, load_kw=load_kw)
+
+
+@given(
+    load_kw=st.floats(0.0, 200.0),
+    pv_kw=st.floats(0.0, 80.0),
+    held_kw=st.floats(0.0, 40.0),
+    min_discharge_kw=st.floats(0.0, 50.0),
+    min_charge_kw=st.floats(0.0, 30.0),
+    soc=st.tuples(st.floats(0.1, 1.0), st.floats(0.1, 1.0)),
+    plugged=st.tuples(st.booleans(), st.booleans()),
+)
+def test_islanded_setpoints_keep_minimums_import_nothing_and_report_what_they_serve(
+    example_program,  # type: ignore[no-untyped-def]
+    load_kw: float,
+    pv_kw: float,
+    held_kw: float,
+    min_discharge_kw: float,
+    min_charge_kw: float,
+    soc: tuple[float, float],
+    plugged: tuple[bool, bool],
+) -> None:
+    school = _with_minimums(example_program.site("school-beverly"), min_discharge_kw, min_charge_kw)
+    energy = {v.vehicle_id: s * v.battery_kwh for v, s in zip(school.vehicles, soc, strict=True)}
+    states = {v.vehicle_id: p for v, p in zip(school.vehicles, plugged, strict=True)}
+    decision = _decide(school, _observe(load_kw, pv_kw, energy, states), held_kw)
+    vehicles_kw = sum(s.power_kw for s in decision.setpoints)
+    served_kw = decision.observation.load_kw
+    for setpoint in decision.setpoints:
+        kw = setpoint.power_kw
+        minimum = min_charge_kw if kw > 0 else min_discharge_kw
+        assert kw == 0.0 or abs(kw) >= minimum - 1e-6, (setpoint, minimum)
+    # No grid: what is served and charged comes from PV, the held setpoint and the buses.
+    assert served_kw + vehicles_kw <= pv_kw + held_kw + 1e-6
+    assert served_kw <= load_kw + 1e-6
+    critical_kw = school.building.tiers.critical_share * load_kw
+    assert decision.critical_unserved_kw == pytest.approx(max(critical_kw - served_kw, 0.0))

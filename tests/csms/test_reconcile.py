@@ -601,3 +601,27 @@ def test_a_station_that_never_came_back_after_a_restart_is_closed_too(tmp_path: 
             assert closing(restarted, "tx-1")["at"] == START + timedelta(minutes=25)
 
     run(scenario())
+
+
+def test_an_islanded_station_out_of_touch_keeps_its_transaction_until_the_grid_is_back(
+    tmp_path: Path,
+) -> None:
+    """A storm takes a depot's link down with the grid: its bus still carries the building
+    on the setpoint it holds, so its transaction is not closed while the site is islanded;
+    once the grid is back, the offline rule applies."""
+    clock = SimClock(START)
+    islanded = {"cs1": True}
+
+    async def scenario() -> None:
+        async with csms(tmp_path, clock, cs1="2.0.1") as server:
+            server.islanded_station = lambda station_id: islanded[station_id]
+            async with peer(server, "cs1", OcppVersion.V201) as station:
+                await station.call("TransactionEvent", started("tx-1", 1, START))
+            clock.advance(timedelta(hours=2))
+            await asyncio.sleep(0.1)
+            assert open_transaction(server, "cs1") == "tx-1"
+            islanded["cs1"] = False
+            await eventually(lambda: open_transaction(server, "cs1") is None)
+            assert closing(server, "tx-1")["trigger_reason"] == "CsmsOffline"
+
+    run(scenario())

@@ -378,3 +378,48 @@ def test_every_setpoint_sent_lies_within_the_declared_limits(
             or low_charge - tol <= power <= top_charge + tol
             or low_discharge - tol <= -power <= top_discharge + tol
         ), (power, sink.sent)
+
+
+def test_a_setpoint_of_zero_accepted_is_no_sign_of_a_charger_holding_back() -> None:
+    """After -30 kW, 0 W accepted (the event is over): readings of 0 kW are what was asked,
+    not a charger delivering less than -30 kW."""
+    sessions = SessionLimits()
+    assert sessions.answered("cs", "tx", -30.0, "Accepted", MORNING) is None
+    assert sessions.answered("cs", "tx", 0.0, "Accepted", MORNING + timedelta(minutes=5)) is None
+    readings = [(MORNING + timedelta(minutes=m), 0.0) for m in (6, 7, 8, 9)]
+    assert sessions.metered("cs", "tx", readings, MORNING + timedelta(minutes=10)) is None
+    assert sessions.limits("cs", "tx", MORNING + timedelta(minutes=10)) == PowerLimits()
+
+
+def test_islanded_the_meters_are_not_taken_for_a_charger_holding_back(store: Store) -> None:
+    """Islanded a bus gives what the building draws, not its setpoint: no limit is learned."""
+    from lightson.services.limits import limited_site
+    from lightson.store.live import station_states
+
+    program = school()
+    site = program.site(SITE)
+    plugged(store, "depot-evse1", 0.8, MORNING - timedelta(minutes=2), tx="tx")
+    sessions = SessionLimits()
+    sessions.answered("depot-evse1", "tx", -40.0, "Accepted", MORNING)
+    store.write(
+        [
+            (
+                db.meter_samples,
+                {
+                    "station_id": "depot-evse1",
+                    "evse_id": 1,
+                    "transaction_id": "tx",
+                    "at": MORNING + timedelta(minutes=m),
+                    "power_kw": -12.0,
+                    "soc": 0.8,
+                },
+            )
+            for m in (1, 2, 3, 4)
+        ]
+    ).result(5)
+    states = station_states(store, STATIONS)
+    now = MORNING + timedelta(minutes=5)
+    limited, notes = limited_site(site, states, store, sessions, now, timedelta(minutes=1), True)
+    assert notes == {} and limited.vehicles == site.vehicles
+    _, notes = limited_site(site, states, store, sessions, now, timedelta(minutes=1), False)
+    assert "clamped: 12.0 kW of discharge" in notes["depot-evse1"]  # on the grid it would

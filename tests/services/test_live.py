@@ -897,6 +897,14 @@ def test_islanded_a_silent_charger_that_holds_its_setpoint_is_left_to_it(store: 
         "sent_at": IN_EVENT - timedelta(minutes=20),
         "status": "Accepted",
     }
+    earlier = {**held, "sent_at": IN_EVENT - timedelta(minutes=40), "power_kw": -50.0}
+    store.write([(db.setpoints_sent, earlier)]).result(5)
+    sink = FakeSink()
+    loop = LiveControl(program, store, sink, SimClock(IN_EVENT), events_of(program))
+    loop.report_grid(SCHOOL, "meter", GridSignal.LOST)
+    status = run(loop.tick(SCHOOL))
+    # Sent before this car's session began: it went with the earlier car's transaction.
+    assert status.answers["depot-evse1"] != "held"
     store.write([(db.setpoints_sent, held)]).result(5)
     sink = FakeSink()
     loop = LiveControl(program, store, sink, SimClock(IN_EVENT), events_of(program))
@@ -924,3 +932,38 @@ def test_an_islanded_tick_that_fails_leaves_the_chargers_on_their_setpoints(
     status = run(loop.tick(SCHOOL))
     assert status.mode == "islanded" and "database unreachable" in status.reason
     assert sink.cleared == []  # cleared, they would drop to the default and the lights go out
+    # The failure came before the 0 W default went out: it goes out all the same.
+    assert sorted(station for station, _ in sink.defaults) == ["depot-evse1", "depot-evse2"]
+
+
+class RefusingSink(FakeSink):
+    """Stations that accept their default but refuse every setpoint."""
+
+    async def send_setpoint(self, *args: Any, **kwargs: Any) -> str:
+        await super().send_setpoint(*args, **kwargs)
+        return "Rejected"
+
+
+def test_islanded_a_refused_setpoint_is_cleared_down_to_the_zero_watt_default(
+    store: Store,
+) -> None:
+    """A charger that refuses its islanded setpoint may still hold a charging one from before
+    the outage: cleared, its 0 W default applies. Not before that default is in place."""
+    program = school()
+    plugged(store, "depot-evse1", 0.8, IN_EVENT - timedelta(minutes=1), tx="a")
+    plugged(store, "depot-evse2", 0.8, IN_EVENT - timedelta(minutes=1), tx="b")
+    sink = RefusingSink()
+    loop = LiveControl(program, store, sink, SimClock(IN_EVENT), events_of(program))
+    loop.report_grid(SCHOOL, "meter", GridSignal.LOST)
+    status = run(loop.tick(SCHOOL))
+    assert set(status.answers.values()) == {"Rejected"}
+    assert sorted(sink.cleared) == ["depot-evse1", "depot-evse2"]
+    sink = RefusingSink(offline=frozenset())
+    sink.install_default = lambda _station: _no()  # type: ignore[method-assign]
+    loop = LiveControl(program, store, sink, SimClock(IN_EVENT), events_of(program))
+    run(loop.tick(SCHOOL))
+    assert sink.cleared == []  # its default may still be the charge-only one
+
+
+async def _no() -> str:
+    return "Rejected"

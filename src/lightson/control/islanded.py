@@ -47,12 +47,17 @@ def islanded_setpoints(
     next_trip_kwh: Mapping[str, float],
     valid_until: datetime,
     backup_target_h: float = DEFAULT_BACKUP_TARGET_H,
+    held_kw: float = 0.0,
 ) -> IslandedDecision:
+    """``held_kw``: what chargers we cannot steer now give (setpoints they still hold, of
+    vehicles not in the observation's plugged set): part of the supply, never PV surplus
+    for the others to charge from."""
     give = {
         v.evse_id: _can_give_kw(site, v, observation, step_h, next_trip_kwh.get(v.vehicle_id, 0.0))
         for v in site.vehicles
     }
-    supply_kw = observation.pv_kw + sum(give.values())
+    held_kw = max(held_kw, 0.0)
+    supply_kw = observation.pv_kw + held_kw + sum(give.values())
     tiers = tier_loads_kw(site, observation.load_kw)
     stored_kwh = sum(
         deliverable_kwh(v, observation, next_trip_kwh.get(v.vehicle_id, 0.0)) for v in site.vehicles
@@ -67,12 +72,14 @@ def islanded_setpoints(
     tiers_high_first = (LoadTier.FULL, LoadTier.ESSENTIAL, LoadTier.CRITICAL)
     tier = next((t for t in tiers_high_first if affordable(t)), None)
     served_kw = tiers[tier] if tier else supply_kw
-    power = {evse_id: 0.0 for evse_id in give}
-    from_vehicles_kw = max(served_kw - observation.pv_kw, 0.0)
-    total_give = sum(give.values())
-    if from_vehicles_kw > 0 and total_give > 0:
-        for evse_id, kw in give.items():
-            power[evse_id] = -from_vehicles_kw * kw / total_give
+    minimum = {v.evse_id: v.min_discharge_kw for v in site.vehicles}
+    from_vehicles_kw = max(served_kw - observation.pv_kw - held_kw, 0.0)
+    given = share_discharge(from_vehicles_kw, give, minimum)
+    power = {evse_id: -kw for evse_id, kw in given.items()}
+    short_kw = from_vehicles_kw - sum(given.values())
+    if short_kw > 1e-9:  # minimums left part of it unservable: shed what is not served
+        served_kw -= short_kw
+        tier = served_tier(tiers, served_kw)
     surplus_kw = max(observation.pv_kw - served_kw, 0.0)
     if surplus_kw > 0:
         _absorb(site, observation, step_h, surplus_kw, power)
@@ -82,6 +89,52 @@ def islanded_setpoints(
         served_kw=served_kw,
         critical_unserved_kw=max(tiers[LoadTier.CRITICAL] - served_kw, 0.0),
     )
+
+
+def served_tier(tiers: Mapping[LoadTier, float], served_kw: float) -> LoadTier | None:
+    """The highest tier ``served_kw`` covers in full (``None``: not even the critical one)."""
+    for tier in (LoadTier.FULL, LoadTier.ESSENTIAL, LoadTier.CRITICAL):
+        if tiers[tier] <= served_kw + 1e-6:
+            return tier
+    return None
+
+
+def share_discharge(
+    need_kw: float, give_kw: Mapping[str, float], minimum_kw: Mapping[str, float]
+) -> dict[str, float]:
+    """Discharge magnitudes (kW ≥ 0) by EVSE that add up to ``need_kw`` where the vehicles
+    allow it: each vehicle gives 0 or between its declared minimum and what it can give.
+    Vehicles are taken most able first, leaving out one whose minimum would push the total
+    past the need, until they cover it; the need is then shared as each minimum plus a part
+    of the room above it in proportion. Where no such set covers the need exactly, the
+    largest total below it is given (the rest of the load is shed). Without minimums this is
+    the need shared in proportion to what each can give."""
+    usable = sorted(
+        (
+            (evse_id, minimum_kw.get(evse_id, 0.0), kw)
+            for evse_id, kw in give_kw.items()
+            if kw > 1e-9 and kw >= minimum_kw.get(evse_id, 0.0) - 1e-9
+        ),
+        key=lambda item: (-item[2], item[0]),
+    )
+    chosen: list[tuple[str, float, float]] = []
+    for item in usable:
+        if need_kw <= 1e-9 or sum(c[2] for c in chosen) >= need_kw - 1e-9:
+            break
+        if sum(c[1] for c in chosen) + item[1] > need_kw + 1e-9:
+            continue  # its minimum alone would give more than the load takes
+        chosen.append(item)
+    shares = {evse_id: 0.0 for evse_id in give_kw}
+    low_kw = sum(c[1] for c in chosen)
+    high_kw = sum(c[2] for c in chosen)
+    total_kw = min(need_kw, high_kw)
+    if not chosen or total_kw < low_kw - 1e-9:
+        return shares
+    room_kw = high_kw - low_kw
+    for evse_id, least_kw, most_kw in chosen:
+        part = (most_kw - least_kw) / room_kw if room_kw > 1e-12 else 0.0
+        shares[evse_id] = least_kw + (total_kw - low_kw) * part
+    return shares
 
 
 def deliverable_kwh(vehicle: Vehicle, observation: SiteObservation, next_trip_kwh: float) -> float:
@@ -113,7 +166,8 @@ def _absorb(
     surplus_kw: float,
     power: dict[str, float],
 ) -> None:
-    """Charge plugged vehicles that are not discharging with PV surplus, up to their limits."""
+    """Charge plugged vehicles that are not discharging with PV surplus, up to their limits
+    (a vehicle whose declared minimum is above what is left takes none)."""
     for vehicle in site.vehicles:
         if (
             surplus_kw <= 0
@@ -129,5 +183,8 @@ def _absorb(
             site.charger(vehicle.evse_id).max_charge_kw,
             room_kwh / (vehicle.charge_efficiency * step_h),
         )
-        power[vehicle.evse_id] = min(limit_kw, surplus_kw)
-        surplus_kw -= power[vehicle.evse_id]
+        kw = min(limit_kw, surplus_kw)
+        if kw < vehicle.min_charge_kw - 1e-9:
+            continue  # below its declared minimum: it cannot take this little
+        power[vehicle.evse_id] = kw
+        surplus_kw -= kw

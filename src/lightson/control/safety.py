@@ -8,10 +8,12 @@ below its floor (reserve for backup and the next trip) except in a declared outa
 charge stops at the top of the usable window; last, a setpoint whose magnitude is below the
 vehicle's declared minimum (ISO 15118-20 ``minChargePower``/``minDischargePower``) becomes that
 minimum when it is at least half of it and every rule before allows the minimum, else 0. Then
-per site: no export while islanded or without export permission, and import within the
-service limit; these move setpoints toward 0 in proportion, and one that would land inside
-(0, its minimum) goes to 0 instead, the others taking its share up to what they asked, so no
-setpoint leaves the safety layer between 0 and a declared minimum.
+per site: no export while islanded or without export permission; no import while islanded
+(what charges takes only PV or other vehicles' power beyond the load, and islanded a setpoint
+is never raised to a minimum, only lowered to 0); import within the service limit. These move
+setpoints toward 0 in proportion, and one that would land inside (0, its minimum) goes to 0
+instead, the others taking its share up to what they asked, so no setpoint leaves the safety
+layer between 0 and a declared minimum.
 
 Every change is reported as an ``Intervention`` so an operator can see why.
 """
@@ -42,6 +44,7 @@ class SafetyRule(Enum):
     DECLARED_MINIMUM = "declared-minimum"
     NO_EXPORT = "no-export"
     SERVICE_LIMIT = "service-limit"
+    ISLANDED_IMPORT = "no-import-islanded"
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,10 @@ def _vehicle_rules(
     limit(SafetyRule.VEHICLE_FLOOR, low=-above_floor_kwh * vehicle.discharge_efficiency / step_h)
     room_kwh = max(vehicle.max_energy_kwh - energy, 0.0)
     limit(SafetyRule.BATTERY_FULL, high=room_kwh / (vehicle.charge_efficiency * step_h))
+    if observation.islanded:
+        # Raised to a minimum, a vehicle would give more than the island draws, or charge
+        # from the others: islanded a setpoint under its minimum only ever goes to 0.
+        lowest = highest = 0.0
     allowed = declared_minimum(kw, vehicle.min_charge_kw, vehicle.min_discharge_kw, lowest, highest)
     if abs(allowed - kw) > TOLERANCE_KW:
         log.append(Intervention(evse_id, SafetyRule.DECLARED_MINIMUM, kw, allowed))
@@ -194,6 +201,12 @@ def _site_rules(
         minimums = {v.evse_id: v.min_discharge_kw for v in site.vehicles}
         _scale(power, lambda kw: kw < 0, -net_kw, SafetyRule.NO_EXPORT, minimums, log)
     net_kw = observation.load_kw - observation.pv_kw + sum(power.values())
+    if state is OperatingState.NON_PARALLEL and net_kw > TOLERANCE_KW:
+        # Islanded there is no grid to import from: what charges comes from PV or the other
+        # vehicles, never more than they give beyond the load.
+        minimums = {v.evse_id: v.min_charge_kw for v in site.vehicles}
+        _scale(power, lambda kw: kw > 0, net_kw, SafetyRule.ISLANDED_IMPORT, minimums, log)
+        net_kw = observation.load_kw - observation.pv_kw + sum(power.values())
     if net_kw > site.service_limit_kw + TOLERANCE_KW:
         minimums = {v.evse_id: v.min_charge_kw for v in site.vehicles}
         excess_kw = net_kw - site.service_limit_kw

@@ -18,7 +18,9 @@ Paths (``lightson.store.transactions`` has the storage rule and the trigger name
   ``available_grace_s`` has passed without the station's own end (which may follow the
   status: the standard fixes no order).
 - **Connection lost** for ``offline_close_after_s`` (CSMS clock): the station's open
-  transactions are closed (``CsmsOffline``). Stations with open transactions that are not
+  transactions are closed (``CsmsOffline``); not while its site is islanded (its vehicle
+  likely still carries the building on the setpoint it holds), only once it is back on the
+  grid. Stations with open transactions that are not
   connected when the server starts count as lost from then.
 
 Durations are read on the server's injected clock by one sweeper task.
@@ -121,6 +123,11 @@ class Reconciler:
         limit = timedelta(seconds=self.server.settings.offline_close_after_s)
         for station_id, since in list(self.lost_at.items()):
             if now - since < limit or station_id in self.server.sessions:
+                continue
+            if self.server.islanded_station(station_id):
+                # A storm takes the site's link down with the grid: the vehicle most likely
+                # still carries the building on the setpoint it holds, which the control
+                # loop counts while it lasts. Closed once the site is back on the grid.
                 continue
             minutes = (now - since).total_seconds() / 60
             await self.close(

@@ -51,17 +51,20 @@ def limited_site(
     sessions: SessionLimits,
     now: datetime,
     session_slack: timedelta,
+    islanded: bool = False,
 ) -> tuple[Site, dict[str, str]]:
     """The site with this tick's limits (``effective_site``), after checking each plugged
     charger's readings against the setpoint it holds (``SessionLimits.metered``); also what
     was learned from the meters, by station id, each noted on the setpoint last sent there.
     Each charger of the program is the station with its ``evse_id``; ``session_slack``: how
-    long before its session a vehicle's charging needs still count for it."""
+    long before its session a vehicle's charging needs still count for it. ``islanded``: the
+    meters are not checked (a vehicle carrying an island gives what the building draws, not
+    its setpoint: that is no sign of a charger holding back)."""
     ids = [c.evse_id for c in site.chargers]
     held = {
         i: since
         for i in ids
-        if (since := sessions.held_since(i, states[i].transaction_id)) is not None
+        if not islanded and (since := sessions.held_since(i, states[i].transaction_id)) is not None
     }
     notes: dict[str, str] = {}
     if held:
@@ -196,9 +199,13 @@ class SessionLimits:
         now: datetime,
     ) -> str | None:
         """Learn from the station's answer to a setpoint; what was learned, or ``None``."""
-        if transaction_id is None or abs(power_kw) <= TOLERANCE_KW:
+        if transaction_id is None:
             return None
         session = self._session(station_id, transaction_id)
+        if abs(power_kw) <= TOLERANCE_KW:
+            if status == "Accepted":  # it holds 0 now: its meter says nothing of a limit
+                session.held_kw = session.held_since = None
+            return None
         sign = 1 if power_kw > 0 else -1
         magnitude_kw = abs(power_kw)
         if status == "Accepted":

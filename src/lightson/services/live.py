@@ -458,8 +458,11 @@ class LiveControl:
             reason = f"control error: {type(error).__name__}: {error}"[:300]
             if self.islanded(site_id):
                 # Cleared, the chargers would drop to their default and the building would
-                # go dark: the islanded setpoints they hold carry it until they expire.
+                # go dark: the islanded setpoints they hold carry it until they expire, over
+                # the 0 W default (sent now if the failure came before it was).
                 LOGGER.exception("%s: tick failed; islanded, the chargers keep theirs", site_id)
+                with contextlib.suppress(Exception):
+                    await self._ensure_defaults(live.site, True)
                 status = SiteStatus(
                     site_id,
                     self.clock.now(),
@@ -504,10 +507,18 @@ class LiveControl:
         states = await asyncio.to_thread(
             station_states, self.store, [c.evse_id for c in site.chargers]
         )
+        islanded, released = self._grid_now(live, now)
         # The limits of this tick (registered rating, what each vehicle declared, what its
         # charger showed it accepts) bound the plan and the safety layer alike.
         site, _ = await asyncio.to_thread(
-            limited_site, site, states, self.store, self.sessions, now, SESSION_CLOCK_SLACK
+            limited_site,
+            site,
+            states,
+            self.store,
+            self.sessions,
+            now,
+            SESSION_CLOCK_SLACK,
+            islanded,
         )
         departures = await asyncio.to_thread(self._departures, site, states, now)
         self.ticks += 1
@@ -520,7 +531,6 @@ class LiveControl:
         soc = {v.vehicle_id: states[v.evse_id].soc for v in site.vehicles}
         plugged = {v.vehicle_id: states[v.evse_id].plugged for v in site.vehicles}
         stale = self._stale(site, states, now)
-        islanded, released = self._grid_now(live, now)
         # Islanded, the setpoints (and 2.1's maxOfflineDuration) cover a restart of ours;
         # under them every charger holds the 0 W default, so nothing charges from the island.
         hold = max(self.hold(), self.islanded_hold) if islanded else self.hold()
@@ -531,15 +541,16 @@ class LiveControl:
         default_kw = 0.0
         held_supply_kw = 0.0  # islanded: what silent chargers still give under held setpoints
         held = (
-            await asyncio.to_thread(held_setpoints, self.store, [v.evse_id for v in stale], now)
+            await asyncio.to_thread(self._held, states, [v.evse_id for v in stale], now)
             if islanded and stale
             else {}
         )
         for vehicle in stale:
             if islanded and held.get(vehicle.evse_id, 1.0) <= 0.0:
-                # It still holds an islanded setpoint, sized for its battery over the whole
-                # hold (after our restart, its queued readings may not be in yet): left as
-                # it is, and what it gives counts as supply for the others.
+                # It still holds an islanded setpoint of this session, sized for its battery
+                # over the whole hold (after our restart, its queued readings may not be in
+                # yet): left as it is; what it gives carries part of the load (never PV
+                # surplus for the others to charge from).
                 answers[vehicle.evse_id] = "held"
                 held_supply_kw -= held[vehicle.evse_id]
             elif islanded:
@@ -585,7 +596,7 @@ class LiveControl:
             },
             {v: p and not any(s.vehicle_id == v for s in stale) for v, p in plugged.items()},
             load_kw + default_kw,
-            pv_kw + held_supply_kw,
+            pv_kw,
             peak_so_far_kw=peak_kw,
             export_check_kw=export_check,
         )
@@ -601,6 +612,7 @@ class LiveControl:
             context=lambda seen: self._context(live, seen, departures, site),
             islanded=islanded,
             released_vehicles=released,
+            held_supply_kw=held_supply_kw,
         )
         made = self.plan(site.site_id)
         if made is not None and getattr(live.controller, "plans_made", 0) != plans_before:
@@ -615,6 +627,15 @@ class LiveControl:
             answers[setpoint.evse_id] = await self._send(
                 setpoint.evse_id, setpoint, state, offline_s
             )
+            if (
+                islanded
+                and answers[setpoint.evse_id] != "Accepted"
+                and self._defaults.get(setpoint.evse_id) is True
+            ):
+                # It may still hold a charging setpoint from before the outage, above the
+                # 0 W default: cleared, the default applies (only once that default is known
+                # to be the 0 W one, else the charge-only default would).
+                await self._clear(setpoint.evse_id)
         tier = decision.tier.value if decision.tier is not None else None
         reason = _reason(islanded, tier, answers, decision.interventions)
         if stale:
@@ -789,6 +810,19 @@ class LiveControl:
             live.peak.kw = max(live.peak.kw, float(net_kw.max(initial=0.0)))
             live.peak.through = done
         return live.peak.kw
+
+    def _held(
+        self, states: Mapping[str, StationState], station_ids: Sequence[str], now: datetime
+    ) -> dict[str, float]:
+        """The setpoint each station holds now (kW) where it was sent during the session
+        plugged there now: one sent to an earlier car went with its transaction."""
+        held = held_setpoints(self.store, station_ids, now)
+        return {
+            station_id: power_kw
+            for station_id, (power_kw, sent_at) in held.items()
+            if (started := states[station_id].started_at) is None
+            or sent_at >= started - SESSION_CLOCK_SLACK
+        }
 
     async def _ensure_defaults(self, site: Site, islanded: bool) -> None:
         """Each charger of the site holds the default its grid state needs: charge-only on

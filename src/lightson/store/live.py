@@ -171,10 +171,12 @@ def recent_samples(
     return rows[::-1]
 
 
-def held_setpoints(store: Store, station_ids: Iterable[str], now: datetime) -> dict[str, float]:
-    """The setpoint each station still holds at ``now`` (kW, + charging): its newest one
-    sent, where the station accepted it and it has not expired. A station whose newest was
-    refused, or has expired, is left out (it follows its default)."""
+def held_setpoints(
+    store: Store, station_ids: Iterable[str], now: datetime
+) -> dict[str, tuple[float, datetime]]:
+    """The setpoint each station still holds at ``now`` (kW, + charging) and when it was
+    sent: its newest one, where the station accepted it and it has not expired. A station
+    whose newest was refused, or has expired, is left out (it follows its default)."""
     ids = sorted(set(station_ids))
     if not ids:
         return {}
@@ -185,14 +187,14 @@ def held_setpoints(store: Store, station_ids: Iterable[str], now: datetime) -> d
         .group_by(sent.c.station_id)
         .subquery()
     )
-    query = select(sent.c.station_id, sent.c.power_kw, sent.c.valid_until, sent.c.status).join(
-        newest, sent.c.id == newest.c.id
-    )
+    query = select(
+        sent.c.station_id, sent.c.power_kw, sent.c.valid_until, sent.c.status, sent.c.sent_at
+    ).join(newest, sent.c.id == newest.c.id)
     with store.engine.connect() as connection:
         rows = connection.execute(query).all()
     return {
-        station_id: float(power_kw)
-        for station_id, power_kw, valid_until, status in rows
+        station_id: (float(power_kw), aware(sent_at))
+        for station_id, power_kw, valid_until, status, sent_at in rows
         if status == "Accepted" and aware(valid_until) > now
     }
 
