@@ -206,3 +206,21 @@ def test_islanded_setpoints_keep_minimums_import_nothing_and_report_what_they_se
     assert served_kw <= load_kw + 1e-6
     critical_kw = school.building.tiers.critical_share * load_kw
     assert decision.critical_unserved_kw == pytest.approx(max(critical_kw - served_kw, 0.0))
+
+
+def test_share_discharge_by_hand() -> None:
+    from lightson.control.islanded import share_discharge
+
+    give = {"a": 60.0, "b": 30.0}
+    # No minimums: in proportion to what each can give.
+    assert share_discharge(45.0, give, {}) == {"a": pytest.approx(30.0), "b": pytest.approx(15.0)}
+    # Minimums 20 and 10: each its minimum, then the 20 kW left in proportion to the room
+    # above it (40 and 20 kW).
+    shares = share_discharge(50.0, give, {"a": 20.0, "b": 10.0})
+    assert shares == {"a": pytest.approx(20 + 20 * 40 / 60), "b": pytest.approx(10 + 20 * 20 / 60)}
+    # 25 kW: both minimums (30) give too much; the most able alone gives it.
+    assert share_discharge(25.0, give, {"a": 20.0, "b": 10.0}) == {"a": 25.0, "b": 0.0}
+    # 15 kW: below a's minimum; b alone.
+    assert share_discharge(15.0, give, {"a": 20.0, "b": 10.0}) == {"a": 0.0, "b": 15.0}
+    # More than both can give: all they can.
+    assert share_discharge(200.0, give, {"a": 20.0}) == {"a": 60.0, "b": 30.0}

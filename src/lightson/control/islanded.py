@@ -104,11 +104,11 @@ def share_discharge(
 ) -> dict[str, float]:
     """Discharge magnitudes (kW ≥ 0) by EVSE that add up to ``need_kw`` where the vehicles
     allow it: each vehicle gives 0 or between its declared minimum and what it can give.
-    Vehicles are taken most able first, leaving out one whose minimum would push the total
-    past the need, until they cover it; the need is then shared as each minimum plus a part
-    of the room above it in proportion. Where no such set covers the need exactly, the
-    largest total below it is given (the rest of the load is shed). Without minimums this is
-    the need shared in proportion to what each can give."""
+    Vehicles are taken most able first, leaving out any whose minimum would push the sum of
+    minimums past the need; the need is then shared as each minimum plus a part of the room
+    above it, in proportion to that room. Where they cannot cover the need, all they can is
+    given (the rest of the load is shed). Without minimums this is the need shared in
+    proportion to what each can give."""
     usable = sorted(
         (
             (evse_id, minimum_kw.get(evse_id, 0.0), kw)
@@ -119,10 +119,8 @@ def share_discharge(
     )
     chosen: list[tuple[str, float, float]] = []
     for item in usable:
-        if need_kw <= 1e-9 or sum(c[2] for c in chosen) >= need_kw - 1e-9:
-            break
         if sum(c[1] for c in chosen) + item[1] > need_kw + 1e-9:
-            continue  # its minimum alone would give more than the load takes
+            continue  # its minimum would give more than the load takes
         chosen.append(item)
     shares = {evse_id: 0.0 for evse_id in give_kw}
     low_kw = sum(c[1] for c in chosen)
