@@ -41,18 +41,20 @@ def test_the_try_it_commands_of_docs_csms_run_as_written(tmp_path: Path) -> None
     )
     assert added.returncode == 0, added.stderr
     assert csms.endswith("&")
+    log = (tmp_path / "csms.log").open("w")
     server = subprocess.Popen(
         command(csms),
         cwd=tmp_path,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=log,
         text=True,
     )
     try:
         assert server.stdout is not None
-        assert "CSMS listening" in server.stdout.readline()
+        line = server.stdout.readline()
+        assert "CSMS listening" in line, (tmp_path / "csms.log").read_text()[-3000:]
         # The docs' emulate takes the default --url, port 9000: moved with the server.
         url = f"ws://127.0.0.1:{port}/ocpp"
         emulated = subprocess.run(
@@ -67,6 +69,7 @@ def test_the_try_it_commands_of_docs_csms_run_as_written(tmp_path: Path) -> None
     finally:
         server.terminate()
         server.wait(10)
+        log.close()
     store = Store(f"sqlite:///{tmp_path / 'lightson.db'}")  # the documented default database
     try:
         stations = {row["station_id"] for row in store.rows(db.meter_samples)}

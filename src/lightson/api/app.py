@@ -10,10 +10,11 @@ The OpenAPI document is at ``/api/openapi.json``; Prometheus metrics at ``/metri
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib import resources
 from typing import Annotated, Any, Literal
@@ -42,6 +43,7 @@ from lightson.services.events import EventService
 from lightson.services.live import LiveControl, SiteStatus
 from lightson.services.plans import latest_plan, plans_made, rounded
 from lightson.services.quarantine import quarantine_counts, recent_quarantine
+from lightson.services.ratelimit import Buckets
 from lightson.services.season_report import season_report_bytes
 from lightson.services.sessions import sessions
 from lightson.services.settlement import (
@@ -63,14 +65,18 @@ ANYONE = frozenset(Role)
 
 
 _BEARER = HTTPBearer(auto_error=False)
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class HttpError(Exception):
-    def __init__(self, status: int, message: str, field: str = "") -> None:
+    def __init__(
+        self, status: int, message: str, field: str = "", retry_after_s: float | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
+        self.retry_after_s = retry_after_s  # 429: when to try again (Retry-After)
 
 
 @dataclass
@@ -85,6 +91,10 @@ class Operations:
     rules: Sequence[ProgramRules] | None = None
     connected_stations: Callable[[], int] = lambda: 0
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # larger request bodies: 413, unread
+    # Writes per token (POST, PUT, DELETE): 2 a second on average, 60 at once; failed
+    # authentications per address: 10, then one every 6 s. Beyond either: 429.
+    writes: Buckets = field(default_factory=lambda: Buckets(per_second=2.0, burst=60))
+    failed_logins: Buckets = field(default_factory=lambda: Buckets(per_second=1 / 6, burst=10))
 
     def events(self) -> EventService:
         return EventService(self.store, self.clock, self.rules)
@@ -103,13 +113,26 @@ def _principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
 ) -> Principal:
-    """The caller, from the bearer token (401 when there is none or it is unknown)."""
-    if credentials is None:
-        raise HttpError(401, "a bearer token is required", "Authorization")
+    """The caller, from the bearer token (401 when there is none or it is unknown). An
+    address that failed too often is refused (429) before its token is looked at, and a
+    token that writes too often is refused (429) before the write is done."""
     ops: Operations = request.app.state.operations
+    address = request.client.host if request.client is not None else "?"
+    waiting_s = ops.failed_logins.wait_s(address)
+    if waiting_s > 0:
+        raise HttpError(
+            429, "too many failed authentications from this address", "Authorization", waiting_s
+        )
+    if credentials is None:  # no guess: not counted
+        raise HttpError(401, "a bearer token is required", "Authorization")
     who = ops.access().principal(credentials.credentials)
     if who is None:
+        ops.failed_logins.take(address)
         raise HttpError(401, "unknown or revoked token", "Authorization")
+    if request.method in WRITES:
+        waiting_s = ops.writes.take(who.name)
+        if waiting_s > 0:
+            raise HttpError(429, f"too many writes by {who.name}", "Authorization", waiting_s)
     return who
 
 
@@ -179,6 +202,8 @@ def create_app(ops: Operations) -> FastAPI:
     @app.exception_handler(HttpError)
     def _http_error(_: Request, error: HttpError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+        if error.retry_after_s is not None:
+            headers = {"Retry-After": str(math.ceil(error.retry_after_s))}
         return JSONResponse(
             status_code=error.status,
             content={"errors": [{"field": error.field, "message": error.message}]},

@@ -61,6 +61,7 @@ from lightson.csms.wire import ErrorCode, Frame, FrameError, OcppVersion
 from lightson.domain.plan import Setpoint
 from lightson.domain.telemetry import ChargingNeeds, MeterSample
 from lightson.domain.time import Clock
+from lightson.services.ratelimit import Buckets
 from lightson.store import StationRecord, Store
 from lightson.store import schema as db
 from lightson.store.transactions import station_transactions
@@ -114,6 +115,8 @@ class CsmsSettings:
     # once (asyncio's default of 100 refused some of 200 stations); the kernel caps it at
     # net.core.somaxconn.
     backlog: int = 4096
+    failed_handshakes_per_minute: float = 1.0
+    failed_handshakes_burst: int = 10
     handshake_timeout_s: float = 120.0  # handshakes queue for password checks in a storm
     offline_close_after_s: float = 900.0
     boot_grace_s: float = 300.0
@@ -574,6 +577,12 @@ class CsmsServer:
         self.transaction_evse: dict[tuple[str, str], int] = {}
         self._transaction_ids = itertools.count(self._first_transaction_id())
         self.rejected_handshakes = 0
+        # Failed handshakes by source address: 10, then one a minute (a fleet behind one
+        # NAT address that all fail is misconfigured, not attacked; it gets in once fixed).
+        self.failed_handshakes = Buckets(
+            per_second=self.settings.failed_handshakes_per_minute / 60,
+            burst=self.settings.failed_handshakes_burst,
+        )
         self._secret = secrets.token_bytes(32)
         self._verified: dict[str, bytes] = {}
         self._hashing = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
@@ -657,6 +666,11 @@ class CsmsServer:
     async def _authenticate(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
+        address = str(connection.remote_address[0]) if connection.remote_address else "?"
+        if self.failed_handshakes.wait_s(address) > 0:
+            # It kept guessing: refused before any password is hashed (scrypt is costly).
+            self.rejected_handshakes += 1
+            return connection.respond(HTTPStatus.TOO_MANY_REQUESTS, "Too Many Requests\n")
         station = await asyncio.to_thread(self._station_for, request)
         header = request.headers.get("Authorization")
         good = False
@@ -681,6 +695,7 @@ class CsmsServer:
                 else:
                     good = username == station.id and await self._check(station, password)
         if not good:
+            self.failed_handshakes.take(address)
             self.rejected_handshakes += 1
             LOGGER.warning("refused handshake for %s", request.path)
             response = connection.respond(HTTPStatus.UNAUTHORIZED, "Unauthorized\n")
