@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
+from lightson.config import load_program
 from lightson.csms.server import StationOfflineError
+from lightson.domain.assets import Program, Site
+from lightson.domain.demand_response import DREvent
 from lightson.domain.plan import Setpoint
 from lightson.store import Store
 from lightson.store import schema as db
@@ -70,3 +74,18 @@ def plugged(store: Store, station_id: str, soc: float, at: datetime, tx: str = "
     }
     sample = {"station_id": station_id, "evse_id": 1, "at": at, "power_kw": 0.0, "soc": soc}
     store.write([(db.transaction_events, event), (db.meter_samples, sample)]).result(5)
+
+
+def school() -> Program:
+    """The example program with only its school-bus depot (two buses)."""
+    program = load_program("example")
+    return replace(program, sites=(program.site("school-beverly"),))
+
+
+def events_of(program: Program) -> Callable[[Site], tuple[DREvent, ...]]:
+    """The events of the program each site is enrolled in (the event book's role)."""
+
+    def events(site: Site) -> tuple[DREvent, ...]:
+        return tuple(e for e in program.events if e.program_id in site.enrollments)
+
+    return events

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -10,3 +15,24 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def run(work: Awaitable[T], timeout_s: float = 60.0) -> T:
+    """Run a scenario on a new event loop, bounded in time."""
+
+    async def bounded() -> T:
+        return await asyncio.wait_for(work, timeout_s)
+
+    return asyncio.run(bounded())
+
+
+async def eventually(check: Callable[[], Any], timeout_s: float = 5.0) -> Any:
+    """Wait until ``check()`` is truthy and return it; fail after ``timeout_s``."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        value = check()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)

@@ -7,27 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
 
 from lightson.cli.serve import OperationsServer
 from lightson.config import load_program
 from lightson.csms.server import CsmsSettings
 from lightson.domain.time import SimClock
 from lightson.store import Store
+from net_support import run
 
-T = TypeVar("T")
 START = datetime(2026, 7, 15, 19, 0, tzinfo=UTC)
 PATH = "/api/sites/school-beverly/meter"
-
-
-def run(work: Awaitable[T]) -> T:
-    async def bounded() -> T:
-        return await asyncio.wait_for(work, 60)
-
-    return asyncio.run(bounded())
 
 
 async def _exchange(port: int, head: str, body: bytes) -> tuple[int, dict[str, object]]:

@@ -7,11 +7,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.headers import build_authorization_basic
@@ -25,28 +25,12 @@ from lightson.store import StationRecord, Store
 from lightson.store import schema as db
 from lightson.store.live import station_states
 from lightson.store.transactions import station_transactions
+from net_support import eventually, run
 
-T = TypeVar("T")
 START = datetime(2026, 7, 15, 19, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery"
 PASSWORD_HASH = hash_password(PASSWORD, salt=b"0123456789abcdef")
 ACCEPTED = {"status": "Accepted"}
-
-
-def run(work: Awaitable[T]) -> T:
-    async def bounded() -> T:
-        return await asyncio.wait_for(work, 60)
-
-    return asyncio.run(bounded())
-
-
-async def eventually(check: Callable[[], Any], timeout_s: float = 5.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not (value := check()):
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
-    return value
 
 
 def stamp(at: datetime) -> str:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,29 +25,11 @@ from lightson.domain.time import SimClock
 from lightson.emulator import EmulatedEv, EmulatedStation, Evse
 from lightson.store import StationRecord, Store
 from lightson.store import schema as db
+from net_support import eventually, run
 
-T = TypeVar("T")
 START = datetime(2026, 7, 15, 19, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery"
 PASSWORD_HASH = hash_password(PASSWORD, salt=b"0123456789abcdef")
-
-
-def run(work: Awaitable[T]) -> T:
-    async def bounded() -> T:
-        return await asyncio.wait_for(work, 60)
-
-    return asyncio.run(bounded())
-
-
-async def eventually(check: Callable[[], Any], timeout_s: float = 5.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 @asynccontextmanager

@@ -11,10 +11,9 @@ import ssl
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
@@ -30,20 +29,12 @@ from lightson.csms.tls import common_name, server_context
 from lightson.domain.errors import ConfigError
 from lightson.domain.time import SimClock
 from lightson.store import StationRecord, Store
-from net_support import free_port
+from net_support import free_port, run
 from tls_support import Authority
 
-T = TypeVar("T")
 START = datetime(2026, 7, 15, 19, 0, tzinfo=UTC)
 PASSWORD = "tls-test-password-01"
 HEARTBEAT = '[2,"hb","Heartbeat",{}]'
-
-
-def run(work: Awaitable[T]) -> T:
-    async def bounded() -> T:
-        return await asyncio.wait_for(work, 60)
-
-    return asyncio.run(bounded())
 
 
 def _client(ca: Path, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:

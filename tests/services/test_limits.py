@@ -4,22 +4,16 @@ the live loop."""
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
-from collections.abc import Awaitable
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lightson.config import load_program
 from lightson.control.safety import SafetyRule
-from lightson.domain.assets import Program, Site
-from lightson.domain.demand_response import DREvent
 from lightson.domain.plan import Setpoint
 from lightson.domain.telemetry import PowerLimits
 from lightson.domain.time import SimClock
@@ -27,31 +21,12 @@ from lightson.services.limits import SessionLimits, effective_site
 from lightson.services.live import LiveControl
 from lightson.store import StationRecord, Store
 from lightson.store import schema as db
-from live_support import IN_EVENT, FakeSink, plugged
+from live_support import IN_EVENT, FakeSink, events_of, plugged, school
+from net_support import run
 
-T = TypeVar("T")
 MORNING = datetime(2026, 7, 15, 12, tzinfo=UTC)  # 08:00 EDT: no event, no route (summer)
 SITE = "school-beverly"
 STATIONS = ("depot-evse1", "depot-evse2")
-
-
-def school() -> Program:
-    program = load_program("example")
-    return replace(program, sites=(program.site(SITE),))
-
-
-def events_of(program: Program) -> Any:
-    def events(site: Site) -> tuple[DREvent, ...]:
-        return tuple(e for e in program.events if e.program_id in site.enrollments)
-
-    return events
-
-
-def run(work: Awaitable[T]) -> T:
-    async def bounded() -> T:
-        return await asyncio.wait_for(work, 60)
-
-    return asyncio.run(bounded())
 
 
 @pytest.fixture
@@ -255,18 +230,9 @@ def test_a_discharge_below_the_declared_minimum_is_not_sent(store: Store) -> Non
 class AnsweringSink(FakeSink):
     """A sink whose stations refuse every discharge (``Rejected``)."""
 
-    async def send_setpoint(
-        self,
-        station_id: str,
-        evse_id: int,
-        setpoint: Setpoint,
-        transaction_id: str | None = None,
-        *,
-        max_offline_s: int | None = None,
-    ) -> str:
-        await super().send_setpoint(
-            station_id, evse_id, setpoint, transaction_id, max_offline_s=max_offline_s
-        )
+    async def send_setpoint(self, *args: Any, **kwargs: Any) -> str:
+        await super().send_setpoint(*args, **kwargs)
+        setpoint: Setpoint = args[2]
         return "Rejected" if setpoint.power_kw < 0 else "Accepted"
 
 

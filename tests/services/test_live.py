@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -18,8 +17,7 @@ from lightson.csms.auth import hash_password
 from lightson.csms.clock import AcceleratedClock
 from lightson.csms.server import CsmsServer, CsmsSettings
 from lightson.csms.wire import OcppVersion
-from lightson.domain.assets import Program, Site
-from lightson.domain.demand_response import DREvent
+from lightson.domain.assets import Program
 from lightson.domain.time import SimClock
 from lightson.emulator import EmulatedEv, EmulatedStation, Evse
 from lightson.physics.trips import energy_floor_kwh
@@ -29,30 +27,11 @@ from lightson.services.live import LiveControl, no_export_view
 from lightson.store import StationRecord, Store
 from lightson.store import schema as db
 from lightson.store.live import station_states
-from live_support import IN_EVENT, FakeSink, plugged
+from live_support import IN_EVENT, FakeSink, events_of, plugged, school
+from net_support import run
 
-T = TypeVar("T")
 PASSWORD = "correct horse battery"
 SCHOOL = "school-beverly"
-
-
-def school() -> Program:
-    program = load_program("example")
-    return replace(program, sites=(program.site("school-beverly"),))
-
-
-def events_of(program: Program) -> Any:
-    def events(site: Site) -> tuple[DREvent, ...]:
-        return tuple(e for e in program.events if e.program_id in site.enrollments)
-
-    return events
-
-
-def run(work: Awaitable[T]) -> T:
-    async def bounded() -> T:
-        return await asyncio.wait_for(work, 60)
-
-    return asyncio.run(bounded())
 
 
 @pytest.fixture

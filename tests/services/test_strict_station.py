@@ -8,12 +8,12 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import jsonschema
 import ocpp
@@ -22,42 +22,20 @@ from hypothesis import strategies as st
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.headers import build_authorization_basic
 
-from lightson.config import load_program
 from lightson.csms.auth import hash_password
 from lightson.csms.server import CsmsServer, CsmsSettings
 from lightson.csms.translate import timestamp
-from lightson.domain.assets import Program, Site
-from lightson.domain.demand_response import DREvent
 from lightson.domain.time import SimClock
 from lightson.services.live import LiveControl
 from lightson.store import StationRecord, Store
 from lightson.store import schema as db
-from live_support import IN_EVENT
+from live_support import IN_EVENT, events_of, school
+from net_support import run
 
-T = TypeVar("T")
 SITE = "school-beverly"
 PASSWORD = "correct horse battery"
 DIGEST = hash_password(PASSWORD, salt=b"0123456789abcdef")
 SCHEMAS = Path(ocpp.__file__).parent / "v21" / "schemas"
-
-
-def school() -> Program:
-    program = load_program("example")
-    return replace(program, sites=(program.site(SITE),))
-
-
-def events_of(program: Program) -> Any:
-    def events(site: Site) -> tuple[DREvent, ...]:
-        return tuple(e for e in program.events if e.program_id in site.enrollments)
-
-    return events
-
-
-def run(work: Awaitable[T]) -> T:
-    async def bounded() -> T:
-        return await asyncio.wait_for(work, 60)
-
-    return asyncio.run(bounded())
 
 
 def schema_check(action: str, payload: dict[str, Any]) -> None:

@@ -63,3 +63,14 @@ def log_frames(*, enabled: bool) -> None:
     """The ``ocpp`` package logs every frame at INFO: kept at INFO only when asked
     (``--log-frames``), else only its warnings pass (a fleet sends millions of frames)."""
     logging.getLogger("ocpp").setLevel(logging.INFO if enabled else logging.WARNING)
+
+
+offline_close_option = click.option(
+    "--offline-close-after",
+    default=900,
+    show_default=True,
+    type=click.IntRange(60, 86400),
+    help="Seconds a station may stay disconnected before its open transactions are closed "
+    "(its vehicle then no longer counts as plugged; not while its site is islanded); "
+    "docs/csms.md.",
+)

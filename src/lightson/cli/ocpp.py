@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from lightson.cli.app import friendly_errors, main
+from lightson.cli.app import friendly_errors, main, offline_close_option
 from lightson.cli.tls import tls_context, tls_options
 from lightson.csms.auth import hash_password
 from lightson.csms.clock import AcceleratedClock
@@ -62,14 +62,7 @@ def _check_dialect(dialect: str, version: OcppVersion) -> None:
     help="Seconds between full garbage collections; 0 leaves them to CPython, whose timing "
     "stalls a server with thousands of stations (docs/benchmarks.md).",
 )
-@click.option(
-    "--offline-close-after",
-    default=900,
-    show_default=True,
-    type=click.IntRange(60, 86400),
-    help="Seconds a station may stay disconnected before its open transactions are closed "
-    "(its vehicle then no longer counts as plugged); docs/csms.md.",
-)
+@offline_close_option
 @tls_options
 @friendly_errors
 def csms(

@@ -22,7 +22,7 @@ import uvicorn
 
 from lightson.api.app import Operations, create_app
 from lightson.api.limits import DEFAULT_MAX_BODY_BYTES
-from lightson.cli.app import friendly_errors, log_frames, main
+from lightson.cli.app import friendly_errors, log_frames, main, offline_close_option
 from lightson.cli.tls import tls_context, tls_options
 from lightson.config import load_program
 from lightson.csms.collector import scheduled_full_collections
@@ -266,14 +266,7 @@ class OperationsServer:
     hidden=True,
     help="...counted from this CLOCK_MONOTONIC reading (another process shares the clock).",
 )
-@click.option(
-    "--offline-close-after",
-    default=900,
-    show_default=True,
-    type=click.IntRange(60, 86400),
-    help="Seconds a station may stay disconnected before its open transactions are closed "
-    "(its vehicle then no longer counts as plugged); docs/csms.md.",
-)
+@offline_close_option
 @click.option(
     "--max-body-kb",
     default=DEFAULT_MAX_BODY_BYTES // 1024,
