@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from lightson.cli.app import friendly_errors, main, offline_close_option
-from lightson.cli.tls import tls_context, tls_options
+from lightson.cli.tls import station_ca, tls_context, tls_options
 from lightson.csms.auth import hash_password
 from lightson.csms.clock import AcceleratedClock
 from lightson.csms.collector import scheduled_full_collections
@@ -73,6 +73,8 @@ def csms(
     full_gc_every: float,
     tls_cert: Path | None,
     tls_key: Path | None,
+    station_ca_cert: Path | None,
+    station_ca_key: Path | None,
     tls_client_ca: Path | None,
     offline_close_after: int,
 ) -> None:
@@ -84,6 +86,7 @@ def csms(
     ocpp2.0.1, ocpp1.6.
     """
     tls = tls_context(tls_cert, tls_key, tls_client_ca)
+    signer = station_ca(station_ca_cert, station_ca_key)
     store = Store(db)
     settings = CsmsSettings(
         host=host,
@@ -91,6 +94,7 @@ def csms(
         heartbeat_interval_s=heartbeat,
         offline_close_after_s=offline_close_after,
         tls=tls,
+        station_ca=signer,
     )
 
     async def serve() -> None:

@@ -23,7 +23,7 @@ import uvicorn
 from lightson.api.app import Operations, create_app
 from lightson.api.limits import DEFAULT_MAX_BODY_BYTES
 from lightson.cli.app import friendly_errors, log_frames, main, offline_close_option
-from lightson.cli.tls import tls_context, tls_options
+from lightson.cli.tls import station_ca, tls_context, tls_options
 from lightson.config import load_program
 from lightson.csms.collector import scheduled_full_collections
 from lightson.csms.server import CsmsServer, CsmsSettings
@@ -298,6 +298,8 @@ def serve(
     clock_origin: float | None,
     tls_cert: Path | None,
     tls_key: Path | None,
+    station_ca_cert: Path | None,
+    station_ca_key: Path | None,
     tls_client_ca: Path | None,
     offline_close_after: int,
     max_body_kb: int,
@@ -312,6 +314,7 @@ def serve(
     from lightson.csms.clock import AcceleratedClock
 
     tls = tls_context(tls_cert, tls_key, tls_client_ca)
+    signer = station_ca(station_ca_cert, station_ca_key)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -325,7 +328,11 @@ def serve(
         host=host,
         http_port=port,
         csms_settings=CsmsSettings(
-            host=host, port=csms_port, offline_close_after_s=offline_close_after, tls=tls
+            host=host,
+            port=csms_port,
+            offline_close_after_s=offline_close_after,
+            tls=tls,
+            station_ca=signer,
         ),
         every=timedelta(seconds=every),
         controller=controller,

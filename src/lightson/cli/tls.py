@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
+from lightson.csms.certificates import StationCertificateAuthority
 from lightson.csms.tls import server_context
 from lightson.domain.errors import ConfigError
 
@@ -19,7 +20,8 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 def tls_options(command: F) -> F:
-    """Add ``--tls-cert``, ``--tls-key`` and ``--tls-client-ca`` to a command."""
+    """Add ``--tls-cert``, ``--tls-key``, ``--station-ca-cert``, ``--station-ca-key`` and
+    ``--tls-client-ca`` to a command."""
     options = [
         click.option(
             "--tls-cert",
@@ -29,6 +31,16 @@ def tls_options(command: F) -> F:
             "2) and the HTTP API over https://. Needs --tls-key.",
         ),
         click.option("--tls-key", type=_FILE, default=None, help="PEM key of --tls-cert."),
+        click.option(
+            "--station-ca-cert",
+            type=_FILE,
+            default=None,
+            help="PEM certificate of the CA that signs chargers' certificate requests "
+            "(SignCertificate, for profile 3; usually the same as --tls-client-ca).",
+        ),
+        click.option(
+            "--station-ca-key", type=_FILE, default=None, help="PEM key of --station-ca-cert."
+        ),
         click.option(
             "--tls-client-ca",
             type=_FILE,
@@ -55,3 +67,14 @@ def tls_context(
     if key is None:
         raise ConfigError.at("--tls-key", "--tls-cert was given without its key")
     return server_context(cert, key, client_ca)
+
+
+def station_ca(cert: Path | None, key: Path | None) -> StationCertificateAuthority | None:
+    """The CA that signs chargers' certificate requests (``None``: they are refused)."""
+    if cert is None and key is None:
+        return None
+    if cert is None:
+        raise ConfigError.at("--station-ca-cert", "--station-ca-key was given without it")
+    if key is None:
+        raise ConfigError.at("--station-ca-key", "--station-ca-cert was given without its key")
+    return StationCertificateAuthority(cert, key)

@@ -40,6 +40,7 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from lightson.csms.auth import check_password, hash_password
+from lightson.csms.certificates import CsrRefusedError, StationCertificateAuthority
 from lightson.csms.quarantine import implausible_rows, refused_row
 from lightson.csms.reconcile import Reconciler
 from lightson.csms.rpc import CallRefusedError, FrameQueue, OcppSession, RateLimit, after, on
@@ -123,6 +124,7 @@ class CsmsSettings:
     available_grace_s: float = 30.0
     offline_check_every_s: float = 1.0
     tls: ssl.SSLContext | None = None
+    station_ca: StationCertificateAuthority | None = None  # signs stations' CSRs (A02/A03)
 
 
 class StationOfflineError(Exception):
@@ -171,6 +173,7 @@ class StationSession(OcppSession):
         self.dialect = Dialect(station.dialect)
         self.booted = False
         self.v2x_operation_modes: tuple[str, ...] = ()
+        self._signed_chain: str | None = None  # a chain just signed, sent after the answer
         self._raw: Mapping[str, Any] = {}
         self._frame: Frame | None = None  # the CALL being answered
 
@@ -217,6 +220,47 @@ class StationSession(OcppSession):
     @on("DataTransfer")
     def on_data_transfer(self, **_: Any) -> dict[str, Any]:
         return {"status": "UnknownVendorId"}  # no vendor extensions are known here
+
+    @on("SignCertificate")
+    def on_sign_certificate(self, **_: Any) -> dict[str, Any]:
+        """A02/A03 (1.6: the security extension): the station's CSR, signed by the operator's
+        CA when it names this station; the chain follows in ``CertificateSigned``."""
+        self._signed_chain = None
+        kind = self._raw.get("certificateType", "ChargingStationCertificate")
+        authority = self.server.settings.station_ca
+        if kind != "ChargingStationCertificate":
+            why = ("UnsupportedCertType", f"{kind} certificates come from the V2G PKI")
+        elif authority is None:
+            why = ("NoCA", "no certificate authority is configured (--station-ca-cert)")
+        else:
+            try:
+                self._signed_chain = authority.sign(self._raw["csr"], self.id, self.now)
+            except CsrRefusedError as error:
+                why = ("InvalidCSR", str(error))
+        if self._signed_chain is not None:
+            LOGGER.info("%s: certificate signed", self.id)
+            return {"status": "Accepted"}
+        LOGGER.warning("%s: certificate not signed: %s", self.id, why[1])
+        if self.version is OcppVersion.V16:
+            return {"status": "Rejected"}
+        return {
+            "status": "Rejected",
+            "status_info": {"reason_code": why[0], "additional_info": why[1][:512]},
+        }
+
+    @after("SignCertificate")
+    async def after_sign_certificate(self, **_: Any) -> None:
+        chain, self._signed_chain = self._signed_chain, None
+        if chain is None:
+            return
+        payload: dict[str, Any] = {"certificateChain": chain}
+        if self.version is not OcppVersion.V16:
+            payload["certificateType"] = "ChargingStationCertificate"
+        try:
+            answer = await self.request("CertificateSigned", payload)
+            LOGGER.info("%s: certificate installed: %s", self.id, answer.get("status"))
+        except (CallRefusedError, TimeoutError, ConnectionClosed, FrameError) as error:
+            LOGGER.warning("%s: CertificateSigned failed: %s", self.id, error)
 
     @on("FirmwareStatusNotification")
     def on_firmware_status_notification(self, **_: Any) -> dict[str, Any]:
@@ -948,6 +992,46 @@ class CsmsServer:
             answer = await session.request(
                 "RequestStopTransaction", {"transactionId": transaction_id}
             )
+        return str(answer.get("status"))
+
+    # --- certificates (A02-A05; the 1.6 security extension) ------------------------------
+
+    async def install_certificate(self, station_id: str, certificate_type: str, pem: str) -> str:
+        """Install a root certificate on the station (``CSMSRootCertificate``,
+        ``ManufacturerRootCertificate``, ...; 1.6: ``CentralSystemRootCertificate``). Returns
+        the station's answer."""
+        session = self.session(station_id)
+        answer = await session.request(
+            "InstallCertificate", {"certificateType": certificate_type, "certificate": pem}
+        )
+        return str(answer.get("status"))
+
+    async def installed_certificates(
+        self, station_id: str, certificate_types: Sequence[str] = ()
+    ) -> list[dict[str, Any]]:
+        """The certificates the station holds, as their hash data (``certificateHashData``
+        entries: 2.x with ``certificateType``). 1.6 asks for one type at a time: the first
+        of ``certificate_types`` (required there)."""
+        session = self.session(station_id)
+        if session.version is OcppVersion.V16:
+            if not certificate_types:
+                raise ValueError("OCPP 1.6 asks for one certificate type at a time")
+            answer = await session.request(
+                "GetInstalledCertificateIds", {"certificateType": certificate_types[0]}
+            )
+            return [dict(h) for h in answer.get("certificateHashData", [])]
+        payload = {"certificateType": list(certificate_types)} if certificate_types else {}
+        answer = await session.request("GetInstalledCertificateIds", payload)
+        return [dict(h) for h in answer.get("certificateHashDataChain", [])]
+
+    async def delete_certificate(self, station_id: str, hash_data: Mapping[str, Any]) -> str:
+        """Delete the certificate with ``hash_data`` (as ``installed_certificates`` gives it:
+        ``hashAlgorithm``, ``issuerNameHash``, ``issuerKeyHash``, ``serialNumber``)."""
+        session = self.session(station_id)
+        keys = ("hashAlgorithm", "issuerNameHash", "issuerKeyHash", "serialNumber")
+        answer = await session.request(
+            "DeleteCertificate", {"certificateHashData": {k: hash_data[k] for k in keys}}
+        )
         return str(answer.get("status"))
 
     async def get_charging_profiles(self, station_id: str, request_id: int) -> str:
