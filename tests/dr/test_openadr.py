@@ -5,17 +5,27 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from openleadr import OpenADRServer
 
 from lightson.config import load_program
+from lightson.domain.assets import Site
+from lightson.domain.errors import ConfigError
 from lightson.domain.state import SiteState
 from lightson.domain.time import SimClock, TimeGrid
-from lightson.dr.openadr import OpenAdrVen, program_from_market_context
+from lightson.dr.openadr import (
+    Backoff,
+    OpenAdrVen,
+    VenSettings,
+    program_from_market_context,
+    territory,
+)
 from lightson.forecast.profiles import profile_forecast
 from lightson.optimize import build_site_inputs, plan_site
 from lightson.services.events import EventService
@@ -26,11 +36,16 @@ EVENT_START = datetime(2030, 7, 16, 19, tzinfo=UTC)  # 15:00 in Boston, a Tuesda
 
 
 async def _round_trip(
-    tmp_path: Path, start: datetime, then_cancel: bool = False
+    tmp_path: Path,
+    start: datetime,
+    then_cancel: bool = False,
+    sites: tuple[Site, ...] | None = None,
+    targets: list[dict[str, str]] | None = None,
 ) -> tuple[EventService, list[Any], OpenAdrVen]:
     port = free_port()
     store = Store(f"sqlite:///{tmp_path / 'adr.db'}")
-    service = EventService(store, SimClock(datetime(2030, 7, 15, 20, tzinfo=UTC)))
+    clock = SimClock(datetime(2030, 7, 15, 20, tzinfo=UTC))
+    service = EventService(store, clock)
     vtn = OpenADRServer(
         vtn_id="utility-vtn",
         http_host="127.0.0.1",
@@ -48,7 +63,8 @@ async def _round_trip(
 
     vtn.add_handler("on_create_party_registration", register)
     await vtn.run_async()
-    ven = OpenAdrVen(service, f"http://127.0.0.1:{port}/OpenADR2/Simple/2.0b", "lightson-ven")
+    settings = VenSettings(f"http://127.0.0.1:{port}/OpenADR2/Simple/2.0b", "lightson-ven")
+    ven = OpenAdrVen(service, settings, clock, sites, utility="eversource")
     try:
         await ven.start()
         await asyncio.sleep(1.0)
@@ -59,6 +75,7 @@ async def _round_trip(
             intervals=[{"dtstart": start, "duration": timedelta(hours=3), "signal_payload": 1.0}],
             callback=opted,
             event_id="ev-1",
+            targets=targets,
             market_context="http://utility.example/cs-ci-daily",
         )
         for _ in range(100):
@@ -135,3 +152,79 @@ def test_a_cancellation_from_the_vtn_cancels_our_event(tmp_path: Path) -> None:
     assert answers[0] == ("ven-1", "ev-1", "optIn")
     assert service.book().events["adr-ev-1"].cancelled_at is not None
     assert service.book().for_site("business-worcester", ["cs-ci-daily"]) == []
+
+
+def test_an_event_naming_a_site_outside_the_vtns_territory_is_answered_opt_out(
+    tmp_path: Path,
+) -> None:
+    """Eversource's VTN calls the Beverly school, a National Grid customer: refused (optOut)
+    and nothing is filed."""
+    _, eversource = territory(load_program("example"), "eversource")
+    service, answers, ven = asyncio.run(
+        asyncio.wait_for(
+            _round_trip(
+                tmp_path, EVENT_START, sites=eversource, targets=[{"resource_id": "school-beverly"}]
+            ),
+            60,
+        )
+    )
+    assert answers == [("ven-1", "ev-1", "optOut")]
+    assert service.book().events == {}
+    assert ven.refused == [
+        ("adr-ev-1", "targets: not in the VTN's territory (eversource): ['school-beverly']")
+    ]
+    assert (ven.status.events_received, ven.status.events_refused) == (1, 1)
+
+
+def test_an_event_naming_no_site_calls_the_territorys_enrolled_sites_only(
+    tmp_path: Path,
+) -> None:
+    """No resource named: the territory's sites enrolled in the program (Eversource's one
+    business), not every enrolled site of the program (the school too)."""
+    _, eversource = territory(load_program("example"), "eversource")
+    service, answers, _ = asyncio.run(
+        asyncio.wait_for(_round_trip(tmp_path, EVENT_START, sites=eversource), 60)
+    )
+    assert answers == [("ven-1", "ev-1", "optIn")]
+    assert service.book().events["adr-ev-1"].sites == ("business-worcester",)
+
+
+def test_the_territory_is_the_named_utilitys_sites() -> None:
+    program = load_program("example")
+    utility, sites = territory(program, "national-grid")
+    assert (utility, [s.site_id for s in sites]) == (
+        "national-grid",
+        ["home-lowell", "school-beverly"],
+    )
+    with pytest.raises(ConfigError, match="several utilities; name the VTN's: eversource, "):
+        territory(program, None)
+    with pytest.raises(ConfigError, match="no site of 'unitil'; known: eversource, national-grid"):
+        territory(program, "unitil")
+
+
+class _Fixed(random.Random):
+    """``random()`` gives the values it was made with, in turn."""
+
+    def __init__(self, *values: float) -> None:
+        super().__init__()
+        self.values = list(values)
+
+    def random(self) -> float:
+        return self.values.pop(0)
+
+
+def test_registration_backoff_doubles_to_its_bound_with_jitter() -> None:
+    backoff = Backoff(first_s=5.0, max_s=300.0, jitter=0.2)
+    rng = _Fixed(0.0, 0.0, 0.5, 0.0, 0.0, 0.999)
+    # 5, 10, 20·(1 − 0.2·0.5) = 18, 40, then 5·2^6 = 320 capped at 300, and 300·(1 − 0.1998)
+    waits = [backoff.delay_s(n, rng) for n in (1, 2, 3, 4, 7, 50)]
+    assert waits == pytest.approx([5.0, 10.0, 18.0, 40.0, 300.0, 240.06])
+    with pytest.raises(ValueError, match="first_s <= max_s"):
+        Backoff(first_s=10.0, max_s=5.0)
+
+
+def test_settings_name_the_option_that_is_wrong(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--openadr-vtn: must be an http"):
+        VenSettings("vtn.example", "ven")
+    with pytest.raises(ConfigError, match="--openadr-cert: the certificate and its key go"):
+        VenSettings("https://vtn.example", "ven", cert=tmp_path / "ven.pem")
