@@ -115,7 +115,7 @@ class VenState(Enum):
 @dataclass
 class VenStatus:
     """What the VEN is doing, for ``/api/health`` and the dashboard (times: the program
-    clock)."""
+    clock). ``document`` names no site: ``/api/health`` needs no token."""
 
     state: VenState = VenState.DISABLED
     ven_name: str = ""
@@ -150,8 +150,7 @@ class VenStatus:
             "last_error": self.last_error,
             "last_error_at": when(self.last_error_at),
             "events_received": self.events_received,
-            "events_refused": self.events_refused,
-            "last_refusal": self.last_refusal,
+            "events_refused": self.events_refused,  # why: the log and ``last_refusal``
         }
 
 
