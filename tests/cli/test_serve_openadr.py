@@ -10,12 +10,18 @@ import os
 import signal
 import subprocess
 import sys
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from lightson.cli import main
+from lightson.cli.serve import openadr_settings
+from lightson.config import load_program
+from lightson.domain.errors import ConfigError
+from lightson.dr.openadr import VenSettings
 from net_support import free_port
 
 
@@ -103,3 +109,48 @@ def test_openadr_options_are_checked_before_the_server_starts(tmp_path: Path) ->
     )
     assert result.exit_code == 2
     assert "--openadr-cert: the certificate and its key go together" in result.output
+
+
+def _with_openadr(tmp_path: Path, section: str) -> Path:
+    text = (resources.files("lightson") / "examples" / "example.yaml").read_text()
+    path = tmp_path / "program.yaml"
+    path.write_text(text.replace("\nsites:\n", f"\n{section}\nsites:\n", 1))
+    return path
+
+
+def test_the_program_files_openadr_keys_apply_and_each_option_wins(tmp_path: Path) -> None:
+    (tmp_path / "vtn-ca.pem").write_text("read when the VEN connects")
+    program = _with_openadr(
+        tmp_path,
+        "openadr:\n"
+        "  vtn_url: https://vtn.utility.example/OpenADR2/Simple/2.0b\n"
+        "  utility: eversource\n"
+        "  ca: vtn-ca.pem\n"
+        "  market_contexts: {'http://utility.example/daily': cs-ci-daily}\n",
+    )
+    load_program(program)  # the section is part of the program file's schema
+    settings = openadr_settings(str(program))
+    assert settings == VenSettings(
+        "https://vtn.utility.example/OpenADR2/Simple/2.0b",
+        "lightson",
+        "eversource",
+        ca=tmp_path / "vtn-ca.pem",
+        market_contexts={"http://utility.example/daily": "cs-ci-daily"},
+    )
+    overridden = openadr_settings(
+        str(program), vtn="http://127.0.0.1:9/OpenADR2/Simple/2.0b", ven_name="depot", utility=None
+    )
+    assert overridden is not None
+    assert (overridden.vtn_url, overridden.ven_name, overridden.utility) == (
+        "http://127.0.0.1:9/OpenADR2/Simple/2.0b",
+        "depot",
+        "eversource",
+    )
+    assert openadr_settings("example") is None
+
+
+def test_a_wrong_openadr_key_in_the_program_file_is_named(tmp_path: Path) -> None:
+    program = _with_openadr(tmp_path, "openadr:\n  vtn: https://vtn.example/\n")
+    with pytest.raises(ConfigError) as refused:
+        load_program(program)
+    assert ("openadr.vtn_url", "is required") in refused.value.issues

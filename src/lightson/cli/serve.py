@@ -27,6 +27,7 @@ from lightson.cli.app import friendly_errors, log_frames, main
 from lightson.cli.tls import tls_context, tls_options
 from lightson.config import load_program
 from lightson.config.dr_rules import program_dr_rules
+from lightson.config.loader import openadr_section
 from lightson.csms.collector import scheduled_full_collections
 from lightson.csms.server import CsmsServer, CsmsSettings
 from lightson.domain.assets import Program, Site
@@ -340,7 +341,7 @@ class OperationsServer:
     "the server's VEN registers with it (retrying with backoff while it does not answer) "
     "and files its events (docs/demand-response.md).",
 )
-@click.option("--openadr-ven-name", default="lightson", show_default=True)
+@click.option("--openadr-ven-name", default=None, help="The VEN's name (default: lightson).")
 @click.option(
     "--openadr-utility",
     default=None,
@@ -387,7 +388,7 @@ def serve(
     max_body_kb: int,
     frames: bool,
     openadr_vtn: str | None,
-    openadr_ven_name: str,
+    openadr_ven_name: str | None,
     openadr_utility: str | None,
     openadr_cert: Path | None,
     openadr_key: Path | None,
@@ -402,13 +403,15 @@ def serve(
     from lightson.csms.clock import AcceleratedClock
 
     tls = tls_context(tls_cert, tls_key, tls_client_ca)
-    openadr = None
-    if openadr_vtn is not None:
-        openadr = VenSettings(
-            openadr_vtn, openadr_ven_name, openadr_utility, openadr_cert, openadr_key, openadr_ca
-        )
-    elif openadr_utility or openadr_cert or openadr_key or openadr_ca:
-        raise ConfigError.at("--openadr-vtn", "is needed by the other --openadr- options")
+    openadr = openadr_settings(
+        program_ref,
+        vtn=openadr_vtn,
+        ven_name=openadr_ven_name,
+        utility=openadr_utility,
+        cert=openadr_cert,
+        key=openadr_key,
+        ca=openadr_ca,
+    )
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -456,6 +459,41 @@ def serve(
             asyncio.run(run())
     finally:
         store.close()
+
+
+def openadr_settings(
+    program_ref: str,
+    *,
+    vtn: str | None = None,
+    ven_name: str | None = None,
+    utility: str | None = None,
+    cert: Path | None = None,
+    key: Path | None = None,
+    ca: Path | None = None,
+) -> VenSettings | None:
+    """The VEN's settings: each ``--openadr-*`` option given, else the program file's
+    ``openadr`` key; ``None`` when neither names a VTN."""
+    section = openadr_section(program_ref)
+
+    def pick(given: Any, name: str) -> Any:
+        return given if given is not None else getattr(section, name, None)
+
+    url = pick(vtn, "vtn_url")
+    files = [pick(cert, "cert"), pick(key, "key"), pick(ca, "ca")]
+    if url is None:
+        if utility or ven_name or any(files):
+            raise ConfigError.at("--openadr-vtn", "is needed by the other --openadr- options")
+        return None
+    cert_file, key_file, ca_file = (None if f is None else Path(f) for f in files)
+    return VenSettings(
+        url,
+        pick(ven_name, "ven_name") or "lightson",
+        pick(utility, "utility"),
+        cert_file,
+        key_file,
+        ca_file,
+        market_contexts=dict(section.market_contexts) if section is not None else {},
+    )
 
 
 @main.group()
