@@ -28,6 +28,7 @@ from lightson.dr.openadr import (
 )
 from lightson.forecast.profiles import profile_forecast
 from lightson.optimize import build_site_inputs, plan_site
+from lightson.programs.events import ProgramEvent
 from lightson.services.events import EventService
 from lightson.store import Store
 from net_support import free_port
@@ -41,7 +42,7 @@ async def _round_trip(
     then_cancel: bool = False,
     sites: tuple[Site, ...] | None = None,
     targets: list[dict[str, str]] | None = None,
-) -> tuple[EventService, list[Any], OpenAdrVen]:
+) -> tuple[EventService, list[Any], OpenAdrVen, list[ProgramEvent]]:
     port = free_port()
     store = Store(f"sqlite:///{tmp_path / 'adr.db'}")
     clock = SimClock(datetime(2030, 7, 15, 20, tzinfo=UTC))
@@ -64,7 +65,8 @@ async def _round_trip(
     vtn.add_handler("on_create_party_registration", register)
     await vtn.run_async()
     settings = VenSettings(f"http://127.0.0.1:{port}/OpenADR2/Simple/2.0b", "lightson-ven")
-    ven = OpenAdrVen(service, settings, clock, sites, utility="eversource")
+    filed: list[ProgramEvent] = []  # what the VEN hands the server to re-plan on
+    ven = OpenAdrVen(service, settings, clock, sites, filed.append, utility="eversource")
     try:
         await ven.start()
         await asyncio.sleep(1.0)
@@ -92,11 +94,11 @@ async def _round_trip(
     finally:
         await ven.stop()
         await vtn.stop()
-    return service, answers, ven
+    return service, answers, ven, filed
 
 
 def test_an_event_from_the_vtn_becomes_ours_and_changes_the_plan(tmp_path: Path) -> None:
-    service, answers, _ = asyncio.run(asyncio.wait_for(_round_trip(tmp_path, EVENT_START), 60))
+    service, answers, _, _ = asyncio.run(asyncio.wait_for(_round_trip(tmp_path, EVENT_START), 60))
     assert answers == [("ven-1", "ev-1", "optIn")]
     event = service.book().events["adr-ev-1"]
     assert (event.program_id, event.start, event.end, event.source) == (
@@ -134,7 +136,7 @@ def test_an_event_from_the_vtn_becomes_ours_and_changes_the_plan(tmp_path: Path)
 
 def test_an_event_our_rules_refuse_is_answered_opt_out(tmp_path: Path) -> None:
     noon = datetime(2030, 7, 16, 16, tzinfo=UTC)  # 12:00 in Boston: outside 15:00-20:00
-    service, answers, ven = asyncio.run(asyncio.wait_for(_round_trip(tmp_path, noon), 60))
+    service, answers, ven, _ = asyncio.run(asyncio.wait_for(_round_trip(tmp_path, noon), 60))
     assert answers == [("ven-1", "ev-1", "optOut")]
     assert service.book().events == {}
     assert "within 15:00-20:00" in ven.refused[0][1]
@@ -146,11 +148,16 @@ def test_market_context_names_the_program() -> None:
 
 
 def test_a_cancellation_from_the_vtn_cancels_our_event(tmp_path: Path) -> None:
-    service, answers, _ = asyncio.run(
+    service, answers, _, filed = asyncio.run(
         asyncio.wait_for(_round_trip(tmp_path, EVENT_START, then_cancel=True), 60)
     )
     assert answers[0] == ("ven-1", "ev-1", "optIn")
     assert service.book().events["adr-ev-1"].cancelled_at is not None
+    # The cancellation is handed on too: the server re-plans without the event at once.
+    assert [(e.event_id, e.cancelled_at is not None) for e in filed] == [
+        ("adr-ev-1", False),
+        ("adr-ev-1", True),
+    ]
     assert service.book().for_site("business-worcester", ["cs-ci-daily"]) == []
 
 
@@ -160,7 +167,7 @@ def test_an_event_naming_a_site_outside_the_vtns_territory_is_answered_opt_out(
     """Eversource's VTN calls the Beverly school, a National Grid customer: refused (optOut)
     and nothing is filed."""
     _, eversource = territory(load_program("example"), "eversource")
-    service, answers, ven = asyncio.run(
+    service, answers, ven, _ = asyncio.run(
         asyncio.wait_for(
             _round_trip(
                 tmp_path, EVENT_START, sites=eversource, targets=[{"resource_id": "school-beverly"}]
@@ -182,7 +189,7 @@ def test_an_event_naming_no_site_calls_the_territorys_enrolled_sites_only(
     """No resource named: the territory's sites enrolled in the program (Eversource's one
     business), not every enrolled site of the program (the school too)."""
     _, eversource = territory(load_program("example"), "eversource")
-    service, answers, _ = asyncio.run(
+    service, answers, _, _ = asyncio.run(
         asyncio.wait_for(_round_trip(tmp_path, EVENT_START, sites=eversource), 60)
     )
     assert answers == [("ven-1", "ev-1", "optIn")]

@@ -264,7 +264,9 @@ class _Client(OpenADRClient):  # type: ignore[misc]  # openleadr is untyped
 
 class OpenAdrVen:
     """Receives events from one VTN and files them through ``service``, for the sites of
-    ``sites`` only (``None``: any site; the operations server always passes the territory)."""
+    ``sites`` only (``None``: any site; the operations server always passes the territory).
+    ``on_accepted`` gets each event filed: new, modified or cancelled (the server re-plans
+    the sites it calls)."""
 
     def __init__(
         self,
@@ -352,13 +354,12 @@ class OpenAdrVen:
         self.status.events_received += 1
         try:
             if descriptor.get("event_status") == "cancelled":
-                self.service.cancel(event_id)
-                return "optIn"
-            body = self._in_territory(self.body(event))
-            if event_id in self.service.book().events:
+                accepted = self.service.cancel(event_id)
+            elif event_id in self.service.book().events:
+                body = self._in_territory(self.body(event))
                 accepted = self.service.modify(body)
             else:
-                accepted = self.service.submit(body)
+                accepted = self.service.submit(self._in_territory(self.body(event)))
         except ConfigError as error:
             LOGGER.warning("OpenADR event %s refused: %s", event_id, error)
             self.refused.append((event_id, str(error)))
