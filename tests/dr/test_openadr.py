@@ -51,7 +51,7 @@ async def _round_trip(
         vtn_id="utility-vtn",
         http_host="127.0.0.1",
         http_port=port,
-        requested_poll_freq=timedelta(seconds=0.5),
+        requested_poll_freq=timedelta(seconds=1),  # whole seconds: 0.5 s arrives as PT0S
     )
 
     async def register(registration_info: dict[str, Any]) -> tuple[str, str]:
@@ -235,3 +235,80 @@ def test_settings_name_the_option_that_is_wrong(tmp_path: Path) -> None:
         VenSettings("vtn.example", "ven")
     with pytest.raises(ConfigError, match="--openadr-cert: the certificate and its key go"):
         VenSettings("https://vtn.example", "ven", cert=tmp_path / "ven.pem")
+
+
+def test_a_ven_whose_registration_the_vtn_drops_registers_again_and_polls_on(
+    tmp_path: Path,
+) -> None:
+    """The VTN forgets the VEN (asks it to re-register) and refuses the first re-registration:
+    openleadr's client would stop for good; ours goes back to registering (with backoff),
+    is accepted, and takes the next event."""
+    port = free_port()
+    clock = SimClock(datetime(2030, 7, 15, 20, tzinfo=UTC))
+    store = Store(f"sqlite:///{tmp_path / 'adr.db'}")
+    service = EventService(store, clock)
+    known = {"ven-1": False}
+    registrations: list[bool] = []  # each registration asked for: accepted?
+
+    async def register(info: dict[str, Any]) -> tuple[str, str] | bool:
+        accepted = len(registrations) != 1  # the first re-registration is refused
+        registrations.append(accepted)
+        known["ven-1"] = accepted
+        return ("ven-1", "registration-1") if accepted else False
+
+    def lookup(ven_id: str) -> dict[str, str] | None:
+        return {"ven_id": ven_id, "registration_id": "registration-1"} if known[ven_id] else None
+
+    answers: list[Any] = []
+
+    async def opted(ven_id: str, event_id: str, opt_type: str) -> None:
+        answers.append(opt_type)
+
+    async def scenario() -> OpenAdrVen:
+        vtn = OpenADRServer(
+            vtn_id="utility-vtn",
+            http_host="127.0.0.1",
+            http_port=port,
+            requested_poll_freq=timedelta(seconds=1),
+            ven_lookup=lookup,
+        )
+        vtn.add_handler("on_create_party_registration", register)
+        await vtn.run_async()
+        settings = VenSettings(f"http://127.0.0.1:{port}/OpenADR2/Simple/2.0b", "lightson-ven")
+        ven = OpenAdrVen(service, settings, clock, backoff=Backoff(0.05, 0.1), rng=random.Random(2))
+        try:
+            await ven.start()
+            async with asyncio.timeout(30):
+                while ven.status.registered_at is None:
+                    await asyncio.sleep(0.05)
+                known["ven-1"] = False  # the VTN restarted and forgot us
+                while len(registrations) < 3 or known["ven-1"] is False:
+                    await asyncio.sleep(0.05)
+                vtn.add_event(
+                    ven_id="ven-1",
+                    signal_name="simple",
+                    signal_type="level",
+                    intervals=[
+                        {
+                            "dtstart": EVENT_START,
+                            "duration": timedelta(hours=3),
+                            "signal_payload": 1,
+                        }
+                    ],
+                    callback=opted,
+                    event_id="ev-2",
+                    market_context="http://utility.example/cs-ci-daily",
+                )
+                while not answers:
+                    await asyncio.sleep(0.05)
+        finally:
+            await ven.stop()
+            await vtn.stop()
+            store.close()
+        return ven
+
+    ven = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert registrations == [True, False, True]
+    assert answers == ["optIn"]
+    assert ven.status.attempts == 2  # the first, and one after the loss
+    assert ven.status.last_error == "the VTN dropped our registration"

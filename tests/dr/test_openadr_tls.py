@@ -36,7 +36,7 @@ async def _register(tmp_path: Path, with_certificate: bool) -> tuple[OpenAdrVen,
         http_cert=str(vtn_cert),
         http_key=str(vtn_key),
         http_ca_file=str(authority.path),
-        requested_poll_freq=timedelta(seconds=0.5),
+        requested_poll_freq=timedelta(seconds=1),
         fingerprint_lookup=lambda ven_id: fingerprint,
         show_fingerprint=False,
     )

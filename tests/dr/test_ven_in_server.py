@@ -96,7 +96,7 @@ def test_a_ven_started_before_its_vtn_registers_when_it_comes_and_plans_on_its_e
                 vtn_id="utility-vtn",
                 http_host="127.0.0.1",
                 http_port=port,
-                requested_poll_freq=timedelta(seconds=0.5),
+                requested_poll_freq=timedelta(seconds=1),
             )
             vtn.add_handler("on_create_party_registration", register)
             await vtn.run_async()

@@ -193,6 +193,7 @@ class _Client(OpenADRClient):  # type: ignore[misc]  # openleadr is untyped
         )
         self.status = status
         self.clock = clock
+        self.on_lost: Callable[[], None] = lambda: None  # the VTN dropped our registration
         self.tls: ssl.SSLContext | None = None
         if settings.vtn_url.startswith("https:") or settings.ca is not None:
             self.tls = ssl.create_default_context(
@@ -237,6 +238,19 @@ class _Client(OpenADRClient):  # type: ignore[misc]  # openleadr is untyped
         await self.create_party_registration(ven_id=self.ven_id, request_id=request_id)
         return self.registration_id is not None
 
+    async def create_party_reregistration(self, registration_id: Any = None) -> None:
+        """The VTN asked us to register again (it restarted, say). openleadr's own stops the
+        client for good when that fails; here polling pauses and ``on_lost`` starts the
+        registration attempts (with backoff) again."""
+        await self.create_party_registration(
+            ven_id=self.ven_id, registration_id=registration_id or self.registration_id
+        )
+        if self.registration_id is None:
+            self.scheduler.remove_all_jobs()
+            self.on_lost()
+            return
+        await self.sync_events()
+
     async def start_polling(self) -> None:
         """The rest of ``OpenADRClient.run`` (openleadr 0.5.36) once registered: report
         registration, the first event sync and poll, then polling at the VTN's interval."""
@@ -244,6 +258,8 @@ class _Client(OpenADRClient):  # type: ignore[misc]  # openleadr is untyped
         await self.register_reports(self.reports)
         await self.sync_events()
         await self._poll()
+        # None or PT0S (the VTN asked under a second: the XML carries whole seconds): 10 s,
+        # openleadr's default, rather than polling without pause.
         every = min(self.poll_frequency or timedelta(seconds=10), MAX_POLL)
         self.scheduler.add_job(self._poll, trigger="interval", seconds=every.total_seconds())
         self.scheduler.add_job(
@@ -252,7 +268,8 @@ class _Client(OpenADRClient):  # type: ignore[misc]  # openleadr is untyped
         self.scheduler.add_job(
             self._event_cleanup, trigger="interval", seconds=self.events_clean_up_period
         )
-        self.scheduler.start()
+        if not self.scheduler.running:  # running already: registered again after a loss
+            self.scheduler.start()
 
     async def stop(self) -> None:
         if self.scheduler.running:
@@ -292,6 +309,7 @@ class OpenAdrVen:
         self.sleep = sleep
         self.status = VenStatus(VenState.REGISTERING, settings.ven_name, utility)
         self.client = _Client(settings, self.status, clock)
+        self.client.on_lost = self._lost
         self.client.add_handler("on_event", self.on_event)
         self.client.add_handler("on_update_event", self.on_update_event)
         self.refused: list[tuple[str, str]] = []
@@ -329,6 +347,13 @@ class OpenAdrVen:
         self.status.next_attempt_at = None
         LOGGER.info("OpenADR: registered with the VTN as %s", self.client.ven_id)
         await self.client.start_polling()
+
+    def _lost(self) -> None:
+        """The VTN dropped our registration and refused it again: register from the start."""
+        LOGGER.warning("OpenADR: the VTN dropped our registration; registering again")
+        self.status.state = VenState.REGISTERING
+        self.status.failed(self.clock.now(), "the VTN dropped our registration")
+        self._task = asyncio.create_task(self.run(), name="lightson-openadr-ven")
 
     async def stop(self) -> None:
         if self._task is not None and not self._task.done():
