@@ -157,6 +157,7 @@ async def staff_pages(page: Page, url: str, token: str) -> None:
     await api(url, token, "/events", tomorrow)
     await page.goto(f"{url}/#/events")
     await expect(page.get_by_test_id("events")).to_be_visible()
+    await expect(page.get_by_test_id("openadr")).to_have_text("OpenADR VEN: not configured")
     await page.get_by_role("link", name="cs-daily-2026-07-16").click()
     await expect(page.get_by_test_id("event-name")).to_have_text("cs-daily-2026-07-16")
     performance = await api(url, token, "/events/cs-daily-2026-07-16/performance")

@@ -95,6 +95,8 @@ class Operations:
     # authentications per address: 10, then one every 6 s. Beyond either: 429.
     writes: Buckets = field(default_factory=lambda: Buckets(per_second=2.0, burst=60))
     failed_logins: Buckets = field(default_factory=lambda: Buckets(per_second=1 / 6, burst=10))
+    # The OpenADR VEN's state (docs/demand-response.md); it never makes health degraded.
+    dr_status: Callable[[], dict[str, Any]] = lambda: {"state": "disabled"}
 
     def events(self) -> EventService:
         return EventService(self.store, self.clock, self.rules)
@@ -241,7 +243,9 @@ def create_app(ops: Operations) -> FastAPI:
     def health() -> JSONResponse:
         """200 ``ok``, or 503 ``degraded`` with the problems: the database could not be
         written at its last commit (read-only, disk full, server gone), or the control loop
-        stopped ticking. No token needed: a load balancer or a monitor asks it."""
+        stopped ticking. No token needed: a load balancer or a monitor asks it. ``dr`` is
+        the OpenADR VEN's state; a VTN that does not answer leaves the server ``ok`` (it
+        serves the chargers and the other event sources), a monitor reads ``dr.state``."""
         now = ops.clock.now()
         problems = []
         failure = ops.store.write_failure
@@ -262,6 +266,7 @@ def create_app(ops: Operations) -> FastAPI:
                 "timezone": str(ops.program.timezone),
                 "ticks": ops.live.ticks,
                 "last_tick": None if last_tick is None else last_tick.isoformat(),
+                "dr": ops.dr_status(),
             },
         )
 

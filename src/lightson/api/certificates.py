@@ -30,8 +30,9 @@ CertificateType = Literal[
 class StationCommands(Protocol):
     """What these routes ask of the CSMS (``CsmsServer`` has it)."""
 
-    async def install_certificate(self, station_id: str, certificate_type: str, pem: str) -> str:
-        ...
+    async def install_certificate(
+        self, station_id: str, certificate_type: str, pem: str
+    ) -> str: ...
 
     async def installed_certificates(
         self, station_id: str, certificate_types: Sequence[str] = ()

@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 import click
 
 from lightson.cli.app import friendly_errors, main
+from lightson.config import load_program
+from lightson.config.dr_rules import program_dr_rules
 from lightson.csms.clock import AcceleratedClock
 from lightson.domain.errors import ConfigError
 from lightson.programs.events import ProgramEvent
@@ -54,6 +56,13 @@ def events() -> None:
 @click.option("--id", "event_id", default=None, help="Event id (default: program and start).")
 @click.option("--site", "sites", multiple=True, help="Call only these sites (repeatable).")
 @click.option("--timezone", "zone", default=EASTERN, show_default=True)
+@click.option(
+    "--program",
+    "program_ref",
+    default=None,
+    help="Program file whose own dr_programs (those without a bundled rule file) may be "
+    "called too, all year; the sites named must be in it.",
+)
 @friendly_errors
 def events_add(
     db: str,
@@ -64,8 +73,17 @@ def events_add(
     event_id: str | None,
     sites: tuple[str, ...],
     zone: str,
+    program_ref: str | None,
 ) -> None:
     """Announce an event (refused, with the reason, if the program's rules forbid it)."""
+    rules = None
+    if program_ref is not None:
+        program = load_program(program_ref)
+        known = {s.site_id for s in program.sites}
+        unknown = sorted(set(sites) - known)
+        if unknown:
+            raise ConfigError.at("--site", f"not in the program: {', '.join(unknown)}")
+        rules = list(program_dr_rules(program).values())
     start_text = _time(start, "--start", zone)
     assert start_text is not None
     body = {
@@ -80,7 +98,7 @@ def events_add(
         body["notice_at"] = _time(notice, "--notice", zone)
     store = Store(db)
     try:
-        event = EventService(store, AcceleratedClock()).submit(body)
+        event = EventService(store, AcceleratedClock(), rules).submit(body)
     finally:
         store.close()
     click.echo(f"announced: {_show(event, zone)}")

@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import signal
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import click
 import uvicorn
@@ -25,12 +26,17 @@ from lightson.api.limits import DEFAULT_MAX_BODY_BYTES
 from lightson.cli.app import friendly_errors, log_frames, main, offline_close_option
 from lightson.cli.tls import station_ca, tls_context, tls_options
 from lightson.config import load_program
+from lightson.config.dr_rules import program_dr_rules
+from lightson.config.loader import openadr_section
 from lightson.csms.collector import scheduled_full_collections
 from lightson.csms.server import CsmsServer, CsmsSettings
 from lightson.domain.assets import Program, Site
 from lightson.domain.demand_response import DREvent
+from lightson.domain.errors import ConfigError
 from lightson.domain.telemetry import ChargingNeeds
 from lightson.domain.time import Clock
+from lightson.dr.openadr import Backoff, OpenAdrVen, VenSettings, territory
+from lightson.programs.events import ProgramEvent
 from lightson.services.access import AccessService
 from lightson.services.events import EventService
 from lightson.services.live import DEFAULT_ISLANDED_HOLD, LiveControl
@@ -64,8 +70,13 @@ class OperationsServer:
     islanded_hold: timedelta = DEFAULT_ISLANDED_HOLD
     http_tls: tuple[Path, Path] | None = None  # (certificate, key): the API over https
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # a larger request body: 413, unread
+    openadr: VenSettings | None = None  # the utility's VTN this server's VEN registers with
+    openadr_backoff: Backoff = field(default_factory=Backoff)
+    openadr_rng: random.Random = field(default_factory=random.Random)  # the backoff's jitter
 
     def __post_init__(self) -> None:
+        # The program file's own DR programs (no rule file) take events too (all year).
+        self.rules = list(program_dr_rules(self.program).values())
         self.csms = CsmsServer(self.store, self.clock, self.csms_settings)
         self.live = LiveControl(
             self.program,
@@ -89,16 +100,46 @@ class OperationsServer:
             self.store,
             self.clock,
             self.live,
+            rules=self.rules,
             connected_stations=lambda: len(self.csms.sessions),
             max_body_bytes=self.max_body_bytes,
+            dr_status=self._dr_status,
         )
+        self.ven = self._ven()
         self.app = create_app(self.operations)
         self._http: uvicorn.Server | None = None
         self.shutdown: ShutdownReport | None = None  # set as ``running`` ends
 
     def _events_for(self, site: Site) -> Sequence[DREvent]:
-        book = EventService(self.store, self.clock).book()
+        book = EventService(self.store, self.clock, self.rules).book()
         return book.for_site(site.site_id, site.enrollments)
+
+    def _ven(self) -> OpenAdrVen | None:
+        """The OpenADR VEN, when a VTN is configured: it takes events for the sites of the
+        VTN's utility only, and each accepted event re-plans the sites it calls at once."""
+        if self.openadr is None:
+            return None
+        utility, sites = territory(self.program, self.openadr.utility)
+        return OpenAdrVen(
+            EventService(self.store, self.clock, self.rules),
+            self.openadr,
+            self.clock,
+            sites,
+            self._on_dr_event,
+            utility=utility,
+            backoff=self.openadr_backoff,
+            rng=self.openadr_rng,
+        )
+
+    def _on_dr_event(self, event: ProgramEvent) -> None:
+        for site_id in event.sites or [s.site_id for s in self.program.sites]:
+            self.live.wake(site_id)
+
+    def _dr_status(self) -> dict[str, Any]:
+        """The VEN's state for ``/api/health`` (``disabled`` without a VTN)."""
+        if self.ven is None:
+            return {"state": "disabled"}
+        return self.ven.status.document()
 
     def _islanded_station(self, station_id: str) -> bool:
         site_id = self._site_of_station.get(station_id)
@@ -136,6 +177,8 @@ class OperationsServer:
         async with self.csms:
             http = asyncio.create_task(self._http.serve(), name="lightson-http")
             loop = asyncio.create_task(self._control(), name="lightson-control")
+            if self.ven is not None:
+                await self.ven.start()  # registers in the background, retrying
             try:
                 while not self._http.started:
                     if http.done():
@@ -144,6 +187,8 @@ class OperationsServer:
                     await asyncio.sleep(0.02)
                 yield self
             finally:
+                if self.ven is not None:
+                    await self.ven.stop()
                 loop.cancel()
                 self._http.should_exit = True
                 await asyncio.gather(loop, http, return_exceptions=True)
@@ -281,6 +326,39 @@ class OperationsServer:
     is_flag=True,
     help="Log every OCPP frame at INFO (by default they are DEBUG: a fleet sends millions).",
 )
+@click.option(
+    "--openadr-vtn",
+    default=None,
+    metavar="URL",
+    help="The utility's OpenADR 2.0b VTN (e.g. https://vtn.example/OpenADR2/Simple/2.0b): "
+    "the server's VEN registers with it (retrying with backoff while it does not answer) "
+    "and files its events (docs/demand-response.md).",
+)
+@click.option("--openadr-ven-name", default=None, help="The VEN's name (default: lightson).")
+@click.option(
+    "--openadr-utility",
+    default=None,
+    help="The utility the VTN speaks for (as in the program file): its events may call only "
+    "that utility's sites. Default: the program's only utility.",
+)
+@click.option(
+    "--openadr-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The VEN's client certificate (PEM); also signs its messages.",
+)
+@click.option(
+    "--openadr-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The key of --openadr-cert (PEM).",
+)
+@click.option(
+    "--openadr-ca",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The CA the VTN's certificate must chain to (default: the system's).",
+)
 @tls_options
 @friendly_errors
 def serve(
@@ -304,6 +382,12 @@ def serve(
     offline_close_after: int,
     max_body_kb: int,
     frames: bool,
+    openadr_vtn: str | None,
+    openadr_ven_name: str | None,
+    openadr_utility: str | None,
+    openadr_cert: Path | None,
+    openadr_key: Path | None,
+    openadr_ca: Path | None,
 ) -> None:
     """Run the operations server until Ctrl-C or SIGTERM: the CSMS, the control loop and the
     HTTP API with the dashboard, on one database. On the way out every connected charger's
@@ -315,6 +399,15 @@ def serve(
 
     tls = tls_context(tls_cert, tls_key, tls_client_ca)
     signer = station_ca(station_ca_cert, station_ca_key)
+    openadr = openadr_settings(
+        program_ref,
+        vtn=openadr_vtn,
+        ven_name=openadr_ven_name,
+        utility=openadr_utility,
+        cert=openadr_cert,
+        key=openadr_key,
+        ca=openadr_ca,
+    )
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -341,6 +434,7 @@ def serve(
         speed=speed,
         http_tls=(tls_cert, tls_key) if tls_cert is not None and tls_key is not None else None,
         max_body_bytes=max_body_kb * 1024,
+        openadr=openadr,
     )
 
     async def run() -> None:
@@ -365,6 +459,41 @@ def serve(
             asyncio.run(run())
     finally:
         store.close()
+
+
+def openadr_settings(
+    program_ref: str,
+    *,
+    vtn: str | None = None,
+    ven_name: str | None = None,
+    utility: str | None = None,
+    cert: Path | None = None,
+    key: Path | None = None,
+    ca: Path | None = None,
+) -> VenSettings | None:
+    """The VEN's settings: each ``--openadr-*`` option given, else the program file's
+    ``openadr`` key; ``None`` when neither names a VTN."""
+    section = openadr_section(program_ref)
+
+    def pick(given: Any, name: str) -> Any:
+        return given if given is not None else getattr(section, name, None)
+
+    url = pick(vtn, "vtn_url")
+    files = [pick(cert, "cert"), pick(key, "key"), pick(ca, "ca")]
+    if url is None:
+        if utility or ven_name or any(files):
+            raise ConfigError.at("--openadr-vtn", "is needed by the other --openadr- options")
+        return None
+    cert_file, key_file, ca_file = (None if f is None else Path(f) for f in files)
+    return VenSettings(
+        url,
+        pick(ven_name, "ven_name") or "lightson",
+        pick(utility, "utility"),
+        cert_file,
+        key_file,
+        ca_file,
+        market_contexts=dict(section.market_contexts) if section is not None else {},
+    )
 
 
 @main.group()

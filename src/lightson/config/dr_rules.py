@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError
 
 from lightson.config.loader import _pydantic_issues
 from lightson.config.schema import _Strict
+from lightson.domain.assets import Program
 from lightson.domain.errors import ConfigError, UnknownNameError
 from lightson.programs.rules import ProgramRules, SeasonRules
 
@@ -143,3 +144,44 @@ def load_dr_rules(name_or_path: str | Path) -> ProgramRules:
             raise ConfigError.at(str(path), "no such rule file")
         return parse_dr_rules(path.read_text(), where=str(path))
     raise UnknownNameError("demand-response program", str(name_or_path), bundled)
+
+
+NO_EVENT_LIMIT = 1_000_000  # a program file's own DR program: no season count to enforce
+
+
+def program_dr_rules(program: Program) -> dict[str, ProgramRules]:
+    """The bundled rules, plus rules for each DR program the program file defines that has
+    no rule file of its own (a pilot, a test program): all year, any time of a local day
+    (an event starts and ends on the same day), no notice, holiday or count limit; its rate
+    and expected events are the program file's. A program file's entry for a program that
+    has a rule file (a different rate, say) leaves its rules as they are."""
+    rules = bundled_dr_rules()
+    for dr in program.dr_programs:
+        if dr.program_id in rules:
+            continue
+        season = SeasonRules(
+            name="all-year",
+            first_day=(1, 1),
+            last_day=(12, 31),
+            window_start=time.min,
+            window_end=time.max,
+            holidays_excluded=False,
+            max_events=NO_EVENT_LIMIT,
+            max_event_hours=24.0,
+            rate_usd_per_kw=dr.rate_usd_per_kw_season,
+            expected_events=dr.expected_events,
+            expected_event_hours=dr.expected_event_hours,
+        )
+        rules[dr.program_id] = ProgramRules(
+            program_id=dr.program_id,
+            name=dr.name,
+            customer_class="commercial",
+            sponsors=(),
+            source=dr.source or "the program file",
+            notice_hours=0.0,
+            performance="storage-net-discharge",
+            cap_to_load_without_export=True,
+            seasons=(season,),
+            timezone=program.timezone,
+        )
+    return rules

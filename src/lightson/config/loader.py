@@ -71,6 +71,27 @@ def load_program(path: str | Path) -> Program:
     return parse_program(text, base_dir=file.parent)
 
 
+def openadr_section(path: str | Path) -> s.OpenAdrFile | None:
+    """A program file's ``openadr`` section, its files made relative to the program file's
+    folder (``None``: none, or a bundled program). Read after ``load_program`` checked it."""
+    if str(path) in (*BUNDLED_PROGRAMS, MA_2026_PROGRAM):
+        return None
+    file = Path(path)
+    raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    if not isinstance(raw, dict) or raw.get("openadr") is None:
+        return None
+    try:
+        section = s.OpenAdrFile.model_validate(raw["openadr"])
+    except ValidationError as error:
+        raise ConfigError([(f"openadr.{p}", r) for p, r in _pydantic_issues(error)]) from None
+    files = {
+        name: str(file.parent / value)
+        for name in ("cert", "key", "ca")
+        if (value := getattr(section, name)) is not None
+    }
+    return section.model_copy(update=files)
+
+
 def parse_program(text: str, base_dir: Path | None = None) -> Program:
     """Validate the YAML ``text`` of a program file (relative ``file:`` paths from ``base_dir``)."""
     try:

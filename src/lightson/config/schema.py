@@ -152,6 +152,20 @@ class OutageFile(_Strict):
     release_route_reserve: list[str] = []  # vehicle ids the operator lets use their trip energy
 
 
+class OpenAdrFile(_Strict):
+    """The utility's OpenADR VTN the operations server's VEN registers with
+    (``docs/demand-response.md``); each key may be overridden by ``lightson serve``'s
+    ``--openadr-*`` option. Files are relative to the program file."""
+
+    vtn_url: str = Field(min_length=1)
+    ven_name: str | None = None
+    utility: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    ca: str | None = None
+    market_contexts: dict[str, str] = {}  # marketContext URL → DR program id
+
+
 class ProgramHeader(_Strict):
     name: str
     timezone: str = "America/New_York"
@@ -165,4 +179,5 @@ class ProgramFile(_Strict):
     dr_programs: dict[str, DRProgramFile] = {}
     events: list[EventFile] = []
     outages: list[OutageFile] = []
+    openadr: OpenAdrFile | None = None
     sites: list[SiteFile] = Field(min_length=1)

@@ -190,10 +190,26 @@ async function sendDeparture(form, method, body) {
   }
 }
 
+function openadr(dr) {
+  // The server's OpenADR VEN (lightson serve --openadr-vtn): is the utility's VTN reachable?
+  if (!dr || dr.state === "disabled") {
+    return `<p data-testid="openadr">OpenADR VEN: not configured</p>`;
+  }
+  let text = `OpenADR VEN ${dr.ven_name} (${dr.utility}): ${dr.state}`;
+  if (dr.state === "registering") {
+    text += `, attempt ${dr.registration_attempts}, next at ${time(dr.next_attempt_at)}`;
+  }
+  text += `; last poll ${time(dr.last_poll)}; ${dr.events_received} events received, ` +
+    `${dr.events_refused} refused`;
+  if (dr.last_error) text += `; last error ${time(dr.last_error_at)}: ${dr.last_error}`;
+  return `<p data-testid="openadr">${esc(text)}</p>`;
+}
+
 async function eventsPage() {
   // The totals come from /program: a utility sees them, not each home's power.
-  const [events, sites, program] = await Promise.all([api("/events"), api("/sites"), api("/program")]);
-  let html = `<h1>Demand-response events</h1><div class="cards">` +
+  const [events, sites, program, health] = await Promise.all(
+    [api("/events"), api("/sites"), api("/program"), api("/health")]);
+  let html = `<h1>Demand-response events</h1>${openadr(health.dr)}<div class="cards">` +
     card("vehicle power now, kW", kw(program.vehicles_kw_now), "events-power-now") +
     card("kW available now", kw(program.available_discharge_kw_now), "events-available") + `</div>` +
     `<table data-testid="events"><thead><tr><th>event</th><th>program</th><th>start</th><th>end</th>` +
