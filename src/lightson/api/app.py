@@ -724,6 +724,7 @@ def create_app(ops: Operations) -> FastAPI:
             **shown_event(who, event),
             "total_kw": total_kw,
             "power_withheld": withheld,
+            "site_power_shown": who.role is not Role.UTILITY,
             "sites": [
                 {
                     "site_id": line.site_id,
