@@ -117,6 +117,16 @@ ROUTES: list[tuple[str, str, Any, set[str]]] = [
 ]
 
 
+def hidden(role: str, path: str) -> bool:
+    """Whether the route names an id outside the caller's scope in a way the role could
+    otherwise use: it answers 404, as for an unknown id, not 403 (ids cannot be probed)."""
+    if role == "owner-home":  # the home's owner: the school and the C&I event are not theirs
+        return ("school-beverly" in path and not path.endswith("/meter")) or path.endswith(
+            "/performance"
+        )
+    return role == "utility-ev" and path.endswith("/outage")  # not Eversource's territory
+
+
 @pytest.mark.parametrize("role", ROLES)
 def test_access_matrix_over_every_route(world: World, role: str) -> None:
     if role not in EVENT_WRITERS:  # the event the opt-out and cancel routes act on
@@ -127,6 +137,8 @@ def test_access_matrix_over_every_route(world: World, role: str) -> None:
             expected: tuple[int, ...] = (200, 201)
         elif role in ("none", "bad"):
             expected = (401,)
+        elif hidden(role, path):
+            expected = (404,)
         else:
             expected = (403,)
         assert answer.status_code in expected, (role, method, path, answer.text)
@@ -211,31 +223,36 @@ def test_site_numbers_are_the_live_loops(world: World) -> None:
 
 
 def test_an_outage_islands_the_site_and_is_audited(world: World) -> None:
-    answer = world.call(
-        "utility-ng",
-        "POST",
-        "/api/sites/school-beverly/outage",
-        {"state": "lost", "released_vehicles": ["bus-7"]},
-    )
+    outage = "/api/sites/school-beverly/outage"
+    release = {"state": "lost", "released_vehicles": ["bus-7"]}
+    # The owner has no outage to release a bus for yet; the utility may not release one.
+    assert world.call("owner-school", "POST", outage, release).status_code == 409
+    assert world.call("utility-ng", "POST", outage, release).status_code == 403
+    assert world.live.islanded("school-beverly") is False
+    answer = world.call("utility-ng", "POST", outage, {"state": "lost"})
     assert answer.json() == {
         "site_id": "school-beverly",
         "islanded": True,
         "lost_by": ["api"],
         "resync_at": None,
     }
+    # The school's owner gives up bus-7's route reserve for this outage.
+    assert world.call("owner-school", "POST", outage, release).status_code == 200
     asyncio.run(world.live.tick("school-beverly"))
     site = world.call("admin", "GET", "/api/sites/school-beverly").json()
     assert site["status"]["mode"] == "islanded" and site["status"]["grid_kw"] == 0.0
-    refused = world.call(
-        "utility-ev", "POST", "/api/sites/school-beverly/outage", {"state": "lost"}
-    )
-    assert refused.status_code == 403
+    refused = world.call("utility-ev", "POST", outage, {"state": "lost"})
+    assert refused.status_code == 404  # not its territory: as if there were no such site
+    assert world.call("owner-home", "POST", outage, release).status_code == 404
     log = world.store.rows(db.audit_log)
-    assert [(r["who"], r["action"], r["outcome"]) for r in log] == [
-        ("national-grid", "outage-lost", "done"),
-        ("eversource", "outage-lost", "refused"),
+    assert [(r["who"], r["action"], r["outcome"], r["detail"]) for r in log] == [
+        ("beverly-schools", "outage-lost", "refused", {"status": 409}),
+        ("national-grid", "outage-lost", "refused", {"status": 403}),
+        ("national-grid", "outage-lost", "done", {"released_vehicles": []}),
+        ("beverly-schools", "outage-lost", "done", {"released_vehicles": ["bus-7"]}),
+        ("eversource", "outage-lost", "refused", {"status": 404}),
+        ("lowell-owner", "outage-lost", "refused", {"status": 404}),
     ]
-    assert log[0]["detail"] == {"released_vehicles": ["bus-7"]}
 
 
 def test_bad_input_names_the_field(world: World) -> None:
@@ -332,9 +349,16 @@ def test_a_utility_calls_and_cancels_only_in_its_own_territory(world: World) -> 
     assert world.call("utility-ev", "POST", "/api/events", theirs).json()["sites"] == [
         "business-worcester"
     ]
+    # Another utility's site reads as an unknown one, and its event as no event.
     poach = {**EVENT, "event_id": "ev-poach", "sites": ["school-beverly"]}
-    assert world.call("utility-ev", "POST", "/api/events", poach).status_code == 403
-    assert world.call("utility-ev", "DELETE", "/api/events/ng-2026-07-16").status_code == 403
+    poached = world.call("utility-ev", "POST", "/api/events", poach)
+    nowhere = world.call("utility-ev", "POST", "/api/events", {**poach, "sites": ["nowhere"]})
+    assert poached.status_code == nowhere.status_code == 422
+    assert poached.json()["errors"][0]["field"] == nowhere.json()["errors"][0]["field"] == "sites"
+    foreign = world.call("utility-ev", "DELETE", "/api/events/ng-2026-07-16")
+    unknown = world.call("utility-ev", "DELETE", "/api/events/no-such-event")
+    assert foreign.status_code == unknown.status_code == 404
+    assert foreign.json()["errors"][0]["field"] == unknown.json()["errors"][0]["field"]
     assert [e["event_id"] for e in world.call("utility-ev", "GET", "/api/events").json()] == [
         "ev-2026-07-16"
     ]
@@ -356,7 +380,9 @@ def test_a_utility_calls_and_cancels_only_in_its_own_territory(world: World) -> 
     ]
     assert refusals == [
         ("eversource", "event-submit", "ev-poach"),
+        ("eversource", "event-submit", "ev-poach"),
         ("eversource", "event-cancel", "ng-2026-07-16"),
+        ("eversource", "event-cancel", "no-such-event"),
         ("national-grid", "event-cancel", "all-2026-07-17"),
     ]
 
@@ -413,7 +439,7 @@ def test_event_performance_is_what_the_chargers_metered(world: World) -> None:
     assert by_site["business-worcester"]["kw"] is None  # no meter value at all
     assert done["total_kw"] == pytest.approx(60.0)
     assert (
-        world.call("owner-home", "GET", "/api/events/ng-2026-07-16/performance").status_code == 403
+        world.call("owner-home", "GET", "/api/events/ng-2026-07-16/performance").status_code == 404
     )
 
 
@@ -458,9 +484,16 @@ def test_no_one_home_shows_through_a_utilitys_view(world: World) -> None:
     assert sites["home-lowell"]["status"] == {"mode": "parallel"}  # fallback says "a car"
     assert sites["school-beverly"]["status"] == {"mode": "grid"}
     program = world.call("utility-ng", "GET", "/api/program").json()
-    # One home in the territory: its power stays out of the totals (the school's are in).
-    assert program["sites"] == 2 and program["sites_in_power_totals"] == 1
+    # One school and one home: fewer than 5 sites, so no power figure at all.
+    assert program["sites"] == 2 and program["sites_in_power_totals"] == 0
     assert program["modes"] == {"parallel": 1, "grid": 1}
+    assert program["available_discharge_kw_now"] is None and program["vehicles_kw_now"] is None
+    assert program["installed_discharge_kw"] is None
+    assert "fewer than 5" in program["power_withheld"]
+    world.ops.min_sites_in_aggregates = 1  # a program that allows totals over one site:
+    program = world.call("utility-ng", "GET", "/api/program").json()
+    # the one home still stays out of the totals (the school's are in).
+    assert program["sites_in_power_totals"] == 1 and program["power_withheld"] is None
     assert program["available_discharge_kw_now"] == pytest.approx(120.0)  # the two buses
 
 

@@ -14,7 +14,7 @@ import math
 import multiprocessing
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from importlib import resources
 from typing import Annotated, Any, Literal
@@ -27,8 +27,10 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from pydantic import AwareDatetime
+from starlette.exceptions import HTTPException as FrameworkHttpError
 
 from lightson.api.events import event_document
+from lightson.api.headers import SecurityHeaders
 from lightson.api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit
 from lightson.control.grid import GridSignal
 from lightson.domain.assets import Program, Site, SiteKind
@@ -47,6 +49,7 @@ from lightson.services.ratelimit import Buckets
 from lightson.services.season_report import season_report_bytes
 from lightson.services.sessions import sessions
 from lightson.services.settlement import (
+    SitePerformance,
     called_events,
     event_performance,
     metered_from_store,
@@ -58,6 +61,7 @@ from lightson.store.live import recent_samples
 
 ADMIN = frozenset({Role.ADMIN})
 MIN_HOMES_IN_TOTALS = 10  # a utility's power totals include homes only from this many on
+MIN_SITES_IN_AGGREGATES = 5  # a utility sees no power figure over fewer sites than this
 REPORT_TIMEOUT_S = 600.0  # the demo's database takes about 6 s; a season of readings more
 MAX_REPORT_DAYS = 400  # a season and then some: GET /api/report reads every reading in it
 API_SOURCE = "api"  # how outages declared through the API are reported to the grid monitor
@@ -97,6 +101,12 @@ class Operations:
     failed_logins: Buckets = field(default_factory=lambda: Buckets(per_second=1 / 6, burst=10))
     # The OpenADR VEN's state (docs/demand-response.md); it never makes health degraded.
     dr_status: Callable[[], dict[str, Any]] = lambda: {"state": "disabled"}
+    # A utility's power figures cover at least this many sites (else none are given), so
+    # that no one customer's power shows through.
+    min_sites_in_aggregates: int = MIN_SITES_IN_AGGREGATES
+    # /api/docs (Swagger UI) loads its script from a CDN (no installed package ships it):
+    # off unless asked for. /api/openapi.json is always served.
+    api_docs: bool = False
 
     def events(self) -> EventService:
         return EventService(self.store, self.clock, self.rules)
@@ -146,11 +156,12 @@ def create_app(ops: Operations) -> FastAPI:
         title="Lights On",
         summary="Operations API of a V2X program",
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url="/api/docs" if ops.api_docs else None,
         redoc_url=None,
     )
     app.state.operations = ops
     app.add_middleware(BodyLimit, max_bytes=ops.max_body_bytes)  # before any other work
+    app.add_middleware(SecurityHeaders)  # outermost: the 413 gets the headers too
 
     def refuse(who: Principal, action: str, target: str, message: str) -> None:
         """403, written to the audit log first when it refuses a command."""
@@ -170,6 +181,8 @@ def create_app(ops: Operations) -> FastAPI:
             mine = {s.site_id for s in _scope(ops, who)}
             document["sites"] = [s for s in document["sites"] if s in mine]
             document["opt_outs"] = sorted(set(document["opt_outs"]) & mine)
+            if str(document["source"]).startswith("api:"):  # a staff token's name: not theirs
+                document["source"] = "api"
         return document
 
     def territory_event(who: Principal, body: dict[str, Any], target: str) -> dict[str, Any]:
@@ -179,11 +192,8 @@ def create_app(ops: Operations) -> FastAPI:
         named = body.get("sites") or []
         if not isinstance(named, list):
             return body  # the event service names the field
-        outside = sorted({str(site) for site in named} - {s.site_id for s in territory})
-        if outside:
-            refuse(who, "event-submit", target, f"not in {who.utility}'s territory: {outside}")
         if named:
-            return body
+            return body  # enrolled_sites() refuses what is not its own, as if unknown
         program_id = body.get("program_id")
         enrolled = sorted(s.site_id for s in territory if program_id in s.enrollments)
         if not enrolled:
@@ -193,11 +203,22 @@ def create_app(ops: Operations) -> FastAPI:
             )
         return {**body, "sites": enrolled}
 
+    def scoped_site(who: Principal, site_id: str, action: str = "", target: str = "") -> Site:
+        """The site if it is in the caller's scope. A site outside it answers as an unknown
+        one (404, the same body), so that ids cannot be found out by trying them; a refused
+        command is audited."""
+        if site_id in {s.site_id for s in _scope(ops, who)}:
+            return ops.site(site_id)
+        if action:
+            ops.access().audit(who, action, target or site_id, "refused", {"status": 404})
+        raise HttpError(404, f"no site '{site_id}'", "site_id")
+
     def visible_site(who: Principal, site_id: str) -> Site:
-        site = ops.site(site_id)
-        if not who.may_see_site(site_id):
-            raise HttpError(403, f"the {who.role.value} role may not see site '{site_id}'")
-        return site
+        """A site whose personal data (vehicles, power, sessions) the caller may see: a
+        utility never (403, whatever the id), an owner their own (else 404)."""
+        if who.role is Role.UTILITY:
+            raise HttpError(403, f"the {who.role.value} role may not see a site's detail")
+        return scoped_site(who, site_id)
 
     # --- errors, mapped once -------------------------------------------------------------
 
@@ -210,6 +231,17 @@ def create_app(ops: Operations) -> FastAPI:
             status_code=error.status,
             content={"errors": [{"field": error.field, "message": error.message}]},
             headers=headers,
+        )
+
+    @app.exception_handler(FrameworkHttpError)
+    def _framework_error(request: Request, error: FrameworkHttpError) -> JSONResponse:
+        """The framework's own answers (no such path, a method a route does not take) in
+        the documented shape."""
+        field = "method" if error.status_code == 405 else "path"
+        return JSONResponse(
+            status_code=error.status_code,
+            content={"errors": [{"field": field, "message": str(error.detail)}]},
+            headers=error.headers,
         )
 
     @app.exception_handler(ConfigError)
@@ -292,8 +324,21 @@ def create_app(ops: Operations) -> FastAPI:
             or s.kind is not SiteKind.HOME
             or sum(x.kind is SiteKind.HOME for x in sites) >= MIN_HOMES_IN_TOTALS
         ]
+        withheld = None
+        if who.role is Role.UTILITY and len(powered) < ops.min_sites_in_aggregates:
+            withheld = _too_few(len(powered), ops.min_sites_in_aggregates)
+            powered = []
         statuses = [ops.live.status[s.site_id] for s in powered]
         next_event = _next_event(ops, sites)
+        power = {
+            "installed_discharge_kw": round(
+                sum(c.max_discharge_kw for s in powered for c in s.chargers), 1
+            ),
+            "vehicles_kw_now": round(sum(st.vehicles_kw for st in statuses), 1),
+            "available_discharge_kw_now": round(
+                sum(_available_kw(s, ops.live.status[s.site_id]) for s in powered), 1
+            ),
+        }
         return {
             "name": ops.program.name,
             "now": ops.clock.now().isoformat(),
@@ -301,14 +346,9 @@ def create_app(ops: Operations) -> FastAPI:
             "sites_by_kind": _count(s.kind.value for s in sites),
             "vehicles": sum(len(s.vehicles) for s in sites),
             "chargers": sum(len(s.chargers) for s in sites),
-            "installed_discharge_kw": round(
-                sum(c.max_discharge_kw for s in sites for c in s.chargers), 1
-            ),
-            "vehicles_kw_now": round(sum(st.vehicles_kw for st in statuses), 1),
-            "available_discharge_kw_now": round(
-                sum(_available_kw(s, ops.live.status[s.site_id]) for s in powered), 1
-            ),
+            **{name: None if withheld else value for name, value in power.items()},
             "sites_in_power_totals": len(powered),
+            "power_withheld": withheld,
             "modes": _count(_mode_shown(s, ops.live.status[s.site_id], who) for s in sites),
             "next_event": next_event,
         }
@@ -401,11 +441,17 @@ def create_app(ops: Operations) -> FastAPI:
         ``released_vehicles`` may use their route reserve during this outage. Every user of
         the API speaks as one source, so anyone allowed may end an outage another declared;
         ending one the API did not declare is 409."""
-        chosen = ops.site(site_id)
         action = f"outage-{state}"
-        if not who.may_operate_grid(chosen.utility):
-            ops.access().audit(who, action, site_id, "refused", {"status": 403})
-            raise HttpError(403, f"the {who.role.value} role may not operate site '{site_id}'")
+        chosen = scoped_site(who, site_id, action)
+        releasing = state == "lost" and bool(released_vehicles)
+        if who.role is Role.OWNER and not releasing:
+            refuse(who, action, site_id, "an owner may only release vehicles during an outage")
+        if who.role is Role.UTILITY and released_vehicles:
+            # A route or owner reserve is the owner's to give up, not the utility's.
+            refuse(who, action, site_id, "only the site's owner or program staff may release")
+        if who.role is Role.OWNER and not ops.live.islanded(site_id):
+            ops.access().audit(who, action, site_id, "refused", {"status": 409})
+            raise HttpError(409, f"no outage at '{site_id}': nothing to release vehicles for")
         unknown = sorted(set(released_vehicles) - {v.vehicle_id for v in chosen.vehicles})
         if unknown:
             ops.access().audit(who, action, site_id, "refused", {"status": 422})
@@ -489,7 +535,7 @@ def create_app(ops: Operations) -> FastAPI:
         vehicle_id: str,
         who: Who,
         departure: Annotated[AwareDatetime, Body(embed=True)],
-        target_soc: Annotated[float | None, Body(embed=True, ge=0, le=1)] = None,
+        target_soc: Annotated[float | None, Body(embed=True, ge=0, le=1, strict=True)] = None,
     ) -> dict[str, Any]:
         """The owner's next departure for a vehicle (with the state of charge to leave with,
         if they say): the site re-plans for it at once, until it has passed."""
@@ -511,9 +557,9 @@ def create_app(ops: Operations) -> FastAPI:
             "departure-set" if departure else "departure-clear",
             f"{site_id}/{vehicle_id}",
         )
-        chosen = ops.site(site_id)
-        if not who.may_see_site(site_id):
-            refuse(who, action, target, f"the {who.role.value} role may not see site '{site_id}'")
+        if who.role is Role.UTILITY:
+            refuse(who, action, target, f"the {who.role.value} role may not set departures")
+        chosen = scoped_site(who, site_id, action, target)
         detail = {
             "departure": departure.isoformat() if departure else None,
             "target_soc": target_soc,
@@ -549,6 +595,7 @@ def create_app(ops: Operations) -> FastAPI:
         except ConfigError as error:
             ops.access().audit(who, "meter-readings", site_id, "refused", _refusal(error))
             raise
+        ops.access().audit(who, "meter-readings", site_id, "done", {"readings": count})
         ops.live.wake(site_id)
         return {"site_id": site_id, "readings": count}
 
@@ -590,9 +637,14 @@ def create_app(ops: Operations) -> FastAPI:
     ) -> Any:
         target = str(body.get("event_id", ""))
         require(who, frozenset({Role.ADMIN, Role.UTILITY}), "event-submit", target)
+        service = ops.events()
+        known = target in service.book().events
         if who.role is Role.UTILITY:
+            # The notice counts from when the server received the event, whatever the body
+            # says: a backdated notice_at would get round the program's notice rule.
+            body = {k: v for k, v in body.items() if k != "notice_at"}
             body = territory_event(who, body, target)
-            started = _start_of(body)
+            started = _time_of(body, "start")
             if started is not None and started <= ops.clock.now():
                 # A past event would read out whether a home's car was there then.
                 ops.access().audit(who, "event-submit", target, "refused", {"status": 422})
@@ -600,8 +652,11 @@ def create_app(ops: Operations) -> FastAPI:
                     422, "is past: a utility announces events before they start", "start"
                 )
             body["source"] = f"utility:{who.utility}"[:24]  # who sent it, not what they say
-        service = ops.events()
-        known = target in service.book().events
+        if not known:
+            problems = _unfit_event(ops, _scope(ops, who), body)
+            if problems:
+                ops.access().audit(who, "event-submit", target, "refused", {"status": 422})
+                raise ConfigError(problems)
         try:
             event = service.submit({**body, "source": body.get("source", f"api:{who.name}")})
         except ConfigError as error:
@@ -617,9 +672,13 @@ def create_app(ops: Operations) -> FastAPI:
         service = ops.events()
         known = service.book().events.get(event_id)
         if known is None:
+            ops.access().audit(who, "event-cancel", event_id, "refused", {"status": 404})
             raise HttpError(404, f"no event '{event_id}'", "event_id")
         if who.role is Role.UTILITY:
             territory = {s.site_id for s in _scope(ops, who)}
+            if not _calls_any(known, _scope(ops, who)):  # as if unknown: no id probing
+                ops.access().audit(who, "event-cancel", event_id, "refused", {"status": 404})
+                raise HttpError(404, f"no event '{event_id}'", "event_id")
             if not known.sites or not set(known.sites) <= territory:
                 refuse(
                     who,
@@ -639,9 +698,10 @@ def create_app(ops: Operations) -> FastAPI:
     @app.post("/api/events/{event_id}/opt-out/{site_id}", tags=["demand response"])
     def opt_out(event_id: str, site_id: str, who: Who) -> dict[str, Any]:
         """The owner takes a site out of one event that calls it (admins may too)."""
-        site, target = ops.site(site_id), f"{event_id}/{site_id}"
-        if not who.may_see_site(site_id):
-            refuse(who, "event-opt-out", target, f"not your site '{site_id}'")
+        target = f"{event_id}/{site_id}"
+        if who.role is Role.UTILITY:
+            refuse(who, "event-opt-out", target, "a site's owner or program staff opts out")
+        site = scoped_site(who, site_id, "event-opt-out", target)
         service = ops.events()
         known = service.book().events.get(event_id)
         if known is None or not _calls_any(known, [site]):
@@ -668,8 +728,8 @@ def create_app(ops: Operations) -> FastAPI:
             for s in _scope(ops, who)
             if event.program_id in s.enrollments and (not event.sites or s.site_id in event.sites)
         }
-        if who.role is not Role.ADMIN and not called:
-            raise HttpError(403, f"event '{event_id}' calls none of your sites")
+        if who.role is not Role.ADMIN and not called:  # as if unknown: no id probing
+            raise HttpError(404, f"no event '{event_id}'", "event_id")
         rules = {r.program_id: r for r in ops.events().rules}.get(event.program_id)
         now = ops.clock.now()
         # A home's kW while the event runs says whether its car is there now: a utility
@@ -682,20 +742,26 @@ def create_app(ops: Operations) -> FastAPI:
             and not (hide_homes and line.kind == SiteKind.HOME.value)
         ]
         measured = [line.kw for line in lines if line.kw is not None]
+        total_kw: float | None = round(sum(measured), 1)
+        withheld = None
+        if who.role is Role.UTILITY:
+            # A utility sees the total over enough sites, never one site's kW: it pays on
+            # the season's settlement (GET /api/settlements), not on one event's readings.
+            if len(lines) < ops.min_sites_in_aggregates:
+                total_kw, withheld = None, _too_few(len(lines), ops.min_sites_in_aggregates)
+            lines = [_without_power(line) for line in lines]
         return {
             **shown_event(who, event),
-            "total_kw": round(sum(measured), 1),
+            "total_kw": total_kw,
+            "power_withheld": withheld,
+            "site_power_shown": who.role is not Role.UTILITY,
             "sites": [
                 {
                     "site_id": line.site_id,
                     "kind": line.kind,
                     "opted_out": line.opted_out,
                     "hours": round(line.hours, 2),
-                    # The settled kW only, for a utility at a home: the signed kWh would say
-                    # the car was there and charging.
-                    "net_discharge_kwh": None
-                    if who.role is Role.UTILITY and line.kind == SiteKind.HOME.value
-                    else _round(line.net_discharge_kwh),
+                    "net_discharge_kwh": _round(line.net_discharge_kwh),
                     "kw": _round(line.kw),
                     "capacity_kw": round(line.capacity_kw, 1),
                 }
@@ -815,17 +881,51 @@ def _departure_document(departure: Departure | None) -> dict[str, Any] | None:
     }
 
 
-def _start_of(body: dict[str, Any]) -> datetime | None:
-    """The body's start, if it reads as an aware time (else the event service names it)."""
+def _time_of(body: dict[str, Any], key: str) -> datetime | None:
+    """The body's ``key`` time, if it reads as an aware time (else the event service names
+    it)."""
     try:
-        start = datetime.fromisoformat(str(body.get("start", "")).replace("Z", "+00:00"))
+        at = datetime.fromisoformat(str(body.get(key, "")).replace("Z", "+00:00"))
     except ValueError:
         return None
-    return start if start.tzinfo is not None else None
+    return at if at.tzinfo is not None else None
+
+
+def _unfit_event(
+    ops: Operations, scope: Sequence[Site], body: dict[str, Any]
+) -> list[tuple[str, str]]:
+    """What makes a new event unfit before the program's rules look at it: it is already
+    over (``end``), or it names a site that is not one of the caller's enrolled in its
+    program (``sites``; a site outside a utility's territory reads as an unknown one)."""
+    problems = []
+    end = _time_of(body, "end")
+    if end is not None and end <= ops.clock.now():
+        problems.append(("end", "is past: the event is already over"))
+    named = body.get("sites") or []
+    program_id = body.get("program_id")
+    if isinstance(named, list):
+        enrolled = {s.site_id for s in scope if program_id in s.enrollments}
+        unfit = sorted({str(site) for site in named} - enrolled)
+        if unfit:
+            problems.append(("sites", f"not sites enrolled in '{program_id}': {unfit}"))
+    return problems
 
 
 def _refusal(error: ConfigError) -> dict[str, Any]:
     return {"status": 422, "error": str(error)}
+
+
+def _too_few(counted: int, least: int) -> str:
+    """Why a utility gets no power figure: too few sites for no one site to show."""
+    return (
+        f"{counted} site(s) would be counted, fewer than {least}: "
+        "no power figure over so few sites, so that no one customer's power shows"
+    )
+
+
+def _without_power(line: SitePerformance) -> SitePerformance:
+    """An event's line for one site without its power or energy."""
+    return replace(line, kw=None, net_discharge_kwh=None)
 
 
 def _round(value: float | None, digits: int = 2) -> float | None:

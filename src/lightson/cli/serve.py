@@ -506,12 +506,40 @@ def token() -> None:
 @click.option("--role", type=click.Choice(["admin", "owner", "utility"]), required=True)
 @click.option("--site", "sites", multiple=True, help="An owner's site (repeat for several).")
 @click.option("--utility", default=None, help="A utility's name as in the program file.")
+@click.option(
+    "--program",
+    "program_ref",
+    default="example",
+    show_default=True,
+    help="The program the token is for (its sites and utilities), as for serve.",
+)
 @click.option("--db", default=default_url(), show_default=True, help="Database URL.")
 @friendly_errors
-def token_add(name: str, role: str, sites: tuple[str, ...], utility: str | None, db: str) -> None:
-    """Issue a token for NAME and print it (it is shown only this once)."""
+def token_add(
+    name: str,
+    role: str,
+    sites: tuple[str, ...],
+    utility: str | None,
+    program_ref: str,
+    db: str,
+) -> None:
+    """Issue a token for NAME and print it (it is shown only this once). Its sites and its
+    utility must be the program's: a misspelt one would give a token that sees nothing."""
     from lightson.csms.clock import AcceleratedClock
 
+    program = load_program(program_ref)
+    unknown = sorted(set(sites) - {s.site_id for s in program.sites})
+    if unknown:
+        known = ", ".join(s.site_id for s in program.sites)
+        raise click.BadParameter(
+            f"not sites of {program.name}: {unknown} (its sites: {known})", param_hint="--site"
+        )
+    utilities = sorted({s.utility for s in program.sites})
+    if utility is not None and utility not in utilities:
+        raise click.BadParameter(
+            f"'{utility}' serves no site of {program.name} (its utilities: {', '.join(utilities)})",
+            param_hint="--utility",
+        )
     store = Store(db)
     try:
         click.echo(AccessService(store, AcceleratedClock()).issue(name, role, sites, utility))

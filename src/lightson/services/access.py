@@ -6,7 +6,8 @@ Roles (``docs/operations.md``):
 - ``owner`` (a site owner): only their own sites: status, telemetry, backup, and opting a
   site out of an event.
 - ``utility``: demand-response events (create, cancel) and aggregate performance, outages at
-  sites in its own territory; never a vehicle, a state of charge or a charging session.
+  sites in its own territory (never releasing a vehicle's reserve); never a vehicle, a state
+  of charge, a charging session or one site's power (``docs/operations.md``).
 
 A token is 32 random bytes, shown once when issued; the database keeps only its SHA-256.
 """
@@ -51,12 +52,6 @@ class Principal:
         if self.role is Role.ADMIN:
             return True
         return self.role is Role.OWNER and site_id in self.sites
-
-    def may_operate_grid(self, site_utility: str) -> bool:
-        """Declare or end an outage at a site."""
-        return self.role is Role.ADMIN or (
-            self.role is Role.UTILITY and self.utility == site_utility
-        )
 
 
 def _digest(token: str) -> str:

@@ -38,6 +38,10 @@ function esc(value) {
   })[c]);
 }
 
+// Why a utility sees no power figure (too few sites for no one customer to show), if so.
+function withheld(reason) {
+  return reason ? `<p class="note" data-testid="power-withheld">No power figures: ${esc(reason)}.</p>` : "";
+}
 function kw(value) { return value === null || value === undefined ? "–" : Number(value).toFixed(1); }
 function pct(value) { return value === null || value === undefined ? "–" : Math.round(value * 100) + " %"; }
 let timeZone;  // the program's (from /api/health): event windows are local to it
@@ -66,7 +70,7 @@ async function overview() {
     card("vehicle power now, kW (− = to the buildings and grid)", kw(program.vehicles_kw_now), "power-now") +
     card("kW available for an event now", kw(program.available_discharge_kw_now), "available-kw") +
     card("next event", next ? `${next.program_id} ${time(next.start)}` : "none", "next-event") +
-    `</div><table data-testid="sites"><thead><tr><th>site</th><th>kind</th><th>utility</th>` +
+    `</div>` + withheld(program.power_withheld) + `<table data-testid="sites"><thead><tr><th>site</th><th>kind</th><th>utility</th>` +
     `<th>state</th><th class="num">building kW</th><th class="num">vehicles kW</th>` +
     `<th class="num">grid kW</th><th class="num">available kW</th></tr></thead><tbody>`;
   for (const site of sites) {
@@ -212,6 +216,7 @@ async function eventsPage() {
   let html = `<h1>Demand-response events</h1>${openadr(health.dr)}<div class="cards">` +
     card("vehicle power now, kW", kw(program.vehicles_kw_now), "events-power-now") +
     card("kW available now", kw(program.available_discharge_kw_now), "events-available") + `</div>` +
+    withheld(program.power_withheld) +
     `<table data-testid="events"><thead><tr><th>event</th><th>program</th><th>start</th><th>end</th>` +
     `<th>state</th><th>sites</th><th>opted out</th></tr></thead><tbody>`;
   for (const e of events) {
@@ -270,13 +275,14 @@ async function eventPage(eventId) {
   let html = `<h1 data-testid="event-name">${esc(e.event_id)}</h1>` +
     `<p>${esc(e.program_id)}, ${time(e.start)} – ${time(e.end)}, ${esc(e.state)}</p><div class="cards">` +
     card("kW delivered so far (sites measured)", kw(e.total_kw), "event-total-kw") + `</div>` +
+    withheld(e.power_withheld) +
     `<p>Measured as settlement measures it: net discharge of each site's V2X equipment over the ` +
     `event so far, islanded time left out, capped at the building load where the site may not export.</p>` +
     `<table data-testid="event-performance"><thead><tr><th>site</th><th>kind</th><th class="num">kW</th>` +
     `<th class="num">chargers can give, kW</th><th class="num">kWh</th><th>opted out</th></tr></thead><tbody>`;
   for (const s of e.sites) {
     html += `<tr data-site="${esc(s.site_id)}"><td>${esc(s.site_id)}</td><td>${esc(s.kind)}</td>` +
-      `<td class="num" data-testid="site-kw">${s.kw === null ? "no data" : kw(s.kw)}</td>` +
+      `<td class="num" data-testid="site-kw">${!e.site_power_shown ? "–" : s.kw === null ? "no data" : kw(s.kw)}</td>` +
       `<td class="num">${kw(s.capacity_kw)}</td><td class="num">${kw(s.net_discharge_kwh)}</td>` +
       `<td>${s.opted_out ? "yes" : ""}</td></tr>`;
   }
