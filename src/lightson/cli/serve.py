@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import click
 import uvicorn
 
-from lightson.api.app import Operations, create_app
+from lightson.api.app import MIN_SITES_IN_AGGREGATES, Operations, create_app
 from lightson.api.limits import DEFAULT_MAX_BODY_BYTES
 from lightson.cli.app import friendly_errors, log_frames, main, offline_close_option
 from lightson.cli.tls import station_ca, tls_context, tls_options
@@ -70,6 +70,8 @@ class OperationsServer:
     islanded_hold: timedelta = DEFAULT_ISLANDED_HOLD
     http_tls: tuple[Path, Path] | None = None  # (certificate, key): the API over https
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # a larger request body: 413, unread
+    utility_min_sites: int = MIN_SITES_IN_AGGREGATES  # a utility's power figures cover as many
+    api_docs: bool = False  # /api/docs (Swagger UI loads its script from a CDN)
     openadr: VenSettings | None = None  # the utility's VTN this server's VEN registers with
     openadr_backoff: Backoff = field(default_factory=Backoff)
     openadr_rng: random.Random = field(default_factory=random.Random)  # the backoff's jitter
@@ -104,6 +106,8 @@ class OperationsServer:
             connected_stations=lambda: len(self.csms.sessions),
             max_body_bytes=self.max_body_bytes,
             dr_status=self._dr_status,
+            min_sites_in_aggregates=self.utility_min_sites,
+            api_docs=self.api_docs,
         )
         self.ven = self._ven()
         self.app = create_app(self.operations)
@@ -359,6 +363,20 @@ class OperationsServer:
     default=None,
     help="The CA the VTN's certificate must chain to (default: the system's).",
 )
+@click.option(
+    "--utility-min-sites",
+    default=MIN_SITES_IN_AGGREGATES,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="A utility sees power figures only over at least this many sites (fewer: none), so "
+    "no one customer's power shows through.",
+)
+@click.option(
+    "--api-docs",
+    is_flag=True,
+    help="Serve the interactive API docs at /api/docs (their script comes from a CDN, so "
+    "they are off by default; /api/openapi.json is always served).",
+)
 @tls_options
 @friendly_errors
 def serve(
@@ -382,6 +400,8 @@ def serve(
     offline_close_after: int,
     max_body_kb: int,
     frames: bool,
+    utility_min_sites: int,
+    api_docs: bool,
     openadr_vtn: str | None,
     openadr_ven_name: str | None,
     openadr_utility: str | None,
@@ -434,6 +454,8 @@ def serve(
         speed=speed,
         http_tls=(tls_cert, tls_key) if tls_cert is not None and tls_key is not None else None,
         max_body_bytes=max_body_kb * 1024,
+        utility_min_sites=utility_min_sites,
+        api_docs=api_docs,
         openadr=openadr,
     )
 

@@ -1,4 +1,5 @@
-"""``--offline-close-after`` reaches the CSMS's settings, and a too short one is refused."""
+"""Options of `lightson csms` and `lightson serve` reach what they configure: the offline limit,
+the API's limits and docs; a too short offline limit is refused."""
 
 from __future__ import annotations
 
@@ -45,3 +46,26 @@ def test_a_limit_under_a_minute_is_refused_naming_the_option(command: str) -> No
     result = CliRunner().invoke(main, [command, "--offline-close-after", "5"])
     assert result.exit_code == 2
     assert "--offline-close-after" in result.output
+
+
+def test_serve_passes_its_api_options_to_the_operations_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lightson.cli import serve as serve_cli
+
+    seen: list[dict[str, Any]] = []
+
+    def recording(*_: Any, **options: Any) -> None:
+        seen.append(options)
+        raise _StoppedError
+
+    monkeypatch.setattr(serve_cli, "OperationsServer", recording)
+    database = f"sqlite:///{tmp_path / 'cli.db'}"
+    arguments = ["serve", "--db", database, "--utility-min-sites", "3", "--api-docs"]
+    result = CliRunner().invoke(main, [*arguments, "--max-body-kb", "64"])
+    assert isinstance(result.exception, _StoppedError)
+    (options,) = seen
+    assert (options["utility_min_sites"], options["api_docs"]) == (3, True)
+    assert options["max_body_bytes"] == 64 * 1024
+    result = CliRunner().invoke(main, ["serve", "--db", database])
+    assert (seen[1]["utility_min_sites"], seen[1]["api_docs"]) == (5, False)
