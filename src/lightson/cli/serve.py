@@ -33,7 +33,6 @@ from lightson.csms.server import CsmsServer, CsmsSettings
 from lightson.domain.assets import Program, Site
 from lightson.domain.demand_response import DREvent
 from lightson.domain.errors import ConfigError
-from lightson.domain.telemetry import ChargingNeeds
 from lightson.domain.time import Clock
 from lightson.dr.openadr import Backoff, OpenAdrVen, VenSettings, territory
 from lightson.programs.events import ProgramEvent
@@ -91,12 +90,10 @@ class OperationsServer:
             keep_plans=self.keep_plans,
             islanded_hold=self.islanded_hold,
         )
-        self._site_of_station = {
-            c.evse_id: s.site_id for s in self.program.sites for c in s.chargers
-        }
-        self.csms.telemetry.needs.append(self._on_needs)
+        # A vehicle said what it needs (it just plugged in, mostly): re-plan its site now.
+        self.csms.telemetry.needs.append(lambda needs: self.live.wake_station(needs.station_id))
         self.csms.telemetry.connected.append(self.live.station_connected)
-        self.csms.islanded_station = self._islanded_station
+        self.csms.islanded_station = self.live.station_islanded
         self.operations = Operations(
             self.program,
             self.store,
@@ -144,16 +141,6 @@ class OperationsServer:
         if self.ven is None:
             return {"state": "disabled"}
         return self.ven.status.document()
-
-    def _islanded_station(self, station_id: str) -> bool:
-        site_id = self._site_of_station.get(station_id)
-        return site_id is not None and self.live.islanded(site_id)
-
-    def _on_needs(self, needs: ChargingNeeds) -> None:
-        """A vehicle said what it needs (it just plugged in, mostly): re-plan its site now."""
-        site_id = self._site_of_station.get(needs.station_id)
-        if site_id is not None:
-            self.live.wake(site_id)
 
     @property
     def url(self) -> str:

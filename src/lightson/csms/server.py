@@ -515,7 +515,6 @@ class Session16(StationSession):
         transaction_id = self.server.new_transaction_id()
         row = self._event("Started", transaction_id, int(self._raw["connectorId"]))
         await self.server.store.commit([(db.transaction_events, row)])
-        self.server.open_16_transactions[(self.id, transaction_id)] = int(self._raw["connectorId"])
         return {"transaction_id": transaction_id, "id_tag_info": {"status": "Accepted"}}
 
     @on("StopTransaction")
@@ -526,7 +525,6 @@ class Session16(StationSession):
         )
         if not known:
             return await self._stop_unknown(transaction_id)
-        self.server.open_16_transactions.pop((self.id, transaction_id), None)
         self.server.reconciler.ended_by_station(self.id, str(transaction_id))
         connector_id = known[0].evse_id  # from the store: also right after a restart
         row = self._event("Ended", transaction_id, connector_id)
@@ -614,7 +612,6 @@ class CsmsServer:
         self.islanded_station: Callable[[str], bool] = lambda _station_id: False
         self.sequence = SequenceTracker()
         self.reported_profiles: dict[str, list[Mapping[str, Any]]] = {}
-        self.open_16_transactions: dict[tuple[str, int], int] = {}
         self.reconciler = Reconciler(self)
         self._server: Server | None = None
         self._profile_ids = itertools.count(100)

@@ -243,13 +243,22 @@ class LiveControl:
         else:
             self._wake_now(sites)
 
+    def wake_station(self, station_id: str) -> None:
+        """Re-plan now the site of the charger ``station_id`` (none: nothing to do)."""
+        site_id = self._site_of_station.get(station_id)
+        if site_id is not None:
+            self.wake(site_id)
+
+    def station_islanded(self, station_id: str) -> bool:
+        """Whether the charger ``station_id`` is at a site islanded now."""
+        site_id = self._site_of_station.get(station_id)
+        return site_id is not None and self.islanded(site_id)
+
     def station_connected(self, station_id: str) -> None:
         """A station's session opened (it booted, its link came back, or we restarted): what
         it holds is not known, so its site re-sends its default and setpoints now."""
         self._defaults.pop(station_id, None)
-        site_id = self._site_of_station.get(station_id)
-        if site_id is not None:
-            self.wake(site_id)
+        self.wake_station(station_id)
 
     def _wake_now(self, sites: Sequence[str]) -> None:
         self._woken_for.update(sites)
@@ -867,9 +876,7 @@ class LiveControl:
         if learned is not None:
             LOGGER.info("%s: %s", station_id, learned)
             await asyncio.to_thread(note_last_setpoint, self.store, station_id, learned)
-            for live in self._sites.values():
-                if any(c.evse_id == station_id for c in live.site.chargers):
-                    self.wake(live.site.site_id)
+            self.wake_station(station_id)
         return answer
 
     async def _clear(self, station_id: str) -> str:
