@@ -946,3 +946,26 @@ def test_islanded_a_refused_setpoint_is_cleared_down_to_the_zero_watt_default(
 
 async def _no() -> str:
     return "Rejected"
+
+
+def test_a_reading_from_a_charger_that_could_not_be_planned_replans_its_site(
+    store: Store,
+) -> None:
+    """After our restart a charger's queued readings come in after its reconnection: the first
+    one with a state of charge makes the site plan again at once, not at its next tick."""
+    from lightson.domain.telemetry import MeterSample
+
+    program = school()
+    plugged(store, "depot-evse1", 0.8, IN_EVENT - timedelta(minutes=20), tx="a")  # silent
+    plugged(store, "depot-evse2", 0.8, IN_EVENT - timedelta(minutes=1), tx="b")
+    loop = LiveControl(program, store, FakeSink(), SimClock(IN_EVENT), events_of(program))
+    run(loop.tick(SCHOOL))
+    assert loop._woken_for == set()
+    loop.reading_arrived(MeterSample("depot-evse1", 1, IN_EVENT, power_kw=0.0))  # no SoC
+    loop.reading_arrived(MeterSample("depot-evse2", 1, IN_EVENT, soc=0.8))  # was planned
+    assert loop._woken_for == set()
+    loop.reading_arrived(MeterSample("depot-evse1", 1, IN_EVENT, soc=0.8))
+    assert loop._woken_for == {SCHOOL}
+    loop._woken_for.clear()
+    loop.reading_arrived(MeterSample("depot-evse1", 1, IN_EVENT, soc=0.8))  # once per tick
+    assert loop._woken_for == set()

@@ -93,6 +93,7 @@ class OperationsServer:
         # A vehicle said what it needs (it just plugged in, mostly): re-plan its site now.
         self.csms.telemetry.needs.append(lambda needs: self.live.wake_station(needs.station_id))
         self.csms.telemetry.connected.append(self.live.station_connected)
+        self.csms.telemetry.meter.append(self.live.reading_arrived)
         self.csms.islanded_station = self.live.station_islanded
         self.operations = Operations(
             self.program,

@@ -62,6 +62,7 @@ from lightson.domain.assets import Program, Site, Vehicle
 from lightson.domain.demand_response import DREvent
 from lightson.domain.plan import Plan, Setpoint
 from lightson.domain.state import SiteForecast, SiteObservation
+from lightson.domain.telemetry import MeterSample
 from lightson.domain.time import Clock, TimeGrid
 from lightson.forecast.profiles import profile_forecast
 from lightson.optimize.solve import prepare_highs
@@ -213,6 +214,7 @@ class LiveControl:
         # The default each station holds under our setpoints, as far as we know (True: the
         # islanded 0 W one); a station not in it gets its site's at the next tick.
         self._defaults: dict[str, bool] = {}
+        self._awaiting_reading: set[str] = set()  # chargers whose vehicle was not planned
         self._site_of_station = {c.evse_id: s.site_id for s in program.sites for c in s.chargers}
         self._pruned_at: datetime | None = None
         self._sites = {s.site_id: _Site(s, make()) for s in program.sites}
@@ -253,6 +255,13 @@ class LiveControl:
         """Whether the charger ``station_id`` is at a site islanded now."""
         site_id = self._site_of_station.get(station_id)
         return site_id is not None and self.islanded(site_id)
+
+    def reading_arrived(self, sample: MeterSample) -> None:
+        """A charger sent a reading: if its vehicle could not be planned at the last tick
+        (no fresh state of charge), its site plans again now."""
+        if sample.soc is not None and sample.station_id in self._awaiting_reading:
+            self._awaiting_reading.discard(sample.station_id)
+            self.wake_station(sample.station_id)
 
     def station_connected(self, station_id: str) -> None:
         """A station's session opened (it booted, its link came back, or we restarted): what
@@ -540,6 +549,9 @@ class LiveControl:
         soc = {v.vehicle_id: states[v.evse_id].soc for v in site.vehicles}
         plugged = {v.vehicle_id: states[v.evse_id].plugged for v in site.vehicles}
         stale = self._stale(site, states, now)
+        # A reading from one of these (a queue flushing after our restart, a charger back)
+        # makes the site plan again at once rather than at its next tick.
+        self._awaiting_reading.update(v.evse_id for v in stale)
         # Islanded, the setpoints (and 2.1's maxOfflineDuration) cover a restart of ours;
         # under them every charger holds the 0 W default, so nothing charges from the island.
         hold = max(self.hold(), self.islanded_hold) if islanded else self.hold()
