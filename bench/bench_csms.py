@@ -230,13 +230,15 @@ def _run_load(
                 *(sys.executable, "-m", "lightson.cli", "csms", "--db", url_db),
                 *("--port", str(port), "--full-gc-every", str(full_gc_every_s)),
             ],
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
+            text=True,
         )
         try:
-            time.sleep(2.0)
-            if server.poll() is not None:
-                raise RuntimeError(f"the CSMS did not start (exit status {server.returncode})")
+            # Ready when it says so (it prints once it listens), not after a fixed wait.
+            assert server.stdout is not None
+            if "CSMS listening" not in server.stdout.readline():
+                raise RuntimeError(f"the CSMS did not start (exit status {server.poll()})")
             url = f"ws://127.0.0.1:{port}/ocpp"
             latencies, cpu, wall = asyncio.run(_load(url, stations, seconds, period_s, server.pid))
         finally:
