@@ -37,6 +37,15 @@ def postgres_cluster():  # type: ignore[no-untyped-def]
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.fixture
+def nats_broker(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A NATS server with JetStream on loopback for one test (tests/nats_support.py)."""
+    from nats_support import nats_server
+
+    with nats_server(tmp_path / "nats") as server:
+        yield server
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty database of each kind the store supports."""
