@@ -30,6 +30,7 @@ from lightson.store import Store
 
 ADMIN = frozenset({Role.ADMIN})
 ANYONE = frozenset(Role)
+MIN_HOMES_IN_TOTALS = 10  # a utility's power totals include homes only from this many on
 MIN_SITES_IN_AGGREGATES = 5  # a utility sees no power figure over fewer sites than this
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 

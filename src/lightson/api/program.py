@@ -12,13 +12,19 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from lightson.api.deps import ADMIN, Operations, Ops, Who, require, scope
+from lightson.api.deps import (
+    ADMIN,
+    MIN_HOMES_IN_TOTALS,
+    Operations,
+    Ops,
+    Who,
+    require,
+    scope,
+)
 from lightson.api.documents import available_kw, calls_any, mode_shown, too_few
 from lightson.domain.assets import Site, SiteKind
 from lightson.services.access import Role
 from lightson.services.quarantine import quarantine_counts
-
-MIN_HOMES_IN_TOTALS = 10  # a utility's power totals include homes only from this many on
 
 router = APIRouter(tags=["program"])
 
