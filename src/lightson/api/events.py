@@ -3,8 +3,9 @@
 ``POST /events`` (an event; the same id again is the same event: 200 with it), ``GET /events``,
 ``DELETE /events/{event_id}`` (cancel) and ``POST /events/{event_id}/opt-out/{site_id}``.
 A body or an event the program's rules refuse gets 422 with every problem as
-``{"field": ..., "message": ...}``. Authentication and roles come with the operations server,
-which mounts this router.
+``{"field": ..., "message": ...}``. This router has no tokens or roles: the operations
+server serves events under ``/api/events`` with them (``lightson.api.event_routes``, which
+shares ``event_document``).
 """
 
 from __future__ import annotations
