@@ -22,6 +22,10 @@ Paths (``lightson.store.transactions`` has the storage rule and the trigger name
   likely still carries the building on the setpoint it holds), only once it is back on the
   grid. Stations with open transactions that are not
   connected when the server starts count as lost from then.
+  Several gateways on one database (``lightson gateway``): a station lost here may be connected
+  to another gateway (it moved there, or was there all along); before closing, the server's
+  ``held_elsewhere`` asks, and what another gateway holds is left to it (forgotten here).
+  When nobody can say (the broker is away) nothing is closed until the next sweep can.
 
 Durations are read on the server's injected clock by one sweeper task.
 """
@@ -128,6 +132,15 @@ class Reconciler:
                 # A storm takes the site's link down with the grid: the vehicle most likely
                 # still carries the building on the setpoint it holds, which the control
                 # loop counts while it lasts. Closed once the site is back on the grid.
+                continue
+            elsewhere = await self.server.held_elsewhere(station_id)
+            if elsewhere is None:
+                continue  # nobody can say now: asked again at the next sweep
+            if elsewhere:
+                LOGGER.info(
+                    "%s: connected to another gateway; its transactions are its", station_id
+                )
+                self.lost_at.pop(station_id, None)
                 continue
             minutes = (now - since).total_seconds() / 60
             await self.close(

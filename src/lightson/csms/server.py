@@ -25,14 +25,14 @@ import secrets
 import ssl
 import urllib.parse
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
 from typing import Any
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, insert, update
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidHeader
 from websockets.headers import build_www_authenticate_basic, parse_authorization_basic
@@ -138,9 +138,14 @@ class Telemetry:
         self.meter: list[Callable[[MeterSample], None]] = []
         self.needs: list[Callable[[ChargingNeeds], None]] = []
         self.connected: list[Callable[[str], None]] = []  # a station's session opened
+        self.disconnected: list[Callable[[str], None]] = []  # ...and closed (not replaced)
 
     def publish_connected(self, station_id: str) -> None:
         for listener in self.connected:
+            listener(station_id)
+
+    def publish_disconnected(self, station_id: str) -> None:
+        for listener in self.disconnected:
             listener(station_id)
 
     def publish_meter(self, samples: Sequence[MeterSample]) -> None:
@@ -272,6 +277,7 @@ class StationSession(OcppSession):
         the registered rating, or 0 W while the station's site is islanded (a station that
         reboots in an outage must not charge from the island)."""
         try:
+            await self.server.refresh_islanded(self.id)
             islanded = self.server.islanded_station(self.id)
             answer = await self.request("SetChargingProfile", self.server.default_profile(self))
             LOGGER.info(
@@ -512,9 +518,8 @@ class Session16(StationSession):
 
     @on("StartTransaction")
     async def on_start_transaction(self, **_: Any) -> dict[str, Any]:
-        transaction_id = self.server.new_transaction_id()
-        row = self._event("Started", transaction_id, int(self._raw["connectorId"]))
-        await self.server.store.commit([(db.transaction_events, row)])
+        row = self._event("Started", 0, int(self._raw["connectorId"]))
+        transaction_id = await self.server.start_transaction_16(row)
         return {"transaction_id": transaction_id, "id_tag_info": {"status": "Accepted"}}
 
     @on("StopTransaction")
@@ -610,13 +615,19 @@ class CsmsServer:
         # Whether a station's site is islanded now (the operations server wires the control
         # loop in): its default profile is then 0 W, at boot too.
         self.islanded_station: Callable[[str], bool] = lambda _station_id: False
+        # Awaited before a booted station's default is chosen: a gateway without the control
+        # loop reads the site's grid state from the database there (``lightson gateway``).
+        self.refresh_islanded: Callable[[str], Awaitable[None]] = _nothing_to_refresh
+        # Whether another process holds a station's connection now (``lightson gateway``:
+        # asked over the broker). The reconciler never closes what another gateway holds;
+        # ``None``: nobody could say, nothing is closed yet. One process: never.
+        self.held_elsewhere: Callable[[str], Awaitable[bool | None]] = _held_nowhere_else
         self.sequence = SequenceTracker()
         self.reported_profiles: dict[str, list[Mapping[str, Any]]] = {}
         self.reconciler = Reconciler(self)
         self._server: Server | None = None
         self._profile_ids = itertools.count(100)
         self.transaction_evse: dict[tuple[str, str], int] = {}
-        self._transaction_ids = itertools.count(self._first_transaction_id())
         self.rejected_handshakes = 0
         # Failed handshakes by source address: 10, then one a minute (a fleet behind one
         # NAT address that all fail is misconfigured, not attacked; it gets in once fixed).
@@ -631,11 +642,6 @@ class CsmsServer:
             weakref.WeakKeyDictionary()
         )
 
-    def _first_transaction_id(self) -> int:
-        with self.store.engine.connect() as connection:
-            largest = connection.execute(select(func.max(db.transaction_events.c.id))).scalar()
-        return int(largest or 0) + 1
-
     def profile_id(self, station_id: str, evse_id: int, purpose: str) -> int:
         """One profile id per (station, EVSE, purpose): each new setpoint replaces the last
         (OCPP 2.x K01.FR.05; a new id at the same stack level and purpose is refused). The
@@ -646,9 +652,12 @@ class CsmsServer:
         del station_id  # ids are per station: the same scheme at every one
         return PROFILE_ID_BASE.get(purpose, 299) + evse_id
 
-    def new_transaction_id(self) -> int:
-        """OCPP 1.6 transaction ids are the CSMS's integers; unique across restarts."""
-        return next(self._transaction_ids)
+    async def start_transaction_16(self, started: Mapping[str, Any]) -> int:
+        """Store a 1.6 ``Started`` row and return the transaction id it was given: the row's
+        own id in ``transaction_events``, so ids are unique across restarts and across
+        gateways sharing one database (the database's sequence hands them out). Committed
+        before it returns (the answer carries the id)."""
+        return await asyncio.to_thread(_insert_started, self.store, started)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -795,6 +804,7 @@ class CsmsServer:
             if self.sessions.get(station.id) is session:
                 del self.sessions[station.id]
                 self.reconciler.lost(station.id)
+                self.telemetry.publish_disconnected(station.id)
 
     # --- calls to stations --------------------------------------------------------------------
 
@@ -1039,6 +1049,33 @@ class CsmsServer:
             {"requestId": request_id, "chargingProfile": {"chargingProfilePurpose": "TxProfile"}},
         )
         return str(answer.get("status"))
+
+
+def _insert_started(store: Store, started: Mapping[str, Any]) -> int:
+    """Insert the row under a placeholder id, then name the transaction after the row, in
+    one database transaction. Before 2026-12-05 ids counted on from the largest row id at
+    start, one per transaction: each was at most its own Started row's id, so none repeats."""
+    events = db.transaction_events
+    placeholder = f"new-{secrets.token_hex(8)}"
+    with store.engine.begin() as connection:
+        result = connection.execute(
+            insert(events).values({**started, "transaction_id": placeholder})
+        )
+        key = result.inserted_primary_key
+        assert key is not None
+        row_id = int(key[0])
+        connection.execute(
+            update(events).where(events.c.id == row_id).values(transaction_id=str(row_id))
+        )
+    return row_id
+
+
+async def _nothing_to_refresh(_station_id: str) -> None:
+    return None
+
+
+async def _held_nowhere_else(_station_id: str) -> bool | None:
+    return False
 
 
 def _sample_row(
