@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -263,7 +263,12 @@ def _to_2x_profile(request: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
 
 
 class EmulatedStation:
-    """One charging station with EVSEs (each may hold an EV)."""
+    """One charging station with EVSEs (each may hold an EV).
+
+    ``backup_urls``: other CSMS addresses (gateways) to try in turn, after ``url``, when the
+    connection drops or cannot be made, as a charger configured with several connection
+    profiles does (OCPP 2.x ``NetworkConnectionProfile`` slots in ``NetworkConfigurationPriority``;
+    1.6 chargers mostly take one URL and sit behind a load balancer instead)."""
 
     def __init__(
         self,
@@ -276,11 +281,14 @@ class EmulatedStation:
         dialect: str = "charge-only",
         vendor: str = "LightsOn",
         model: str = "Emulated-V2X",
+        backup_urls: Sequence[str] = (),
     ) -> None:
         self.id = station_id
         self.password = password
         self.version = version
         self.url = url.rstrip("/")
+        self.urls = [self.url, *(u.rstrip("/") for u in backup_urls)]
+        self.url_index = 0  # the one in use, or tried next
         self.clock = clock
         self.evses = dict(evses)
         self.dialect = dialect
@@ -321,7 +329,7 @@ class EmulatedStation:
         while not self._stopping:
             try:
                 async with connect(
-                    f"{self.url}/{self.id}",
+                    f"{self.urls[self.url_index]}/{self.id}",
                     subprotocols=[Subprotocol(self.version.subprotocol)],
                     additional_headers={
                         "Authorization": build_authorization_basic(self.id, self.password)
@@ -352,6 +360,7 @@ class EmulatedStation:
             ) as error:  # ConnectionError (boot not accepted) is an OSError
                 LOGGER.info("%s: connection lost: %s", self.id, error)
             self._went_offline()
+            self.url_index = (self.url_index + 1) % len(self.urls)  # the next CSMS in turn
             if not self._stopping:
                 await asyncio.sleep(reconnect_delay_s)
 
