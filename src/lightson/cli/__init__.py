@@ -1,7 +1,18 @@
 """The ``lightson`` command: wiring only (``app`` holds the group, the submodules the
 commands)."""
 
-from lightson.cli import demo, events, ocpp, plan, report, serve, settle, simulate
+from lightson.cli import demo, events, gateway, ocpp, plan, report, serve, settle, simulate
 from lightson.cli.app import main
 
-__all__ = ["demo", "events", "main", "ocpp", "plan", "report", "serve", "settle", "simulate"]
+__all__ = [
+    "demo",
+    "events",
+    "gateway",
+    "main",
+    "ocpp",
+    "plan",
+    "report",
+    "serve",
+    "settle",
+    "simulate",
+]
