@@ -122,6 +122,22 @@ def test_commands_reach_the_station_through_the_gateway(
                     assert reply.status == "Rejected"
                     assert (reply.error or "").startswith("bad_command"), reply
                 assert await _ask(client, _setpoint(5, 7.0).encode()) == CommandReply("Accepted")
+                # The worker's sink nests the setpoint (subjects.setpoint_args on its branch).
+                flat = _setpoint(5, 9.0)
+                nested = {
+                    "evse_id": 1,
+                    "setpoint": {
+                        "evse_id": STATION,
+                        "power_kw": 9.0,
+                        "valid_until": flat.args["valid_until"],
+                    },
+                    "transaction_id": None,
+                    "max_offline_s": 600,
+                }
+                command = Command("send_setpoint", STATION, "school-beverly", 5, nested)
+                assert await _ask(client, command.encode()) == CommandReply("Accepted")
+                powers = [r["power_kw"] for r in store.rows(db.setpoints_sent, station_id=STATION)]
+                assert powers == [-12.5, 7.0, 9.0]
                 # Wake-ups: connected at once; meter only after the readings are stored.
                 await eventually(lambda: any(w[0].endswith(".connected") for w in woken))
                 await station.send_meter_values()  # no transaction: nothing to send

@@ -13,9 +13,9 @@ it is answered ``CommandReply("Connected")`` and runs nothing.
 
 The ``args`` of each op (JSON):
 
-- ``send_setpoint``: ``evse_id`` (int, the connector), ``power_kw`` (float, + charges the
-  vehicle), ``valid_until`` (ISO 8601 with an offset), optional ``transaction_id`` (str) and
-  ``max_offline_s`` (int).
+- ``send_setpoint``: ``evse_id`` (int, the connector), ``setpoint``: {``power_kw`` (float,
+  + charges the vehicle), ``valid_until`` (ISO 8601 with an offset)} (or those two flat in
+  ``args``), optional ``transaction_id`` (str) and ``max_offline_s`` (int).
 - ``clear_profiles``: optional ``evse_id`` (int; none: every EVSE).
 - ``install_default``: none (the gateway reads whether the site is islanded from the
   database, as the worker stored it, before it installs charge-only or 0 W).
@@ -181,7 +181,12 @@ class BusGateway:
         args, station = command.args, command.station_id
         if command.op == "send_setpoint":
             evse_id = _integer(args, "evse_id")
-            setpoint = Setpoint(station, _number(args, "power_kw"), _moment(args, "valid_until"))
+            # The worker's sink nests them as "setpoint" (subjects.setpoint_args, #18's
+            # worker branch); flat is taken too.
+            inner = args.get("setpoint", args)
+            if not isinstance(inner, dict):
+                raise BadCommandError(f"args.setpoint: an object is needed, got {inner!r}")
+            setpoint = Setpoint(station, _number(inner, "power_kw"), _moment(inner, "valid_until"))
             transaction = args.get("transaction_id")
             offline_s = args.get("max_offline_s")
             return await self.calls.send_setpoint(
