@@ -23,3 +23,24 @@ def test_command_and_reply_round_trip() -> None:
     assert Command.decode(command.encode()) == command
     reply = CommandReply("Rejected", "fenced")
     assert CommandReply.decode(reply.encode()) == reply
+
+
+def test_setpoint_args_round_trip() -> None:
+    from datetime import UTC, datetime
+
+    from lightson.bus.subjects import setpoint_args, setpoint_from_args
+    from lightson.domain.plan import Setpoint
+
+    setpoint = Setpoint("cp-1", -2.5, datetime(2026, 7, 15, 12, 10, tzinfo=UTC))
+    args = setpoint_args(2, setpoint, None, 600)
+    assert args == {
+        "evse_id": 2,
+        "setpoint": {
+            "evse_id": "cp-1",
+            "power_kw": -2.5,
+            "valid_until": "2026-07-15T12:10:00+00:00",
+        },
+        "transaction_id": None,
+        "max_offline_s": 600,
+    }
+    assert setpoint_from_args(args) == (2, setpoint, None, 600)

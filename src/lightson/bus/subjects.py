@@ -10,6 +10,9 @@ Subjects (NATS):
   The worker reads the data itself from the database; the message only wakes it.
 
 Key-value bucket ``lightson-leases`` (JetStream): key ``<site_id>``, value the worker's id.
+Command ``args``: ``send_setpoint`` :func:`setpoint_args`; ``clear_profiles``
+``{"evse_id": int | None}``; ``install_default`` ``{}``.
+
 A worker controls a site only while it holds the lease; the key's revision when the lease
 was taken is the fencing token carried by every command for that site, and a gateway refuses
 a command whose token is lower than the highest it has seen for that site.
@@ -19,7 +22,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any, Literal
+
+from lightson.domain.plan import Setpoint
 
 COMMAND_PREFIX = "lightson.cmd"
 SITE_PREFIX = "lightson.site"
@@ -88,3 +94,39 @@ class CommandReply:
     def decode(cls, data: bytes) -> CommandReply:
         body = json.loads(data)
         return cls(status=str(body["status"]), error=body.get("error"))
+
+
+def setpoint_args(
+    evse_id: int,
+    setpoint: Setpoint,
+    transaction_id: str | None,
+    max_offline_s: int | None,
+) -> dict[str, Any]:
+    """The ``args`` of a ``send_setpoint`` :class:`Command` (power in kW, from the vehicle's
+    side; ``valid_until`` ISO 8601 with its offset)."""
+    return {
+        "evse_id": evse_id,
+        "setpoint": {
+            "evse_id": setpoint.evse_id,
+            "power_kw": setpoint.power_kw,
+            "valid_until": setpoint.valid_until.isoformat(),
+        },
+        "transaction_id": transaction_id,
+        "max_offline_s": max_offline_s,
+    }
+
+
+def setpoint_from_args(args: dict[str, Any]) -> tuple[int, Setpoint, str | None, int | None]:
+    """``(evse_id, setpoint, transaction_id, max_offline_s)`` back from :func:`setpoint_args`
+    (a missing or malformed field raises ``KeyError``, ``TypeError`` or ``ValueError``)."""
+    body = args["setpoint"]
+    valid_until = datetime.fromisoformat(str(body["valid_until"]))
+    if valid_until.tzinfo is None:
+        raise ValueError("setpoint.valid_until must carry its offset")
+    transaction_id, max_offline_s = args.get("transaction_id"), args.get("max_offline_s")
+    return (
+        int(args["evse_id"]),
+        Setpoint(str(body["evse_id"]), float(body["power_kw"]), valid_until),
+        None if transaction_id is None else str(transaction_id),
+        None if max_offline_s is None else int(max_offline_s),
+    )
