@@ -48,7 +48,7 @@ import contextlib
 import logging
 import math
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
@@ -186,6 +186,7 @@ class LiveControl:
         stale_after: timedelta = DEFAULT_STALE_AFTER,
         keep_plans: timedelta | None = None,
         islanded_hold: timedelta = DEFAULT_ISLANDED_HOLD,
+        owned: Iterable[str] | None = None,
     ) -> None:
         if every <= timedelta(0):
             raise ValueError("every must be positive")
@@ -217,7 +218,13 @@ class LiveControl:
         self._awaiting_reading: set[str] = set()  # chargers whose vehicle was not planned
         self._site_of_station = {c.evse_id: s.site_id for s in program.sites for c in s.chargers}
         self._pruned_at: datetime | None = None
+        self._make_controller = make
         self._sites = {s.site_id: _Site(s, make()) for s in program.sites}
+        # The sites this loop controls: every one in one process; a control worker's shard,
+        # which moves with its leases (take_over, release).
+        self._owned = (
+            set(self._sites) if owned is None else {self._site(s).site.site_id for s in owned}
+        )
         self.sessions = SessionLimits()  # what each charging session showed it accepts
         self.status: dict[str, SiteStatus] = {
             s.site_id: SiteStatus(s.site_id, clock.now(), "starting", "no tick yet")
@@ -233,12 +240,65 @@ class LiveControl:
         self._pass: tuple[datetime, int] | None = None  # the pass under way: start, sites done
         self._replay_grid_signals()
 
+    # --- which sites this loop controls ---------------------------------------------------
+
+    def owns(self, site_id: str) -> bool:
+        """Whether this loop controls ``site_id`` now (ticks it and sends its setpoints)."""
+        return site_id in self._owned
+
+    def owned(self) -> list[str]:
+        """The sites this loop controls now, in program order."""
+        return [s for s in self._sites if s in self._owned]
+
+    def take_over(self, site_id: str) -> None:
+        """Control ``site_id`` from now, continuing from what the database holds: its grid
+        signals (islanded or not, vehicles released), its month's peak (read again at the
+        next tick), and at each tick, as always, the sessions, readings, departures and
+        limits the CSMS stored. Its controller starts afresh and plans at once from that
+        state; what each charger holds is not known, so defaults go out again. The site
+        ticks at once. Blocks on the database for a moment."""
+        live = self._site(site_id)
+        if site_id in self._owned:
+            return
+        fresh = _Site(live.site, self._make_controller())
+        for row in self.store.rows(db.grid_signals):
+            if row["site_id"] == site_id:
+                self._apply(
+                    fresh,
+                    "api" if row["source"].startswith("api:") else row["source"],
+                    GridSignal(row["signal"]),
+                    row["at"],
+                    frozenset(row["released_vehicles"]),
+                )
+        self._sites[site_id] = fresh
+        for charger in live.site.chargers:
+            self._defaults.pop(charger.evse_id, None)
+            self._awaiting_reading.discard(charger.evse_id)
+        self.status[site_id] = SiteStatus(
+            site_id, self.clock.now(), "starting", "taken over: no tick yet"
+        )
+        self._owned.add(site_id)
+        self.wake(site_id)
+
+    def release(self, site_id: str) -> None:
+        """Stop controlling ``site_id`` (its lease went to another worker): no tick, no
+        setpoint from here; a tick under way finishes, and its sends are refused."""
+        self._site(site_id)
+        self._owned.discard(site_id)
+        self._woken_for.discard(site_id)
+        self.status[site_id] = SiteStatus(
+            site_id, self.clock.now(), "starting", "controlled by another worker"
+        )
+
     # --- what changes the plan at once ----------------------------------------------------
 
     def wake(self, site_id: str | None = None) -> None:
         """Re-plan now (``None``: every site): a plug-in, an event, an outage. Safe to call
         from any thread (the API's routes run in worker threads)."""
-        sites = list(self._sites) if site_id is None else [self._site(site_id).site.site_id]
+        sites = self.owned() if site_id is None else [self._site(site_id).site.site_id]
+        sites = [s for s in sites if s in self._owned]
+        if not sites:
+            return
         loop = self._loop
         if loop is not None and not loop.is_closed() and _other_thread(loop):
             loop.call_soon_threadsafe(self._wake_now, sites)
@@ -268,6 +328,25 @@ class LiveControl:
         it holds is not known, so its site re-sends its default and setpoints now."""
         self._defaults.pop(station_id, None)
         self.wake_station(station_id)
+
+    def site_event(self, site_id: str, kind: str, station_id: str | None = None) -> None:
+        """A gateway stored what a station of ``site_id`` sent (a control worker hears it on
+        the bus; the data is read from the database at the tick). ``connected``: the
+        station's default is sent again; ``meter``: the site ticks if that station's vehicle
+        waits for a reading; anything else (``needs``): the site ticks. Without
+        ``station_id`` each charger of the site counts. Not this loop's site: nothing."""
+        if site_id not in self._owned:
+            return
+        stations = [station_id] if station_id else [c.evse_id for c in self.site(site_id).chargers]
+        if kind == "meter":
+            waiting = [s for s in stations if s in self._awaiting_reading]
+            if not waiting:
+                return
+            self._awaiting_reading.difference_update(waiting)
+        elif kind == "connected":
+            for station in stations:
+                self._defaults.pop(station, None)
+        self.wake(site_id)
 
     def _wake_now(self, sites: Sequence[str]) -> None:
         self._woken_for.update(sites)
@@ -451,7 +530,7 @@ class LiveControl:
         self._pass = (started, 0)
         statuses = []
         try:
-            for done, site_id in enumerate(self._sites, start=1):
+            for done, site_id in enumerate(self.owned(), start=1):
                 statuses.append(await self.tick(site_id))
                 self._pass = (started, done)
         finally:
@@ -460,7 +539,7 @@ class LiveControl:
         if self.pass_time > self.every:
             LOGGER.warning(
                 "a pass over %d sites took %.1f min of clock time, longer than every (%.1f min)",
-                len(self._sites),
+                len(self._owned),
                 self.pass_time.total_seconds() / 60,
                 self.every.total_seconds() / 60,
             )
@@ -470,6 +549,8 @@ class LiveControl:
         """Observe, decide and send for one site; its status says what happened. A tick that
         fails leaves every charger of the site to its charge-only default."""
         live = self._site(site_id)
+        if site_id not in self._owned:  # released since it was woken
+            return self.status[site_id]
         try:
             status = await self._tick(live)
         except Exception as error:  # one site's fault must not stop the loop or the others
@@ -498,7 +579,8 @@ class LiveControl:
                     answers=answers,
                     fallback=tuple(answers),
                 )
-        self.status[site_id] = status
+        if site_id in self._owned:  # not released while it ran
+            self.status[site_id] = status
         self.last_tick_at = self.clock.now()
         return status
 
@@ -515,7 +597,7 @@ class LiveControl:
         expected = max(self.every, self.pass_time)
         if self._pass is not None and self._pass[1] > 0:
             started, done = self._pass
-            expected = max(expected, (self.clock.now() - started) * len(self._sites) / done)
+            expected = max(expected, (self.clock.now() - started) * len(self._owned) / done)
         intervals = math.ceil(expected / self.every - 1e-9)
         return 2 * intervals * self.every
 
