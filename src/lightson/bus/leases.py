@@ -118,6 +118,11 @@ class Leases:
         taken = await self._take(share - len(self._held))
         return LeaseChanges(taken, tuple(lost))
 
+    def drop(self, site_id: str) -> None:
+        """Forget the lease on ``site_id`` here (a gateway refused its fence: a newer holder
+        has the site); the key is the newer holder's and stays."""
+        self._held.pop(site_id, None)
+
     async def release_all(self) -> None:
         """Give every lease back (a clean stop): the others take the sites at once."""
         await self._give_back(len(self._held))

@@ -1,7 +1,18 @@
 """The ``lightson`` command: wiring only (``app`` holds the group, the submodules the
 commands)."""
 
-from lightson.cli import demo, events, gateway, ocpp, plan, report, serve, settle, simulate
+from lightson.cli import (
+    demo,
+    events,
+    gateway,
+    ocpp,
+    plan,
+    report,
+    serve,
+    settle,
+    simulate,
+    worker,
+)
 from lightson.cli.app import main
 
 __all__ = [
@@ -15,4 +26,5 @@ __all__ = [
     "serve",
     "settle",
     "simulate",
+    "worker",
 ]
