@@ -134,8 +134,9 @@ class Store:
         # are still written, since the station may already have been told nothing, or more.
         try:
             with self.engine.begin() as connection:
-                for item in group:
-                    _insert(connection, item.rows)
+                # One statement per table for the whole group: many stations' samples go
+                # in one multi-row insert and one commit (group commit).
+                _insert(connection, [row for item in group for row in item.rows])
             self.commits += 1
             self.write_failure = None
         except (IntegrityError, DataError) as error:
@@ -209,9 +210,12 @@ def _settle(done: Future[None], error: BaseException | None) -> None:
 
 
 def _insert(connection: Connection, rows: Sequence[tuple[Table, Mapping[str, Any]]]) -> None:
-    by_table: dict[str, tuple[Table, list[Mapping[str, Any]]]] = {}
+    # One executemany per table and set of columns (a statement binds the same columns in
+    # every row): psycopg sends it pipelined, SQLite in one step.
+    by_table: dict[tuple[str, frozenset[str]], tuple[Table, list[Mapping[str, Any]]]] = {}
     for table, row in rows:
-        by_table.setdefault(table.name, (table, []))[1].append(_utc(row))
+        key = (table.name, frozenset(row))
+        by_table.setdefault(key, (table, []))[1].append(_utc(row))
     for table, table_rows in by_table.values():
         connection.execute(_insert_statement(connection, table), table_rows)
 
