@@ -12,6 +12,7 @@ from lightson.store import Store
 from lightson.store import schema as db
 from lightson.store.live import station_states
 from lightson.store.migrate import upgrade
+from lightson.store.partitions import include_name
 from live_support import plugged
 
 AT = datetime(2026, 7, 15, 19, tzinfo=UTC)
@@ -21,7 +22,8 @@ def test_the_migrations_build_exactly_the_schema(database_url: str) -> None:
     engine = create_engine(database_url)
     upgrade(engine)
     with engine.connect() as connection:
-        differences = compare_metadata(MigrationContext.configure(connection), db.metadata)
+        context = MigrationContext.configure(connection, opts={"include_name": include_name})
+        differences = compare_metadata(context, db.metadata)
         head = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     engine.dispose()
     assert differences == []  # schema.py changed without a migration, or the other way

@@ -31,8 +31,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from lightson.domain.errors import DuplicateNameError, StorageError
-from lightson.store import schema
+from lightson.store import rollups, schema
 from lightson.store.migrate import upgrade
+from lightson.store.partitions import Partitions
 from lightson.store.stations import StationRecord
 
 LOGGER = logging.getLogger("lightson.store")
@@ -84,6 +85,7 @@ class Store:
             self.engine.dispose()
             reason = str(getattr(error, "orig", None) or error).splitlines()[0]
             raise StorageError(f"cannot open the database {shown}: {reason}") from None
+        self.partitions = Partitions(self.engine)  # PostgreSQL: meter_samples by month
         # The last commit that failed because of the database itself (read-only, disk full,
         # server gone), and when: cleared by the next commit that succeeds (/api/health).
         self.write_failure: tuple[datetime, str] | None = None
@@ -132,11 +134,16 @@ class Store:
     def _commit_group(self, group: list[_Write]) -> None:
         # A waiter that gave up (its task was cancelled) no longer wants an answer; its rows
         # are still written, since the station may already have been told nothing, or more.
+        rows = [row for item in group for row in item.rows]
+        samples = [row for table, row in rows if table.name == schema.meter_samples.name]
         try:
+            self.partitions.ensure(row["at"] for row in samples if "at" in row)
+            stale = rollups.stale_marks(samples, datetime.now(UTC))
             with self.engine.begin() as connection:
                 # One statement per table for the whole group: many stations' samples go
-                # in one multi-row insert and one commit (group commit).
-                _insert(connection, [row for item in group for row in item.rows])
+                # in one multi-row insert and one commit (group commit). Late samples
+                # invalidate the cached rollups they change, in the same transaction.
+                _insert(connection, [*rows, *((schema.meter_rollups_stale, m) for m in stale)])
             self.commits += 1
             self.write_failure = None
         except (IntegrityError, DataError) as error:

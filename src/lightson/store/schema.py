@@ -73,8 +73,39 @@ meter_samples = Table(
     # resent event adds nothing (MeterValues messages have no seqNo; NULLs never collide).
     Column("seq_no", Integer),
     Column("entry", Integer),
-    UniqueConstraint("station_id", "transaction_id", "seq_no", "entry"),
+    # (``at`` is in the key because PostgreSQL partitions the table by it: a resent event
+    # carries its samples with their own times, so the key still catches it.)
+    UniqueConstraint(
+        "station_id", "transaction_id", "seq_no", "entry", "at", name="uq_meter_samples_sample"
+    ),
     Index("ix_meter_samples_station_latest", "station_id", "id"),  # latest per station
+)
+
+# Each station's meter samples summed up per 15-minute interval (``store.rollups``): computed
+# from the samples when first asked for, kept once the interval is sealed.
+meter_rollups = Table(
+    "meter_rollups",
+    metadata,
+    Column("station_id", String(48), primary_key=True),
+    Column("interval_start", DateTime(timezone=True), primary_key=True),
+    Column("mean_kw", Float, nullable=False),  # held power averaged over it, + charging
+    Column("samples", Integer, nullable=False),  # samples timed in it
+    Column("kw_samples", Integer, nullable=False),  # of which with a power reading
+    Column("first_soc", Float),
+    Column("first_soc_at", DateTime(timezone=True)),
+    Column("last_soc", Float),
+    Column("last_soc_at", DateTime(timezone=True)),
+    Column("computed_at", DateTime(timezone=True), nullable=False),
+)
+
+# Intervals a late sample changed, written with the sample: their rollup is computed again.
+meter_rollups_stale = Table(
+    "meter_rollups_stale",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("station_id", String(48), nullable=False),
+    Column("interval_start", DateTime(timezone=True), nullable=False),
+    Index("ix_meter_rollups_stale_station", "station_id", "interval_start"),
 )
 
 charging_needs = Table(

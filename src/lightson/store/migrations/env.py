@@ -7,6 +7,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlalchemy.engine import Connection
 
+from lightson.store.partitions import include_name
 from lightson.store.schema import metadata
 
 config = context.config
@@ -32,6 +33,7 @@ def _migrate(connection: Connection) -> None:
         target_metadata=metadata,
         render_as_batch=True,  # SQLite alters tables by copying them
         compare_type=True,
+        include_name=include_name,  # a month's partition of meter_samples is no new table
     )
     with context.begin_transaction():
         context.run_migrations()
