@@ -52,7 +52,7 @@ from lightson.physics.trips import occurrences
 from lightson.programs.events import EventBook, ProgramEvent
 from lightson.programs.rules import ProgramRules
 from lightson.reports.program_report import CONDITIONS_FILE, MEASURED
-from lightson.services.settlement import HOLD, event_performance, islanded_spans
+from lightson.services.settlement import event_performance, islanded_spans
 from lightson.services.site_meter import FRESH
 from lightson.sim.engine import SiteRun
 from lightson.sim.kpis import EventPerformance, SiteKpis, dr_payment_usd, site_kpis
@@ -61,6 +61,7 @@ from lightson.sim.runner import ProgramRun
 from lightson.store import Store
 from lightson.store import schema as db
 from lightson.store.db import aware
+from lightson.store.rollups import HOLD, Intervals, held_average, last_soc, station_intervals
 from lightson.store.transactions import ended_at
 
 COVERED = 0.5  # a reading (or signal) that covers this share of an interval speaks for it
@@ -210,22 +211,21 @@ def measured_site(
     plugged = np.zeros((len(vehicles), n), dtype=bool)
     short = np.zeros((len(vehicles), n))
     middles = (edges[:-1] + edges[1:]) / 2
+    rolled = _intervals(store, [v.evse_id for v in vehicles], grid)
     for i, vehicle in enumerate(vehicles):
-        at_s, kw, soc = _readings(store, vehicle.evse_id, grid.start - HOLD, grid.end)
-        power[i] = _held_kw(at_s, kw, edges)
-        soc_s, soc_kwh = at_s[~np.isnan(soc)], soc[~np.isnan(soc)] * vehicle.battery_kwh
-        energy[i] = _last_by(soc_s, soc_kwh, edges[1:], vehicle.initial_soc * vehicle.battery_kwh)
-        initial[i] = _last_by(soc_s, soc_kwh, edges[:1], energy[i][0])[0]
+        power[i] = rolled[vehicle.evse_id].mean_kw[1:]
+        energy[i], initial[i] = _energies(rolled[vehicle.evse_id], vehicle)
         for session in sessions.get(vehicle.evse_id, []):
             plugged[i] |= (middles >= session.started) & (middles < session.ended)
             if not session.departed or session.ended >= edges[-1]:
                 continue
             # The energy it left with: its own last reading (none: nothing to judge).
-            own = (soc_s >= session.started) & (soc_s <= session.ended)
-            if own.any():
+            since = max(session.started, edges[0] - HOLD.total_seconds())
+            left = last_soc(store, vehicle.evse_id, *_instants(since, session.ended))
+            if left is not None:
                 k = int(np.searchsorted(edges, session.ended, side="right")) - 1
                 target = _target_kwh(store, program, vehicle, session.started, session.ended)
-                short[i, k] = max(target - float(soc_kwh[own][-1]), 0.0)
+                short[i, k] = max(target - left * vehicle.battery_kwh, 0.0)
     load, pv, in_outage = _building(store, program, site, grid, edges)
     vehicles_kw = power.sum(axis=0)
     supply = pv - vehicles_kw  # what PV and the vehicles gave the building
@@ -268,9 +268,9 @@ def measured_net_kw(
     reads: the live loop's month's peak asks for it every interval."""
     edges = _edges(grid)
     vehicles_kw = np.zeros(grid.n_steps)
+    rolled = _intervals(store, [v.evse_id for v in site.vehicles], grid)
     for vehicle in site.vehicles:
-        at_s, kw, _ = _readings(store, vehicle.evse_id, grid.start - HOLD, grid.end)
-        vehicles_kw += _held_kw(at_s, kw, edges)
+        vehicles_kw += rolled[vehicle.evse_id].mean_kw[1:]
     load, pv, in_outage = _building(store, program, site, grid, edges)
     return _net_kw(load, pv, vehicles_kw, in_outage)
 
@@ -302,48 +302,32 @@ def _net_kw(
     return np.where(in_outage, 0.0, load - pv + vehicles_kw)
 
 
-def _held_kw(
-    at_s: NDArray[np.float64], kw: NDArray[np.float64], edges: NDArray[np.float64]
-) -> NDArray[np.float64]:
-    """A charger's power readings (NaN: none in that reading) averaged over each interval."""
-    has_kw = ~np.isnan(kw)
-    average, _ = held_average(at_s[has_kw], kw[has_kw], edges, HOLD.total_seconds())
-    return average
+def _intervals(store: Store, stations: Sequence[str], grid: TimeGrid) -> dict[str, Intervals]:
+    """The stations' meter values on ``grid`` with one interval before it (the state of
+    charge a season starts from), from the rollups (``store.rollups``)."""
+    return station_intervals(store, stations, grid.start - grid.step, grid.end, grid.step)
+
+
+def _energies(rolled: Intervals, vehicle: Vehicle) -> tuple[NDArray[np.float64], float]:
+    """The vehicle's energy by the end of each interval of the grid (the last state-of-charge
+    reading before it; before the first reading, the first one; with none, its initial
+    state of charge) and by the grid's start."""
+    has = ~np.isnan(rolled.first_soc)
+    if not has.any():
+        energy = np.full(len(rolled.mean_kw) - 1, vehicle.initial_soc * vehicle.battery_kwh)
+        return energy, float(energy[0]) if len(energy) else 0.0
+    last = pd.Series(rolled.last_soc).ffill().to_numpy(float)
+    by_end = np.where(np.isnan(last), rolled.first_soc[np.argmax(has)], last)
+    kwh = by_end * vehicle.battery_kwh
+    return kwh[1:], float(kwh[0])
+
+
+def _instants(*seconds: float) -> tuple[datetime, ...]:
+    return tuple(datetime.fromtimestamp(s, UTC) for s in seconds)
 
 
 def _edges(grid: TimeGrid) -> NDArray[np.float64]:
     return _seconds([grid.start + k * grid.step for k in range(grid.n_steps + 1)])
-
-
-def held_average(
-    at_s: NDArray[np.float64],
-    values: NDArray[np.float64],
-    edges_s: NDArray[np.float64],
-    hold_s: float,
-    until: NDArray[np.float64] | None = None,
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Readings taken at ``at_s`` (seconds, sorted) that each hold until the next one, at most
-    ``hold_s`` (or until ``until``, when given): their average over each interval between
-    ``edges_s`` (time not covered counts as 0) and the share of each interval they cover."""
-    n = len(edges_s) - 1
-    if len(at_s) == 0:
-        return np.zeros(n), np.zeros(n)
-    ends = np.minimum(np.append(at_s[1:], np.inf), at_s + hold_s) if until is None else until
-    ends = np.maximum(ends, at_s)
-    lengths = ends - at_s
-
-    def integral(weights: NDArray[np.float64]) -> NDArray[np.float64]:
-        # (the last reading may hold for ever: only the ones before it are summed)
-        before = np.concatenate([[0.0], np.cumsum(weights[:-1] * lengths[:-1])])
-        j = np.searchsorted(at_s, edges_s, side="right") - 1
-        inside = np.clip(edges_s - at_s[np.maximum(j, 0)], 0.0, lengths[np.maximum(j, 0)])
-        cumulative = before[np.maximum(j, 0)] + weights[np.maximum(j, 0)] * inside
-        return np.where(j >= 0, cumulative, 0.0)
-
-    width = np.diff(edges_s)
-    total = np.diff(integral(np.asarray(values, dtype=float)))
-    covered = np.diff(integral(np.ones(len(at_s))))
-    return total / width, covered / width
 
 
 def event_conditions(
@@ -423,9 +407,11 @@ def _troubles(
         )
         heard = set(
             connection.scalars(
-                select(samples.c.station_id).where(
+                select(samples.c.station_id)
+                .where(
                     samples.c.station_id.in_(stations), samples.c.at >= start, samples.c.at < end
                 )
+                .distinct()
             )
         )
     faulted |= {s for s, answer in answers if answer in REFUSED_ANSWERS}
@@ -437,33 +423,6 @@ def _troubles(
         >= HOLD.total_seconds()
     }
     return faulted, silent | (plugged - heard)
-
-
-def _readings(
-    store: Store, station: str, start: datetime, end: datetime
-) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    """One station's meter values in [start, end): times (s), power (kW) and state of charge,
-    NaN where a reading did not hold one. Read column-wise through pandas: a season of
-    minute readings is some 170,000 rows a charger."""
-    samples = db.meter_samples
-    query = (
-        select(samples.c.at, samples.c.power_kw, samples.c.soc)
-        .where(
-            samples.c.station_id == station,
-            samples.c.at >= start.astimezone(UTC),
-            samples.c.at < end.astimezone(UTC),
-        )
-        .order_by(samples.c.at)
-    )
-    with store.engine.connect() as connection:
-        frame = pd.read_sql(query, connection)
-    at = pd.to_datetime(frame["at"], utc=True)
-    at_s = ((at - EPOCH) / pd.Timedelta(seconds=1)).to_numpy(float)
-    return (
-        at_s,
-        pd.to_numeric(frame["power_kw"]).to_numpy(float),
-        pd.to_numeric(frame["soc"]).to_numpy(float),
-    )
 
 
 @dataclass(frozen=True)
@@ -633,20 +592,6 @@ def _plans_made(store: Store, site_id: str, grid: TimeGrid) -> int:
             )
             or 0
         )
-
-
-def _last_by(
-    at_s: NDArray[np.float64],
-    values: NDArray[np.float64],
-    instants: NDArray[np.float64],
-    default: float,
-) -> NDArray[np.float64]:
-    """The last value read before each instant (the first one before any; ``default`` when
-    there is none at all)."""
-    if len(at_s) == 0:
-        return np.full(len(instants), default)
-    j = np.searchsorted(at_s, instants, side="left") - 1
-    return np.asarray(values, dtype=float)[np.maximum(j, 0)]
 
 
 def _seconds(instants: Sequence[datetime] | pd.Series) -> NDArray[np.float64]:

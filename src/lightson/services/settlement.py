@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from itertools import pairwise
 
 from sqlalchemy import select
@@ -31,8 +31,13 @@ from lightson.services.site_meter import covers, metered_load_kwh
 from lightson.store import Store
 from lightson.store import schema as db
 from lightson.store.db import aware
+from lightson.store.rollups import HOLD, STEP, station_intervals
+from lightson.store.rollups import floor_step as _floor_step
 
-HOLD = timedelta(minutes=15)  # a meter value older than this says nothing about now
+
+def on_grid(at: datetime) -> bool:
+    """On the rollups' 15-minute grid."""
+    return _floor_step(at) == at
 
 
 @dataclass(frozen=True)
@@ -103,26 +108,13 @@ def metered_from_store(
 
 def _site_event(store: Store, program: Program, site: Site, event: CalledEvent) -> Metered | None:
     islanded = islanded_spans(store, site.site_id, event.start, event.end)
-    samples = db.meter_samples
-    query = (
-        select(samples.c.station_id, samples.c.at, samples.c.power_kw)
-        .where(
-            samples.c.station_id.in_([c.evse_id for c in site.chargers]),
-            samples.c.at >= (event.start - HOLD).astimezone(UTC),
-            samples.c.at < event.end.astimezone(UTC),
-            samples.c.power_kw.is_not(None),
-        )
-        .order_by(samples.c.station_id, samples.c.at)
-    )
-    with store.engine.connect() as connection:
-        rows = [(s, aware(at), float(kw)) for s, at, kw in connection.execute(query)]
-    if not rows:
+    stations = [c.evse_id for c in site.chargers]
+    if islanded or not (on_grid(event.start) and on_grid(event.end)):
+        discharge_kwh = _raw_discharge_kwh(store, stations, event, islanded)
+    else:  # the usual event: on the 15-minute grid, on the grid all along
+        discharge_kwh = _rolled_discharge_kwh(store, stations, event)
+    if discharge_kwh is None:
         return None
-    discharge_kwh = 0.0
-    for i, (station, at, kw) in enumerate(rows):
-        following = rows[i + 1] if i + 1 < len(rows) and rows[i + 1][0] == station else None
-        until = min(following[1] if following else event.end, at + HOLD, event.end)
-        discharge_kwh += -kw * _hours_outside(max(at, event.start), until, islanded)
     outside_h = _hours_outside(event.start, event.end, islanded)
     metered_kwh, counted_h, covered_h = metered_load_kwh(
         store,
@@ -138,6 +130,49 @@ def _site_event(store: Store, program: Program, site: Site, event: CalledEvent) 
         load = profile_forecast(program, site, TimeGrid(event.start, steps, program.step)).load_kw
         load_kwh = float(load.mean()) * outside_h
     return Metered(net_discharge_kwh=discharge_kwh, building_load_kwh=load_kwh)
+
+
+def _rolled_discharge_kwh(
+    store: Store, stations: Sequence[str], event: CalledEvent
+) -> float | None:
+    """Net discharge over the event from the 15-minute rollups (``store.rollups``), the
+    interval before it included to know whether any power reading counts; None: none."""
+    rolled = station_intervals(store, stations, event.start - STEP, event.end)
+    if not any(r.kw_samples.sum() > 0 for r in rolled.values()):
+        return None
+    hours = STEP.total_seconds() / 3600
+    return sum(-float(r.mean_kw[1:].sum()) * hours for r in rolled.values())
+
+
+def _raw_discharge_kwh(
+    store: Store,
+    stations: Sequence[str],
+    event: CalledEvent,
+    islanded: Sequence[tuple[datetime, datetime]],
+) -> float | None:
+    """Net discharge over the event from the samples, islanded time left out to the second;
+    None: no power reading."""
+    samples = db.meter_samples
+    query = (
+        select(samples.c.station_id, samples.c.at, samples.c.power_kw)
+        .where(
+            samples.c.station_id.in_(list(stations)),
+            samples.c.at >= (event.start - HOLD).astimezone(UTC),
+            samples.c.at < event.end.astimezone(UTC),
+            samples.c.power_kw.is_not(None),
+        )
+        .order_by(samples.c.station_id, samples.c.at)
+    )
+    with store.engine.connect() as connection:
+        rows = [(s, aware(at), float(kw)) for s, at, kw in connection.execute(query)]
+    if not rows:
+        return None
+    discharge_kwh = 0.0
+    for i, (station, at, kw) in enumerate(rows):
+        following = rows[i + 1] if i + 1 < len(rows) and rows[i + 1][0] == station else None
+        until = min(following[1] if following else event.end, at + HOLD, event.end)
+        discharge_kwh += -kw * _hours_outside(max(at, event.start), until, islanded)
+    return discharge_kwh
 
 
 def islanded_spans(

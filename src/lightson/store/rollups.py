@@ -49,7 +49,6 @@ HOLD = timedelta(minutes=15)  # a meter value older than this says nothing about
 MARK_AFTER = timedelta(minutes=30)  # a sample timed this far back marks its intervals stale
 SEAL_AFTER = timedelta(hours=1)  # an interval is kept once its end + HOLD is this far back
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-STEP_S = STEP.total_seconds()
 HOLD_S = HOLD.total_seconds()
 
 
@@ -132,17 +131,19 @@ def station_intervals(
     station_ids: Sequence[str],
     start: datetime,
     end: datetime,
+    step: timedelta = STEP,
     now: datetime | None = None,
 ) -> dict[str, Intervals]:
-    """Each station's rollups over ``[start, end)`` (both on the ``STEP`` grid): the sealed
-    intervals from the cache (computed and kept when missing or marked stale), the others
-    from the samples."""
+    """Each station's rollups over the ``n`` intervals ``[start + k step, start + (k+1) step)``
+    up to ``end``: on the ``STEP`` grid, the sealed intervals from the cache (computed and kept
+    when missing or marked stale), the others from the samples; on any other grid, all from
+    the samples."""
     start, end = start.astimezone(UTC), end.astimezone(UTC)
-    if floor_step(start) != start or floor_step(end) != end or end < start:
-        raise ValueError(f"[{start}, {end}) is not on the {STEP} grid")
-    n = (end - start) // STEP
+    n = max(0, -(-(end - start) // step))
     now = (now or datetime.now(UTC)).astimezone(UTC)
-    sealed = int(min(max((now - SEAL_AFTER - HOLD - start) // STEP, 0), n))
+    sealed = 0
+    if step == STEP and floor_step(start) == start:
+        sealed = int(min(max((now - start - SEAL_AFTER - HOLD) // STEP, 0), n))
     ids = sorted(set(station_ids))
     found = {s: Intervals.empty(start, n) for s in ids}
     have = {s: np.zeros(n, dtype=bool) for s in ids}
@@ -150,7 +151,7 @@ def station_intervals(
     with store.engine.connect() as connection:
         if sealed and ids:
             stale_ids = _read_cache(connection, ids, start, sealed, found, have)
-        computed = _compute_missing(connection, ids, start, found, have)
+        computed = _compute_missing(connection, ids, start, step, found, have)
     keep = [row for row in computed if row["interval_start"] < start + sealed * STEP]
     if keep or stale_ids:
         _write_cache(store, keep, stale_ids, now)
@@ -203,6 +204,7 @@ def _compute_missing(
     connection: Connection,
     ids: list[str],
     start: datetime,
+    step: timedelta,
     found: dict[str, Intervals],
     have: dict[str, NDArray[np.bool_]],
 ) -> list[dict[str, Any]]:
@@ -219,22 +221,25 @@ def _compute_missing(
             j = k
             while j < len(missing) and missing[j]:
                 j += 1
-            run = _from_samples(connection, station, start + k * STEP, j - k)
+            run = _from_samples(connection, station, start + k * step, j - k, step)
             _place(found[station], run, k)
-            rows += _cache_rows(station, run)
+            rows += _cache_rows(station, run, step)
             k = j
     return rows
 
 
-def _from_samples(connection: Connection, station: str, start: datetime, n: int) -> Intervals:
-    """One station's rollups over ``n`` intervals from ``start``, from its samples."""
+def _from_samples(
+    connection: Connection, station: str, start: datetime, n: int, step: timedelta
+) -> Intervals:
+    """One station's rollups over ``n`` intervals of ``step`` from ``start``, from its
+    samples."""
     samples = db.meter_samples
     query = (
         select(samples.c.at, samples.c.power_kw, samples.c.soc)
         .where(
             samples.c.station_id == station,
             samples.c.at >= start - HOLD,
-            samples.c.at < start + n * STEP,
+            samples.c.at < start + n * step,
         )
         .order_by(samples.c.at)
     )
@@ -243,7 +248,7 @@ def _from_samples(connection: Connection, station: str, start: datetime, n: int)
     at_s = ((at - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(float)
     kw = pd.to_numeric(frame["power_kw"]).to_numpy(float)
     soc = pd.to_numeric(frame["soc"]).to_numpy(float)
-    edges = start.timestamp() + STEP_S * np.arange(n + 1, dtype=np.float64)
+    edges = start.timestamp() + step.total_seconds() * np.arange(n + 1, dtype=np.float64)
     has_kw = ~np.isnan(kw)
     mean_kw, _ = held_average(at_s[has_kw], kw[has_kw], edges, HOLD_S)
     slot = np.searchsorted(edges, at_s, side="right") - 1
@@ -269,7 +274,7 @@ def _place(into: Intervals, run: Intervals, k: int) -> None:
         getattr(into, name)[k : k + n] = getattr(run, name)
 
 
-def _cache_rows(station: str, run: Intervals) -> list[dict[str, Any]]:
+def _cache_rows(station: str, run: Intervals, step: timedelta) -> list[dict[str, Any]]:
     def when(seconds: float) -> datetime | None:
         return None if np.isnan(seconds) else datetime.fromtimestamp(seconds, UTC)
 
@@ -279,7 +284,7 @@ def _cache_rows(station: str, run: Intervals) -> list[dict[str, Any]]:
     return [
         {
             "station_id": station,
-            "interval_start": run.start + k * STEP,
+            "interval_start": run.start + k * step,
             "mean_kw": float(run.mean_kw[k]),
             "samples": int(run.samples[k]),
             "kw_samples": int(run.kw_samples[k]),
