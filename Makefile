@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check bench bench-csms bench-simulate clean
+.PHONY: demo test check bench bench-csms bench-simulate bench-telemetry clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ bench-csms: $(STAMP)
 
 bench-simulate: $(STAMP)
 	$(BIN)/python bench/bench_simulate.py
+
+bench-telemetry: $(STAMP)
+	$(BIN)/python bench/bench_telemetry.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache .hypothesis
