@@ -186,3 +186,40 @@ def test_a_writer_killed_mid_stream_loses_no_acknowledged_sample(
         store.close()
     assert acknowledged <= stored  # nothing a caller was told is stored is missing
     assert len(stored) >= len(acknowledged)
+
+
+def test_a_bad_sample_in_a_copied_group_fails_alone(database_url: str) -> None:
+    """Groups of many samples go in with COPY on PostgreSQL: a sample the database refuses
+    (no EVSE) fails its own caller only, and a sample sent again is stored once."""
+
+    def carried(i: int, **changed: Any) -> tuple[Any, dict[str, Any]]:
+        # a sample carried by a transaction event: its seqNo makes a resend recognisable
+        table, row = _sample(f"cs-{i}", i)
+        return table, {**row, "transaction_id": "t", "seq_no": i, "entry": 0, **changed}
+
+    store = Store(database_url)
+    try:
+        inside, release = _hold_first_commit(store)
+        blocker = store.write([_sample("cs-0", 0)])
+        assert inside.wait(30)
+        good = [store.write([carried(i)]) for i in range(1, 60)]
+        bad = store.write([carried(999, evse_id=None)])
+        again = store.write([carried(1), carried(2)])  # resent
+        release.set()
+        for future in [blocker, *good, again]:
+            future.result(30)
+        with pytest.raises(Exception, match=r"(?i)null"):
+            bad.result(30)
+        stored = [r["power_kw"] for r in store.rows(db.meter_samples)]
+        assert sorted(stored) == [float(i) for i in range(60)]
+        # 40 resent and 10 new in one write: one COPY on PostgreSQL.
+        store.write([carried(i) for i in range(20, 70)]).result(30)
+        stored = [r["power_kw"] for r in store.rows(db.meter_samples)]
+        assert sorted(stored) == [float(i) for i in range(70)]
+        ids = [r["id"] for r in store.rows(db.meter_samples) if r["power_kw"] >= 60]
+        assert [r["power_kw"] for r in store.rows(db.meter_samples)][-10:] == [
+            float(i) for i in range(60, 70)
+        ]  # in the order they came
+        assert len(ids) == 10
+    finally:
+        store.close()

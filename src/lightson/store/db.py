@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from lightson.domain.errors import DuplicateNameError, StorageError
-from lightson.store import rollups, schema
+from lightson.store import bulk, rollups, schema
 from lightson.store.migrate import upgrade
 from lightson.store.partitions import Partitions
 from lightson.store.stations import StationRecord
@@ -217,14 +217,18 @@ def _settle(done: Future[None], error: BaseException | None) -> None:
 
 
 def _insert(connection: Connection, rows: Sequence[tuple[Table, Mapping[str, Any]]]) -> None:
-    # One executemany per table and set of columns (a statement binds the same columns in
-    # every row): psycopg sends it pipelined, SQLite in one step.
+    # One statement per table and set of columns (a statement binds the same columns in
+    # every row): COPY for many samples on PostgreSQL, else executemany, which psycopg sends
+    # pipelined and SQLite in one step.
     by_table: dict[tuple[str, frozenset[str]], tuple[Table, list[Mapping[str, Any]]]] = {}
     for table, row in rows:
         key = (table.name, frozenset(row))
         by_table.setdefault(key, (table, []))[1].append(_utc(row))
-    for table, table_rows in by_table.values():
-        connection.execute(_insert_statement(connection, table), table_rows)
+    for (name, columns), (table, table_rows) in by_table.items():
+        if bulk.use_copy(connection, name, columns, len(table_rows)):
+            bulk.copy_samples(connection, table_rows)  # PostgreSQL: COPY
+        else:
+            connection.execute(_insert_statement(connection, table), table_rows)
 
 
 def _insert_statement(connection: Connection, table: Table) -> Any:
