@@ -6,7 +6,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lightson.domain.plan import ObjectiveTerms, Plan, SolveStatus, VehiclePlan
-from lightson.optimize.inputs import SiteInputs
+from lightson.optimize.inputs import SiteInputs, VehicleInputs
 from lightson.optimize.model import LinearProgram, early_charge_cost
 from lightson.optimize.solve import Solution
 
@@ -34,7 +34,7 @@ def extract_plan(inputs: SiteInputs, lp: LinearProgram, solution: Solution) -> P
             energy_kwh=energy[i],
             soc=energy[i] / v.battery_kwh,
             floor_shortfall_kwh=_max(floor_short[i]),
-            departure_shortfall_kwh=_max(floor_short[i][v.departure_need_kwh > 0]),
+            departure_shortfall_kwh=departure_shortfall_kwh(v, energy[i]),
             unserved_trip_kwh=float(unserved[i].sum()),
         )
         for i, v in enumerate(inputs.vehicles)
@@ -90,6 +90,17 @@ def _objective_terms(
         ),
         early_charge_usd=float(early_charge_cost(inputs) @ x[lp.columns["charge_kw"]]),
     )
+
+
+def departure_shortfall_kwh(vehicle: VehicleInputs, energy_kwh: NDArray[np.float64]) -> float:
+    """How far the plan leaves ``vehicle`` below its departure need, at worst: the largest
+    ``departure_need_kwh[t] − e[t]`` over the intervals that end with a departure (0 when
+    every need is met). The need alone (trip + departure floor), not the interval's floor:
+    that also holds the backup reserve, which a departure does not need."""
+    departs = vehicle.departure_need_kwh > 0
+    if not departs.any():
+        return 0.0
+    return max(float((vehicle.departure_need_kwh[departs] - energy_kwh[departs]).max()), 0.0)
 
 
 def _max(values: NDArray[np.float64]) -> float:

@@ -40,7 +40,10 @@ class VehicleInputs:
 
     ``floor_kwh[t]`` is the energy the battery should hold at the end of interval ``t``:
     the usable-window minimum, the backup reserve while plugged in, and the departure
-    need (trip energy + departure floor) just before a trip leaves.
+    need (trip energy + departure floor) just before a trip leaves. ``max_charge_kw`` and
+    ``max_discharge_kw`` are what the LP uses (the lesser of the vehicle's and the charger's
+    limit while plugged in, 0 away); the ``vehicle_*`` and ``charger_*`` limits are the two
+    sides apart, for a reader of the plan (``None`` when the inputs were built by hand).
     """
 
     vehicle_id: str
@@ -58,6 +61,10 @@ class VehicleInputs:
     discharge_efficiency: float
     degradation_usd_per_kwh: float
     terminal_value_usd_per_kwh: float = 0.0
+    vehicle_max_charge_kw: float | None = None
+    vehicle_max_discharge_kw: float | None = None  # 0 for a vehicle without V2X
+    charger_max_charge_kw: float | None = None
+    charger_max_discharge_kw: float | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -313,4 +320,8 @@ def _vehicle_inputs(
         terminal_value_usd_per_kwh=TERMINAL_VALUE_MARGIN
         * float(np.mean(import_price))
         / vehicle.charge_efficiency,
+        vehicle_max_charge_kw=vehicle.max_charge_kw,
+        vehicle_max_discharge_kw=vehicle.max_discharge_kw if vehicle.v2x_capable else 0.0,
+        charger_max_charge_kw=charger.max_charge_kw,
+        charger_max_discharge_kw=charger.max_discharge_kw,
     )

@@ -1,7 +1,9 @@
 """A plan as a readable table and as a self-contained JSON document.
 
 The JSON document holds the inputs the LP saw (prices, loads, availability, limits per
-interval) next to the plan, so another tool can check the plan without our code.
+interval) and every constant of its objective (the shortfall penalty as raised, the
+tie-breakers) next to the plan, so another tool can rebuild the objective and check the
+plan without our code (``docs/formulation.md``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lightson.domain.plan import Plan
-from lightson.optimize.inputs import SiteInputs
+from lightson.optimize.inputs import EARLY_CHARGE_CAP_H, TERMINAL_VALUE_MARGIN, SiteInputs
+from lightson.optimize.model import shortfall_penalty
 
 PLAN_DOCUMENT_SCHEMA = "lightson.plan/1"
 
@@ -48,6 +51,8 @@ def plan_document(inputs: SiteInputs, plan: Plan, tz: ZoneInfo) -> dict[str, Any
                 for v in plan.vehicles
             ],
             "objective_usd": plan.objective.as_dict(),
+            # What the LP minimised: total_usd plus the tie-breaker (docs/formulation.md).
+            "lp_objective_usd": plan.objective.total_usd + plan.objective.early_charge_usd,
             "solve_time_s": plan.solve_time_s,
         },
     }
@@ -66,7 +71,12 @@ def _inputs_dict(inputs: SiteInputs) -> dict[str, Any]:
         "billing_period": [int(p) for p in inputs.billing_period],
         "peak_so_far_kw": inputs.peak_so_far_kw,
         "fixed_charge_usd": inputs.fixed_charge_usd,
-        "shortfall_penalty_usd_per_kwh": inputs.shortfall_penalty_usd_per_kwh,
+        # M as the LP used it (raised where the prices need it), and as configured.
+        "shortfall_penalty_usd_per_kwh": shortfall_penalty(inputs),
+        "configured_shortfall_penalty_usd_per_kwh": inputs.shortfall_penalty_usd_per_kwh,
+        "early_charge_usd_per_kwh_h": inputs.early_charge_usd_per_kwh_h,
+        "early_charge_cap_h": EARLY_CHARGE_CAP_H,
+        "terminal_value_margin": TERMINAL_VALUE_MARGIN,
         "vehicles": [
             {
                 "vehicle_id": v.vehicle_id,
@@ -84,6 +94,10 @@ def _inputs_dict(inputs: SiteInputs) -> dict[str, Any]:
                 "discharge_efficiency": v.discharge_efficiency,
                 "degradation_usd_per_kwh": v.degradation_usd_per_kwh,
                 "terminal_value_usd_per_kwh": v.terminal_value_usd_per_kwh,
+                "vehicle_max_charge_kw": v.vehicle_max_charge_kw,
+                "vehicle_max_discharge_kw": v.vehicle_max_discharge_kw,
+                "charger_max_charge_kw": v.charger_max_charge_kw,
+                "charger_max_discharge_kw": v.charger_max_discharge_kw,
             }
             for v in inputs.vehicles
         ],
