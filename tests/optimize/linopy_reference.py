@@ -39,7 +39,9 @@ def build_linopy_model(inputs: SiteInputs) -> tuple[linopy.Model, float]:
     model.add_objective(_objective(inputs, axes, variables))
     constant_usd = inputs.fixed_charge_usd
     if inputs.demand_usd_per_kw_month > 0:
-        constant_usd -= inputs.demand_usd_per_kw_month * inputs.peak_so_far_kw
+        constant_usd -= inputs.demand_usd_per_kw_month * max(
+            inputs.peak_so_far_kw, inputs.peak_expected_kw
+        )
     return model, constant_usd
 
 
@@ -121,7 +123,7 @@ def _add_variables(
     }
     if inputs.demand_usd_per_kw_month > 0:
         peak_floor_kw = np.zeros(len(axes.period))
-        peak_floor_kw[0] = inputs.peak_so_far_kw
+        peak_floor_kw[0] = max(inputs.peak_so_far_kw, inputs.peak_expected_kw)
         variables["peak_kw"] = model.add_variables(
             xr.DataArray(peak_floor_kw, coords=[axes.period]), np.inf, name="peak_kw"
         )

@@ -112,7 +112,7 @@ def check_objective_usd(document: dict[str, Any]) -> float:
     if demand > 0:
         period = np.array(inputs["billing_period"])
         peaks = [max(imported[period == m].max(), 0.0) for m in range(period.max() + 1)]
-        floor_kw = max(inputs["peak_so_far_kw"], inputs.get("peak_expected_kw", 0.0))
+        floor_kw = max(inputs["peak_so_far_kw"], inputs["peak_expected_kw"])
         peaks[0] = max(peaks[0], floor_kw)
         total += demand * (sum(peaks) - floor_kw)
     penalty = inputs["shortfall_penalty_usd_per_kwh"]

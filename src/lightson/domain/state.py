@@ -16,11 +16,13 @@ class SiteState:
     """Measured at plan time. ``energy_kwh`` by vehicle id (missing: the vehicle's
     ``initial_soc``); ``plugged_now`` overrides the trip schedule for the first interval
     (a bus back early, a car still out); ``peak_so_far_kw``: highest import this billing
-    period, already paid for by the demand charge."""
+    period, already paid for by the demand charge; ``peak_expected_kw``: the peak the billing
+    month is expected to reach anyway by its end (``forecast.month_peak``), 0 if unknown."""
 
     energy_kwh: Mapping[str, float] = field(default_factory=dict)
     plugged_now: Mapping[str, bool] = field(default_factory=dict)
     peak_so_far_kw: float = 0.0
+    peak_expected_kw: float = 0.0
 
 
 @dataclass(frozen=True, eq=False)

@@ -70,7 +70,7 @@ def _objective_terms(
     demand = 0.0
     if "peak_kw" in lp.columns:
         peaks = x[lp.columns["peak_kw"]]
-        demand = inputs.demand_usd_per_kw_month * (float(peaks.sum()) - inputs.peak_so_far_kw)
+        demand = inputs.demand_usd_per_kw_month * (float(peaks.sum()) - inputs.peak_floor_kw)
     shortfall = sum(
         float(lp.cost[lp.columns[name]] @ x[lp.columns[name]])
         for name in ("floor_shortfall_kwh", "trip_unserved_kwh")

@@ -73,7 +73,11 @@ class SiteInputs:
 
     ``billing_period[t]`` numbers the billing months in the horizon from 0; the demand
     charge applies to each period's peak import, and period 0 has already reached
-    ``peak_so_far_kw``. ``dr_value_usd_per_kwh[t]`` is the expected payment per kWh of
+    ``peak_so_far_kw``. ``peak_expected_kw`` is the peak period 0 is expected to reach
+    anyway before it ends (``forecast.month_peak``; 0: none expected): the demand charge is
+    paid once per month, on the month's peak, so import up to ``peak_floor_kw``, the higher
+    of the two, costs no demand charge (docs/formulation.md, demand charge).
+    ``dr_value_usd_per_kwh[t]`` is the expected payment per kWh of
     net discharge inside a demand-response event (0 outside events).
     """
 
@@ -94,9 +98,16 @@ class SiteInputs:
     shortfall_penalty_usd_per_kwh: float
     vehicles: tuple[VehicleInputs, ...]
     early_charge_usd_per_kwh_h: float = EARLY_CHARGE_USD_PER_KWH_H
+    peak_expected_kw: float = 0.0
 
     def __post_init__(self) -> None:
         check_site_inputs(self)
+
+    @property
+    def peak_floor_kw(self) -> float:
+        """Billing period 0's peak already paid for or expected anyway: a new peak costs the
+        demand charge only above it."""
+        return max(self.peak_so_far_kw, self.peak_expected_kw)
 
     @property
     def n_steps(self) -> int:
@@ -227,6 +238,7 @@ def build_site_inputs(
         demand_usd_per_kw_month=site.tariff.demand_usd_per_kw_month,
         billing_period=np.array([period_of[m] for m in months], dtype=np.int64),
         peak_so_far_kw=state.peak_so_far_kw,
+        peak_expected_kw=state.peak_expected_kw,
         fixed_charge_usd=site.tariff.fixed_usd_per_month * horizon_days / AVERAGE_DAYS_PER_MONTH,
         shortfall_penalty_usd_per_kwh=shortfall_penalty_usd_per_kwh,
         vehicles=tuple(

@@ -167,7 +167,7 @@ def add_site_variables(lp: _Builder, inputs: SiteInputs) -> None:
     lp.add_columns("grid_export_kw", np.zeros(n), export_cap)
     if inputs.demand_usd_per_kw_month > 0:
         peak_lower = np.zeros(inputs.n_billing_periods)
-        peak_lower[0] = inputs.peak_so_far_kw
+        peak_lower[0] = inputs.peak_floor_kw
         lp.add_columns("peak_kw", peak_lower, np.full(inputs.n_billing_periods, INF))
 
 
@@ -336,4 +336,4 @@ def add_objective(lp: _Builder, inputs: SiteInputs) -> None:
     lp.offset = inputs.fixed_charge_usd
     if "peak_kw" in lp.columns:
         lp.set_cost("peak_kw", np.full(inputs.n_billing_periods, inputs.demand_usd_per_kw_month))
-        lp.offset -= inputs.demand_usd_per_kw_month * inputs.peak_so_far_kw
+        lp.offset -= inputs.demand_usd_per_kw_month * inputs.peak_floor_kw

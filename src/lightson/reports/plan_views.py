@@ -70,6 +70,7 @@ def _inputs_dict(inputs: SiteInputs) -> dict[str, Any]:
         "demand_usd_per_kw_month": inputs.demand_usd_per_kw_month,
         "billing_period": [int(p) for p in inputs.billing_period],
         "peak_so_far_kw": inputs.peak_so_far_kw,
+        "peak_expected_kw": inputs.peak_expected_kw,
         "fixed_charge_usd": inputs.fixed_charge_usd,
         # M as the LP used it (raised where the prices need it), and as configured.
         "shortfall_penalty_usd_per_kwh": shortfall_penalty(inputs),
