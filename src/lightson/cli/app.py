@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
+from lightson.config import EXAMPLE_PROGRAM
 from lightson.domain.assets import Program
 from lightson.domain.errors import ConfigError, LightsOnError
 
@@ -47,6 +48,39 @@ def main() -> None:
     PROGRAM arguments take a program file (YAML, see docs/program-file.md) or a bundled
     program: 'example', 'beverly-2021' or 'ma-2026'.
     """
+
+
+def program_argument(
+    parameter: str = "program_file", default: str | None = EXAMPLE_PROGRAM
+) -> Callable[[F], F]:
+    """The program a command works on, the same way on every command: a positional
+    ``PROGRAM`` (a file, or a bundled name). ``--program`` still works but warns (it was
+    the option's name before #17). Left out, it is ``default``, said on stderr, never
+    silently (a study of the example looks like a study of one's own program)."""
+
+    def decorate(command: F) -> F:
+        @wraps(command)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            given, alias = kwargs.pop(parameter), kwargs.pop("program_alias")
+            if alias is not None:
+                if given is not None:
+                    raise click.UsageError("give PROGRAM once, not also as --program")
+                click.echo(
+                    "warning: --program is deprecated: give the program first, e.g. "
+                    f"'lightson {click.get_current_context().command_path.split(' ', 1)[1]} "
+                    f"{alias} ...'",
+                    err=True,
+                )
+                given = alias
+            if given is None and default is not None:
+                click.echo(f"note: no PROGRAM given: using the bundled '{default}'", err=True)
+            return command(*args, **{parameter: default if given is None else given}, **kwargs)
+
+        click.option("--program", "program_alias", default=None, hidden=True)(wrapper)
+        click.argument(parameter, metavar="[PROGRAM]", required=False)(wrapper)
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 def parse_start(text: str, program: Program, option: str = "--start") -> datetime:

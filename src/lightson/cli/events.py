@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from lightson.cli.app import friendly_errors, main
+from lightson.cli.app import friendly_errors, main, program_argument
 from lightson.config import load_program
 from lightson.config.dr_rules import program_dr_rules
 from lightson.csms.clock import AcceleratedClock
@@ -56,13 +56,7 @@ def events() -> None:
 @click.option("--id", "event_id", default=None, help="Event id (default: program and start).")
 @click.option("--site", "sites", multiple=True, help="Call only these sites (repeatable).")
 @click.option("--timezone", "zone", default=EASTERN, show_default=True)
-@click.option(
-    "--program",
-    "program_ref",
-    default=None,
-    help="Program file whose own dr_programs (those without a bundled rule file) may be "
-    "called too, all year; the sites named must be in it.",
-)
+@program_argument("program_ref", None)
 @friendly_errors
 def events_add(
     db: str,

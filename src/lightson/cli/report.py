@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from lightson.cli.app import friendly_errors, main
+from lightson.cli.app import friendly_errors, main, program_argument
+from lightson.config import EXAMPLE_PROGRAM
 
 RunDir = click.Path(file_okay=False, exists=True, path_type=Path)
 
@@ -34,13 +35,7 @@ RunDir = click.Path(file_okay=False, exists=True, path_type=Path)
     help="Instead of runs: the operations database of a live season, e.g. "
     "sqlite:///lightson.db (events, equipment, data completeness, settlement).",
 )
-@click.option(
-    "--program",
-    "program_ref",
-    default="example",
-    show_default=True,
-    help="With --db: the program file the server runs.",
-)
+@program_argument("program_ref", None)
 @click.option(
     "--days",
     default=120,
@@ -61,7 +56,7 @@ def report(
     run_dir: Path | None,
     compare_dirs: tuple[Path, ...],
     db: str | None,
-    program_ref: str,
+    program_ref: str | None,
     days: int,
     season_year: int | None,
     out: Path,
@@ -78,7 +73,9 @@ def report(
     if db is not None:
         if folders:
             raise ConfigError.at("--db", "give either run folders or --db, not both")
-        _season(db, program_ref, days, season_year, out, pdf)
+        if program_ref is None:
+            click.echo(f"note: no PROGRAM given: using the bundled '{EXAMPLE_PROGRAM}'", err=True)
+        _season(db, program_ref or EXAMPLE_PROGRAM, days, season_year, out, pdf)
         return
     if season_year is not None:
         raise ConfigError.at("--season", "is for --db (a run reports on the period it simulated)")

@@ -23,7 +23,13 @@ import uvicorn
 
 from lightson.api.app import MIN_SITES_IN_AGGREGATES, Operations, create_app
 from lightson.api.limits import DEFAULT_MAX_BODY_BYTES
-from lightson.cli.app import friendly_errors, log_frames, main, offline_close_option
+from lightson.cli.app import (
+    friendly_errors,
+    log_frames,
+    main,
+    offline_close_option,
+    program_argument,
+)
 from lightson.cli.tls import station_ca, tls_context, tls_options
 from lightson.config import load_program
 from lightson.config.dr_rules import program_dr_rules
@@ -229,13 +235,7 @@ class OperationsServer:
 
 
 @main.command()
-@click.option(
-    "--program",
-    "program_ref",
-    default="example",
-    show_default=True,
-    help="Program file, or a bundled program ('example', 'ma-2026').",
-)
+@program_argument("program_ref", "example")
 @click.option("--db", default=default_url(), show_default=True, help="Database URL.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option(
@@ -516,13 +516,7 @@ def token() -> None:
 @click.option("--role", type=click.Choice(["admin", "owner", "utility"]), required=True)
 @click.option("--site", "sites", multiple=True, help="An owner's site (repeat for several).")
 @click.option("--utility", default=None, help="A utility's name as in the program file.")
-@click.option(
-    "--program",
-    "program_ref",
-    default="example",
-    show_default=True,
-    help="The program the token is for (its sites and utilities), as for serve.",
-)
+@program_argument("program_ref", "example")
 @click.option("--db", default=default_url(), show_default=True, help="Database URL.")
 @friendly_errors
 def token_add(

@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
-from lightson.cli.app import friendly_errors, main
-from lightson.config import EXAMPLE_PROGRAM, load_program
+from lightson.cli.app import friendly_errors, main, program_argument
+from lightson.config import load_program
 from lightson.config.dr_rules import bundled_dr_rules, load_dr_rules
 from lightson.domain.assets import Program, SiteKind
 from lightson.domain.demand_response import DREvent
@@ -24,13 +24,7 @@ from lightson.store import Store
 
 
 @main.command("settle")
-@click.option(
-    "--program",
-    "program_file",
-    default=EXAMPLE_PROGRAM,
-    show_default=True,
-    help="The program file the run simulated (its sites, enrollments and events).",
-)
+@program_argument()
 @click.option(
     "--run",
     "run_dir",

@@ -12,21 +12,15 @@ from typing import Any
 import click
 import numpy as np
 
-from lightson.cli.app import finite, friendly_errors, main, parse_start
-from lightson.config import EXAMPLE_PROGRAM, load_program
+from lightson.cli.app import finite, friendly_errors, main, parse_start, program_argument
+from lightson.config import load_program
 from lightson.control.controllers import CONTROLLERS
 from lightson.domain.assets import LoadTier, Site
 from lightson.domain.errors import ConfigError
 
 
 @main.command()
-@click.option(
-    "--program",
-    "program_file",
-    default=EXAMPLE_PROGRAM,
-    show_default=True,
-    help="Program file, or example, beverly-2021, ma-2026.",
-)
+@program_argument()
 @click.option(
     "--controller",
     default="v2x-mpc",
@@ -137,13 +131,7 @@ def simulate(
 
 
 @main.command()
-@click.option(
-    "--program",
-    "program_file",
-    default=EXAMPLE_PROGRAM,
-    show_default=True,
-    help="Program file, or example, beverly-2021, ma-2026.",
-)
+@program_argument()
 @click.option("--site", "site_id", required=True, help="Site id in the program file.")
 @click.option(
     "--run",
