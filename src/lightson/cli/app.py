@@ -3,15 +3,17 @@ one-line message on stderr and exit status 2 (never a traceback)."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import sys
 from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
+import sqlalchemy.exc
 
 from lightson.config import EXAMPLE_PROGRAM
 from lightson.domain.assets import Program
@@ -28,14 +30,33 @@ def finite(_: click.Context, param: click.Parameter, value: float | None) -> flo
     return value
 
 
+def _fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}".replace("\n", "\nerror: "), err=True)
+    sys.exit(2)
+
+
 def friendly_errors(command: F) -> F:
+    """Ordinary errors end the command with one line per problem on stderr and exit status 2,
+    never a traceback: the program's own errors, a port already in use, a ``--db`` that is no
+    database URL or that refuses (read-only, full, gone)."""
+
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
         except LightsOnError as error:
-            click.echo(f"error: {error}".replace("\n", "\nerror: "), err=True)
-            sys.exit(2)
+            _fail(str(error))
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise
+            _fail(
+                f"{error.strerror or error}: another server is running there? choose another port"
+            )
+        except sqlalchemy.exc.ArgumentError as error:  # includes an unknown dialect
+            _fail(f"--db: not a database URL ({error}); e.g. sqlite:///lightson.db")
+        except sqlalchemy.exc.OperationalError as error:  # read-only, disk full, server gone
+            reason = str(error.orig or error).splitlines()[0]
+            _fail(f"the database refused: {reason} (--db)")
 
     return wrapper  # type: ignore[return-value]
 

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import random
 import signal
+import socket
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -173,7 +174,10 @@ class OperationsServer:
         )
         self._http = uvicorn.Server(config)
         async with self.csms:
-            http = asyncio.create_task(self._http.serve(), name="lightson-http")
+            # Bound here, not by uvicorn: a port in use is then an OSError the command
+            # reports in one line (uvicorn would log it and exit the process).
+            listening = _listening_socket(self.host, self.http_port)
+            http = asyncio.create_task(self._http.serve([listening]), name="lightson-http")
             loop = asyncio.create_task(self._control(), name="lightson-control")
             if self.ven is not None:
                 await self.ven.start()  # registers in the background, retrying
@@ -232,6 +236,22 @@ class OperationsServer:
             *report,
         )
         return report
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    listening = socket.socket(family, kind, proto)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind(address)
+    except OSError as error:
+        listening.close()
+        raise OSError(
+            error.errno, f"cannot listen on {host}:{port} (--port): {error.strerror}"
+        ) from None
+    listening.listen(2048)
+    listening.setblocking(False)
+    return listening
 
 
 @main.command()
