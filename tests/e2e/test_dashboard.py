@@ -4,13 +4,10 @@ Playwright. The pages load, their numbers are the API's, an owner sees only thei
 from __future__ import annotations
 
 import asyncio
-import json
-import shutil
-import urllib.request
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
+from browser_support import CHROMIUM, FLAGS, api, kw
 from playwright.async_api import Page, async_playwright, expect
 
 from lightson.cli.serve import OperationsServer
@@ -23,18 +20,6 @@ from lightson.store import schema as db
 from live_support import IN_EVENT, plugged
 
 SCREENSHOTS = Path()
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = [  # as root, on a machine with no way out (docs/operations.md)
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
 SOC_150 = {
     "received_at": IN_EVENT - timedelta(minutes=2),
     "source": "ocpp",
@@ -47,27 +32,6 @@ SOC_150 = {
     "raw": '[2,"m1","MeterValues",{"evseId":1,"meterValue":[{"timestamp":"2026-07-15T19:28:00Z",'
     '"sampledValue":[{"value":150,"measurand":"SoC"}]}]}]',
 }
-
-
-def kw(value: float) -> str:
-    return f"{value:.1f}"
-
-
-async def api(url: str, token: str, path: str, body: Any = None) -> Any:
-    """What the API answers (from a thread: the server runs on this event loop); with a
-    ``body``, a POST."""
-
-    def get() -> Any:
-        request = urllib.request.Request(
-            f"{url}/api{path}",
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        )
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only
-        with opener.open(request, timeout=30) as answer:
-            return json.load(answer)
-
-    return await asyncio.to_thread(get)
 
 
 def test_dashboard_pages_match_the_api_and_owners_see_only_their_site(tmp_path: Path) -> None:

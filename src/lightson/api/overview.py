@@ -9,8 +9,9 @@ during an event or a storm:
   (net discharge metered since the start, measured as settlement measures it) and
   ``minutes_left``, against ``expected_kw`` (the program expects more than 1 MW in an event);
 - ``islanded``: the sites islanded now, least backup first, with their hours of backup left;
-- ``faults``: sites on the charge-only default or whose chargers refused a setpoint, and
-  silent chargers (a vehicle plugged in, no reading for longer than the loop waits);
+- ``faults``: sites on the charge-only default, chargers that refused a setpoint or could
+  not be reached at the last tick, and silent chargers (a vehicle plugged in, no reading for
+  longer than the loop waits);
 - ``day``: the program's power over the program-time day in ``step_minutes`` intervals,
   ``grid_kw`` (+ import), ``charge_kw`` (≥ 0) and ``discharge_kw`` (≥ 0, out of the vehicles),
   with the day's event windows (``events``) to shade. Vehicle power is what the chargers
@@ -176,7 +177,9 @@ def _faults(ops: Operations, sites: Sequence[Site], now: datetime) -> list[dict[
         if status.mode == "fallback":
             faults.append(_fault(site, "fallback", ", ".join(status.fallback), status.reason))
         for evse_id, answer in sorted(status.answers.items()):
-            if answer not in ACCEPTED:
+            if answer.startswith("not "):  # "not sent: ...", "not cleared: ...": offline
+                faults.append(_fault(site, "unreachable", evse_id, answer))
+            elif answer not in ACCEPTED:
                 faults.append(_fault(site, "refused", evse_id, f"setpoint answered {answer}"))
         for charger in site.chargers:
             state = states.get(charger.evse_id)

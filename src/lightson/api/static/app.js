@@ -15,15 +15,19 @@ const main = document.getElementById("main");
   }
 })();
 
+// The server's state: 200 ok, or 503 degraded with its problems (the page shows them).
+function health() { return api("/health", { accept: [503] }); }
+
 function token() { return localStorage.getItem("lightson-token"); }
 
+// ``options.accept``: statuses answered with a body to read, such as /health's 503 "degraded".
 async function api(path, options = {}) {
   const response = await fetch("/api" + path, {
     ...options,
     headers: { "Authorization": "Bearer " + token(), "Content-Type": "application/json" },
   });
   const body = await response.json();
-  if (!response.ok) {
+  if (!response.ok && !(options.accept || []).includes(response.status)) {
     const message = (body.errors || []).map(e => (e.field ? e.field + ": " : "") + e.message);
     const error = new Error(message.join("; ") || response.statusText);
     error.status = response.status;
@@ -60,20 +64,179 @@ function mode(status) {
 
 // --- pages ------------------------------------------------------------------------------------
 
-async function overview() {
-  const [program, sites] = await Promise.all([api("/program"), api("/sites")]);
-  const next = program.next_event;
-  let html = `<h1 data-testid="program-name">${esc(program.name)}</h1><div class="cards">` +
-    card("sites", program.sites, "sites-count") +
-    card("vehicles", program.vehicles, "vehicles-count") +
-    card("chargers", program.chargers, "chargers-count") +
-    card("vehicle power now, kW (− = to the buildings and grid)", kw(program.vehicles_kw_now), "power-now") +
-    card("kW available for an event now", kw(program.available_discharge_kw_now), "available-kw") +
-    card("next event", next ? `${next.program_id} ${time(next.start)}` : "none", "next-event") +
-    `</div>` + withheld(program.power_withheld) + `<table data-testid="sites"><thead><tr><th>site</th><th>kind</th><th>utility</th>` +
-    `<th>state</th><th class="num">building kW</th><th class="num">vehicles kW</th>` +
-    `<th class="num">grid kW</th><th class="num">available kW</th></tr></thead><tbody>`;
-  for (const site of sites) {
+// Program time of day ("15:00") and day-and-time for chart axes and labels.
+function clockTime(iso) {
+  return new Date(iso).toLocaleTimeString("en-GB", { timeZone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+}
+function zoneName(iso) {
+  const part = new Intl.DateTimeFormat("en-US", { timeZone, timeZoneName: "short" })
+    .formatToParts(new Date(iso)).find(p => p.type === "timeZoneName");
+  return part ? part.value : timeZone;
+}
+
+// Colour-blind-safe (Okabe-Ito) colours, one per quantity.
+const COLOURS = { grid: "#0072B2", charge: "#009E73", discharge: "#D55E00", building: "#555555" };
+const VEHICLE_COLOURS = ["#E69F00", "#CC79A7", "#56B4E9", "#009E73", "#D55E00", "#999999"];
+
+// A line chart drawn as SVG: series of equally spaced values (null: not yet), a time axis in
+// the program's zone with hour ticks, a kW axis with round ticks and titles, shaded windows,
+// and the legend as HTML under the chart (never cut off).
+function lineChart({ testid, label, start, stepMinutes, series, shaded = [], yTitle = "kW" }) {
+  const n = Math.max(...series.map(s => s.values.length));
+  const W = 960, H = 300, left = 56, right = 16, top = 14, bottom = 46;
+  const stepMs = stepMinutes * 60000, t0 = Date.parse(start), t1 = t0 + n * stepMs;
+  const all = series.flatMap(s => s.values).filter(v => v !== null).concat([0]);
+  let lo = Math.min(...all), hi = Math.max(...all);
+  if (hi - lo < 1) hi = lo + 1;
+  const tick = niceStep((hi - lo) / 5);
+  lo = Math.floor(lo / tick) * tick; hi = Math.ceil(hi / tick) * tick;
+  const x = ms => left + (W - left - right) * (ms - t0) / (t1 - t0);
+  const y = v => H - bottom - (H - top - bottom) * (v - lo) / (hi - lo);
+  let svg = `<svg data-testid="${testid}" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(label)}" class="chart">`;
+  for (const w of shaded) {
+    const a = Math.max(Date.parse(w.start), t0), b = Math.min(Date.parse(w.end), t1);
+    if (b <= a) continue;
+    svg += `<rect class="shade" x="${x(a).toFixed(1)}" y="${top}" width="${(x(b) - x(a)).toFixed(1)}" height="${H - top - bottom}" fill="#F0E442" fill-opacity="0.35"/>` +
+      `<text x="${(x(a) + 4).toFixed(1)}" y="${top + 12}" font-size="11" fill="#6b5d00">${esc(w.label)}</text>`;
+  }
+  for (let v = lo; v <= hi + tick / 2; v += tick) {
+    svg += `<line x1="${left}" x2="${W - right}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="${Math.abs(v) < tick / 2 ? "#888" : "#e5e5e5"}"/>` +
+      `<text class="y-tick" x="${left - 6}" y="${(y(v) + 4).toFixed(1)}" font-size="11" text-anchor="end">${Math.round(v)}</text>`;
+  }
+  const hourMs = 3600000, spanH = (t1 - t0) / hourMs, every = spanH > 30 ? 6 : spanH > 12 ? 3 : 1;
+  for (let ms = Math.ceil(t0 / hourMs) * hourMs; ms <= t1; ms += hourMs) {
+    const hour = Number(clockTime(new Date(ms).toISOString()).slice(0, 2));
+    if (hour % every) continue;
+    svg += `<line x1="${x(ms).toFixed(1)}" x2="${x(ms).toFixed(1)}" y1="${H - bottom}" y2="${H - bottom + 4}" stroke="#888"/>` +
+      `<text class="x-tick" x="${x(ms).toFixed(1)}" y="${H - bottom + 16}" font-size="11" text-anchor="middle">${clockTime(new Date(ms).toISOString())}</text>`;
+  }
+  svg += `<text class="axis-title" x="${(left + W - right) / 2}" y="${H - 6}" font-size="12" text-anchor="middle">time (${esc(timeZone)}, ${esc(zoneName(start))})</text>` +
+    `<text class="axis-title" transform="translate(14 ${(top + H - bottom) / 2}) rotate(-90)" font-size="12" text-anchor="middle">${esc(yTitle)}</text>`;
+  for (const s of series) {
+    let path = "", pen = false;
+    s.values.forEach((v, i) => {
+      if (v === null) { pen = false; return; }
+      // A step line: the value holds over its interval.
+      path += `${pen ? "L" : "M"}${x(t0 + i * stepMs).toFixed(1)},${y(v).toFixed(1)}L${x(t0 + (i + 1) * stepMs).toFixed(1)},${y(v).toFixed(1)}`;
+      pen = true;
+    });
+    svg += `<path d="${path}" fill="none" stroke="${s.color}" stroke-width="2"${s.dash ? ' stroke-dasharray="5 3"' : ""}/>`;
+  }
+  svg += `</svg><ul class="legend" data-testid="${testid}-legend">` +
+    series.map(s => `<li><span class="swatch" style="background:${s.color}"></span>${esc(s.name)}</li>`).join("") +
+    shaded.slice(0, 1).map(() => `<li><span class="swatch shade"></span>event window</li>`).join("") + `</ul>`;
+  return svg;
+}
+
+function niceStep(raw) {
+  const power = 10 ** Math.floor(Math.log10(raw || 1));
+  return [1, 2, 5, 10].map(k => k * power).find(k => k >= raw) || power * 10;
+}
+
+// --- overview -------------------------------------------------------------------------------
+
+// The site table's sort and filters, kept across the 5-second refreshes.
+const view = { sort: "attention", ascending: true, kind: "", utility: "", state: "" };
+const STATE_ORDER = { islanded: 0, fallback: 1, starting: 2, grid: 3, parallel: 3 };
+
+function runningEvent(running, expectedKw, withheldReason) {
+  if (!running) return "";
+  const share = running.kw_average === null ? null : running.kw_average / expectedKw;
+  const width = share === null ? 0 : Math.max(0, Math.min(100, Math.round(share * 100)));
+  return `<section class="event-now" data-testid="event-now"><h2>Event running now: ${esc(running.event_ids.join(", "))}</h2>` +
+    `<p>${time(running.start)} – ${clockTime(running.end)}, ${running.sites_called} sites called, ${running.sites_measured} measured so far</p>` +
+    `<div class="cards">` +
+    card("kW now (net discharge the vehicles are set to)", kw(running.kw_now), "event-kw-now") +
+    card("kW averaged so far (as settlement measures it)", kw(running.kw_average), "event-kw-average") +
+    card(`of the ${(expectedKw / 1000).toFixed(0)} MW the program expects`, share === null ? "–" : Math.round(share * 100) + " %", "event-share") +
+    card("minutes left", running.minutes_left, "event-minutes-left") + `</div>` +
+    `<div class="progress" title="kW averaged so far against ${expectedKw} kW"><div class="progress-bar" style="width:${width}%"></div></div>` +
+    withheld(withheldReason) + `</section>`;
+}
+
+function islandedList(islanded) {
+  if (!islanded.length) return "";
+  let html = `<section class="alert islanded"><h2>Islanded now</h2><table data-testid="islanded"><thead><tr><th>site</th><th>kind</th>` +
+    `<th>carrying</th><th class="num">critical backup</th><th class="num">essential</th><th class="num">whole building</th></tr></thead><tbody>`;
+  const hours = (s, tier) => s.backup_hours ? (s.backup_hours[tier] >= s.horizon_h ? `≥ ${s.horizon_h} h` : `${s.backup_hours[tier].toFixed(1)} h`) : "–";
+  for (const s of islanded) {
+    const carried = s.backup_hours ? (s.tier ? `${esc(s.tier)} loads` : "not even the critical loads") : "–";
+    html += `<tr data-islanded="${esc(s.site_id)}"><td><a href="#/site/${esc(s.site_id)}">${esc(s.site_id)}</a></td><td>${esc(s.kind)}</td>` +
+      `<td>${carried}</td><td class="num" data-testid="backup-left">${hours(s, "critical")}</td><td class="num">${hours(s, "essential")}</td><td class="num">${hours(s, "full")}</td></tr>`;
+  }
+  return html + "</tbody></table></section>";
+}
+
+function faultList(faults) {
+  if (!faults.length) return "";
+  let html = `<section class="alert faults"><h2>Needs a look</h2><table data-testid="faults"><thead><tr><th>site</th><th>what</th><th>chargers</th><th>detail</th></tr></thead><tbody>`;
+  const what = { fallback: "on the charge-only default", refused: "setpoint not accepted", unreachable: "charger not reachable", silent: "silent charger" };
+  for (const f of faults) {
+    html += `<tr data-fault="${esc(f.site_id)}"><td><a href="#/site/${esc(f.site_id)}">${esc(f.site_id)}</a></td><td>${esc(what[f.kind] || f.kind)}</td>` +
+      `<td>${esc(f.evse_ids)}</td><td class="reason">${esc(f.message)}</td></tr>`;
+  }
+  return html + "</tbody></table></section>";
+}
+
+function dayChart(day) {
+  if (day.grid_kw === null) return "";
+  return `<h2>Program power today</h2>` + lineChart({
+    testid: "day-chart", label: "program power today", start: day.start, stepMinutes: day.step_minutes,
+    series: [
+      { name: "grid import kW", values: day.grid_kw, color: COLOURS.grid },
+      { name: "vehicles charging kW", values: day.charge_kw, color: COLOURS.charge },
+      { name: "vehicles discharging kW", values: day.discharge_kw, color: COLOURS.discharge },
+    ],
+    shaded: eventWindows(day.events),
+  });
+}
+
+// Events of the same window (the residential and the C&I call) shaded once, named together.
+function eventWindows(events) {
+  const windows = [];
+  for (const e of events) {
+    const same = windows.find(w => w.start === e.start && w.end === e.end);
+    if (same) same.label += ", " + e.event_id; else windows.push({ start: e.start, end: e.end, label: e.event_id });
+  }
+  return windows;
+}
+
+function siteFilters(sites) {
+  const choice = (name, values) => `<label>${name} <select data-filter="${name}"><option value="">all</option>` +
+    [...new Set(values)].sort().map(v => `<option${view[name] === v ? " selected" : ""}>${esc(v)}</option>`).join("") + `</select></label>`;
+  // A form: the refresh waits while one of its lists is open.
+  return `<form class="filters" data-testid="site-filters">` + choice("kind", sites.map(s => s.kind)) + " " +
+    choice("utility", sites.map(s => s.utility)) + " " + choice("state", sites.map(s => s.status.mode)) + `</form>`;
+}
+
+function sortedSites(sites) {
+  const key = {
+    attention: s => [STATE_ORDER[s.status.mode] ?? 4, s.site_id],
+    site: s => [s.site_id], kind: s => [s.kind, s.site_id], utility: s => [s.utility, s.site_id],
+    state: s => [s.status.mode, s.site_id], building: s => [s.status.load_kw ?? -Infinity],
+    vehicles: s => [s.status.vehicles_kw ?? -Infinity], grid: s => [s.status.grid_kw ?? -Infinity],
+    available: s => [s.available_discharge_kw ?? -Infinity],
+  }[view.sort];
+  const compare = (a, b) => {
+    const ka = key(a), kb = key(b);
+    for (let i = 0; i < ka.length; i++) if (ka[i] !== kb[i]) return ka[i] < kb[i] ? -1 : 1;
+    return 0;
+  };
+  const shown = sites.filter(s => (!view.kind || s.kind === view.kind) && (!view.utility || s.utility === view.utility) &&
+    (!view.state || s.status.mode === view.state));
+  shown.sort((a, b) => view.ascending ? compare(a, b) : -compare(a, b));
+  return shown;
+}
+
+function siteTable(sites) {
+  const header = (key, text, num) => `<th class="sortable${num ? " num" : ""}" data-sort="${key}"` +
+    ` aria-sort="${view.sort === key ? (view.ascending ? "ascending" : "descending") : "none"}">${text}${view.sort === key ? (view.ascending ? " ▲" : " ▼") : ""}</th>`;
+  const shown = sortedSites(sites);
+  let html = siteFilters(sites) + `<table data-testid="sites"><thead><tr>` + header("site", "site") + header("kind", "kind") +
+    header("utility", "utility") + header("state", "state") + header("building", "building kW", true) +
+    header("vehicles", "vehicles kW", true) + header("grid", "grid kW", true) + header("available", "available kW", true) +
+    `</tr></thead><tbody>`;
+  for (const site of shown) {
     const s = site.status;
     const name = "vehicles" in site ? `<a href="#/site/${esc(site.site_id)}">${esc(site.site_id)}</a>` : esc(site.site_id);
     html += `<tr data-site="${esc(site.site_id)}"><td>${name}</td><td>${esc(site.kind)}</td>` +
@@ -81,13 +244,48 @@ async function overview() {
       `<td class="num">${kw(s.load_kw)}</td><td class="num" data-testid="vehicles-kw">${kw(s.vehicles_kw)}</td>` +
       `<td class="num">${kw(s.grid_kw)}</td><td class="num">${kw(site.available_discharge_kw)}</td></tr>`;
   }
-  return html + "</tbody></table>";
+  if (!shown.length) html += `<tr><td colspan="8">no site matches the filters</td></tr>`;
+  return html + `</tbody></table><p class="note" data-testid="sites-shown">${shown.length} of ${sites.length} sites shown;` +
+    ` click a column to sort (first: islanded, then on the safe default).</p>`;
 }
+
+async function overview() {
+  const [program, sites, now] = await Promise.all([api("/program"), api("/sites"), api("/overview")]);
+  const next = program.next_event;
+  const upcoming = next && !now.running ? `<p data-testid="next-event">Next event: ${esc(next.program_id)} ${time(next.start)}</p>` : "";
+  return `<h1 data-testid="program-name">${esc(program.name)}</h1>` +
+    runningEvent(now.running, now.expected_kw, now.power_withheld) + upcoming +
+    islandedList(now.islanded) + faultList(now.faults) + `<div class="cards">` +
+    card("sites", program.sites, "sites-count") +
+    card("vehicles", program.vehicles, "vehicles-count") +
+    card("chargers", program.chargers, "chargers-count") +
+    card("vehicle power now, kW (− = to the buildings and grid)", kw(program.vehicles_kw_now), "power-now") +
+    card("kW available for an event now", kw(program.available_discharge_kw_now), "available-kw") +
+    `</div>` + withheld(program.power_withheld) + dayChart(now.day) + `<h2>Sites</h2>` + siteTable(sites);
+}
+
+main.addEventListener("change", event => {
+  const name = event.target.dataset && event.target.dataset.filter;
+  if (!name) return;
+  view[name] = event.target.value;
+  render();
+});
+
+main.addEventListener("click", event => {
+  const th = event.target.closest("th[data-sort]");
+  if (!th) return;
+  const key = th.dataset.sort;
+  view.ascending = view.sort === key ? !view.ascending : true;
+  view.sort = key;
+  render();
+});
+
+// --- site -----------------------------------------------------------------------------------
 
 async function sitePage(siteId) {
   const id = encodeURIComponent(siteId);
-  const [site, plan, backup] = await Promise.all([
-    api(`/sites/${id}`), api(`/sites/${id}/plan`), api(`/sites/${id}/backup`),
+  const [site, plan, backup, state] = await Promise.all([
+    api(`/sites/${id}`), api(`/sites/${id}/plan`), api(`/sites/${id}/backup`), health(),
   ]);
   const s = site.status;
   let html = `<h1 data-testid="site-name">${esc(site.site_id)}</h1>` +
@@ -95,7 +293,7 @@ async function sitePage(siteId) {
     `<h2>Power now (kW)</h2><div class="cards">` +
     card("building", kw(s.load_kw), "flow-building") + card("PV", kw(s.pv_kw), "flow-pv") +
     card("vehicles, as set (+ charging)", kw(s.vehicles_kw), "flow-vehicles") +
-    card("grid (+ import)", kw(s.grid_kw), "flow-grid") + `</div>` +
+    card(site.islanded ? "grid (down: islanded)" : "grid (+ import)", kw(s.grid_kw), "flow-grid") + `</div>` +
     `<h2>Vehicles</h2><table data-testid="vehicles"><thead><tr><th>vehicle</th><th>model</th>` +
     `<th>charger</th><th>plugged</th><th>state of charge</th><th class="num">setpoint kW</th><th>next departure asked for</th></tr></thead><tbody>`;
   for (const v of site.vehicles) {
@@ -106,37 +304,42 @@ async function sitePage(siteId) {
       `<td>${v.departure ? time(v.departure.at) + (v.departure.target_soc === null ? "" : ", " + pct(v.departure.target_soc)) : "usual trips"}</td></tr>`;
   }
   html += `</tbody></table>` + departureForm(site);
-  html += `<h2>Backup if the grid went down now</h2><div class="cards">`;
+  html += `<h2>${site.islanded ? "Backup left" : "Backup if the grid went down now"}</h2><div class="cards">`;
   for (const [tier, hours] of Object.entries(backup.hours)) {
     const shown = hours >= backup.horizon_h ? `≥ ${backup.horizon_h} h` : `${hours.toFixed(1)} h`;
     html += card(`${tier} load`, shown, `backup-${tier}`);
   }
-  html += `</div><h2>The plan ahead</h2>` + planChart(plan);
-  return html;
+  html += `</div>`;
+  if (site.islanded) return html + islandedDispatch(site);
+  return html + `<h2>The plan ahead</h2>` + planChart(plan, state.now);
 }
 
-function planChart(plan) {
+// While islanded the site follows the outage dispatch (the vehicles carry the building's
+// load tiers), not its grid plan: show that, never an import from a grid that is down.
+function islandedDispatch(site) {
+  const s = site.status;
+  const carried = { critical: "its critical loads", essential: "its critical and essential loads", full: "the whole building" }[s.tier] || "not even its critical loads";
+  let html = `<h2>Islanded dispatch</h2><p data-testid="islanded-dispatch">The grid is down: the vehicles carry ${carried}` +
+    ` (${kw(s.load_kw)} kW of building load${s.critical_unserved_kw > 0 ? `, ${kw(s.critical_unserved_kw)} kW of critical load not served` : ""}).` +
+    ` The grid plan resumes once the grid is back.</p><table data-testid="dispatch"><thead><tr><th>vehicle</th><th class="num">to the building, kW</th><th>state of charge</th></tr></thead><tbody>`;
+  for (const v of site.vehicles) {
+    html += `<tr><td>${esc(v.vehicle_id)}</td><td class="num">${kw(-v.power_kw)}</td><td>${pct(v.soc)}</td></tr>`;
+  }
+  return html + "</tbody></table>";
+}
+
+// A plan is stale once the clock is past its first interval: the loop re-plans every step.
+function planChart(plan, nowIso) {
   if (!plan.start) return "<p>No plan yet.</p>";
-  const series = [{ name: "site net (grid) kW", values: plan.site_net_kw, color: "#12325a" }];
-  const colors = ["#d95f02", "#1b9e77", "#7570b3", "#e7298a", "#66a61e"];
-  plan.vehicles.forEach((v, i) => series.push({ name: v.vehicle_id + " kW", values: v.power_kw, color: colors[i % colors.length] }));
-  const n = plan.site_net_kw.length, W = 900, H = 260, pad = 40;
-  const all = series.flatMap(s => s.values).concat([0]);
-  const lo = Math.min(...all), hi = Math.max(...all), span = hi - lo || 1;
-  const x = i => pad + (W - 2 * pad) * i / Math.max(n - 1, 1);
-  const y = v => H - pad - (H - 2 * pad) * (v - lo) / span;
-  let svg = `<svg data-testid="plan-chart" width="${W}" height="${H}" role="img" aria-label="plan">` +
-    `<line x1="${pad}" x2="${W - pad}" y1="${y(0)}" y2="${y(0)}" stroke="#999" stroke-dasharray="4"/>` +
-    `<text x="4" y="${y(hi) + 4}" font-size="11">${hi.toFixed(0)}</text><text x="4" y="${y(lo) + 4}" font-size="11">${lo.toFixed(0)}</text>`;
-  series.forEach((s, k) => {
-    const points = s.values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
-    svg += `<polyline fill="none" stroke="${s.color}" stroke-width="1.6" points="${points}"/>` +
-      `<text x="${pad + 10 + 170 * k}" y="14" font-size="11" fill="${s.color}">${esc(s.name)}</text>`;
-  });
-  const hours = n * plan.step_minutes / 60;
-  svg += `<text x="${pad}" y="${H - 8}" font-size="11">${esc(time(plan.start))}</text>` +
-    `<text x="${W - pad - 60}" y="${H - 8}" font-size="11">+${hours} h</text></svg>`;
-  return svg;
+  const ageMinutes = (Date.parse(nowIso) - Date.parse(plan.start)) / 60000;
+  const stale = ageMinutes > plan.step_minutes
+    ? `<p class="stale" data-testid="plan-stale">Stale: this plan starts ${time(plan.start)}, ${Math.round(ageMinutes)} min ago, ` +
+      `more than its ${plan.step_minutes}-minute step; the site has not re-planned since.</p>` : "";
+  const series = [{ name: "site net power (+ import from the grid)", values: plan.site_net_kw, color: COLOURS.grid }];
+  plan.vehicles.forEach((v, i) => series.push({
+    name: `${v.vehicle_id} (+ charging, − discharging)`, values: v.power_kw, color: VEHICLE_COLOURS[i % VEHICLE_COLOURS.length],
+  }));
+  return stale + lineChart({ testid: "plan-chart", label: "plan", start: plan.start, stepMinutes: plan.step_minutes, series });
 }
 
 // --- departures: an owner tells the site when a vehicle leaves next ------------------------------
@@ -211,9 +414,9 @@ function openadr(dr) {
 
 async function eventsPage() {
   // The totals come from /program: a utility sees them, not each home's power.
-  const [events, sites, program, health] = await Promise.all(
-    [api("/events"), api("/sites"), api("/program"), api("/health")]);
-  let html = `<h1>Demand-response events</h1>${openadr(health.dr)}<div class="cards">` +
+  const [events, sites, program, state] = await Promise.all(
+    [api("/events"), api("/sites"), api("/program"), health()]);
+  let html = `<h1>Demand-response events</h1>${openadr(state.dr)}<div class="cards">` +
     card("vehicle power now, kW", kw(program.vehicles_kw_now), "events-power-now") +
     card("kW available now", kw(program.available_discharge_kw_now), "events-available") + `</div>` +
     withheld(program.power_withheld) +
@@ -375,7 +578,7 @@ async function render() {
   if (!token()) { main.innerHTML = tokenForm("This dashboard needs an API token."); bindForm(); return; }
   const hash = location.hash || "#/";
   try {
-    if (!timeZone) timeZone = (await api("/health")).timezone;
+    if (!timeZone) timeZone = (await health()).timezone;
     const me = await api("/me");
     document.getElementById("who").textContent = `${me.name} (${me.role})`;
     document.getElementById("nav-data").hidden = me.role === "utility";  // not theirs to see
@@ -389,8 +592,11 @@ async function render() {
     else html = await overview();
     main.innerHTML = html;
     bindReports();
-    const health = await api("/health");
-    document.getElementById("clock").textContent = "program time " + time(health.now);
+    const state = await health();
+    document.getElementById("clock").textContent = "program time " + time(state.now);
+    const problems = document.getElementById("problems");
+    problems.textContent = state.problems.join("; ");
+    problems.hidden = !state.problems.length;
   } catch (error) {
     if (error.status === 401) { localStorage.removeItem("lightson-token"); main.innerHTML = tokenForm(error.message); bindForm(); }
     else main.innerHTML = `<p class="error" data-testid="error">${esc(error.message)}</p>`;
