@@ -101,7 +101,8 @@ def _local(program: Program, day: str, hhmm: str) -> datetime:
 @click.option(
     "--keep-open",
     is_flag=True,
-    help="Keep the server and dashboard running after the last hour, until Ctrl-C.",
+    help="Keep the server and dashboard running after the last hour, until Ctrl-C, with "
+    "the clock stopped there.",
 )
 @click.option(
     "--port",
@@ -211,7 +212,14 @@ async def _run(
             tally = await _drive(program, running, cars, clock, school, hours)
             _summary(tally, school, len(cars))
             if keep_open:
-                click.echo(f"\nStill serving {running.url}/ (Ctrl-C stops).")
+                # The fleet stops reporting with the story: the clock stops with it, so the
+                # dashboard shows the story's end, not hours of silent chargers.
+                clock.pause()
+                stopped = clock.now().astimezone(program.timezone)
+                click.echo(
+                    f"\nStill serving {running.url}/ with the clock stopped at "
+                    f"{stopped:%H:%M %Z} (Ctrl-C stops)."
+                )
                 await asyncio.Event().wait()
         finally:
             await asyncio.gather(*(c.station.stop() for c in cars), return_exceptions=True)

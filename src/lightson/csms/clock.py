@@ -34,6 +34,12 @@ class AcceleratedClock:
         if self._origin is None:
             self._origin = time.monotonic()
 
+    def pause(self) -> None:
+        """Stop the clock where it is (a demo whose story has ended): it reads that time
+        until resumed, so nothing it times (a reading's age) grows meanwhile."""
+        self.start = self.now()
+        self._origin = None
+
     def now(self) -> datetime:
         if self._origin is None:
             return self.start
