@@ -208,3 +208,28 @@ def test_the_day_has_the_program_times_length_across_daylight_saving(program: Pr
     summer = day_grid(program, IN_EVENT)
     assert (autumn.n_steps, spring.n_steps, summer.n_steps) == (100, 92, 96)
     assert autumn.start == datetime(2026, 11, 1, 4, 0, tzinfo=UTC)  # EDT midnight
+
+
+def test_a_plan_is_stale_once_the_site_should_have_re_planned(world: World) -> None:
+    path = "/api/sites/business-worcester/plan/status"
+    fresh = world.get("admin", path)
+    assert (fresh["age_minutes"], fresh["stale"]) == (0.0, False)  # made at this tick
+    assert fresh["due_minutes"] == 65.0  # hourly, at the next 5-minute tick
+    world.clock.advance(timedelta(minutes=70))  # that tick may come one tick late
+    assert world.get("admin", path)["stale"] is False
+    world.clock.advance(timedelta(minutes=1))
+    late = world.get("admin", path)
+    assert (late["age_minutes"], late["stale"]) == (71.0, True)
+    faults = world.get("admin", "/api/overview")["faults"]
+    stale = {f["site_id"]: f["message"] for f in faults if f["kind"] == "stale-plan"}
+    assert stale["business-worcester"] == "plan 71 min old"
+
+
+def test_a_plans_status_is_a_sites_detail(world: World) -> None:
+    headers = {"Authorization": f"Bearer {world.tokens['utility-ng']}"}
+    answer = world.client.get("/api/sites/school-beverly/plan/status", headers=headers)
+    assert answer.status_code == 403
+    headers = {"Authorization": f"Bearer {world.tokens['owner-home']}"}
+    answer = world.client.get("/api/sites/school-beverly/plan/status", headers=headers)
+    assert answer.status_code == 404
+    assert world.get("owner-home", "/api/sites/home-lowell/plan/status")["site_id"] == "home-lowell"

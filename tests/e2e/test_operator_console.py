@@ -163,7 +163,7 @@ async def site_pages(
     )
     await expect(page.get_by_test_id("plan-stale")).to_have_count(0)
     legend = page.get_by_test_id("plan-chart-legend")
-    await expect(legend.locator("li")).to_have_count(3)  # site net and each of two vehicles
+    await expect(legend.locator("li")).to_have_count(3)  # grid, vehicles, building less PV
     box = await legend.bounding_box()
     assert box is not None and box["x"] + box["width"] <= 1280  # not cut off
     await page.screenshot(path=str(shots / "site.png"), full_page=True)
@@ -175,8 +175,9 @@ async def site_pages(
     await expect(page.get_by_test_id("flow-grid")).to_have_text("0.0")
     await page.screenshot(path=str(shots / "site-islanded.png"), full_page=True)
 
-    # 20 minutes on without a tick: the business's plan is older than its 15-minute step.
-    clock.advance(timedelta(minutes=20))
+    # 80 minutes on without a tick: the business should have re-planned after 60 (at the
+    # tick after), and has not.
+    clock.advance(timedelta(minutes=80))
     await page.goto(f"{url}/#/site/business-worcester")
     await expect(page.get_by_test_id("plan-stale")).to_contain_text("Stale")
     del running

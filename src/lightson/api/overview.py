@@ -9,9 +9,10 @@ during an event or a storm:
   (net discharge metered since the start, measured as settlement measures it) and
   ``minutes_left``, against ``expected_kw`` (the program expects more than 1 MW in an event);
 - ``islanded``: the sites islanded now, least backup first, with their hours of backup left;
-- ``faults``: sites on the charge-only default, chargers that refused a setpoint or could
-  not be reached at the last tick, and silent chargers (a vehicle plugged in, no reading for
-  longer than the loop waits);
+- ``faults``: sites on the charge-only default or whose plan is stale (the site did not
+  re-plan when due), chargers that refused a setpoint or could not be reached at the last
+  tick, and silent chargers (a vehicle plugged in, no reading for longer than the loop
+  waits);
 - ``day``: the program's power over the program-time day in ``step_minutes`` intervals,
   ``grid_kw`` (+ import), ``charge_kw`` (≥ 0) and ``discharge_kw`` (≥ 0, out of the vehicles),
   with the day's event windows (``events``) to shade. Vehicle power is what the chargers
@@ -34,13 +35,21 @@ from fastapi import APIRouter, Request
 from numpy.typing import NDArray
 from sqlalchemy import select
 
-from lightson.api.app import MIN_HOMES_IN_TOTALS, Operations, Who, _scope, _too_few
+from lightson.api.app import (
+    MIN_HOMES_IN_TOTALS,
+    HttpError,
+    Operations,
+    Who,
+    _scope,
+    _too_few,
+)
 from lightson.domain.assets import Program, Site, SiteKind
 from lightson.domain.time import TimeGrid
 from lightson.forecast.profiles import profile_forecast
 from lightson.programs.events import EventState, ProgramEvent
 from lightson.reports.program_report import EXPECTED_EVENT_KW
 from lightson.services.access import Principal, Role
+from lightson.services.plans import latest_plan
 from lightson.services.settlement import event_performance, islanded_spans
 from lightson.store import Store
 from lightson.store import schema as db
@@ -51,6 +60,46 @@ router = APIRouter()
 
 HOLD = timedelta(minutes=15)  # a meter value says nothing about power longer after it
 ACCEPTED = frozenset({"Accepted", "idle", "held"})  # a charger's answers that are no fault
+
+
+@router.get("/api/sites/{site_id}/plan/status", tags=["sites"])
+def plan_status(site_id: str, request: Request, who: Who) -> dict[str, Any]:
+    """Whether the site's plan is fresh: ``age_minutes`` since the start of the plan its
+    controller follows (or the newest stored one), and ``stale`` once that is past
+    ``due_minutes``, the re-plan period plus one tick, by more than one more tick (the
+    controller re-plans when its plan is ``replan_every`` old, at its next tick). A site's
+    detail: admin and its owner, as ``GET /api/sites/{id}/plan``."""
+    ops: Operations = request.app.state.operations
+    if who.role is Role.UTILITY:
+        raise HttpError(403, f"the {who.role.value} role may not see a site's detail")
+    if site_id not in {s.site_id for s in _scope(ops, who)}:
+        raise HttpError(404, f"no site '{site_id}'", "site_id")
+    start, due, stale = _plan_age(ops, site_id, ops.clock.now())
+    age = None if start is None else ops.clock.now() - start
+    return {
+        "site_id": site_id,
+        "start": None if start is None else start.isoformat(),
+        "age_minutes": None if age is None else round(age.total_seconds() / 60, 1),
+        "due_minutes": due.total_seconds() / 60,
+        "stale": stale,
+        "islanded": ops.live.islanded(site_id),
+    }
+
+
+def _plan_age(
+    ops: Operations, site_id: str, now: datetime
+) -> tuple[datetime | None, timedelta, bool]:
+    """The start of the plan the site follows (``None``: none), when it is due for a new
+    one, and whether it is stale: older than that by more than one tick."""
+    current = ops.live.plan(site_id)
+    start = current.start if current is not None else None
+    if start is None:
+        stored = latest_plan(ops.store, site_id, now)
+        start = datetime.fromisoformat(stored["start"]) if stored else None
+    controller = ops.live._site(site_id).controller  # for its re-plan period
+    due = getattr(controller, "replan_every", ops.program.step) + ops.live.every
+    stale = start is not None and now - start > due + ops.live.every
+    return start, due, stale
 
 
 @router.get("/api/overview", tags=["program"])
@@ -181,6 +230,10 @@ def _faults(ops: Operations, sites: Sequence[Site], now: datetime) -> list[dict[
                 faults.append(_fault(site, "unreachable", evse_id, answer))
             elif answer not in ACCEPTED:
                 faults.append(_fault(site, "refused", evse_id, f"setpoint answered {answer}"))
+        start, _, stale = _plan_age(ops, site.site_id, now)
+        if stale and start is not None and not ops.live.islanded(site.site_id):
+            age_min = (now - start).total_seconds() / 60
+            faults.append(_fault(site, "stale-plan", "", f"plan {age_min:.0f} min old"))
         for charger in site.chargers:
             state = states.get(charger.evse_id)
             if state is None or not state.plugged:

@@ -170,7 +170,7 @@ function islandedList(islanded) {
 function faultList(faults) {
   if (!faults.length) return "";
   let html = `<section class="alert faults"><h2>Needs a look</h2><table data-testid="faults"><thead><tr><th>site</th><th>what</th><th>chargers</th><th>detail</th></tr></thead><tbody>`;
-  const what = { fallback: "on the charge-only default", refused: "setpoint not accepted", unreachable: "charger not reachable", silent: "silent charger" };
+  const what = { fallback: "on the charge-only default", refused: "setpoint not accepted", unreachable: "charger not reachable", "stale-plan": "plan stale", silent: "silent charger" };
   for (const f of faults) {
     html += `<tr data-fault="${esc(f.site_id)}"><td><a href="#/site/${esc(f.site_id)}">${esc(f.site_id)}</a></td><td>${esc(what[f.kind] || f.kind)}</td>` +
       `<td>${esc(f.evse_ids)}</td><td class="reason">${esc(f.message)}</td></tr>`;
@@ -284,8 +284,8 @@ main.addEventListener("click", event => {
 
 async function sitePage(siteId) {
   const id = encodeURIComponent(siteId);
-  const [site, plan, backup, state] = await Promise.all([
-    api(`/sites/${id}`), api(`/sites/${id}/plan`), api(`/sites/${id}/backup`), health(),
+  const [site, plan, backup, freshness] = await Promise.all([
+    api(`/sites/${id}`), api(`/sites/${id}/plan`), api(`/sites/${id}/backup`), api(`/sites/${id}/plan/status`),
   ]);
   const s = site.status;
   let html = `<h1 data-testid="site-name">${esc(site.site_id)}</h1>` +
@@ -311,7 +311,7 @@ async function sitePage(siteId) {
   }
   html += `</div>`;
   if (site.islanded) return html + islandedDispatch(site);
-  return html + `<h2>The plan ahead</h2>` + planChart(plan, state.now);
+  return html + `<h2>The plan ahead</h2>` + planChart(plan, freshness);
 }
 
 // While islanded the site follows the outage dispatch (the vehicles carry the building's
@@ -328,17 +328,21 @@ function islandedDispatch(site) {
   return html + "</tbody></table>";
 }
 
-// A plan is stale once the clock is past its first interval: the loop re-plans every step.
-function planChart(plan, nowIso) {
+// A plan is stale when the site has not re-planned when it should have (hourly, and at
+// once on a plug-in or an event): GET /api/sites/{id}/plan/status says so.
+function planChart(plan, freshness) {
   if (!plan.start) return "<p>No plan yet.</p>";
-  const ageMinutes = (Date.parse(nowIso) - Date.parse(plan.start)) / 60000;
-  const stale = ageMinutes > plan.step_minutes
-    ? `<p class="stale" data-testid="plan-stale">Stale: this plan starts ${time(plan.start)}, ${Math.round(ageMinutes)} min ago, ` +
-      `more than its ${plan.step_minutes}-minute step; the site has not re-planned since.</p>` : "";
-  const series = [{ name: "site net power (+ import from the grid)", values: plan.site_net_kw, color: COLOURS.grid }];
-  plan.vehicles.forEach((v, i) => series.push({
-    name: `${v.vehicle_id} (+ charging, − discharging)`, values: v.power_kw, color: VEHICLE_COLOURS[i % VEHICLE_COLOURS.length],
-  }));
+  const stale = freshness.stale
+    ? `<p class="stale" data-testid="plan-stale">Stale: this plan starts ${time(plan.start)}, ${Math.round(freshness.age_minutes)} min ago; ` +
+      `a site re-plans within ${freshness.due_minutes} min and this one has not.</p>` : "";
+  // One line per quantity: the grid, the vehicles together, the building less its PV
+  // (site net power less the vehicles'); each vehicle's power is in the table above.
+  const vehicles = plan.site_net_kw.map((_, t) => plan.vehicles.reduce((sum, v) => sum + v.power_kw[t], 0));
+  const series = [
+    { name: "grid (+ import, − export)", values: plan.site_net_kw, color: COLOURS.grid },
+    { name: "vehicles (+ charging, − discharging)", values: vehicles, color: COLOURS.discharge },
+    { name: "building less PV", values: plan.site_net_kw.map((net, t) => net - vehicles[t]), color: COLOURS.building, dash: true },
+  ];
   return stale + lineChart({ testid: "plan-chart", label: "plan", start: plan.start, stepMinutes: plan.step_minutes, series });
 }
 
