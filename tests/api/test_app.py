@@ -92,6 +92,8 @@ ROUTES: list[tuple[str, str, Any, set[str]]] = [
     ("GET", "/api/me", None, set(ROLES) - {"none", "bad"}),
     ("GET", "/api/program", None, set(ROLES) - {"none", "bad"}),
     ("GET", "/api/sites", None, set(ROLES) - {"none", "bad"}),
+    ("GET", "/api/overview", None, set(ROLES) - {"none", "bad"}),
+    ("GET", "/api/sites/school-beverly/plan/status", None, SEE_SCHOOL),
     ("GET", "/api/sites/school-beverly", None, SEE_SCHOOL),
     ("GET", "/api/sites/school-beverly/plan", None, SEE_SCHOOL),
     ("GET", "/api/sites/school-beverly/plans", None, SEE_SCHOOL),
@@ -148,14 +150,11 @@ def test_access_matrix_over_every_route(world: World, role: str) -> None:
 
 
 def test_the_routes_in_the_matrix_are_every_api_route(world: World) -> None:
-    app = world.client.app
+    # From the OpenAPI document: app.routes holds an included router as one entry
+    # (FastAPI 0.165), whose routes the walk over it would miss.
+    paths = world.client.app.openapi()["paths"]  # type: ignore[attr-defined]
     declared = {
-        (method, route.path)  # type: ignore[attr-defined]
-        for route in app.routes  # type: ignore[attr-defined]
-        for method in getattr(route, "methods", set()) or set()
-        if route.path.startswith(("/api", "/metrics"))  # type: ignore[attr-defined]
-        and method != "HEAD"
-        and not route.path.startswith(("/api/openapi", "/api/docs"))  # type: ignore[attr-defined]
+        (method.upper(), path) for path, operations in paths.items() for method in operations
     }
     tested = {
         (

@@ -107,8 +107,12 @@ function lineChart({ testid, label, start, stepMinutes, series, shaded = [], yTi
   for (let ms = Math.ceil(t0 / hourMs) * hourMs; ms <= t1; ms += hourMs) {
     const hour = Number(clockTime(new Date(ms).toISOString()).slice(0, 2));
     if (hour % every) continue;
+    // Midnight gives the day instead: a 36-hour plan crosses one.
+    const label = hour === 0 && ms > t0
+      ? new Date(ms).toLocaleDateString("en-US", { timeZone, month: "short", day: "numeric" })
+      : clockTime(new Date(ms).toISOString());
     svg += `<line x1="${x(ms).toFixed(1)}" x2="${x(ms).toFixed(1)}" y1="${H - bottom}" y2="${H - bottom + 4}" stroke="#888"/>` +
-      `<text class="x-tick" x="${x(ms).toFixed(1)}" y="${H - bottom + 16}" font-size="11" text-anchor="middle">${clockTime(new Date(ms).toISOString())}</text>`;
+      `<text class="x-tick" x="${x(ms).toFixed(1)}" y="${H - bottom + 16}" font-size="11" text-anchor="middle">${label}</text>`;
   }
   svg += `<text class="axis-title" x="${(left + W - right) / 2}" y="${H - 6}" font-size="12" text-anchor="middle">time (${esc(timeZone)}, ${esc(zoneName(start))})</text>` +
     `<text class="axis-title" transform="translate(14 ${(top + H - bottom) / 2}) rotate(-90)" font-size="12" text-anchor="middle">${esc(yTitle)}</text>`;
