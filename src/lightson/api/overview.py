@@ -31,18 +31,12 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from numpy.typing import NDArray
 from sqlalchemy import select
 
-from lightson.api.app import (
-    MIN_HOMES_IN_TOTALS,
-    HttpError,
-    Operations,
-    Who,
-    _scope,
-    _too_few,
-)
+from lightson.api.deps import MIN_HOMES_IN_TOTALS, Operations, Ops, Who, scope, visible_site
+from lightson.api.documents import too_few
 from lightson.domain.assets import Program, Site, SiteKind
 from lightson.domain.time import TimeGrid
 from lightson.forecast.profiles import profile_forecast
@@ -63,17 +57,13 @@ ACCEPTED = frozenset({"Accepted", "idle", "held"})  # a charger's answers that a
 
 
 @router.get("/api/sites/{site_id}/plan/status", tags=["sites"])
-def plan_status(site_id: str, request: Request, who: Who) -> dict[str, Any]:
+def plan_status(site_id: str, who: Who, ops: Ops) -> dict[str, Any]:
     """Whether the site's plan is fresh: ``age_minutes`` since the start of the plan its
     controller follows (or the newest stored one), and ``stale`` once that is past
     ``due_minutes``, the re-plan period plus one tick, by more than one more tick (the
     controller re-plans when its plan is ``replan_every`` old, at its next tick). A site's
     detail: admin and its owner, as ``GET /api/sites/{id}/plan``."""
-    ops: Operations = request.app.state.operations
-    if who.role is Role.UTILITY:
-        raise HttpError(403, f"the {who.role.value} role may not see a site's detail")
-    if site_id not in {s.site_id for s in _scope(ops, who)}:
-        raise HttpError(404, f"no site '{site_id}'", "site_id")
+    visible_site(ops, who, site_id)
     start, due, stale = _plan_age(ops, site_id, ops.clock.now())
     age = None if start is None else ops.clock.now() - start
     return {
@@ -103,12 +93,11 @@ def _plan_age(
 
 
 @router.get("/api/overview", tags=["program"])
-def overview(request: Request, who: Who) -> dict[str, Any]:
+def overview(who: Who, ops: Ops) -> dict[str, Any]:
     """The program now: the running event's progress, islanded sites, faults, and the day's
     power (see the module's documentation for each field and who sees what)."""
-    ops: Operations = request.app.state.operations
     now = ops.clock.now()
-    sites = _scope(ops, who)
+    sites = scope(ops, who)
     powered, withheld = _powered(ops, who, sites)
     personal = who.role is not Role.UTILITY
     return {
@@ -131,7 +120,7 @@ def _powered(ops: Operations, who: Principal, sites: Sequence[Site]) -> tuple[li
     homes = sum(s.kind is SiteKind.HOME for s in sites)
     powered = [s for s in sites if s.kind is not SiteKind.HOME or homes >= MIN_HOMES_IN_TOTALS]
     if len(powered) < ops.min_sites_in_aggregates:
-        return [], _too_few(len(powered), ops.min_sites_in_aggregates)
+        return [], too_few(len(powered), ops.min_sites_in_aggregates)
     return powered, None
 
 
