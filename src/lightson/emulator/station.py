@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -41,6 +42,7 @@ from lightson.csms.rpc import CallRefusedError, OcppSession, after, on
 from lightson.csms.translate import parse_timestamp, timestamp
 from lightson.csms.wire import FrameError, OcppVersion
 from lightson.domain.time import Clock
+from lightson.emulator.certificates import CertificateStore
 
 LOGGER = logging.getLogger("lightson.emulator")
 AC_VOLTS = 230.0
@@ -233,6 +235,38 @@ class EmulatorSession(OcppSession):
         self.station.later(self.station.stop_transaction(evse.id, "Remote"))
         return {"status": "Accepted"}
 
+    # --- certificates -----------------------------------------------------------------------
+
+    @on("InstallCertificate")
+    def on_install_certificate(self, **_: Any) -> dict[str, Any]:
+        raw = self._raw_payload
+        kind, pem = str(raw["certificateType"]), str(raw["certificate"])
+        return {"status": self.station.certificates.install(kind, pem)}
+
+    @on("GetInstalledCertificateIds")
+    def on_get_installed_certificate_ids(self, **_: Any) -> dict[str, Any]:
+        asked = self._raw_payload.get("certificateType", [])
+        kinds = [asked] if isinstance(asked, str) else list(asked)
+        held = self.station.certificates.installed(kinds)
+        answer: dict[str, Any] = {"status": "Accepted" if held else "NotFound"}
+        if held and self.version is OcppVersion.V16:
+            answer["certificateHashData"] = [data for _, data in held]
+        elif held:
+            answer["certificateHashDataChain"] = [
+                {"certificateType": kind, "certificateHashData": data} for kind, data in held
+            ]
+        return answer
+
+    @on("DeleteCertificate")
+    def on_delete_certificate(self, **_: Any) -> dict[str, Any]:
+        wanted = dict(self._raw_payload["certificateHashData"])
+        return {"status": self.station.certificates.delete(wanted)}
+
+    @on("CertificateSigned")
+    def on_certificate_signed(self, **_: Any) -> dict[str, Any]:
+        chain = str(self._raw_payload["certificateChain"])
+        return {"status": self.station.certificates.signed(chain)}
+
     async def _answer(self, frame: Any) -> None:
         self._raw_payload: Mapping[str, Any] = frame.payload or {}
         if frame.action == "GetChargingProfiles":
@@ -282,6 +316,7 @@ class EmulatedStation:
         vendor: str = "LightsOn",
         model: str = "Emulated-V2X",
         backup_urls: Sequence[str] = (),
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.id = station_id
         self.password = password
@@ -295,6 +330,8 @@ class EmulatedStation:
         self.vendor = vendor
         self.model = model
         self.profiles: dict[int, InstalledProfile] = {}
+        self.tls = tls  # wss:// (security profiles 2 and 3: a client certificate in it)
+        self.certificates = CertificateStore(station_id)
         self.variables: dict[tuple[str, str], str] = {
             ("SmartChargingCtrlr", "Enabled"): "true",
             ("V2XChargingCtrlr", "Enabled"): "true" if self.can_discharge_v21 else "false",
@@ -335,6 +372,7 @@ class EmulatedStation:
                         "Authorization": build_authorization_basic(self.id, self.password)
                     },
                     open_timeout=5,
+                    ssl=self.tls,
                 ) as connection:
                     self.session = EmulatorSession(self, connection)
                     reader = asyncio.create_task(self.session.start())
@@ -386,6 +424,17 @@ class EmulatedStation:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def request_certificate(self) -> str:
+        """A02/A03: a new key and a CSR naming this station (``SignCertificate``); the CSMS's
+        answer (``Accepted`` means a ``CertificateSigned`` follows)."""
+        if self.session is None:
+            raise ConnectionError(f"{self.id} is not connected")
+        payload: dict[str, Any] = {"csr": self.certificates.new_csr()}
+        if self.version is not OcppVersion.V16:
+            payload["certificateType"] = "ChargingStationCertificate"
+        answer = await self.session.request("SignCertificate", payload)
+        return str(answer["status"])
 
     async def _boot(self) -> None:
         assert self.session is not None
