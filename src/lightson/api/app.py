@@ -23,7 +23,15 @@ from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
-from lightson.api import event_routes, overview, program, reports, resilience, sites
+from lightson.api import (
+    certificates,
+    event_routes,
+    overview,
+    program,
+    reports,
+    resilience,
+    sites,
+)
 from lightson.api.deps import MIN_SITES_IN_AGGREGATES, Operations
 from lightson.api.errors import add_error_handlers
 from lightson.api.headers import SecurityHeaders
@@ -32,7 +40,15 @@ from lightson.api.limits import BodyLimit
 __all__ = ["MIN_SITES_IN_AGGREGATES", "ROUTERS", "Operations", "create_app"]
 
 # The resources, in the order their routes are matched (the dashboard comes after them all).
-ROUTERS: tuple[ModuleType, ...] = (program, overview, sites, resilience, event_routes, reports)
+ROUTERS: tuple[ModuleType, ...] = (
+    program,
+    overview,
+    sites,
+    resilience,
+    event_routes,
+    reports,
+    certificates,
+)
 
 
 def create_app(ops: Operations) -> FastAPI:

@@ -2,6 +2,7 @@
 commands)."""
 
 from lightson.cli import (
+    certificates,
     demo,
     events,
     gateway,
@@ -16,6 +17,7 @@ from lightson.cli import (
 from lightson.cli.app import main
 
 __all__ = [
+    "certificates",
     "demo",
     "events",
     "gateway",

@@ -31,6 +31,7 @@ from lightson.cli.app import (
     offline_close_option,
     program_argument,
 )
+from lightson.cli.certificates import CsmsCertificates
 from lightson.cli.tls import station_ca, tls_context, tls_options
 from lightson.config import load_program
 from lightson.config.dr_rules import program_dr_rules
@@ -116,6 +117,7 @@ class OperationsServer:
         )
         self.ven = self._ven()
         self.app = create_app(self.operations)
+        self.app.state.stations = CsmsCertificates(self.csms)  # the certificate routes
         self._http: uvicorn.Server | None = None
         self.shutdown: ShutdownReport | None = None  # set as ``running`` ends
 
