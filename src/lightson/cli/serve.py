@@ -35,7 +35,7 @@ from lightson.cli.certificates import CsmsCertificates
 from lightson.cli.tls import station_ca, tls_context, tls_options
 from lightson.config import load_program
 from lightson.config.dr_rules import program_dr_rules
-from lightson.config.loader import openadr_section
+from lightson.config.loader import openadr_section, station_ca_section
 from lightson.csms.collector import scheduled_full_collections
 from lightson.csms.server import CsmsServer, CsmsSettings
 from lightson.domain.assets import Program, Site
@@ -428,7 +428,6 @@ def serve(
     from lightson.csms.clock import AcceleratedClock
 
     tls = tls_context(tls_cert, tls_key, tls_client_ca)
-    signer = station_ca(station_ca_cert, station_ca_key)
     openadr = openadr_settings(
         program_ref,
         vtn=openadr_vtn,
@@ -443,6 +442,7 @@ def serve(
     )
     log_frames(enabled=frames)
     program = load_program(program_ref)
+    signer = station_ca(*_station_ca_files(program_ref, station_ca_cert, station_ca_key))
     store = Store(db)
     server = OperationsServer(
         program,
@@ -491,6 +491,17 @@ def serve(
             asyncio.run(run())
     finally:
         store.close()
+
+
+def _station_ca_files(
+    program_ref: str, cert: Path | None, key: Path | None
+) -> tuple[Path | None, Path | None]:
+    """The CA that signs stations' CSRs: each ``--station-ca-*`` option given, else the
+    program file's ``station_ca`` key."""
+    section = station_ca_section(program_ref) if cert is None or key is None else None
+    if section is None:
+        return cert, key
+    return cert or section[0], key or section[1]
 
 
 def openadr_settings(

@@ -92,6 +92,22 @@ def openadr_section(path: str | Path) -> s.OpenAdrFile | None:
     return section.model_copy(update=files)
 
 
+def station_ca_section(path: str | Path) -> tuple[Path, Path] | None:
+    """A program file's ``station_ca`` (certificate, key), relative to the program file's
+    folder (``None``: none, or a bundled program). Read after ``load_program`` checked it."""
+    if str(path) in (*BUNDLED_PROGRAMS, MA_2026_PROGRAM):
+        return None
+    file = Path(path)
+    raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    if not isinstance(raw, dict) or raw.get("station_ca") is None:
+        return None
+    try:
+        section = s.StationCaFile.model_validate(raw["station_ca"])
+    except ValidationError as error:
+        raise ConfigError([(f"station_ca.{p}", r) for p, r in _pydantic_issues(error)]) from None
+    return file.parent / section.cert, file.parent / section.key
+
+
 def parse_program(text: str, base_dir: Path | None = None) -> Program:
     """Validate the YAML ``text`` of a program file (relative ``file:`` paths from ``base_dir``)."""
     try:

@@ -166,6 +166,15 @@ class OpenAdrFile(_Strict):
     market_contexts: dict[str, str] = {}  # marketContext URL → DR program id
 
 
+class StationCaFile(_Strict):
+    """The CA that signs charging stations' certificate requests (``SignCertificate``,
+    ``docs/csms.md``): PEM certificate and key, relative to the program file; each is
+    overridden by ``lightson serve``'s ``--station-ca-cert``/``--station-ca-key``."""
+
+    cert: str = Field(min_length=1)
+    key: str = Field(min_length=1)
+
+
 class ProgramHeader(_Strict):
     name: str
     timezone: str = "America/New_York"
@@ -180,4 +189,5 @@ class ProgramFile(_Strict):
     events: list[EventFile] = []
     outages: list[OutageFile] = []
     openadr: OpenAdrFile | None = None
+    station_ca: StationCaFile | None = None
     sites: list[SiteFile] = Field(min_length=1)
