@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 from lightson.config import load_program
 from lightson.csms.server import StationOfflineError
@@ -89,3 +90,61 @@ def events_of(program: Program) -> Callable[[Site], tuple[DREvent, ...]]:
         return tuple(e for e in program.events if e.program_id in site.enrollments)
 
     return events
+
+
+HELD_ROOT: dict[str, Any] = {
+    "certificateType": "CSMSRootCertificate",
+    "certificateHashData": {
+        "hashAlgorithm": "SHA256",
+        "issuerNameHash": "ab" * 32,
+        "issuerKeyHash": "cd" * 32,
+        "serialNumber": "1f",
+    },
+}
+
+
+class FakeStations:
+    """The certificate routes' view of the CSMS (``app.state.stations``): the example's
+    depot chargers, 2.0.1, each holding :data:`HELD_ROOT` (serial ``1f``)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []  # (action, station)
+
+    def ocpp_version(self, station_id: str) -> str | None:
+        return "2.0.1" if station_id.startswith("depot-evse") else None
+
+    async def install_certificate(self, station_id: str, certificate_type: str, pem: str) -> str:
+        self.calls.append(("install", station_id))
+        return "Accepted"
+
+    async def installed_certificates(
+        self, station_id: str, certificate_types: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        self.calls.append(("list", station_id))
+        return [HELD_ROOT]
+
+    async def delete_certificate(self, station_id: str, hash_data: Mapping[str, Any]) -> str:
+        self.calls.append(("delete", station_id))
+        return "Accepted"
+
+
+def root_pem(common_name: str = "Fake Root") -> str:
+    """A self-signed certificate (PEM), serial 0x1f."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(0x1F)
+        .not_valid_before(datetime(2026, 1, 1, tzinfo=UTC))
+        .not_valid_after(datetime(2027, 1, 1, tzinfo=UTC))
+        .sign(key, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()

@@ -23,7 +23,7 @@ from lightson.services.live import LiveControl
 from lightson.services.ratelimit import Buckets
 from lightson.store import Store
 from lightson.store import schema as db
-from live_support import IN_EVENT, FakeSink, plugged
+from live_support import IN_EVENT, FakeSink, FakeStations, plugged, root_pem
 
 ROLES = ("none", "bad", "admin", "owner-school", "owner-home", "utility-ng", "utility-ev")
 EVENT = {
@@ -67,6 +67,7 @@ class World:
         # The matrix sends a bad token to every route: more than an address may fail.
         self.ops.failed_logins = Buckets(per_second=1000.0, burst=1000)
         self.client = TestClient(create_app(self.ops))
+        self.client.app.state.stations = FakeStations()  # type: ignore[attr-defined]
 
     def call(self, role: str, method: str, path: str, body: Any = None) -> Any:
         headers = {} if role == "none" else {"Authorization": f"Bearer {self.tokens[role]}"}
@@ -82,6 +83,7 @@ def world(program: Program, tmp_path: Path) -> Iterator[World]:
 
 SEE_SCHOOL = {"admin", "owner-school"}
 DEPARTURE = {"departure": "2026-07-15T21:00:00Z", "target_soc": 0.9}
+ROOT = {"certificate_type": "CSMSRootCertificate", "certificate": root_pem()}
 METER = {"readings": [{"at": "2026-07-15T19:29:00Z", "load_kw": 80.0}]}
 EVENT_WRITERS = {"admin", "utility-ng", "utility-ev"}
 # The matrix's event calls the C&I sites (each utility posts its own, for its territory); the
@@ -105,6 +107,9 @@ ROUTES: list[tuple[str, str, Any, set[str]]] = [
     ("POST", "/api/sites/school-beverly/outage", {"state": "lost"}, {"admin", "utility-ng"}),
     ("POST", "/api/sites/school-beverly/outage", {"state": "restored"}, {"admin", "utility-ng"}),
     ("GET", "/api/stations", None, {"admin"}),
+    ("GET", "/api/stations/depot-evse1/certificates", None, {"admin"}),
+    ("POST", "/api/stations/depot-evse1/certificates", ROOT, {"admin"}),
+    ("DELETE", "/api/stations/depot-evse1/certificates/1f", None, {"admin"}),
     ("POST", "/api/sites/school-beverly/meter", METER, {"admin"}),
     ("GET", "/api/completeness", None, {"admin", "owner-school", "owner-home"}),
     ("GET", "/api/quarantine", None, {"admin"}),
@@ -162,7 +167,9 @@ def test_the_routes_in_the_matrix_are_every_api_route(world: World) -> None:
             path.split("?")[0]
             .replace("school-beverly", "{site_id}")
             .replace("bus-7", "{vehicle_id}")
-            .replace("ng-2026-07-16", "{event_id}"),
+            .replace("ng-2026-07-16", "{event_id}")
+            .replace("depot-evse1", "{station_id}")
+            .replace("certificates/1f", "certificates/{serial_number}"),
         )
         for method, path, _, _ in ROUTES
     } | {("GET", "/api/health")}
