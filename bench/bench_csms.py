@@ -210,7 +210,11 @@ async def _load(
     cpu, wall = _cpu_ms(pid) - cpu_before, time.monotonic() - wall_before
     failures = [o for o in outcomes if isinstance(o, BaseException)]
     if failures:
-        print(f"<!-- {len(failures)} stations failed: {failures[0]!r} -->")
+        # A refused or lost station means the numbers are for a smaller fleet: no table.
+        raise SystemExit(
+            f"{len(failures)} of {stations} stations failed (first: {failures[0]!r}); "
+            "the measurement is void"
+        )
     return latencies, cpu, wall
 
 
