@@ -238,6 +238,8 @@ class OcppSession(ChargePoint):  # type: ignore[misc]
                 self._overflowing = False
 
     async def _handle_frame(self, message: str | bytes) -> None:
+        # The package logs what it sends at INFO; what is received, as the package would.
+        self.logger.info("%s: receive message %s", self.id, message)
         try:
             await self.route_message(message)
         except (ConnectionClosed, asyncio.CancelledError):
