@@ -127,6 +127,10 @@ class FakeStations:
         self.calls.append(("delete", station_id))
         return "Accepted"
 
+    async def request_station_certificate(self, station_id: str) -> str:
+        self.calls.append(("renew", station_id))
+        return "Accepted"
+
 
 def root_pem(common_name: str = "Fake Root") -> str:
     """A self-signed certificate (PEM), serial 0x1f."""

@@ -110,6 +110,7 @@ ROUTES: list[tuple[str, str, Any, set[str]]] = [
     ("GET", "/api/stations/depot-evse1/certificates", None, {"admin"}),
     ("POST", "/api/stations/depot-evse1/certificates", ROOT, {"admin"}),
     ("DELETE", "/api/stations/depot-evse1/certificates/1f", None, {"admin"}),
+    ("POST", "/api/stations/depot-evse1/certificates/renew", None, {"admin"}),
     ("POST", "/api/sites/school-beverly/meter", METER, {"admin"}),
     ("GET", "/api/completeness", None, {"admin", "owner-school", "owner-home"}),
     ("GET", "/api/quarantine", None, {"admin"}),

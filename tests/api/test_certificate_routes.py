@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from websockets.asyncio.client import connect
 from websockets.headers import build_authorization_basic
@@ -22,6 +23,7 @@ from lightson.cli import main
 from lightson.cli.serve import OperationsServer
 from lightson.config import load_program
 from lightson.csms.auth import hash_password
+from lightson.csms.certificates import StationCertificateAuthority
 from lightson.csms.server import CsmsSettings
 from lightson.csms.wire import OcppVersion
 from lightson.domain.time import SimClock
@@ -64,12 +66,20 @@ class Deployment:
         self.root_file = folder / "root.pem"
         self.root_file.write_bytes(self.root.public_bytes(serialization.Encoding.PEM))
         self.serial = format(self.root.serial_number, "x")
+        (folder / "ca.key").write_bytes(
+            root.key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        signer = StationCertificateAuthority(root.path, folder / "ca.key")
         self.server = OperationsServer(
             load_program("example"),
             self.store,
             SimClock(START),
             http_port=0,
-            csms_settings=CsmsSettings(port=0, response_timeout_s=5.0),
+            csms_settings=CsmsSettings(port=0, response_timeout_s=5.0, station_ca=signer),
         )
 
     def station(self, station_id: str) -> EmulatedStation:
@@ -199,6 +209,11 @@ def test_staff_install_list_and_delete_roots_from_the_cli(tmp_path: Path) -> Non
             gone.output
         )
 
+        renewed = await cli(url, "renew", "biz-evse1")
+        assert (renewed.exit_code, renewed.output) == (0, "biz-evse1: Accepted\n")
+        chain = await eventually(lambda: old.certificates.chain_pem)
+        assert x509.load_pem_x509_certificates(chain.encode())[1] == deployment.root
+
         failures = {
             ("list", "nope"): "404: station_id: no station 'nope'",
             ("list", "depot-evse1"): "409: station_id: station 'depot-evse1' is not connected",
@@ -230,6 +245,7 @@ def test_staff_install_list_and_delete_roots_from_the_cli(tmp_path: Path) -> Non
         assert ("staff", "certificate-install", "depot-evse2", "refused") in audit
         assert ("staff", "certificates-list", "nope", "refused") in audit
         assert ("staff", "certificate-install", "biz-evse1", "refused") in audit
+        assert ("staff", "certificate-renew", "biz-evse1", "done") in audit
     finally:
         deployment.store.close()
 
@@ -269,12 +285,13 @@ def test_owners_and_utilities_are_refused_alike_and_audited(tmp_path: Path) -> N
                 answers.append(_http(path, token, "GET"))
                 answers.append(_http(path, token, "POST", body))
                 answers.append(_http(f"{path}/{deployment.serial}", token, "DELETE"))
+                answers.append(_http(f"{path}/renew", token, "POST", {}))
         return answers
 
     try:
         run(scenario(), timeout_s=120)
         refused = [a for a in deployment.audit() if a[0] in ("lowell-owner", "national-grid")]
-        assert len(refused) == 18 and {a[3] for a in refused} == {"refused"}
+        assert len(refused) == 24 and {a[3] for a in refused} == {"refused"}
         assert ("lowell-owner", "certificate-install", "no-such-station", "refused") in refused
         assert ("national-grid", "certificate-delete", "home-lowell-evse1", "refused") in refused
     finally:

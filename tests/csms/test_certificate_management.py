@@ -274,3 +274,58 @@ def _ocsp_data() -> dict[str, str]:
         "serialNumber": "1f",
         "responderURL": "http://ocsp.example/",
     }
+
+
+def test_a_renewal_the_csms_asks_for_brings_a_new_signed_certificate(tmp_path: Path) -> None:
+    """The CSMS triggers a new CSR (2.0.1 TriggerMessage, 1.6 ExtendedTriggerMessage, each
+    named as its version names it); the station answers with SignCertificate, and its new
+    chain, signed by our CA, arrives in CertificateSigned (1.6: without certificateType).
+    Without a CA the operations server does not ask (NoCA)."""
+    from lightson.api.certificates import StationCallError
+    from lightson.cli.certificates import CsmsCertificates
+
+    ca = Authority(tmp_path)
+    authority = StationCertificateAuthority(ca.path, _key_file(tmp_path / "ca.key", ca.key))
+    store = _store(tmp_path)
+
+    async def scenario() -> None:
+        settings = CsmsSettings(port=0, station_ca=authority)
+        async with (
+            CsmsServer(store, SimClock(START), settings) as server,
+            _station("cs1", OcppVersion.V201, server.url) as new,
+            _station("old1", OcppVersion.V16, server.url) as old,
+        ):
+            await asyncio.wait_for(new.connected.wait(), 10)
+            await asyncio.wait_for(old.connected.wait(), 10)
+            for station in (new, old):
+                assert await server.request_station_certificate(station.id) == "Accepted"
+                chain = await eventually(lambda s=station: s.certificates.chain_pem)
+                leaf = x509.load_pem_x509_certificates(chain.encode())[0]
+                leaf.verify_directly_issued_by(ca.certificate)
+                name = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+                assert name == station.id
+            trigger = _calls(new, "TriggerMessage")
+            assert trigger == [
+                [
+                    2,
+                    trigger[0][1],
+                    "TriggerMessage",
+                    {"requestedMessage": "SignChargingStationCertificate"},
+                ]
+            ]
+            extended = _calls(old, "ExtendedTriggerMessage")
+            assert extended[0][3] == {"requestedMessage": "SignChargePointCertificate"}
+            signed = _calls(old, "CertificateSigned")
+            assert signed[0][3] == {"certificateChain": old.certificates.chain_pem}
+        async with CsmsServer(store, SimClock(START), CsmsSettings(port=0)) as bare:
+            try:
+                await CsmsCertificates(bare).request_station_certificate("cs1")
+            except StationCallError as error:
+                assert (error.status, error.code) == (409, "NoCA")
+            else:
+                raise AssertionError("asked for a CSR no one would sign")
+
+    try:
+        run(scenario())
+    finally:
+        store.close()

@@ -5,7 +5,9 @@ M03-M05; the 1.6 security extension). ``lightson certificates`` calls these rout
 - ``GET /api/stations/{station_id}/certificates`` (``?certificate_type=`` repeatable);
 - ``POST /api/stations/{station_id}/certificates`` with ``{"certificate_type", "certificate"}``;
 - ``DELETE /api/stations/{station_id}/certificates/{serial_number}`` (``?issuer_name_hash=``
-  when two certificates share the serial number).
+  when two certificates share the serial number);
+- ``POST /api/stations/{station_id}/certificates/renew``: the charger is asked for a new CSR
+  (``TriggerMessage``), which the CSMS signs with the operator's CA as it comes.
 
 Only the admin role may: owners and utilities get 403 whatever the id, before it is looked up,
 so ids cannot be found out by trying them; an unknown station is 404 (to staff). Every call,
@@ -15,8 +17,8 @@ done or refused, is in the audit log before the answer. A charger that is not co
 Which root types a version takes: :data:`ROOT_TYPES`; ``CSMSRootCertificate`` and 1.6's
 ``CentralSystemRootCertificate`` are the same and sent as the charger's version spells them.
 
-The charger's own client certificate is not installed here: it asks for one itself
-(``SignCertificate``) and the CSMS signs it with the operator's CA.
+The charger's own client certificate is never sent to it from here: it makes its key and
+asks (``SignCertificate``), by itself or when told to renew, and the CSMS signs it.
 
 The routes reach the CSMS through ``request.app.state.stations`` (:class:`StationCommands`;
 the operations server sets it); without one they answer 503.
@@ -93,6 +95,9 @@ class StationCommands(Protocol):
         """Each held certificate as ``{"certificateType", "certificateHashData"}``."""
 
     async def delete_certificate(self, station_id: str, hash_data: Mapping[str, Any]) -> str: ...
+
+    async def request_station_certificate(self, station_id: str) -> str:
+        """Have the station send a new CSR (409 ``NoCA`` when none would be signed)."""
 
 
 class InstallBody(BaseModel):
@@ -234,6 +239,22 @@ async def install_certificate(
     outcome = "done" if status == "Accepted" else "refused"
     await _audit(request, who, action, station_id, outcome, {**detail, "answer": status})
     return {"station_id": station_id, "certificate_type": kind, "status": status}
+
+
+@router.post("/{station_id}/certificates/renew")
+async def renew_certificate(station_id: str, who: Caller, request: Request) -> dict[str, Any]:
+    """Have the charger make a new key and send its CSR (TriggerMessage); the CSMS signs it
+    with the operator's CA and sends it back. The answer is the charger's (``Accepted``,
+    ``Rejected``, ``NotImplemented``)."""
+    action = "certificate-renew"
+    await _station(request, who, action, station_id)
+    try:
+        status = await _commands(request).request_station_certificate(station_id)
+    except StationCallError as error:
+        raise await _refused_call(request, who, action, station_id, error) from None
+    outcome = "done" if status == "Accepted" else "refused"
+    await _audit(request, who, action, station_id, outcome, {"answer": status})
+    return {"station_id": station_id, "status": status}
 
 
 @router.delete("/{station_id}/certificates/{serial_number}")

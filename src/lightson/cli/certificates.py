@@ -61,6 +61,16 @@ class CsmsCertificates:
     async def delete_certificate(self, station_id: str, hash_data: Mapping[str, Any]) -> str:
         return await _answer_of(station_id, self.csms.delete_certificate(station_id, hash_data))
 
+    async def request_station_certificate(self, station_id: str) -> str:
+        if self.csms.settings.station_ca is None:
+            raise StationCallError(
+                409,
+                "NoCA",
+                "no certificate authority signs stations' requests here "
+                "(--station-ca-cert/--station-ca-key, or the program file's station_ca)",
+            )
+        return await _answer_of(station_id, self.csms.request_station_certificate(station_id))
+
 
 async def _answer_of(station: str, work: Awaitable[T]) -> T:
     """``work``'s result; the CSMS's failures of a call to ``station`` as
@@ -143,10 +153,10 @@ def _station_path(station_id: str) -> str:
 )
 @click.pass_context
 def certificates(context: click.Context, api: str, token: str, ca: Path | None) -> None:
-    """Root certificates on chargers (OCPP security profiles 2 and 3): install, list, delete.
-
-    A charger's own client certificate is not installed here: it sends a certificate
-    signing request, which the server signs with --station-ca-cert (docs/csms.md).
+    """Certificates on chargers (OCPP security profiles 2 and 3): the roots they trust
+    (install, list, delete) and their own client certificate (renew: the charger sends a
+    certificate signing request, which the server signs with --station-ca-cert;
+    docs/csms.md).
     """
     context.obj = (api, token, ca)
 
@@ -192,6 +202,19 @@ def list_(obj: tuple[str, str, Path | None], station: str, certificate_types: tu
         )
     if not answer["certificates"]:
         click.echo(f"{station} holds no certificate of these types")
+
+
+@certificates.command("renew")
+@click.argument("station")
+@click.pass_obj
+def renew(obj: tuple[str, str, Path | None], station: str) -> None:
+    """Have STATION make a new key and send its CSR, which the server's CA signs (its new
+    certificate follows in CertificateSigned); prints the station's answer."""
+    api, token, ca = obj
+    answer = _request(api, token, "POST", f"{_station_path(station)}/renew", {}, ca)
+    click.echo(f"{answer['station_id']}: {answer['status']}")
+    if answer["status"] != "Accepted":
+        raise SystemExit(1)
 
 
 @certificates.command("delete")

@@ -1041,6 +1041,18 @@ class CsmsServer:
         )
         return str(answer.get("status"))
 
+    async def request_station_certificate(self, station_id: str) -> str:
+        """Ask the station for a new key and a CSR (A02/A03 triggered: 2.x ``TriggerMessage``
+        of ``SignChargingStationCertificate``, 1.6 ``ExtendedTriggerMessage`` of
+        ``SignChargePointCertificate``); its ``SignCertificate`` follows. Returns its answer."""
+        session = self.session(station_id)
+        if session.version is OcppVersion.V16:
+            action, wanted = "ExtendedTriggerMessage", "SignChargePointCertificate"
+        else:
+            action, wanted = "TriggerMessage", "SignChargingStationCertificate"
+        answer = await session.request(action, {"requestedMessage": wanted})
+        return str(answer.get("status"))
+
     async def get_charging_profiles(self, station_id: str, request_id: int) -> str:
         """Ask a 2.x station to report its profiles (they arrive as ReportChargingProfiles)."""
         session = self.session(station_id)

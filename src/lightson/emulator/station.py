@@ -47,6 +47,8 @@ from lightson.emulator.certificates import CertificateStore
 LOGGER = logging.getLogger("lightson.emulator")
 AC_VOLTS = 230.0
 V2X_OPERATION_MODES = ("Idle", "ChargingOnly", "CentralSetpoint")
+# What a CSMS triggers to have the station send a new CSR (2.x, the 1.6 security extension).
+_SIGN_REQUESTS = ("SignChargingStationCertificate", "SignChargePointCertificate")
 
 
 @dataclass
@@ -261,6 +263,24 @@ class EmulatorSession(OcppSession):
     def on_delete_certificate(self, **_: Any) -> dict[str, Any]:
         wanted = dict(self._raw_payload["certificateHashData"])
         return {"status": self.station.certificates.delete(wanted)}
+
+    @on("TriggerMessage")
+    def on_trigger_message(self, **_: Any) -> dict[str, Any]:
+        wanted = self._raw_payload["requestedMessage"]
+        return {"status": "Accepted" if wanted in _SIGN_REQUESTS else "NotImplemented"}
+
+    @after("TriggerMessage")
+    def after_trigger_message(self, **request: Any) -> None:
+        if request.get("requested_message") in _SIGN_REQUESTS:
+            self.station.later(self.station.request_certificate())
+
+    @on("ExtendedTriggerMessage")
+    def on_extended_trigger_message(self, **_: Any) -> dict[str, Any]:
+        return self.on_trigger_message()
+
+    @after("ExtendedTriggerMessage")
+    def after_extended_trigger_message(self, **request: Any) -> None:
+        self.after_trigger_message(**request)
 
     @on("CertificateSigned")
     def on_certificate_signed(self, **_: Any) -> dict[str, Any]:
