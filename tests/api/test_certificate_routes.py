@@ -296,3 +296,17 @@ def test_owners_and_utilities_are_refused_alike_and_audited(tmp_path: Path) -> N
         assert ("national-grid", "certificate-delete", "home-lowell-evse1", "refused") in refused
     finally:
         deployment.store.close()
+
+
+def test_the_cli_says_what_is_missing_in_one_line() -> None:
+    from net_support import free_port
+
+    runner = CliRunner()
+    no_token = runner.invoke(main, ["certificates", "list", "cs1"], env={"LIGHTSON_TOKEN": ""})
+    assert no_token.exit_code == 1
+    assert no_token.output == "Error: an admin token is needed: --token or $LIGHTSON_TOKEN\n"
+    api = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    down = runner.invoke(main, ["certificates", "--api", api, "--token", "t", "list", "cs1"])
+    assert down.exit_code == 1
+    assert down.output.startswith(f"Error: cannot reach the API at {api}: ")
+    assert "Traceback" not in down.output

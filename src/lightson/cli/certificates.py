@@ -97,9 +97,11 @@ async def _answer_of(station: str, work: Awaitable[T]) -> T:
 
 
 def _request(
-    api: str, token: str, method: str, path: str, body: Any, ca: Path | None
+    api: str, token: str | None, method: str, path: str, body: Any, ca: Path | None
 ) -> dict[str, Any]:
     """One call to the API; an error answer becomes a one-line ClickException."""
+    if not token:
+        raise click.ClickException("an admin token is needed: --token or $LIGHTSON_TOKEN")
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
         api.rstrip("/") + path,
@@ -141,7 +143,7 @@ def _station_path(station_id: str) -> str:
 )
 @click.option(
     "--token",
-    required=True,
+    default=None,
     envvar="LIGHTSON_TOKEN",
     help="An admin token (lightson token add; env LIGHTSON_TOKEN).",
 )
@@ -152,7 +154,7 @@ def _station_path(station_id: str) -> str:
     help="PEM CA that signed the API's https certificate (default: the system's).",
 )
 @click.pass_context
-def certificates(context: click.Context, api: str, token: str, ca: Path | None) -> None:
+def certificates(context: click.Context, api: str, token: str | None, ca: Path | None) -> None:
     """Certificates on chargers (OCPP security profiles 2 and 3): the roots they trust
     (install, list, delete) and their own client certificate (renew: the charger sends a
     certificate signing request, which the server signs with --station-ca-cert;
@@ -174,7 +176,7 @@ def certificates(context: click.Context, api: str, token: str, ca: Path | None) 
 )
 @click.pass_obj
 def install(
-    obj: tuple[str, str, Path | None], station: str, certificate: Path, certificate_type: str
+    obj: tuple[str, str | None, Path | None], station: str, certificate: Path, certificate_type: str
 ) -> None:
     """Send the PEM file CERTIFICATE to STATION to trust; prints the charger's answer."""
     api, token, ca = obj
@@ -189,7 +191,9 @@ def install(
 @click.argument("station")
 @click.option("--type", "certificate_types", multiple=True, help="Only these types (repeatable).")
 @click.pass_obj
-def list_(obj: tuple[str, str, Path | None], station: str, certificate_types: tuple[str]) -> None:
+def list_(
+    obj: tuple[str, str | None, Path | None], station: str, certificate_types: tuple[str]
+) -> None:
     """The certificates STATION holds: type, serial number, issuer name hash."""
     api, token, ca = obj
     query = urllib.parse.urlencode([("certificate_type", t) for t in certificate_types])
@@ -207,7 +211,7 @@ def list_(obj: tuple[str, str, Path | None], station: str, certificate_types: tu
 @certificates.command("renew")
 @click.argument("station")
 @click.pass_obj
-def renew(obj: tuple[str, str, Path | None], station: str) -> None:
+def renew(obj: tuple[str, str | None, Path | None], station: str) -> None:
     """Have STATION make a new key and send its CSR, which the server's CA signs (its new
     certificate follows in CertificateSigned); prints the station's answer."""
     api, token, ca = obj
@@ -225,7 +229,7 @@ def renew(obj: tuple[str, str, Path | None], station: str) -> None:
 )
 @click.pass_obj
 def delete(
-    obj: tuple[str, str, Path | None],
+    obj: tuple[str, str | None, Path | None],
     station: str,
     serial_number: str,
     issuer_name_hash: str | None,
