@@ -11,10 +11,11 @@ import json
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -329,3 +330,35 @@ def test_a_renewal_the_csms_asks_for_brings_a_new_signed_certificate(tmp_path: P
         run(scenario())
     finally:
         store.close()
+
+
+def test_a_csr_is_signed_only_as_a_client_certificate_naming_one_station(tmp_path: Path) -> None:
+    """A request with two common names (the station's first) is refused; one asking to be a
+    CA gets a certificate that is not one."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from lightson.csms.certificates import CsrRefusedError
+
+    ca = Authority(tmp_path)
+    authority = StationCertificateAuthority(ca.path, _key_file(tmp_path / "ca.key", ca.key))
+    key = ec.generate_private_key(ec.SECP256R1())
+
+    def csr(*names: str, ca_wanted: bool = False) -> str:
+        builder = x509.CertificateSigningRequestBuilder().subject_name(
+            x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, n) for n in names])
+        )
+        if ca_wanted:
+            builder = builder.add_extension(x509.BasicConstraints(True, None), critical=True)
+        request = builder.sign(key, hashes.SHA256())
+        return request.public_bytes(serialization.Encoding.PEM).decode()
+
+    with pytest.raises(CsrRefusedError, match="2 common names"):
+        authority.sign(csr("cs1", "cs2"), "cs1", START)
+    with pytest.raises(CsrRefusedError, match="names None"):
+        authority.sign(csr(), "cs1", START)
+    chain = authority.sign(csr("cs1", ca_wanted=True), "cs1", START)
+    leaf = x509.load_pem_x509_certificates(chain.encode())[0]
+    assert leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is False
+    assert leaf.not_valid_before_utc == START - timedelta(minutes=5)
+    assert leaf.not_valid_after_utc == START + timedelta(days=365)

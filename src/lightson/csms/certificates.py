@@ -59,7 +59,8 @@ class StationCertificateAuthority:
     def sign(self, csr_pem: str, station_id: str, now: datetime) -> str:
         """The station's certificate for ``csr_pem``, followed by ours (the chain, leaf
         first, PEM). Refused (:class:`CsrRefusedError`) unless the request is well formed,
-        its signature verifies, and its common name is ``station_id``."""
+        its signature verifies, and its one common name is ``station_id``. The request's
+        extensions are not copied: the certificate is for client authentication, not a CA."""
         try:
             csr = x509.load_pem_x509_csr(csr_pem.encode())
         except ValueError:
@@ -67,6 +68,10 @@ class StationCertificateAuthority:
         if not csr.is_signature_valid:
             raise CsrRefusedError("its signature does not verify")
         names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        if len(names) > 1:
+            # Readers differ on which of several names counts (we take the first, others the
+            # last): a certificate naming two stations must not exist.
+            raise CsrRefusedError(f"it names {len(names)} common names; one is allowed")
         named = str(names[0].value) if names else None
         if named != station_id:
             raise CsrRefusedError(f"it names {named!r}, not the station {station_id!r}")
