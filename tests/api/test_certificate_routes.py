@@ -310,3 +310,20 @@ def test_the_cli_says_what_is_missing_in_one_line() -> None:
     assert down.exit_code == 1
     assert down.output.startswith(f"Error: cannot reach the API at {api}: ")
     assert "Traceback" not in down.output
+
+
+def test_without_a_charger_server_in_the_process_the_routes_say_so(tmp_path: Path) -> None:
+    from test_app import World
+
+    world = World(load_program("example"), tmp_path)
+    try:
+        del world.client.app.state.stations
+        answer = world.call("admin", "GET", "/api/stations/depot-evse1/certificates")
+        assert answer.status_code == 503
+        assert answer.json() == {
+            "errors": [{"field": "", "message": "no charging-station server runs in this process"}]
+        }
+        audit = [(r["action"], r["outcome"], r["detail"]) for r in world.store.rows(db.audit_log)]
+        assert audit == [("certificates-list", "refused", {"status": 503})]
+    finally:
+        world.store.close()

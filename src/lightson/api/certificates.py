@@ -110,6 +110,7 @@ class InstallBody(BaseModel):
 
 
 def _fail(status: int, message: str, field: str = "") -> Exception:
+    """The app's error, answered as ``{"errors": [...]}`` by its one handler."""
     return HttpError(status, message, field)
 
 
