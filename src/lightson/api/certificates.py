@@ -107,8 +107,6 @@ class InstallBody(BaseModel):
     certificate: str = Field(min_length=1, max_length=MAX_CERTIFICATE_CHARS)
 
 
-
-
 def _fail(status: int, message: str, field: str = "") -> Exception:
     """The app's error, answered as ``{"errors": [...]}`` by its one handler."""
     return HttpError(status, message, field)
@@ -243,7 +241,7 @@ async def install_certificate(
 
 
 @router.post("/{station_id}/certificates/renew")
-async def renew_certificate(station_id: str, who: Caller, request: Request) -> dict[str, Any]:
+async def renew_certificate(station_id: str, who: Who, request: Request) -> dict[str, Any]:
     """Have the charger make a new key and send its CSR (TriggerMessage); the CSMS signs it
     with the operator's CA and sends it back. The answer is the charger's (``Accepted``,
     ``Rejected``, ``NotImplemented``)."""
