@@ -360,7 +360,7 @@ def test_an_unreadable_program_file_or_database_is_one_line_not_a_traceback(
     assert code == 2
     assert err == f"error: {binary}: not a UTF-8 text file (byte 15): is it a program file?\n"
     database = f"sqlite:///{tmp_path / 'no-such-folder' / 'x.db'}"
-    code, _, err = run("token", "add", "staff", "--role", "admin", "--db", database)
+    code, _, err = run("token", "add", "staff", "example", "--role", "admin", "--db", database)
     assert code == 2 and "Traceback" not in err
     assert err.startswith(f"error: cannot open the database {database}: unable to open")
     assert err.count("\n") == 1
