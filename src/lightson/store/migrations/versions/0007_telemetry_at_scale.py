@@ -1,5 +1,4 @@
-"""telemetry at scale: meter_samples partitioned by month on PostgreSQL, rollups per
-15-minute interval with their stale marks
+"""telemetry at scale: monthly sample partitions on PostgreSQL, 15-minute rollups
 
 Revision ID: 0007
 Revises: 0006
