@@ -287,5 +287,5 @@ def _settlement(
     called = [e for e in called_events(book.events.values(), now) if e.start >= since]
     used = {k: v for k, v in rules.items() if any(e.program_id == k for e in called)}
     metered = metered_from_store(store, program, called)
-    lines, _ = settle_program(program, used, called, metered)
+    lines, _ = settle_program(program, used, called, metered, covered=(None, now))
     return pd.DataFrame([line.as_dict() for line in lines])
