@@ -31,6 +31,7 @@ def test_operator_event_lifecycle(tmp_path: Path) -> None:
     )
     assert code == 0, out
     assert "cs-ci-daily-2030-07-15T1500" in out and "announced" in out
+    assert "2030-07-15 15:00-18:00 EDT" in out  # the program's wall clock, its zone named
     # Posted again: the same event, still one.
     assert (
         run(
@@ -117,6 +118,7 @@ def test_a_program_files_own_dr_program_takes_events_outside_the_summer(
     code, out = add("--program", program, "--program-id", "winter-pilot", *january)
     assert code == 0, out
     assert "winter-pilot-2030-01-15T0900" in out and "announced" in out
+    assert "2030-01-15 09:00-11:00 EST" in out  # January: standard time
     code, out = add("--program", program, "--program-id", "cs-ci-daily", *january)
     assert code == 2 and "outside every season of cs-ci-daily" in out
     code, out = add(

@@ -53,6 +53,15 @@ def test_settlement_matches_the_runs_event_kw_and_the_rates(run_dir: Path, tmp_p
     per_event = pd.read_csv(tmp_path / "settlement_events.csv")
     assert set(per_event.columns) >= {"net_discharge_kwh", "building_load_kwh", "credited_kw"}
     assert "program total" in result.output
+    # Three days of a season: extrapolated, and the events' own share is simulate's DR share $.
+    kpis = pd.read_csv(run_dir / "kpis_sites.csv").set_index("site_id")
+    for site_id, line in lines.iterrows():
+        assert line.extrapolated and line.season_events == 45
+        assert line.events_payment_usd == pytest.approx(line.total_usd / 45)
+        assert line.events_payment_usd == pytest.approx(kpis.loc[site_id, "dr_payment_usd"])
+    assert "summer 2026*     1/45" in result.output
+    assert "(extrapolated); these events' own share:" in result.output
+    assert "* extrapolated: the data covers only part of the season" in result.output
 
 
 def test_a_program_without_rules_is_named(run_dir: Path, tmp_path: Path) -> None:

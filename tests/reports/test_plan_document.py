@@ -13,8 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from lightson.cli import main
+from lightson.domain.plan import ObjectiveTerms
 from lightson.optimize import plan_site
-from lightson.reports.plan_views import plan_document
+from lightson.reports.plan_views import objective_lines, plan_document
 from support import site, vehicle
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -203,3 +204,24 @@ def test_plan_json_of_the_issue_reports_the_departure_need_and_the_limits(
     assert document["plan"]["lp_objective_usd"] == pytest.approx(
         check_objective_usd(document), abs=0.05
     )
+
+
+def test_the_table_prints_early_charge_outside_total_usd() -> None:
+    # 10 + 2 + 1 - 4 - 3 = 6 $ of money; the 0.5 $ tie-breaker below it, 6.5 $ the LP's.
+    terms = ObjectiveTerms(
+        energy_usd=10.0,
+        export_credit_usd=0.0,
+        demand_usd=2.0,
+        fixed_usd=1.0,
+        degradation_usd=0.0,
+        dr_revenue_usd=4.0,
+        shortfall_penalty_usd=0.0,
+        terminal_value_usd=3.0,
+        early_charge_usd=0.5,
+    )
+    lines = [line.split() for line in objective_lines(terms)]
+    names = [words[0] for words in lines]
+    assert names.index("total_usd") < names.index("Outside") < names.index("early_charge_usd")
+    assert ["total_usd", "6.00"] in lines
+    assert ["early_charge_usd", "0.50"] in lines
+    assert lines[-1][:2] == ["lp_objective_usd", "6.50"]

@@ -15,6 +15,9 @@ from lightson.domain.errors import ConfigError
 from lightson.reports.program_report import (
     Run,
     _program_events,
+    event_site_groups,
+    html_table,
+    local_time,
     read_run,
     report_tables,
     shortfall_reason,
@@ -94,6 +97,10 @@ def test_the_report_and_its_pdf_are_written(runs: tuple[Path, Path], tmp_path: P
     html = out.read_text()
     assert "Value by site kind" in html and "data:image/png;base64," in html
     assert "cs-daily-2026-07-15" in html
+    # Event times in the program's time zone with their offset (July: EDT, -04:00), not UTC.
+    assert "<td>2026-07-15 15:00-04:00</td>" in html and "UTC" not in html
+    assert "from 2026-07-14 00:00-04:00" in html
+    assert "<th>DR share $</th>" in html and "<th>battery credit $</th>" in html
     folder = tmp_path / "season" / "report_tables"
     for name in ("overview", "value_by_kind", "event_sites", "controllers"):
         parquet = pd.read_parquet(folder / f"{name}.parquet")
@@ -146,3 +153,30 @@ def test_event_windows_chain_overlaps_and_count_a_site_once() -> None:
     # The school once (its larger kW, 100) and the depot once (60): 160 kW, not 290.
     assert table.loc["a", "window_kw"] == table.loc["c", "window_kw"] == 160.0
     assert table.loc["d", "window_kw"] == 90.0
+
+
+def test_times_are_shown_in_the_program_zone_with_their_offset() -> None:
+    from zoneinfo import ZoneInfo
+
+    boston = ZoneInfo("America/New_York")
+    july = pd.Timestamp("2026-07-15T19:00", tz="UTC")
+    january = pd.Timestamp("2026-01-15T19:00", tz="UTC")
+    assert local_time(july, boston) == "2026-07-15 15:00-04:00"
+    assert local_time(january, boston) == "2026-01-15 14:00-05:00"
+    assert local_time(pd.Timestamp("2026-07-15T19:00"), boston) == "2026-07-15 15:00-04:00"
+    html = html_table(pd.DataFrame({"start": [july]}), boston)
+    assert "<td>2026-07-15 15:00-04:00</td>" in html
+
+
+def test_the_event_histogram_keeps_homes_apart_from_c_and_i() -> None:
+    # 250 homes at 0 kW would swamp a histogram of 3 schools' hundreds of kW.
+    events = pd.DataFrame(
+        {
+            "kind": ["home"] * 250 + ["school"] * 3 + ["business"] * 2,
+            "delivered_kw": [0.0] * 250 + [400.0, 500.0, 600.0] + [20.0, 30.0],
+        }
+    )
+    (homes, home_kinds, home_kw), (ci, ci_kinds, ci_kw) = event_site_groups(events)
+    assert homes == "homes" and home_kinds == ["home"] and len(home_kw[0]) == 250
+    assert ci.startswith("C&I") and ci_kinds == ["business", "school"]
+    assert [sorted(v) for v in ci_kw] == [[20.0, 30.0], [400.0, 500.0, 600.0]]

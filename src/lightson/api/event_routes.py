@@ -209,7 +209,10 @@ def settlements(
         if any(e.program_id == r.program_id for e in called)
     }
     metered = metered_from_store(ops.store, ops.program, called)
-    lines, _ = settle_program(ops.program, rules, called, metered, season_year=season)
+    # A season not over yet is extrapolated (each line says so; programs.settlement).
+    lines, _ = settle_program(
+        ops.program, rules, called, metered, season_year=season, covered=(None, ops.clock.now())
+    )
     return [
         {k: (round(v, 2) if isinstance(v, float) else v) for k, v in line.as_dict().items()}
         for line in lines

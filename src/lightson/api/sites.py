@@ -26,7 +26,7 @@ from lightson.api.documents import available_kw, mode_shown, refusal, rounded_or
 from lightson.domain.assets import Site
 from lightson.domain.errors import ConfigError
 from lightson.services.access import Principal, Role
-from lightson.services.completeness import data_completeness
+from lightson.services.completeness import completeness_rows
 from lightson.services.departures import Departure, next_departures, set_departure
 from lightson.services.live import LiveControl, SiteStatus
 from lightson.services.plans import latest_plan, plans_made, rounded
@@ -121,22 +121,18 @@ def completeness(
     require(ops, who, frozenset({Role.ADMIN, Role.OWNER}))
     now = ops.clock.now()
     site_of = {c.evse_id: s.site_id for s in scope(ops, who) for c in s.chargers}
-    lines = data_completeness(ops.store, site_of, now - timedelta(hours=hours), now)
+    rows = completeness_rows(ops.store, site_of, now - timedelta(hours=hours), now)
     return [
         {
-            "station_id": line.station_id,
-            "site_id": site_of[line.station_id],
-            "plugged_hours": round(line.plugged_hours, 2),
-            "covered_hours": round(line.covered_hours, 2),
-            "completeness": rounded_or_none(line.completeness, 4),
-            "samples": line.samples,
-            "last_reading_at": line.last_reading_at.isoformat() if line.last_reading_at else None,
-            "sequence_gaps": line.sequence_gaps,
-            "setpoints_sent": line.setpoints_sent,
-            "setpoints_not_accepted": line.setpoints_not_accepted,
-            "quarantined": line.quarantined,
+            **row,
+            "plugged_hours": round(row["plugged_hours"], 2),
+            "covered_hours": round(row["covered_hours"], 2),
+            "completeness": rounded_or_none(row["completeness"], 4),
+            "last_reading_at": row["last_reading_at"].isoformat()
+            if row["last_reading_at"]
+            else None,
         }
-        for line in lines
+        for row in rows
     ]
 
 

@@ -31,14 +31,23 @@ def _time(text: str | None, option: str, zone: str) -> str | None:
     return (value if value.tzinfo else value.replace(tzinfo=ZoneInfo(zone))).isoformat()
 
 
+def event_window(event: ProgramEvent, tz: ZoneInfo) -> str:
+    """An event's window as the program's wall clock, its zone named: ``2026-07-15
+    15:00-18:00 EDT`` (the end's abbreviation too, should the window cross a change)."""
+    start, end = event.start.astimezone(tz), event.end.astimezone(tz)
+    start_zone = "" if start.tzname() == end.tzname() else f" {start:%Z}"
+    day = "" if start.date() == end.date() else f"{end:%Y-%m-%d} "
+    return f"{start:%Y-%m-%d %H:%M}{start_zone}-{day}{end:%H:%M %Z}"
+
+
 def _show(event: ProgramEvent, zone: str) -> str:
     tz = ZoneInfo(zone)
     state = event.state(datetime.now(tz))
     sites = ", ".join(event.sites) if event.sites else "all enrolled"
     opted = f"; opted out: {', '.join(sorted(event.opt_outs))}" if event.opt_outs else ""
     return (
-        f"{event.event_id:<28} {event.program_id:<24} {event.start.astimezone(tz):%Y-%m-%d %H:%M}"
-        f"-{event.end.astimezone(tz):%H:%M}  {state.value:<10} {sites}{opted}"
+        f"{event.event_id:<28} {event.program_id:<24} {event_window(event, tz)}  "
+        f"{state.value:<10} {sites}{opted}"
     )
 
 
@@ -55,7 +64,13 @@ def events() -> None:
 @click.option("--notice", default=None, help="When the event was announced (default: now).")
 @click.option("--id", "event_id", default=None, help="Event id (default: program and start).")
 @click.option("--site", "sites", multiple=True, help="Call only these sites (repeatable).")
-@click.option("--timezone", "zone", default=EASTERN, show_default=True)
+@click.option(
+    "--timezone",
+    "zone",
+    default=None,
+    help=f"Zone of times given without an offset, and of the times shown [default: the "
+    f"program file's, else {EASTERN}].",
+)
 @program_argument("program_ref", None)
 @friendly_errors
 def events_add(
@@ -66,13 +81,16 @@ def events_add(
     notice: str | None,
     event_id: str | None,
     sites: tuple[str, ...],
-    zone: str,
+    zone: str | None,
     program_ref: str | None,
 ) -> None:
     """Announce an event (refused, with the reason, if the program's rules forbid it)."""
     rules = None
-    if program_ref is not None:
+    if program_ref is None:
+        zone = zone or EASTERN
+    else:
         program = load_program(program_ref)
+        zone = zone or program.timezone.key
         known = {s.site_id for s in program.sites}
         unknown = sorted(set(sites) - known)
         if unknown:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections import defaultdict
 from datetime import date, timedelta
 from pathlib import Path
@@ -154,8 +155,9 @@ def settle_command(
         for e in program.events
         if e.event_id in covered
     ]
+    run_end = start + timedelta(seconds=step.total_seconds()) * len(first_rows)
     lines, event_lines = settle_program(
-        program, rules, called, metered, participant_share, season_year
+        program, rules, called, metered, participant_share, season_year, (start, run_end)
     )
     _write(out, lines, event_lines, uncovered)
     if baseline is not None:
@@ -269,7 +271,7 @@ def _from_database(
     finally:
         store.close()
     lines, event_lines = settle_program(
-        program, rules, called, metered, participant_share, season_year
+        program, rules, called, metered, participant_share, season_year, (None, clock.now())
     )
     return lines, event_lines, 0
 
@@ -306,21 +308,44 @@ def _rules(
 
 
 def _print(lines: list[SettlementLine], uncovered: int) -> None:
+    """The table; a season the data covers in part is marked and its projection (``season
+    $``) shown beside the settled events' own share of it (``these events $``)."""
     header = (
-        f"{'site':<22} {'program':<24} {'season':<12} {'events':>6} {'avg kW':>8} "
-        f"{'payment $':>10} {'bonus $':>8} {'owner $':>10} {'aggregator $':>12}"
+        f"{'site':<22} {'program':<24} {'season':<14} {'events':>6} {'avg kW':>8} "
+        f"{'payment $':>10} {'bonus $':>8} {'season $':>10} {'these events $':>14} "
+        f"{'owner $':>10} {'aggregator $':>12}"
     )
     click.echo(header)
     totals: dict[str, float] = defaultdict(float)
     for line in lines:
+        mark = "*" if line.extrapolated else ""
+        events = f"{line.events_called}/{line.season_events}" if line.extrapolated else ""
         click.echo(
-            f"{line.site_id:<22} {line.program_id:<24} {line.season:<12} {line.events_called:>6} "
-            f"{line.season_average_kw:>8.2f} {line.payment_usd:>10.2f} "
-            f"{line.weekend_bonus_usd:>8.2f} {line.participant_usd:>10.2f} "
+            f"{line.site_id:<22} {line.program_id:<24} {line.season + mark:<14} "
+            f"{events or line.events_called:>6} {line.season_average_kw:>8.2f} "
+            f"{line.payment_usd:>10.2f} {line.weekend_bonus_usd:>8.2f} {line.total_usd:>10.2f} "
+            f"{line.events_payment_usd:>14.2f} {line.participant_usd:>10.2f} "
             f"{line.aggregator_usd:>12.2f}"
         )
         totals["total"] += line.total_usd
-    click.echo(f"program total: {totals['total']:.2f} $ over {len(lines)} site-seasons")
+        totals["events"] += line.events_payment_usd
+    extrapolated = [line for line in lines if line.extrapolated]
+    click.echo(
+        f"program total: {totals['total']:.2f} $ over {len(lines)} site-seasons"
+        + (" (extrapolated)" if extrapolated else "")
+        + f"; these events' own share: {totals['events']:.2f} $"
+    )
+    if extrapolated:
+        click.echo(
+            textwrap.fill(
+                "* extrapolated: the data covers only part of the season, so season $ (and "
+                "owner $, aggregator $) is what the season would pay if its other events went "
+                "as these did (events: settled / the season's expected); these events $ = "
+                "season $ x settled events / season events, what 'lightson simulate' shows as "
+                "DR share $",
+                100,
+            )
+        )
     if uncovered:
         click.echo(f"note: {uncovered} event(s) fall outside the run and are not settled")
     if not lines:

@@ -38,6 +38,11 @@ class SeasonRules:
             return self.first_day <= key <= self.last_day
         return key >= self.first_day or key <= self.last_day
 
+    def days(self, season_year: int) -> tuple[date, date]:
+        """The season's first and last day (local) in the season year named."""
+        last_year = season_year + 1 if self.first_day > self.last_day else season_year
+        return date(season_year, *self.first_day), date(last_year, *self.last_day)
+
     def season_year(self, day: date) -> int:
         """The year a season is named by: the year it starts in (winter 2026 = Dec 2026–Mar
         2027)."""

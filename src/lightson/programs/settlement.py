@@ -13,15 +13,23 @@ The rule (ConnectedSolutions, storage performance):
   ``weekend_bonus × the average kW over the season's weekend events`` (missed ones 0).
 - With an aggregator, the payment is split: ``participant_share`` to the site owner, the rest
   to the aggregator.
+
+A season the data covers only in part (a few days' run, a season not over yet) is
+**extrapolated**: the payment above is what the season would pay if its other events went as
+these did. The line says so, and gives beside it the settled events' own share of that
+payment, ``total ÷ (season events ÷ settled events)``, the season's events being its expected
+count (or those already called, when more). That share is what ``lightson simulate`` credits
+a run with (``DR share $``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
-from lightson.programs.rules import ProgramRules
+from lightson.programs.rules import ProgramRules, SeasonRules
 
 WEEKEND = (5, 6)  # Saturday, Sunday
 
@@ -95,6 +103,10 @@ class SettlementLine:
     total_usd: float
     participant_usd: float
     aggregator_usd: float
+    # A season the data covers in part: total_usd is a projection (module docstring).
+    extrapolated: bool = False
+    season_events: int = 0  # the events the season is taken to have
+    events_payment_usd: float = 0.0  # the settled events' own share of total_usd
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -111,6 +123,31 @@ class EnrolledSite:
             raise ValueError(f"{self.site_id}: participant_share must be within 0..1")
 
 
+def extrapolation_factor(season_events: int, settled_events: int) -> float:
+    """How many times the settled events' share the season's payment is: season events ÷
+    settled events (1 when none were settled: there is nothing to scale)."""
+    if settled_events <= 0:
+        return 1.0
+    return max(season_events, settled_events) / settled_events
+
+
+def covers_season(
+    season: SeasonRules,
+    season_year: int,
+    timezone: ZoneInfo,
+    covered: tuple[datetime | None, datetime] | None,
+) -> bool:
+    """Whether the data covers the whole season: ``covered`` is [from, until) (``from``
+    None: since before the season; ``covered`` None: the whole season, never extrapolated)."""
+    if covered is None:
+        return True
+    first_day, last_day = season.days(season_year)
+    begins = datetime.combine(first_day, time(0), timezone)
+    ends = datetime.combine(last_day + timedelta(days=1), time(0), timezone)
+    since, until = covered
+    return (since is None or since <= begins) and until >= ends
+
+
 def settle(
     rules: ProgramRules,
     season_name: str,
@@ -118,13 +155,16 @@ def settle(
     events: Sequence[CalledEvent],
     sites: Sequence[EnrolledSite],
     metered: Mapping[tuple[str, str], Metered],
+    covered: tuple[datetime | None, datetime] | None = None,
 ) -> tuple[list[SettlementLine], list[EventLine]]:
     """Settle one season of one program. ``metered`` is keyed by (site id, event id); an
-    event with no data for a site counts 0 kW for it."""
+    event with no data for a site counts 0 kW for it. ``covered``: the span the data covers
+    (``covers_season``); a season it covers in part is extrapolated."""
     season = next((s for s in rules.seasons if s.name == season_name), None)
     if season is None:
         known = ", ".join(s.name for s in rules.seasons)
         raise ValueError(f"{rules.program_id} has no season {season_name!r} (known: {known})")
+    whole = covers_season(season, season_year, rules.timezone, covered)
 
     def local_day(event: CalledEvent) -> date:
         return event.start.astimezone(rules.timezone).date()
@@ -172,6 +212,7 @@ def settle(
         payment = season.rate_usd_per_kw * average_kw
         bonus = season.weekend_bonus_usd_per_kw * weekend_kw
         total = payment + bonus
+        season_events = len(credited) if whole else max(season.expected_events, len(credited))
         lines.append(
             SettlementLine(
                 site_id=site.site_id,
@@ -188,6 +229,9 @@ def settle(
                 total_usd=total,
                 participant_usd=total * site.participant_share,
                 aggregator_usd=total * (1.0 - site.participant_share),
+                extrapolated=not whole,
+                season_events=season_events,
+                events_payment_usd=total / extrapolation_factor(season_events, len(credited)),
             )
         )
     return lines, event_lines

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from numpy.typing import NDArray
 
-from lightson.domain.plan import Plan
+from lightson.domain.plan import ObjectiveTerms, Plan
 from lightson.optimize.inputs import EARLY_CHARGE_CAP_H, TERMINAL_VALUE_MARGIN, SiteInputs
 from lightson.optimize.model import shortfall_penalty
 
@@ -138,8 +138,7 @@ def plan_table(inputs: SiteInputs, plan: Plan, tz: ZoneInfo) -> str:
             f"{inputs.load_kw[hour].mean():>7.1f}{plan.pv_kw[hour].mean():>6.1f}"
             f"{cells}{plan.site_net_power_kw[hour].mean():>8.1f}"
         )
-    lines += ["", "Objective over the horizon (USD; revenues shown positive):"]
-    lines += [f"  {name:<24}{value:>12.2f}" for name, value in plan.objective.as_dict().items()]
+    lines += ["", *objective_lines(plan.objective)]
     lines += ["", "Vehicles:"]
     for v, vin in zip(plan.vehicles, inputs.vehicles, strict=True):
         note = (
@@ -159,3 +158,19 @@ def plan_table(inputs: SiteInputs, plan: Plan, tz: ZoneInfo) -> str:
             f"charged {charged_kwh:.1f} kWh, discharged {discharged_kwh:.1f} kWh; {note}"
         )
     return "\n".join(lines)
+
+
+def objective_lines(objective: ObjectiveTerms) -> list[str]:
+    """The objective's money terms and their ``total_usd``, then, below the total and said
+    to be outside it, the early-charging tie-breaker and the LP objective it makes."""
+    terms = objective.as_dict()
+    total = terms.pop("total_usd")
+    early = terms.pop("early_charge_usd")
+    return [
+        "Objective over the horizon (USD; revenues shown positive, subtracted in total_usd):",
+        *(f"  {name:<24}{value:>12.2f}" for name, value in terms.items()),
+        f"  {'total_usd':<24}{total:>12.2f}",
+        "Outside total_usd (a tie-breaker, not money):",
+        f"  {'early_charge_usd':<24}{early:>12.2f}",
+        f"  {'lp_objective_usd':<24}{total + early:>12.2f}  (total_usd + early_charge_usd)",
+    ]

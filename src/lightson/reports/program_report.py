@@ -15,9 +15,11 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jinja2
 import pandas as pd
@@ -26,6 +28,7 @@ from matplotlib.figure import Figure
 from lightson.domain.errors import ConfigError
 from lightson.reports.compare import check_comparable, controller_totals, value_captured
 
+DEFAULT_TIMEZONE = "America/New_York"  # the program file's default (docs/program-file.md)
 MEASURED = "measured"  # the controller name of a live season's run (services.measured)
 EXPECTED_EVENT_KW = 1000.0  # the program expects more than 1 MW in each event (DOMAIN.md)
 RUN_FILES = ("kpis.json", "kpis_sites.csv", "events.csv", "site_list.csv", "event_list.csv")
@@ -50,6 +53,12 @@ class Run:
     @property
     def controller(self) -> str:
         return str(self.document["controller"])
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        """The program's time zone (a run written before 2026-12-06 does not name it: the
+        program's default, America/New_York)."""
+        return ZoneInfo(str(self.document.get("timezone", DEFAULT_TIMEZONE)))
 
     @property
     def days(self) -> float:
@@ -145,6 +154,7 @@ def _site_values(run: Run, baseline: Run | None) -> pd.DataFrame:
             "bill_usd": sites["bill_usd"],
             "demand_cost_usd": sites["demand_cost_usd"],
             "degradation_usd": sites["degradation_usd"],
+            "battery_credit_usd": sites["stored_energy_value_usd"],
             "net_cost_usd": sites["net_cost_usd"],
         }
     )
@@ -177,6 +187,7 @@ def _value_by_kind(run: Run, baseline: Run | None) -> pd.DataFrame:
             "vehicles": int(group["vehicles"].sum()),
             "dr_payment_usd_per_site": group["dr_payment_usd"].mean(),
             "degradation_usd_per_site": group["degradation_usd"].mean(),
+            "battery_credit_usd_per_site": group["battery_credit_usd"].mean(),
             "net_cost_usd_per_site": group["net_cost_usd"].mean(),
         }
         if "net_value_usd" in group:
@@ -403,9 +414,9 @@ def render_html(runs: Sequence[Run], tables: Mapping[str, pd.DataFrame], files: 
     if len(runs) > 1:
         value_captured_share = value_captured(controller_totals([r.document for r in runs]))
     figures = {
-        "events": figure_uri(_plot_events, tables["events"]),
+        "events": figure_uri(partial(_plot_events, tz=main.timezone), tables["events"]),
         "value": figure_uri(_plot_value, tables["sites"]),
-        "event_sites": figure_uri(_plot_event_sites, tables["event_sites"]),
+        "event_sites": figure_uri(_plot_event_sites, tables["event_sites"], panels=2),
         "backup": figure_uri(_plot_backup, tables["backup"]) if len(tables["backup"]) else None,
         "controllers": (
             figure_uri(_plot_controllers, tables["controllers"])
@@ -426,13 +437,14 @@ def render_html(runs: Sequence[Run], tables: Mapping[str, pd.DataFrame], files: 
     return page.render(
         program=main.document["program"],
         controller=main.controller,
-        start=main.document["start"],
+        start=local_time(pd.Timestamp(main.document["start"]), main.timezone),
+        timezone=main.timezone.key,
         days=main.days,
         seed=main.document.get("seed"),
         totals=main.document["program_totals"],
         baseline=any(r.controller == "unmanaged" for r in runs[1:])
         or main.controller == "unmanaged",
-        tables={name: html_table(t) for name, t in tables.items()},
+        tables={name: html_table(t, main.timezone) for name, t in tables.items()},
         figures=figures,
         reasons=reasons,
         events_over_1mw=_windows_over(tables["events"], EXPECTED_EVENT_KW),
@@ -457,10 +469,19 @@ def template(name: str) -> str:
     return (resources.files("lightson.reports") / "templates" / name).read_text()
 
 
-def html_table(table: pd.DataFrame) -> str:
+def local_time(value: pd.Timestamp, tz: ZoneInfo) -> str:
+    """An instant as the program's wall clock with its UTC offset, ``2026-07-15 15:00-04:00``
+    (a naive one is taken as UTC, as the tables store them)."""
+    aware = value if value.tzinfo is not None else value.tz_localize("UTC")
+    return str(aware.tz_convert(tz).isoformat(sep=" ", timespec="minutes"))
+
+
+def html_table(table: pd.DataFrame, tz: ZoneInfo) -> str:
+    """A table as HTML: instants in the program's time zone ``tz``."""
+
     def cell(value: Any) -> str:
         if isinstance(value, pd.Timestamp):
-            return str(value.strftime("%Y-%m-%d %H:%M UTC"))
+            return local_time(value, tz)
         if isinstance(value, float):
             if math.isnan(value):
                 return "–"
@@ -473,31 +494,43 @@ def html_table(table: pd.DataFrame) -> str:
     return html
 
 
+# Money named as in 'lightson simulate' and 'lightson settle' (docs/nomenclature.md).
+LABELS = {
+    "dr_payment_usd": "DR share $",
+    "dr_payment_usd_per_site": "DR share $ per site",
+}
+
+
 def _label(column: str) -> str:
     """A column name as a header people read (the exported tables keep the names)."""
+    if column in LABELS:
+        return LABELS[column]
     words = column.split("_")
     units = {"usd": "$", "kwh": "kWh", "kw": "kW", "dr": "DR", "v2x": "V2X", "id": ""}
     return " ".join(units.get(w, w) for w in words).strip()
 
 
-def figure_uri(plot: Callable[[Any, pd.DataFrame], None], table: pd.DataFrame) -> str:
-    """A plot as a PNG data URI (the HTML file stands alone, and WeasyPrint reads it)."""
+def figure_uri(
+    plot: Callable[[Any, pd.DataFrame], None], table: pd.DataFrame, panels: int = 1
+) -> str:
+    """A plot as a PNG data URI (the HTML file stands alone, and WeasyPrint reads it); with
+    ``panels`` > 1, ``plot`` gets that many axes side by side."""
     figure = Figure(figsize=(7.5, 3.2), dpi=110)  # no pyplot: no global figure state
-    plot(figure.subplots(), table)
+    plot(figure.subplots(1, panels) if panels > 1 else figure.subplots(), table)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _plot_events(axis: Any, events: pd.DataFrame) -> None:
+def _plot_events(axis: Any, events: pd.DataFrame, tz: ZoneInfo) -> None:
     if not len(events):
         axis.text(0.5, 0.5, "no events in this run", ha="center", transform=axis.transAxes)
         return
     dated = events.dropna(subset=["start"])
     bottom: dict[Any, float] = {}  # events of one window stack
     for program_id, group in dated.groupby("program_id"):
-        days = list(group["start"].dt.tz_convert(None).dt.floor("D"))
+        days = list(group["start"].dt.tz_convert(tz).dt.tz_localize(None).dt.floor("D"))
         below = [bottom.get(day, 0.0) for day in days]
         axis.bar(days, group["program_kw"], width=0.8, bottom=below, label=program_id)
         for day, kw in zip(days, group["program_kw"], strict=True):
@@ -524,21 +557,37 @@ def _plot_value(axis: Any, sites: pd.DataFrame) -> None:
     )
 
 
-def _plot_event_sites(axis: Any, events: pd.DataFrame) -> None:
-    if not len(events):
-        axis.text(0.5, 0.5, "no events in this run", ha="center", transform=axis.transAxes)
-        return
-    kinds = [k for k in KINDS if k in set(events["kind"])]
-    axis.hist(
-        [events.loc[events["kind"] == k, "delivered_kw"] for k in kinds],
-        bins=20,
-        stacked=True,
-        color=[KIND_COLORS[k] for k in kinds],
-        label=kinds,
-    )
-    axis.set_xlabel("kW a site delivered in an event")
-    axis.set_ylabel("site-events")
-    axis.legend(fontsize=8)
+EVENT_SITE_PANELS = (("homes", ("home",)), ("C&I (businesses, schools)", ("business", "school")))
+
+
+def event_site_groups(events: pd.DataFrame) -> list[tuple[str, list[str], list[pd.Series]]]:
+    """The site-events' kW apart for homes and for C&I: each panel's title, its kinds
+    present, and their kW (a home's few kW and a school's hundreds on one axis hide both)."""
+    groups = []
+    for title, kinds in EVENT_SITE_PANELS:
+        present = [k for k in kinds if k in set(events["kind"])]
+        groups.append(
+            (title, present, [events.loc[events["kind"] == k, "delivered_kw"] for k in present])
+        )
+    return groups
+
+
+def _plot_event_sites(axes: Any, events: pd.DataFrame) -> None:
+    for axis, (title, kinds, values) in zip(axes, event_site_groups(events), strict=True):
+        axis.set_title(title, fontsize=9)
+        if not kinds:
+            axis.text(0.5, 0.5, "no site-events", ha="center", transform=axis.transAxes)
+            continue
+        axis.hist(
+            values,
+            bins=20,
+            stacked=True,
+            color=[KIND_COLORS[k] for k in kinds],
+            label=[f"{k} ({len(v)})" for k, v in zip(kinds, values, strict=True)],
+        )
+        axis.set_xlabel("kW a site delivered in an event", fontsize=8)
+        axis.legend(fontsize=7)
+    axes[0].set_ylabel("site-events")
 
 
 def _plot_backup(axis: Any, backup: pd.DataFrame) -> None:

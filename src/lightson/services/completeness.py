@@ -11,9 +11,10 @@ lost ``Ended`` does not count an hour twice). ``samples`` counts every meter val
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -23,6 +24,19 @@ from lightson.store.db import aware
 from lightson.store.transactions import ended_at
 
 HOLD = timedelta(minutes=15)
+COMPLETENESS_COLUMNS = (
+    "station_id",
+    "site_id",
+    "plugged_hours",
+    "covered_hours",
+    "completeness",
+    "samples",
+    "last_reading_at",
+    "sequence_gaps",
+    "setpoints_sent",
+    "setpoints_not_accepted",
+    "quarantined",
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +55,30 @@ class StationCompleteness:
     def completeness(self) -> float | None:
         """Share of the plugged time covered (``None``: nothing was plugged)."""
         return self.covered_hours / self.plugged_hours if self.plugged_hours > 0 else None
+
+
+def completeness_rows(
+    store: Store, site_of: Mapping[str, str], since: datetime, now: datetime
+) -> list[dict[str, Any]]:
+    """Each charger's line over [since, now) as the dashboard's Data page (``GET
+    /api/completeness``) and the season report both show it, from the one computation
+    (``data_completeness``); ``site_of`` maps each charger to its site."""
+    return [
+        {
+            "station_id": line.station_id,
+            "site_id": site_of[line.station_id],
+            "plugged_hours": line.plugged_hours,
+            "covered_hours": line.covered_hours,
+            "completeness": line.completeness,
+            "samples": line.samples,
+            "last_reading_at": line.last_reading_at,
+            "sequence_gaps": line.sequence_gaps,
+            "setpoints_sent": line.setpoints_sent,
+            "setpoints_not_accepted": line.setpoints_not_accepted,
+            "quarantined": line.quarantined,
+        }
+        for line in data_completeness(store, site_of, since, now)
+    ]
 
 
 def data_completeness(

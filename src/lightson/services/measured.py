@@ -102,7 +102,7 @@ def measured_season(
     program's own cap rule), not one read off the 15-minute grid, so the report and the
     payment agree; the KPIs' payment estimate follows from it."""
     step = program.step
-    since, until = _recorded_span(store, program, book, since, until)
+    since, until = recorded_span(store, program, book, since, until)
     start = since.astimezone(UTC)
     start -= (start - start.replace(minute=0, second=0, microsecond=0)) % step
     n_steps = max(1, -(-(until.astimezone(UTC) - start) // step))
@@ -166,12 +166,18 @@ def write_measured(
     return [*written, out / CONDITIONS_FILE]
 
 
-def _recorded_span(
-    store: Store, program: Program, book: EventBook, since: datetime, until: datetime
+def recorded_span(
+    store: Store,
+    program: Program,
+    book: EventBook,
+    since: datetime,
+    until: datetime,
+    pad: timedelta | None = None,
 ) -> tuple[datetime, datetime]:
     """[since, until) narrowed to the first and last record of the program's chargers
     (meter values, transaction events, statuses), site meters, grid signals and the windows
-    of the events called in it; unchanged when there is none."""
+    of the events called in it, the last one's interval included (``pad``, default the
+    program's step; 0: the span ends at the last record); unchanged when there is none."""
     stations = [c.evse_id for s in program.sites for c in s.chargers]
     sites = [s.site_id for s in program.sites]
     sources = (
@@ -190,12 +196,13 @@ def _recorded_span(
                 table.c.at < until.astimezone(UTC),
             )
             found += [aware(at) for at in connection.execute(query).one() if at is not None]
+    step = program.step if pad is None else pad
     for event in book.events.values():
         if event.cancelled_at is None and event.start >= since and event.end <= until:
-            found += [event.start, event.end - program.step]
+            found += [event.start, event.end - step]
     if not found:
         return since, until
-    return max(since, min(found)), min(until, max(found) + program.step)
+    return max(since, min(found)), min(until, max(found) + step)
 
 
 def measured_site(

@@ -8,7 +8,7 @@ report measured from the database (``lightson report --db`` and ``GET /api/repor
 from __future__ import annotations
 
 import tempfile
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -18,8 +18,8 @@ from lightson.domain.assets import Program
 from lightson.programs.events import EventBook
 from lightson.programs.rules import ProgramRules
 from lightson.reports.program_report import read_run, write_report
-from lightson.services.completeness import data_completeness
-from lightson.services.measured import FAULT_STATUSES, write_measured
+from lightson.services.completeness import COMPLETENESS_COLUMNS, completeness_rows
+from lightson.services.measured import FAULT_STATUSES, recorded_span, write_measured
 from lightson.services.settlement import (
     called_events,
     event_performance,
@@ -45,7 +45,7 @@ def season_tables(
     return {
         "events": _events(store, program, book, rules, since, now),
         "equipment": _equipment(store, program, since, now),
-        "completeness": _completeness(store, program, since, now),
+        "completeness": completeness_table(store, program, book, since, now),
         "settlement": _settlement(store, program, book, rules, since, now),
     }
 
@@ -256,23 +256,17 @@ def _followed(sent: pd.DataFrame, readings: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _completeness(store: Store, program: Program, since: datetime, now: datetime) -> pd.DataFrame:
+def completeness_table(
+    store: Store, program: Program, book: EventBook, since: datetime, now: datetime
+) -> pd.DataFrame:
+    """The Data page's lines (``completeness_rows``, the same computation and columns) over
+    the period the database has records for: a session never ended counts as plugged until
+    the last record, not until the wall clock's now (a demo's day read months later), as
+    the Data page shows it when the records end."""
     site_of = {c.evse_id: s.site_id for s in program.sites for c in s.chargers}
-    lines = data_completeness(store, site_of, since, now)
-    return pd.DataFrame(
-        [
-            {
-                "station_id": line.station_id,
-                "site_id": site_of[line.station_id],
-                "plugged_hours": line.plugged_hours,
-                "covered_share": line.completeness,
-                "readings": line.samples,
-                "sequence_gaps": line.sequence_gaps,
-                "setpoints_not_accepted": line.setpoints_not_accepted,
-            }
-            for line in lines
-        ]
-    )
+    first, last = recorded_span(store, program, book, since, now, pad=timedelta(0))
+    rows = completeness_rows(store, site_of, first, last)
+    return pd.DataFrame(rows, columns=list(COMPLETENESS_COLUMNS))
 
 
 def _settlement(
@@ -287,5 +281,5 @@ def _settlement(
     called = [e for e in called_events(book.events.values(), now) if e.start >= since]
     used = {k: v for k, v in rules.items() if any(e.program_id == k for e in called)}
     metered = metered_from_store(store, program, called)
-    lines, _ = settle_program(program, used, called, metered)
+    lines, _ = settle_program(program, used, called, metered, covered=(None, now))
     return pd.DataFrame([line.as_dict() for line in lines])

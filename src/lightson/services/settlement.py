@@ -54,8 +54,11 @@ def settle_program(
     metered: Mapping[tuple[str, str], Metered],
     participant_share: float = 1.0,
     season_year: int | None = None,
+    covered: tuple[datetime | None, datetime] | None = None,
 ) -> tuple[list[SettlementLine], list[EventLine]]:
-    """Every program's every season the events fall in (or only ``season_year``)."""
+    """Every program's every season the events fall in (or only ``season_year``).
+    ``covered``: the span the data covers, [from, until) (``from`` None: since before any
+    season); a season it covers in part is extrapolated (``programs.settlement``)."""
     lines: list[SettlementLine] = []
     event_lines: list[EventLine] = []
     for program_id, program_rules in sorted(rules.items()):
@@ -76,7 +79,9 @@ def settle_program(
         for season_name, year in sorted(season_years, key=lambda sy: (sy[1], sy[0])):
             if season_year is not None and year != season_year:
                 continue
-            site_lines, per_event = settle(program_rules, season_name, year, called, sites, metered)
+            site_lines, per_event = settle(
+                program_rules, season_name, year, called, sites, metered, covered
+            )
             lines += site_lines
             event_lines += per_event
     return lines, event_lines

@@ -183,6 +183,7 @@ def _kpi_document(
         "program": program.name,
         "controller": run.controller,
         "start": run.start.isoformat(),
+        "timezone": program.timezone.key,  # the program's: reports show times in it
         "steps": run.n_steps,
         "step_minutes": program.step.total_seconds() / 60,
         "seed": run.seed,
