@@ -303,3 +303,21 @@ def test_field_and_named_causes_take_the_field_defaults() -> None:
     override["sites"][0]["failures"] = "none"
     program = program_of(override)
     assert program.failures_at(program.site("depot")) == NO_FAILURES
+
+
+def test_the_documented_failures_section_is_valid_for_beverly() -> None:
+    """docs/program-file.md's example, added to the bundled Beverly scenario, loads."""
+    import re
+    from importlib import resources
+
+    docs = (Path(__file__).parents[2] / "docs" / "program-file.md").read_text()
+    section = docs[docs.index("## `failures`") :]
+    (example,) = re.findall(r"```text\n(.*?)```", section, flags=re.DOTALL)[:1]
+    beverly = yaml.safe_load(
+        (resources.files("lightson") / "examples" / "beverly-2021.yaml").read_text()
+    )
+    program = program_of({**beverly, **yaml.safe_load(example)})
+    assert program.failures.charger_faults is not None
+    assert program.failures.opt_out("home") == 0.10
+    (known,) = program.charger_downtime
+    assert (known.evse_id, known.cause) == ("beverly-evse1", FailureCause.FAULT)
