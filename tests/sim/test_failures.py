@@ -321,3 +321,20 @@ def test_the_documented_failures_section_is_valid_for_beverly() -> None:
     assert program.failures.opt_out("home") == 0.10
     (known,) = program.charger_downtime
     assert (known.evse_id, known.cause) == ("beverly-evse1", FailureCause.FAULT)
+
+
+def test_a_summer_route_holds_its_energy_only_from_its_notice_the_day_before() -> None:
+    from lightson.sim.world import build_world
+
+    route = {"probability": 1.0, "days": ["thu"], "depart": "15:30", "return": "16:30"}
+    program = program_of(depot_document(failures={"summer_route": {**route, "energy_kwh": 10}}))
+    start = datetime(2026, 7, 13, tzinfo=program.timezone)  # a Monday; the route: Thursday
+    world = build_world(program, program.site("depot"), start, 96 * 4, 4, seed=0)
+    assert world.failures is not None
+    known = world.failures.next_trip_kwh["bus-1"]
+    notice = 96 * 2 + 64  # Wednesday 16:00
+    departs = 96 * 3 + 62  # Thursday 15:30
+    assert np.all(known[:notice] == 0.0)
+    assert np.all(known[notice:departs] == 10.0)
+    assert np.all(known[departs:] == 0.0)
+    assert world.schedules["bus-1"].next_trip_kwh[0] == 10.0  # the truth knows it all along

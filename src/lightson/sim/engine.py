@@ -135,6 +135,8 @@ def _run(
         )
         # The trip about to leave (even late) and its scheduled energy set the floor.
         next_trip = {v: float(s.next_trip_kwh[k]) for v, s in world.schedules.items()}
+        if world.failures:  # a summer route counts from its notice on
+            next_trip = {v: float(e[k]) for v, e in world.failures.next_trip_kwh.items()}
         islanded = grid_state.islanded(now)
         released: frozenset[str] = frozenset()
         if islanded:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 import numpy as np
 from numpy.typing import NDArray
@@ -42,7 +42,8 @@ from lightson.physics.trips import TripOccurrence, TripSchedule, lay_trips
 FAILURE_STREAM = 1
 CAUSE_CODES = {cause: i + 1 for i, cause in enumerate(FailureCause)}
 CAUSES = {code: cause for cause, code in CAUSE_CODES.items()}
-LEAD_IN = timedelta(days=30)  # spells that start this long before the grid may still run
+LEAD_IN = timedelta(days=30)
+ROUTE_NOTICE_LOCAL = time(16, 0)  # spells that start this long before the grid may still run
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,6 +54,9 @@ class SiteFailureDraw:
     cause: NDArray[np.int8]
     schedules: dict[str, TripSchedule]
     opted_out: frozenset[str]
+    # Each vehicle's next-trip energy as the fleet knows it (the safety floor): a summer
+    # route counts from its notice on, not weeks before it.
+    next_trip_kwh: dict[str, NDArray[np.float64]]
 
     def code(self, cause: FailureCause) -> int:
         return CAUSE_CODES[cause]
@@ -81,14 +85,15 @@ def draw_failures(
     p_out = model.opt_out(site.kind.value)
     opted_out = frozenset(e.event_id for e in events if p_out > 0 and rng.random() < p_out)
     cause = np.zeros((len(site.vehicles), grid.n_steps), dtype=np.int8)
-    schedules = {}
+    schedules, next_trip = {}, {}
     for i, vehicle in enumerate(site.vehicles):
         base = trips[vehicle.vehicle_id]
         layers = [base]
         layers.append(_shifted(layers[-1], model.early_departure, rng, early=True))
         layers.append(_shifted(layers[-1], model.late_plug_in, rng, early=False))
         route = model.summer_route if site.kind is SiteKind.SCHOOL else None
-        layers.append(layers[-1] + _route_trips(route, program, grid, rng))
+        routes = _route_trips(route, program, grid, rng)
+        layers.append(layers[-1] + routes)
         laid = [lay_trips(layer, grid) for layer in layers]
         for layer, reason in enumerate(
             (FailureCause.EARLY_DEPARTURE, FailureCause.LATE_PLUG_IN, FailureCause.ROUTE)
@@ -98,7 +103,31 @@ def draw_failures(
         at_charger = ~laid[-1].away
         cause[i, at_charger] = charger_code[vehicle.evse_id][at_charger]
         schedules[vehicle.vehicle_id] = laid[-1]
-    return SiteFailureDraw(cause, schedules, opted_out)
+        next_trip[vehicle.vehicle_id] = _known_next_trip_kwh(
+            laid[-1], laid[-2], routes, grid, program
+        )
+    return SiteFailureDraw(cause, schedules, opted_out, next_trip)
+
+
+def _known_next_trip_kwh(
+    truth: TripSchedule,
+    without_routes: TripSchedule,
+    routes: list[TripOccurrence],
+    grid: TimeGrid,
+    program: Program,
+) -> NDArray[np.float64]:
+    """The next trip's energy as known at each step: a summer route is known from
+    ``ROUTE_NOTICE_LOCAL`` the day before it (a school's summer schedule is set, but the
+    fleet is told which bus runs it the day before: an assumption); before that the next
+    planned trip's energy holds."""
+    result = without_routes.next_trip_kwh.copy()
+    for trip in routes:
+        day_before = trip.depart.astimezone(program.timezone).date() - timedelta(days=1)
+        notice = datetime.combine(day_before, ROUTE_NOTICE_LOCAL, tzinfo=program.timezone)
+        first = max(grid.first_index_from(notice), 0)
+        last = min(grid.first_index_from(trip.depart), grid.n_steps)
+        result[first:last] = truth.next_trip_kwh[first:last]
+    return result
 
 
 def _charger_codes(
