@@ -163,7 +163,7 @@ def test_opt_out_probability_one_gives_zero_kw_attributed_to_the_opt_out(
     assert kpis.lost_event_kw_opt_out == pytest.approx(2 * BUS_KW)
     assert kpis.dr_payment_usd == 0.0
     # The run folder says so as a live season's does, and the report names the cause.
-    from lightson.reports.program_report import read_run, report_tables
+    from lightson.reports.program_report import read_run, render_html, report_tables
     from lightson.sim.output import write_run
 
     whole = ProgramRun("perfect-foresight", run.start, run.n_steps, 0, (run,))
@@ -178,8 +178,12 @@ def test_opt_out_probability_one_gives_zero_kw_attributed_to_the_opt_out(
             "silent_chargers": 0,
         }
     ]
-    (reason,) = report_tables([read_run(tmp_path)])["event_sites"]["reason"]
+    folder = read_run(tmp_path)
+    tables = report_tables([folder])
+    (reason,) = tables["event_sites"]["reason"]
     assert reason == "opted out"
+    html = render_html([folder], tables, files=False)
+    assert "<li>opt out: 40.0 kW</li>" in html and "<li>fault: 0.0 kW</li>" in html
 
 
 def test_a_summer_route_across_the_event_is_attributed_to_the_route() -> None:
