@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lightson.config.loader import parse_program
 from lightson.domain.assets import Program
@@ -342,3 +344,36 @@ def test_a_summer_route_holds_its_energy_only_from_its_notice_the_day_before() -
     assert np.all(known[notice:departs] == 10.0)
     assert np.all(known[departs:] == 0.0)
     assert world.schedules["bus-1"].next_trip_kwh[0] == 10.0  # the truth knows it all along
+
+
+@settings(max_examples=6, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    faults=st.floats(0.0, 365.0),
+    losses=st.floats(0.0, 365.0),
+    late=st.floats(0.0, 1.0),
+    opt_out=st.floats(0.0, 1.0),
+)
+def test_lost_and_delivered_kw_never_exceed_what_the_chargers_could_give(
+    seed: int, faults: float, losses: float, late: float, opt_out: float
+) -> None:
+    failures = {
+        "charger_faults": {"per_charger_year": faults, "median_hours": 2.0},
+        "communication_losses": {"per_charger_year": losses, "median_hours": 2.0},
+        "late_plug_in": {"probability": late},
+        "opt_out": {"school": opt_out},
+        "summer_route": {"probability": 0.5, "depart": "14:00", "return": "16:00"},
+    }
+    document = depot_document(failures=failures)
+    document["sites"][0]["vehicles"][0]["trips"] = [
+        {"days": "daily", "depart": "12:00", "return": "14:00", "energy_kwh": 5.0}
+    ]
+    run, event = run_depot(program_of(document), seed)
+    lost = [event.lost_kw(cause) for cause in FailureCause]
+    assert min(lost) >= 0.0
+    assert event.delivered_kw + sum(lost) <= 2 * BUS_KW + 1e-6
+    assert run.failure_cause is not None
+    assert np.all(run.power_kw[run.failure_cause == CAUSE_CODES[FailureCause.FAULT]] == 0.0)
+    assert np.all(run.power_kw[run.failure_cause == CAUSE_CODES[FailureCause.COMMS]] >= 0.0)
+    if "e1" in run.opted_out:
+        assert event.delivered_kw == 0.0
