@@ -164,7 +164,9 @@ def _run(
         power = {s.evse_id: s.power_kw for s in safe.setpoints}
         for i, v in enumerate(vehicles):
             if plugged[v.vehicle_id] and down.out(i, k):
-                power[v.evse_id] = down.power_kw(i, k, energy[v.vehicle_id], dt)
+                # Islanded, nothing charges from the island (the CSMS's islanded default).
+                fallback_kw = down.power_kw(i, k, energy[v.vehicle_id], dt)
+                power[v.evse_id] = 0.0 if islanded else fallback_kw
         out.served[k] = observation.load_kw
         for i, v in enumerate(vehicles):
             trip_kwh = float(world.schedules[v.vehicle_id].trip_energy_kwh[k])
