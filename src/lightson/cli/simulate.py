@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,9 @@ import numpy as np
 from lightson.cli.app import finite, friendly_errors, main, parse_start, program_argument
 from lightson.config import load_program
 from lightson.control.controllers import CONTROLLERS
-from lightson.domain.assets import LoadTier, Site
+from lightson.domain.assets import LoadTier, Program, Site
 from lightson.domain.errors import ConfigError
+from lightson.domain.failures import FIELD_FAILURES, NO_FAILURES
 
 
 @main.command()
@@ -75,6 +77,15 @@ from lightson.domain.errors import ConfigError
     help="Address of a Ray cluster (with --engine ray); default: a local Ray instance.",
 )
 @click.option(
+    "--failures",
+    type=click.Choice(["file", "field", "none"]),
+    default="file",
+    show_default=True,
+    help="Charger faults, link losses, opt-outs, late plug-ins, early departures, summer "
+    "routes: as the program file says (no 'failures:' section: none), the field defaults "
+    "for every site, or none at all (docs/simulation.md).",
+)
+@click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     required=True,
@@ -92,6 +103,7 @@ def simulate(
     workers: int,
     engine: str,
     ray_address: str | None,
+    failures: str,
     out: Path,
 ) -> None:
     """Simulate sites of a program with a controller on real Boston data, and summarise."""
@@ -100,7 +112,7 @@ def simulate(
     from lightson.sim.output import write_run
     from lightson.sim.runner import simulate_program
 
-    program = load_program(program_file)
+    program = with_failures(load_program(program_file), failures)
     first = parse_start(start, program)
     last = parse_start(end, program, "--end") if end else first + timedelta(days=days)
     n_steps = int((last.astimezone(UTC) - first.astimezone(UTC)) / program.step)
@@ -128,6 +140,17 @@ def simulate(
     written = write_run(program, run, kpis, events, out)
     click.echo(run_table(kpis, events))
     click.echo(f"\nwritten: {', '.join(str(p) for p in written)}")
+
+
+def with_failures(program: Program, choice: str) -> Program:
+    """The program with ``--failures``: ``file`` as it is, ``field`` or ``none`` for every
+    site (site overrides and known charger downtime included)."""
+    if choice == "file":
+        return program
+    model = FIELD_FAILURES if choice == "field" else NO_FAILURES
+    sites = tuple(replace(s, failures=None) for s in program.sites)
+    downtime = program.charger_downtime if choice == "field" else ()
+    return replace(program, sites=sites, failures=model, charger_downtime=downtime)
 
 
 @main.command()

@@ -38,6 +38,16 @@ from lightson.domain.assets import (
 from lightson.domain.catalog import CHARGER_MODELS, DR_PROGRAMS, TARIFFS, VEHICLE_MODELS
 from lightson.domain.demand_response import DREvent, DRProgram
 from lightson.domain.errors import ConfigError, DataError, LightsOnError, UnknownNameError
+from lightson.domain.failures import (
+    FIELD_FAILURES,
+    NO_FAILURES,
+    ChargerDowntime,
+    Delay,
+    Downtime,
+    FailureCause,
+    FailureModel,
+    SummerRoute,
+)
 from lightson.domain.outages import Outage
 from lightson.domain.tariffs import Tariff, TouPeriod
 
@@ -173,6 +183,8 @@ def _rule(detail: Any) -> str:
     }
     if kind in rules:
         return rules[kind].format(**ctx)
+    if kind == "value_error":
+        return str(detail["msg"]).removeprefix("Value error, ")
     if kind == "literal_error":
         return f"must be one of {ctx.get('expected', '')}"
     return str(detail["msg"]).lower()
@@ -203,6 +215,8 @@ class _Converter:
         events = self.events(doc.events, dr_programs, tz)
         vehicles_by_site = {s.id: {v.id for v in s.vehicles} for s in doc.sites}
         outages = self.outages(doc.outages, vehicles_by_site, tz)
+        failures = failure_model(doc.failures)
+        downtime = self.charger_downtime(doc.charger_downtime, doc.sites, tz)
         if doc.program.weather is None:
             for i, site in enumerate(doc.sites):
                 if site.pv is not None:
@@ -218,6 +232,8 @@ class _Converter:
             events=tuple(events),
             weather=weather,
             outages=tuple(outages),
+            failures=failures,
+            charger_downtime=tuple(downtime),
         )
 
     def timezone(self, name: str) -> ZoneInfo:
@@ -354,6 +370,30 @@ class _Converter:
                 )
         return result
 
+    def charger_downtime(
+        self, spells: list[s.ChargerDowntimeFile], sites: list[s.SiteFile], tz: ZoneInfo
+    ) -> list[ChargerDowntime]:
+        chargers = {site.id: [c.id for c in site.chargers] for site in sites}
+        result = []
+        for i, d in enumerate(spells):
+            path = f"charger_downtime[{i}]"
+            if d.site not in chargers:
+                self.fail(f"{path}.site", _unknown("site", d.site, chargers))
+            elif d.charger not in chargers[d.site]:
+                self.fail(
+                    f"{path}.charger", _unknown(f"charger at {d.site}", d.charger, chargers[d.site])
+                )
+            start, end = (
+                self.instant(d.start, tz, f"{path}.start"),
+                self.instant(d.end, tz, f"{path}.end"),
+            )
+            if start and end and end <= start:
+                self.fail(f"{path}.end", "must be after start")
+            elif start and end:
+                cause = FailureCause.FAULT if d.cause == "fault" else FailureCause.COMMS
+                result.append(ChargerDowntime(d.site, d.charger, cause, start, end))
+        return result
+
     def instant(self, text: str, tz: ZoneInfo, path: str) -> datetime | None:
         try:
             value = datetime.fromisoformat(text)
@@ -435,6 +475,7 @@ class _Converter:
             vehicles=tuple(v for v in vehicles if v is not None),
             pv=pv,
             enrollments=tuple(site.enrollments),
+            failures=failure_model(site.failures) if site.failures is not None else None,
         )
 
     def unique(self, ids: list[str], path: str, what: str) -> None:
@@ -542,6 +583,74 @@ class _Converter:
             frozenset(t.months),
             frozenset(t.except_dates),
         )
+
+
+def failure_model(f: s.FailuresFile) -> FailureModel:
+    """The domain failure model of a ``failures:`` section: causes named take the field
+    defaults for what they leave out; causes not named are as ``base``."""
+    base = FIELD_FAILURES if f.base == "field" else NO_FAILURES
+    field = FIELD_FAILURES
+    assert field.charger_faults and field.communication_losses
+    assert field.late_plug_in and field.early_departure and field.summer_route
+    return FailureModel(
+        charger_faults=_downtime(f.charger_faults, field.charger_faults, base.charger_faults),
+        communication_losses=_downtime(
+            f.communication_losses, field.communication_losses, base.communication_losses
+        ),
+        opt_out_probability=(
+            tuple(
+                (kind, _pick(getattr(f.opt_out, kind), field.opt_out(kind)))
+                for kind in ("home", "business", "school")
+            )
+            if f.opt_out is not None
+            else base.opt_out_probability
+        ),
+        late_plug_in=_delay(f.late_plug_in, field.late_plug_in, base.late_plug_in),
+        early_departure=_delay(f.early_departure, field.early_departure, base.early_departure),
+        summer_route=_summer_route(f.summer_route, field.summer_route, base.summer_route),
+    )
+
+
+def _downtime(
+    given: s.DowntimeFile | None, field: Downtime, base: Downtime | None
+) -> Downtime | None:
+    if given is None:
+        return base
+    return Downtime(
+        _pick(given.per_charger_year, field.per_charger_year),
+        _pick(given.median_hours, field.median_hours),
+        _pick(given.sigma, field.sigma),
+    )
+
+
+def _delay(given: s.DelayFile | None, field: Delay, base: Delay | None) -> Delay | None:
+    if given is None:
+        return base
+    return Delay(
+        _pick(given.probability, field.probability),
+        _pick(given.median_hours, field.median_hours),
+        _pick(given.sigma, field.sigma),
+        _pick(given.max_hours, field.max_hours),
+    )
+
+
+def _summer_route(
+    given: s.SummerRouteFile | None, field: SummerRoute, base: SummerRoute | None
+) -> SummerRoute | None:
+    if given is None:
+        return base
+    return SummerRoute(
+        _pick(given.probability, field.probability),
+        frozenset(given.months) if given.months is not None else field.months,
+        frozenset(_DAY_SETS[given.days])
+        if isinstance(given.days, str)
+        else frozenset(_DAY_INDEX[d] for d in given.days)
+        if given.days
+        else field.weekdays,
+        time.fromisoformat(given.depart) if given.depart else field.depart_local,
+        time.fromisoformat(given.return_) if given.return_ else field.return_local,
+        _pick(given.energy_kwh, field.energy_kwh),
+    )
 
 
 def _unknown(kind: str, name: str, known: Iterable[str]) -> str:

@@ -96,6 +96,72 @@ class PVFile(_Strict):
     losses_percent: Annotated[float, Field(ge=0.0, lt=100.0)] = 14.0
 
 
+class DowntimeFile(_Strict):
+    """Random spells out of service: starts per charger and year, lognormal durations."""
+
+    per_charger_year: Annotated[float, Field(ge=0.0, le=365.0)] | None = None
+    median_hours: Annotated[float, Field(gt=0.0, le=8760.0)] | None = None
+    sigma: Annotated[float, Field(ge=0.0, le=3.0)] | None = None
+
+
+class DelayFile(_Strict):
+    probability: Fraction | None = None
+    median_hours: Annotated[float, Field(gt=0.0, le=24.0)] | None = None
+    sigma: Annotated[float, Field(ge=0.0, le=3.0)] | None = None
+    max_hours: Annotated[float, Field(gt=0.0, le=24.0)] | None = None
+
+
+class OptOutFile(_Strict):
+    """Probability that a site of each kind opts out of an event."""
+
+    home: Fraction | None = None
+    business: Fraction | None = None
+    school: Fraction | None = None
+
+
+class SummerRouteFile(_Strict):
+    probability: Fraction | None = None
+    months: list[Annotated[int, Field(ge=1, le=12)]] | None = None
+    days: DaySet | None = None
+    depart: ClockTime | None = None
+    return_: ClockTime | None = Field(default=None, alias="return")
+    energy_kwh: PowerKw | None = None
+
+
+class FailuresFile(_Strict):
+    """The twin's failure model (docs/program-file.md): the causes named are on, each field
+    left out at its field default (``FIELD_FAILURES``); causes not named are as ``base``
+    (``none``: off; ``field``: the field defaults). ``failures: field`` is ``{base: field}``."""
+
+    base: Literal["none", "field"] = "none"
+    charger_faults: DowntimeFile | None = None
+    communication_losses: DowntimeFile | None = None
+    opt_out: OptOutFile | None = None
+    late_plug_in: DelayFile | None = None
+    early_departure: DelayFile | None = None
+    summer_route: SummerRouteFile | None = None
+
+
+def _failures_from_yaml(value: object) -> object:
+    """``failures: none`` / ``failures: field`` stand for ``{base: none}`` / ``{base: field}``."""
+    if isinstance(value, str):
+        if value not in ("none", "field"):
+            raise ValueError("must be 'none', 'field' or a mapping of causes")
+        return {"base": value}
+    return value
+
+
+Failures = Annotated[FailuresFile, BeforeValidator(_failures_from_yaml)]
+
+
+class ChargerDowntimeFile(_Strict):
+    site: str = Field(min_length=1)
+    charger: str = Field(min_length=1)
+    cause: Literal["fault", "comms"]
+    start: Instant
+    end: Instant
+
+
 class SiteFile(_Strict):
     id: str = Field(min_length=1)
     kind: Literal["home", "business", "school"]
@@ -108,6 +174,7 @@ class SiteFile(_Strict):
     enrollments: list[str] = []
     chargers: list[ChargerFile]
     vehicles: list[VehicleFile] = []
+    failures: Failures | None = None  # None: the program's
 
 
 class TouPeriodFile(_Strict):
@@ -188,6 +255,8 @@ class ProgramFile(_Strict):
     dr_programs: dict[str, DRProgramFile] = {}
     events: list[EventFile] = []
     outages: list[OutageFile] = []
+    failures: Failures = FailuresFile()
+    charger_downtime: list[ChargerDowntimeFile] = []
     openadr: OpenAdrFile | None = None
     station_ca: StationCaFile | None = None
     sites: list[SiteFile] = Field(min_length=1)

@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 from lightson.domain.demand_response import DREvent, DRProgram
 from lightson.domain.errors import UnknownNameError
+from lightson.domain.failures import NO_FAILURES, ChargerDowntime, FailureModel
 from lightson.domain.outages import Outage
 from lightson.domain.tariffs import Tariff
 
@@ -218,6 +219,7 @@ class Site:
     vehicles: tuple[Vehicle, ...]
     pv: PVSystem | None = None
     enrollments: tuple[str, ...] = ()
+    failures: FailureModel | None = None  # None: the program's (``Program.failures``)
 
     def charger(self, evse_id: str) -> Charger:
         for charger in self.chargers:
@@ -238,6 +240,11 @@ class Program:
     events: tuple[DREvent, ...] = ()
     weather: HourlyWeather | None = None
     outages: tuple[Outage, ...] = ()
+    failures: FailureModel = NO_FAILURES  # what the twin's sites live with, unless their own
+    charger_downtime: tuple[ChargerDowntime, ...] = ()  # known faults and link losses
+
+    def failures_at(self, site: Site) -> FailureModel:
+        return site.failures if site.failures is not None else self.failures
 
     def site(self, site_id: str) -> Site:
         for site in self.sites:

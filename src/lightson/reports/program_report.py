@@ -452,6 +452,8 @@ def render_html(runs: Sequence[Run], tables: Mapping[str, pd.DataFrame], files: 
         value_captured=value_captured_share,
         runs=[(r.controller, str(r.folder)) for r in runs],
         measured=main.controller == MEASURED,
+        # a simulation with failures (lightson.sim.failures): kW lost by cause
+        lost=main.document.get("event_kw_lost_by_cause") if main.conditions is not None else None,
         season="equipment" in tables,
         files=files,
     )

@@ -20,9 +20,11 @@ from lightson.control.grid import GridMonitor, GridSignal
 from lightson.control.step import decide
 from lightson.domain.assets import Program, Site, Vehicle
 from lightson.domain.demand_response import DREvent
+from lightson.domain.failures import FailureCause
 from lightson.domain.state import SiteForecast, SiteObservation
 from lightson.physics.battery import next_energy_kwh
 from lightson.physics.trips import TripSchedule
+from lightson.sim.failures import CAUSE_CODES
 from lightson.sim.world import SiteWorld, build_world
 
 
@@ -55,6 +57,10 @@ class SiteRun:
     plans_made: int
     # Each vehicle's energy before the first step; None: the program file's initial_soc.
     initial_energy_kwh: NDArray[np.float64] | None = None
+    # The twin's failures (lightson.sim.failures): cause code per vehicle and step (0: none;
+    # None: a world without failures) and the events the site opted out of.
+    failure_cause: NDArray[np.int8] | None = None
+    opted_out: frozenset[str] = frozenset()
 
     @property
     def n_steps(self) -> int:
@@ -89,7 +95,12 @@ def _run(
     energy = {v.vehicle_id: v.initial_soc * v.battery_kwh for v in vehicles}
     out = _Recorder(n, len(vehicles))
     out.in_event = world.grid.starts_within((e.start, e.end) for e in world.events)[:n]
-    announced = _Announced(program, world.events, controller.foresight)
+    opted_out = world.failures.opted_out if world.failures else frozenset()
+    # An owner who opts out of an event takes the site out of it: its controller never sees it.
+    announced = _Announced(
+        program, tuple(e for e in world.events if e.event_id not in opted_out), controller.foresight
+    )
+    down = _Downtime(site, world)
     peak_kw, month = 0.0, None
     # The program's outages reach the site as grid-loss signals from its meter.
     mine = [o for o in program.outages if site.site_id in o.site_ids]
@@ -112,16 +123,20 @@ def _run(
         if local_month != month:
             peak_kw, month = 0.0, local_month
         plugged = {v.vehicle_id: not bool(world.schedules[v.vehicle_id].away[k]) for v in vehicles}
+        # A faulted or silent charger's vehicle is not there for the platform.
+        seen = {v: p and not down.out(i, k) for i, (v, p) in enumerate(plugged.items())}
         observation = SiteObservation(
             now,
             dict(energy),
-            plugged,
+            seen,
             float(world.load_kw[k]),
             float(world.pv_kw[k]),
             peak_so_far_kw=peak_kw,
         )
         # The trip about to leave (even late) and its scheduled energy set the floor.
         next_trip = {v: float(s.next_trip_kwh[k]) for v, s in world.schedules.items()}
+        if world.failures:  # a summer route counts from its notice on
+            next_trip = {v: float(e[k]) for v, e in world.failures.next_trip_kwh.items()}
         islanded = grid_state.islanded(now)
         released: frozenset[str] = frozenset()
         if islanded:
@@ -147,6 +162,11 @@ def _run(
         out.in_outage[k] = islanded
         out.critical_unserved[k] = safe.critical_unserved_kw
         power = {s.evse_id: s.power_kw for s in safe.setpoints}
+        for i, v in enumerate(vehicles):
+            if plugged[v.vehicle_id] and down.out(i, k):
+                # Islanded, nothing charges from the island (the CSMS's islanded default).
+                fallback_kw = down.power_kw(i, k, energy[v.vehicle_id], dt)
+                power[v.evse_id] = 0.0 if islanded else fallback_kw
         out.served[k] = observation.load_kw
         for i, v in enumerate(vehicles):
             trip_kwh = float(world.schedules[v.vehicle_id].trip_energy_kwh[k])
@@ -172,6 +192,30 @@ def _run(
         out.interventions += len(safe.interventions)
         peak_kw = max(peak_kw, net_kw)
     return out.finish(site, controller, world)
+
+
+class _Downtime:
+    """What a charger out of service does: a faulted one nothing; one that lost its link to
+    the platform falls back to its charge-only default profile (DOMAIN.md: charge-only, no
+    discharge), i.e. charges at full power until the battery is full."""
+
+    def __init__(self, site: Site, world: SiteWorld) -> None:
+        self._site = site
+        self._cause = world.failures.cause if world.failures else None
+        self._fault = CAUSE_CODES[FailureCause.FAULT]
+        self._comms = CAUSE_CODES[FailureCause.COMMS]
+
+    def out(self, i: int, k: int) -> bool:
+        return self._cause is not None and int(self._cause[i, k]) in (self._fault, self._comms)
+
+    def power_kw(self, i: int, k: int, energy_kwh: float, dt_h: float) -> float:
+        assert self._cause is not None
+        if int(self._cause[i, k]) != self._comms:
+            return 0.0
+        vehicle = self._site.vehicles[i]
+        charger = self._site.charger(vehicle.evse_id)
+        room_kw = (vehicle.max_energy_kwh - energy_kwh) / (vehicle.charge_efficiency * dt_h)
+        return max(min(vehicle.max_charge_kw, charger.max_charge_kw, room_kw), 0.0)
 
 
 def _context(
@@ -294,4 +338,8 @@ class _Recorder:
             departure_short_kwh=self.departure_short,
             interventions=self.interventions,
             plans_made=int(getattr(controller, "plans_made", 0)),
+            failure_cause=(
+                world.failures.cause[:, : world.n_sim_steps] if world.failures else None
+            ),
+            opted_out=world.failures.opted_out if world.failures else frozenset(),
         )

@@ -34,22 +34,36 @@ from datetime import datetime, timedelta
 import numpy as np
 from numpy.typing import NDArray
 
-from lightson.domain.assets import Program
+from lightson.domain.assets import Program, Site
 from lightson.domain.demand_response import DREvent
+from lightson.domain.failures import FailureCause
 from lightson.domain.time import TimeGrid
 from lightson.programs.settlement import Metered, event_kw
 from lightson.sim.engine import SiteRun
+from lightson.sim.failures import CAUSE_CODES
 
 AVERAGE_DAYS_PER_MONTH = 365.25 / 12
 
 
 @dataclass(frozen=True)
 class EventPerformance:
+    """One site in one event: the kW delivered (storage rule), the plugged-in share and the
+    kW lost to each failure cause (``lost_kw``, below)."""
+
     event_id: str
     program_id: str
     site_id: str
     delivered_kw: float
     plugged_share: float
+    lost_early_departure_kw: float = 0.0
+    lost_late_plug_in_kw: float = 0.0
+    lost_route_kw: float = 0.0
+    lost_fault_kw: float = 0.0
+    lost_comms_kw: float = 0.0
+    lost_opt_out_kw: float = 0.0
+
+    def lost_kw(self, cause: FailureCause) -> float:
+        return float(getattr(self, f"lost_{cause.value}_kw"))
 
 
 @dataclass(frozen=True)
@@ -86,6 +100,14 @@ class SiteKpis:
     critical_unserved_kwh: float
     safety_interventions: int
     plans_made: int
+    # Event kW lost to each failure cause, summed over the site's events (lost_kw, below).
+    lost_event_kw_early_departure: float = 0.0
+    lost_event_kw_late_plug_in: float = 0.0
+    lost_event_kw_route: float = 0.0
+    lost_event_kw_fault: float = 0.0
+    lost_event_kw_comms: float = 0.0
+    lost_event_kw_opt_out: float = 0.0
+    events_opted_out: int = 0
 
     def as_dict(self) -> dict[str, float | int | str]:
         return asdict(self)
@@ -167,6 +189,11 @@ def site_kpis(program: Program, run: SiteRun) -> tuple[SiteKpis, list[EventPerfo
         critical_unserved_kwh=float(run.critical_unserved_kw.sum()) * dt,
         safety_interventions=run.interventions,
         plans_made=run.plans_made,
+        events_opted_out=sum(e.event_id in run.opted_out for e in events),
+        **{
+            f"lost_event_kw_{cause.value}": sum(e.lost_kw(cause) for e in events)
+            for cause in FailureCause
+        },
     )
     return kpis, events
 
@@ -214,11 +241,99 @@ def _event_performance(program: Program, run: SiteRun) -> list[EventPerformance]
         assert window is not None
         hours = (event.end - event.start).total_seconds() / 3600
         plugged = float(run.plugged[:, window].mean()) if run.plugged.size else 0.0
-        delivered = event_kw(meter, hours, site.export_permitted, cap_to_load=True)
+        opted_out = event.event_id in run.opted_out
+        delivered = (
+            0.0 if opted_out else event_kw(meter, hours, site.export_permitted, cap_to_load=True)
+        )
+        lost = lost_kw(site, run, window, opted_out)
         result.append(
-            EventPerformance(event.event_id, event.program_id, site.site_id, delivered, plugged)
+            EventPerformance(
+                event.event_id,
+                event.program_id,
+                site.site_id,
+                delivered,
+                plugged,
+                **{f"lost_{cause.value}_kw": kw for cause, kw in lost.items()},
+            )
         )
     return result
+
+
+def event_conditions(program: Program, run: SiteRun) -> list[dict[str, str | int | bool]]:
+    """Per event the run covers, what the live season's ``event_conditions.csv`` says
+    (``services.measured``): opted out, chargers faulted and chargers silent (a charger counts
+    when its fault or link loss overlapped the event while its vehicle was there)."""
+    site = program.site(run.site_id)
+    fault, comms = CAUSE_CODES[FailureCause.FAULT], CAUSE_CODES[FailureCause.COMMS]
+    rows: list[dict[str, str | int | bool]] = []
+    for event in program.events:
+        window = _window(run, event) if event.program_id in site.enrollments else None
+        if window is None:
+            continue
+        codes = (
+            run.failure_cause[:, window]
+            if run.failure_cause is not None
+            else np.zeros((len(site.vehicles), 0), dtype=np.int8)
+        )
+        faulted = {i for i in range(codes.shape[0]) if (codes[i] == fault).any()}
+        silent = {i for i in range(codes.shape[0]) if (codes[i] == comms).any()} - faulted
+        rows.append(
+            {
+                "event_id": event.event_id,
+                "site_id": site.site_id,
+                "opted_out": event.event_id in run.opted_out,
+                "faulted_chargers": len(faulted),
+                "silent_chargers": len(silent),
+            }
+        )
+    return rows
+
+
+def lost_kw(site: Site, run: SiteRun, window: slice, opted_out: bool) -> dict[FailureCause, float]:
+    """Event kW lost to each failure cause: the discharge capacity of the vehicles a cause
+    took out of the event, averaged over the event like the delivered kW.
+
+    A vehicle's capacity is ``min(vehicle, charger)`` maximum discharge (0 if it can't give
+    V2X). A vehicle-step counts for the cause coded in ``run.failure_cause`` (away early, not
+    yet plugged in after a trip, on a summer route, its charger faulted or silent); in an event
+    the site opted out of, every vehicle at a working charger counts for the opt-out. Steps
+    islanded count nothing (as for the delivered kW); where the site may not export, a step's
+    lost kW are capped at what the building still drew (load − discharge), shared in
+    proportion, since more could not have been delivered."""
+    n_steps = window.stop - window.start
+    result = dict.fromkeys(FailureCause, 0.0)
+    if (run.failure_cause is None and not opted_out) or not site.vehicles or n_steps <= 0:
+        return result
+    capacity = np.array(
+        [
+            min(v.max_discharge_kw, site.charger(v.evse_id).max_discharge_kw)
+            if v.v2x_capable
+            else 0.0
+            for v in site.vehicles
+        ]
+    )
+    codes = (
+        run.failure_cause[:, window]
+        if run.failure_cause is not None
+        else np.zeros((len(site.vehicles), n_steps), dtype=np.int8)
+    )
+    counted = ~np.asarray(run.in_outage[window], dtype=bool)
+    per_step = {}
+    for cause in FailureCause:
+        if cause is FailureCause.OPT_OUT:
+            mask = (
+                (codes == 0) & run.plugged[:, window] if opted_out else np.zeros_like(codes, bool)
+            )
+        else:
+            mask = codes == CAUSE_CODES[cause]
+        per_step[cause] = (capacity[:, None] * mask).sum(axis=0) * counted
+    if not site.export_permitted:
+        discharge = np.clip(-run.power_kw[:, window].sum(axis=0), 0.0, None)
+        room = np.clip(run.load_kw[window] - discharge, 0.0, None)
+        total = sum(per_step.values())
+        scale = np.where(total > room, room / np.where(total > 0, total, 1.0), 1.0)
+        per_step = {c: kw * scale for c, kw in per_step.items()}
+    return {cause: float(kw.sum()) / n_steps for cause, kw in per_step.items()}
 
 
 def event_meters(

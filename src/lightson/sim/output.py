@@ -12,10 +12,14 @@ import numpy as np
 import pandas as pd
 
 from lightson.domain.assets import Program
-from lightson.sim.kpis import EventPerformance, SiteKpis
+from lightson.domain.failures import FailureCause
+from lightson.sim.kpis import EventPerformance, SiteKpis, event_conditions
 from lightson.sim.runner import ProgramRun
 
 RUN_SCHEMA = "lightson.run/1"
+# The live season's file of the same name (services.measured); lightson report reads it.
+CONDITIONS_FILE = "event_conditions.csv"
+CONDITIONS_COLUMNS = ["event_id", "site_id", "opted_out", "faulted_chargers", "silent_chargers"]
 
 
 def write_run(
@@ -28,7 +32,8 @@ def write_run(
     """Write ``sites.parquet``, ``vehicles.parquet``, ``kpis.json``, ``kpis_sites.csv``,
     ``events.csv``, ``site_list.csv`` (what each simulated site is: kind, utility, vehicles,
     chargers) and ``event_list.csv`` (each event's window), so a report needs nothing else,
-    into ``out``; returns the paths written."""
+    into ``out``, and with failures in the world ``event_conditions.csv`` (per site-event:
+    opted out, chargers faulted, chargers silent); returns the paths written."""
     out.mkdir(parents=True, exist_ok=True)
     paths = [
         out / name
@@ -67,6 +72,11 @@ def write_run(
         ],
         columns=["event_id", "program_id", "start", "end"],
     ).to_csv(paths[6], index=False)
+    if any(r.failure_cause is not None or r.opted_out for r in run.runs):
+        # With failures, the report gives each shortfall its cause as for a live season.
+        conditions = [row for r in run.runs for row in event_conditions(program, r)]
+        paths.append(out / CONDITIONS_FILE)
+        pd.DataFrame(conditions, columns=CONDITIONS_COLUMNS).to_csv(paths[-1], index=False)
     return paths
 
 
@@ -178,6 +188,7 @@ def _kpi_document(
             "unserved_trip_kwh",
         )
     }
+    lost = {cause.value: sum(e.lost_kw(cause) for e in events) for cause in FailureCause}
     return {
         "schema": RUN_SCHEMA,
         "program": program.name,
@@ -189,5 +200,7 @@ def _kpi_document(
         "seed": run.seed,
         "program_totals": total,
         "program_kw_per_event": per_event,
+        # Σ over site-events of the kW each failure cause took (lightson.sim.kpis.lost_kw)
+        "event_kw_lost_by_cause": lost,
         "sites": [k.as_dict() for k in kpis],
     }

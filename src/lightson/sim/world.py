@@ -9,6 +9,9 @@
   controller forecasts with the schedule itself.
 - Events: announced the day before at ``ANNOUNCE_LOCAL`` when the program file gives no
   announcement time (ConnectedSolutions' day-ahead notice).
+- Failures (``lightson.sim.failures``): the program's or the site's failure model; trips
+  moved by late plug-ins, early departures and summer routes are in the true schedules, the
+  controller still plans with the program file's.
 
 Everything random comes from ``numpy.random.default_rng((seed, crc32(site_id)))``.
 """
@@ -27,6 +30,7 @@ from lightson.domain.demand_response import DREvent
 from lightson.domain.time import TimeGrid
 from lightson.forecast.profiles import profile_forecast
 from lightson.physics.trips import LOOKAHEAD, TripOccurrence, TripSchedule, lay_trips, occurrences
+from lightson.sim.failures import SiteFailureDraw, draw_failures
 
 LOAD_NOISE_RHO = 0.95
 LOAD_NOISE_SIGMA = 0.15
@@ -50,6 +54,8 @@ class SiteWorld:
     schedules: dict[str, TripSchedule]
     nominal_schedules: dict[str, TripSchedule]
     events: tuple[DREvent, ...]
+    # The site's failures (lightson.sim.failures): cause codes [vehicle, step], opt-outs.
+    failures: SiteFailureDraw | None = None
 
 
 def build_world(
@@ -59,11 +65,22 @@ def build_world(
     grid = TimeGrid(start, n_sim_steps + horizon_steps, program.step)
     nominal = profile_forecast(program, site, grid)
     first, last = grid.start - timedelta(days=2), grid.end + LOOKAHEAD
-    schedules, nominal_schedules = {}, {}
+    schedules, nominal_schedules, true_trips = {}, {}, {}
     for vehicle in site.vehicles:
         planned = occurrences(vehicle.trips, first, last, program.timezone)
         nominal_schedules[vehicle.vehicle_id] = lay_trips(planned, grid)
-        schedules[vehicle.vehicle_id] = lay_trips(_jittered(planned, vehicle, rng), grid)
+        true_trips[vehicle.vehicle_id] = _jittered(planned, vehicle, rng)
+        schedules[vehicle.vehicle_id] = lay_trips(true_trips[vehicle.vehicle_id], grid)
+    events = tuple(
+        _announced(e, program) for e in program.events if e.program_id in site.enrollments
+    )
+    failures = None
+    if program.failures_at(site).any or any(
+        d.site_id == site.site_id for d in program.charger_downtime
+    ):
+        # Its own random stream: the draws above are the same with failures on or off.
+        failures = draw_failures(program, site, grid, true_trips, events, seed)
+        schedules = failures.schedules
     return SiteWorld(
         site=site,
         grid=grid,
@@ -74,9 +91,8 @@ def build_world(
         forecast_pv_kw=nominal.pv_kw,
         schedules=schedules,
         nominal_schedules=nominal_schedules,
-        events=tuple(
-            _announced(e, program) for e in program.events if e.program_id in site.enrollments
-        ),
+        events=events,
+        failures=failures,
     )
 
 
