@@ -158,3 +158,31 @@ def test_the_owners_departure_moves_the_learned_trip_of_its_day(
     departures = loop._departures(site, station_states(store, [STATION]), NOW)
     assert departures == {"lightning": (datetime(2026, 3, 19, 9, 0, tzinfo=TZ), None)}
     assert away_steps(loop, home, departures) == list(range(36, 78))
+
+
+class _StoppedError(Exception):
+    pass
+
+
+@pytest.mark.parametrize(("given", "expected"), [([], 10), (["0"], None), (["14"], 14)])
+def test_serve_passes_the_minimum_of_sessions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: list[str], expected: int | None
+) -> None:
+    from click.testing import CliRunner
+
+    from lightson.cli import main
+    from lightson.cli import serve as serve_cli
+
+    seen: list[object] = []
+
+    def recording(*_: object, **options: object) -> None:
+        seen.append(options["availability_min_sessions"])
+        raise _StoppedError
+
+    monkeypatch.setattr(serve_cli, "OperationsServer", recording)
+    option = ["--learn-availability-after", *given] if given else []
+    result = CliRunner().invoke(
+        main, ["serve", "example", "--db", f"sqlite:///{tmp_path / 's.db'}", *option]
+    )
+    assert isinstance(result.exception, _StoppedError)
+    assert seen == [expected]

@@ -6,8 +6,11 @@ One tick of a site:
 1. **Observe** from the database what the CSMS stored: each vehicle's state of charge and
    whether it is plugged (an open transaction at its charger), and the departures asked for:
    the owner's next departure (``services.departures``), else the time and energy the
-   vehicle itself asked for over ISO 15118 (``NotifyEVChargingNeeds``). Building load and PV come
-   from the site meter where one reports, else from the site's profiles.
+   vehicle itself asked for over ISO 15118 (``NotifyEVChargingNeeds``), each moving the day's
+   usual trip; the usual trips are those learned from the vehicle's recorded sessions where
+   its charger has enough (``services.availability``), else the program file's schedule.
+   Building load and PV come from the site meter where one reports, else from the site's
+   profiles.
 2. **Decide** with the same code the simulator runs (``control.step.decide``): the site's
    controller on the grid, the islanded dispatch in an outage, then the safety layer, both
    with this tick's power limits (``services.limits``: the registered rating, what the
