@@ -97,6 +97,26 @@ def test_sessions_are_read_with_their_net_energy_and_open_ones_left_out(store: S
     assert len(recorded_sessions(store, STATION, datetime(2026, 3, 3, tzinfo=TZ), NOW)) == 11
 
 
+@pytest.mark.parametrize(
+    ("reason", "kept"), [("CsmsOffline", 0), ("CsmsBoot", 0), ("CsmsAvailable", 1)]
+)
+def test_a_session_the_csms_closed_for_a_lost_station_is_not_a_departure(
+    store: Store, reason: str, kept: int
+) -> None:
+    """Closed because the station went offline or rebooted: its end says nothing about the
+    EV; closed because the connector was reported Available: the EV left then."""
+    start = datetime(2026, 3, 2, 18, 0, tzinfo=TZ)
+    record(store, "lost", start, None, 0.0, 0.0)
+    closing = {
+        "station_id": STATION, "evse_id": 1, "transaction_id": "lost", "seq_no": None,
+        "event_type": "Ended", "trigger_reason": reason, "at": start + timedelta(hours=5),
+        "received_at": start + timedelta(hours=5), "payload": {"reason": "test"},
+    }  # fmt: skip
+    store.write([(db.transaction_events, closing)]).result(5)
+    found = recorded_sessions(store, STATION, NOW - timedelta(days=56), NOW)
+    assert [s.left for s in found] == [start + timedelta(hours=5)] * kept
+
+
 def away_steps(loop: LiveControl, program: Program, departures: object = None) -> list[int]:
     """The 15-minute intervals of Thursday 19 March the lightning is away, as planned."""
     grid = TimeGrid(datetime(2026, 3, 19, tzinfo=TZ), 96)

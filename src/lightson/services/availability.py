@@ -7,8 +7,9 @@ departure (``services.departures``) still moves the day's trip, learned or sched
 A session is a transaction at the vehicle's charger (the program file assigns each vehicle
 one): plugged in when it started, left when it ended, and its energy the net rise of the
 charger's registers over it (imported less exported: what a V2X session gave back is not
-what the trip used). Sessions still open are not counted; a charger that sends no register
-gives 0 kWh for its sessions (the trip's need then rests on the departure floor).
+what the trip used). Sessions still open, or closed by the CSMS because the station was lost
+(rebooted, offline: the end is not when the EV left), are not counted; a charger that sends
+no register gives 0 kWh for its sessions (the trip's need then rests on the departure floor).
 
 The patterns are learned once a local day per site (``refresh``, which reads the database:
 call it off the event loop), and read from memory in between (``trips``).
@@ -18,8 +19,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
+
+from sqlalchemy import case, func, select
 
 from lightson.domain.assets import Site, Trip
 from lightson.forecast.availability import (
@@ -29,8 +32,10 @@ from lightson.forecast.availability import (
     learn_availability,
     learned_trips,
 )
-from lightson.services.sessions import sessions as stored_sessions
 from lightson.store import Store
+from lightson.store import schema as db
+from lightson.store.db import aware
+from lightson.store.transactions import CSMS_BOOT, CSMS_OFFLINE, closed_by_csms, ended_at
 
 LOGGER = logging.getLogger("lightson.availability")
 LOOKBACK = timedelta(days=56)  # eight weeks: recent habits, and a season's change shows
@@ -40,19 +45,56 @@ NEED_QUANTILE = 0.9  # plan for nine trips in ten, not the average one
 def recorded_sessions(
     store: Store, station_id: str, since: datetime, until: datetime
 ) -> list[RecordedSession]:
-    """The finished sessions at a charger that started in [``since``, ``until``)."""
-    found = []
-    for row in stored_sessions(store, [station_id], since):
-        if row["ended"] is None:
-            continue
-        started, ended = (
-            datetime.fromisoformat(row["started"]),
-            datetime.fromisoformat(row["ended"]),
+    """The finished sessions at a charger that started in [``since``, ``until``). A session
+    the CSMS closed because the station was lost (rebooted, offline) is left out: its end is
+    not when the EV left (a closing on the connector reported ``Available`` is: unplugged)."""
+    events, samples = db.transaction_events, db.meter_samples
+    ended = ended_at()
+    query = (
+        select(
+            events.c.transaction_id,
+            func.min(events.c.at).label("started"),
+            ended.label("ended"),
+            closed_by_csms().label("by_csms"),
+            func.sum(
+                case((events.c.trigger_reason.in_((CSMS_BOOT, CSMS_OFFLINE)), 1), else_=0)
+            ).label("lost"),
         )
-        if not since <= started < until or ended < started:
+        .where(events.c.station_id == station_id)
+        .group_by(events.c.transaction_id)
+        .having(
+            func.min(events.c.at) >= since.astimezone(UTC),
+            func.min(events.c.at) < until.astimezone(UTC),
+        )
+    )
+    registers = (
+        select(
+            samples.c.transaction_id,
+            func.max(samples.c.energy_imported_kwh) - func.min(samples.c.energy_imported_kwh),
+            func.max(samples.c.energy_exported_kwh) - func.min(samples.c.energy_exported_kwh),
+        )
+        .where(
+            samples.c.station_id == station_id,
+            samples.c.transaction_id.is_not(None),
+            samples.c.at >= since.astimezone(UTC),  # one partition a month on PostgreSQL
+        )
+        .group_by(samples.c.transaction_id)
+    )
+    with store.engine.connect() as connection:
+        rows = [
+            r
+            for r in connection.execute(query)
+            if r.ended is not None and not (r.by_csms and r.lost)
+        ]
+        energy = {t: (i, e) for t, i, e in connection.execute(registers)}
+    found = []
+    for row in rows:
+        started, left = aware(row.started), aware(row.ended)
+        if left < started:
             continue
-        energy_kwh = (row["energy_in_kwh"] or 0.0) - (row["energy_out_kwh"] or 0.0)
-        found.append(RecordedSession(started, ended, max(energy_kwh, 0.0)))
+        imported, exported = energy.get(row.transaction_id, (None, None))
+        energy_kwh = (imported or 0.0) - (exported or 0.0)
+        found.append(RecordedSession(started, left, max(energy_kwh, 0.0)))
     return sorted(found, key=lambda s: s.plugged_in)
 
 
