@@ -85,16 +85,23 @@ def commute(store: Store) -> None:
         )
 
 
-def test_sessions_are_read_with_their_net_energy_and_open_ones_left_out(store: Store) -> None:
-    commute(store)
-    record(store, "open", datetime(2026, 3, 18, 11, 0, tzinfo=TZ), None, 0.0, 0.0)
-    found = recorded_sessions(store, STATION, NOW - timedelta(days=56), NOW)
-    assert len(found) == 12
-    assert found[0].plugged_in == datetime(2026, 3, 2, 18, 0, tzinfo=TZ)
-    assert found[0].left == datetime(2026, 3, 3, 7, 30, tzinfo=TZ)
-    assert {s.energy_kwh for s in found} == {12.0}
-    # a lookback that starts after the first session leaves it out
-    assert len(recorded_sessions(store, STATION, datetime(2026, 3, 3, tzinfo=TZ), NOW)) == 11
+def test_sessions_are_read_with_their_net_energy_and_open_ones_left_out(
+    database_url: str,
+) -> None:
+    store = Store(database_url)
+    try:
+        commute(store)
+        record(store, "open", datetime(2026, 3, 18, 11, 0, tzinfo=TZ), None, 0.0, 0.0)
+        found = recorded_sessions(store, STATION, NOW - timedelta(days=56), NOW)
+        assert len(found) == 12
+        assert found[0].plugged_in == datetime(2026, 3, 2, 18, 0, tzinfo=TZ)
+        assert found[0].left == datetime(2026, 3, 3, 7, 30, tzinfo=TZ)
+        assert {s.energy_kwh for s in found} == {12.0}
+        # a lookback that starts after the first session leaves it out
+        later = datetime(2026, 3, 3, tzinfo=TZ)
+        assert len(recorded_sessions(store, STATION, later, NOW)) == 11
+    finally:
+        store.close()
 
 
 @pytest.mark.parametrize(
