@@ -119,6 +119,20 @@ def test_espi_blocks_follow_their_meter_readings_reading_type() -> None:
     assert data.skipped == {"uom 38 (not Wh)": 1}
 
 
+def test_a_reading_type_inside_its_meter_reading_counts() -> None:
+    """Some feeds nest the ReadingType in the MeterReading entry instead of linking it."""
+    meter = """<entry><link rel="self" href="/up/MeterReading/{0}"/><content><espi:MeterReading>
+<espi:ReadingType><espi:powerOfTenMultiplier>{1}</espi:powerOfTenMultiplier>
+<espi:uom>72</espi:uom></espi:ReadingType></espi:MeterReading></content></entry>"""
+    feed = _feed(
+        meter.format("a", 0) + meter.format("b", 3),
+        _block("/up/MeterReading/b/IntervalBlock/1", _reading(1735689600, "2"))
+        + _block("/up/MeterReading/a/IntervalBlock/1", _reading(1735690500, "500")),
+    )
+    data = parse_espi_xml(feed, "x.xml")
+    assert [i.energy_kwh for i in data.intervals] == [2.0, 0.5]
+
+
 @pytest.mark.parametrize(
     ("feed", "message"),
     [

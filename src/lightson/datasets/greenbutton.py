@@ -122,6 +122,10 @@ def parse_espi_xml(raw: bytes, source: str) -> GreenButtonData:
                 types[self_href] = _reading_type(item, where)
             elif item.tag == f"{ESPI}MeterReading":
                 readings[self_href] = set(links.get("related", []))
+                nested = item.find(f"{ESPI}ReadingType")  # some feeds put it inside
+                if nested is not None:
+                    types[f"{self_href}#ReadingType"] = _reading_type(nested, where)
+                    readings[self_href].add(f"{self_href}#ReadingType")
             elif item.tag == f"{ESPI}IntervalBlock":
                 up = links.get("up", [self_href])[0]
                 blocks.append((where, up or self_href, item))
