@@ -7,8 +7,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lightson.datasets.greenbutton import (
     parse_espi_xml,
@@ -227,3 +230,31 @@ def test_an_unreadable_file_is_named(tmp_path: Path) -> None:
 def test_the_bundled_sample_is_the_tests_sample() -> None:
     bundled = resources.files("lightson") / "examples" / "greenbutton-sample.csv"
     assert bundled.read_bytes() == (DATA / "eversource-15min.csv").read_bytes()
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.sampled_from(["2025-03-08", "2025-03-09", "2025-06-30", "2025-11-01", "2025-11-02"]),
+    st.integers(min_value=1, max_value=3),
+    st.lists(st.integers(min_value=0, max_value=400), min_size=1, max_size=300),
+)
+def test_any_local_clock_series_reads_back_its_instants_and_energy(
+    first_day: str, days: int, centi_kwh: list[int]
+) -> None:
+    """Quarter-hours written as a utility writes them (local clock times, the fall-back hour
+    twice, the spring-forward hour absent) read back as the same UTC instants, in order,
+    with the same energy."""
+    tz = ZoneInfo("America/New_York")
+    start = datetime.fromisoformat(first_day).replace(tzinfo=tz).astimezone(UTC)
+    end = (datetime.fromisoformat(first_day) + timedelta(days=days)).replace(tzinfo=tz)
+    instants, rows = [], []
+    at = start
+    while at < end.astimezone(UTC):
+        local = at.astimezone(tz)
+        kwh = centi_kwh[len(instants) % len(centi_kwh)] / 100
+        finish = local + timedelta(minutes=14)
+        rows.append(f"Electric usage,{local:%Y-%m-%d},{local:%H:%M},{finish:%H:%M},{kwh},kWh,,")
+        instants.append((at, kwh))
+        at += timedelta(minutes=15)
+    data = parse_green_button_csv(HEADER + "\n".join(rows) + "\n", "u.csv", tz)
+    assert [(i.start, i.energy_kwh) for i in data.intervals] == [(t, kwh) for t, kwh in instants]
