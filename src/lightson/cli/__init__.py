@@ -12,6 +12,7 @@ from lightson.cli import (
     serve,
     settle,
     simulate,
+    site,
     worker,
 )
 from lightson.cli.app import main
@@ -28,5 +29,6 @@ __all__ = [
     "serve",
     "settle",
     "simulate",
+    "site",
     "worker",
 ]

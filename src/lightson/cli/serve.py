@@ -43,6 +43,7 @@ from lightson.domain.demand_response import DREvent
 from lightson.domain.errors import ConfigError
 from lightson.domain.time import Clock
 from lightson.dr.openadr import Backoff, OpenAdrVen, VenSettings, territory
+from lightson.forecast.availability import DEFAULT_MIN_SESSIONS
 from lightson.programs.events import ProgramEvent
 from lightson.services.access import AccessService
 from lightson.services.events import EventService
@@ -75,6 +76,7 @@ class OperationsServer:
     controller: str = "v2x-mpc"
     keep_plans: timedelta | None = None
     islanded_hold: timedelta = DEFAULT_ISLANDED_HOLD
+    availability_min_sessions: int | None = DEFAULT_MIN_SESSIONS  # None: the schedule always
     http_tls: tuple[Path, Path] | None = None  # (certificate, key): the API over https
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # a larger request body: 413, unread
     utility_min_sites: int = MIN_SITES_IN_AGGREGATES  # a utility's power figures cover as many
@@ -97,6 +99,7 @@ class OperationsServer:
             every=self.every,
             keep_plans=self.keep_plans,
             islanded_hold=self.islanded_hold,
+            availability_min_sessions=self.availability_min_sessions,
         )
         # A vehicle said what it needs (it just plugged in, mostly): re-plan its site now.
         self.csms.telemetry.needs.append(lambda needs: self.live.wake_station(needs.station_id))
@@ -382,6 +385,16 @@ def _listening_socket(host: str, port: int) -> socket.socket:
     "no one customer's power shows through.",
 )
 @click.option(
+    "--learn-availability-after",
+    "learn_after",
+    default=DEFAULT_MIN_SESSIONS,
+    show_default=True,
+    type=click.IntRange(0, 10_000),
+    help="Plan a vehicle on the trips learned from its charger's sessions of the last 8 "
+    "weeks once it has this many (0: always the program file's schedule); "
+    "docs/simulation.md.",
+)
+@click.option(
     "--api-docs",
     is_flag=True,
     help="Serve the interactive API docs at /api/docs (their script comes from a CDN, so "
@@ -411,6 +424,7 @@ def serve(
     max_body_kb: int,
     frames: bool,
     utility_min_sites: int,
+    learn_after: int,
     api_docs: bool,
     openadr_vtn: str | None,
     openadr_ven_name: str | None,
@@ -461,6 +475,7 @@ def serve(
         controller=controller,
         keep_plans=timedelta(days=keep_plans_days) if keep_plans_days else None,
         islanded_hold=timedelta(minutes=islanded_hold_min),
+        availability_min_sessions=learn_after or None,
         speed=speed,
         http_tls=(tls_cert, tls_key) if tls_cert is not None and tls_key is not None else None,
         max_body_bytes=max_body_kb * 1024,

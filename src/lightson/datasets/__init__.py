@@ -7,6 +7,7 @@ from lightson.datasets.files import (
     bundled_weather,
     read_epw_weather,
     read_load_profile,
+    write_load_profile,
 )
 
 __all__ = [
@@ -16,4 +17,5 @@ __all__ = [
     "bundled_weather",
     "read_epw_weather",
     "read_load_profile",
+    "write_load_profile",
 ]

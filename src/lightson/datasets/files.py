@@ -8,6 +8,7 @@ order (two DOE files put 1 January last, so rows are sorted by month, day, hour)
 from __future__ import annotations
 
 import csv
+from datetime import date, timedelta
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -89,6 +90,21 @@ def read_load_profile(path: Path, name: str = "") -> HourlyProfile:
         source=str(path),
         first_weekday=OPENEI_FIRST_WEEKDAY,
     )
+
+
+def write_load_profile(path: Path, profile: HourlyProfile) -> None:
+    """Write a profile as :func:`read_load_profile` reads it (the OpenEI layout: hour-ending
+    ``Date/Time`` in local standard time, kW to the watt), on the OpenEI calendar (1 January a
+    Sunday)."""
+    if profile.first_weekday not in (None, OPENEI_FIRST_WEEKDAY):
+        raise DataError(f"{path}: profile '{profile.name}' does not start on a Sunday")
+    first = date(2023, 1, 1)  # a Sunday, not a leap year
+    with Path(path).open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["Date/Time", _ELECTRICITY_COLUMN])
+        for row, kw in enumerate(profile.values):
+            day = first + timedelta(days=row // 24)
+            writer.writerow([f" {day:%m/%d}  {row % 24 + 1:02d}:00:00", f"{kw:.3f}"])
 
 
 def _month_day_hour(stamp: str) -> tuple[int, int, int]:

@@ -6,8 +6,11 @@ One tick of a site:
 1. **Observe** from the database what the CSMS stored: each vehicle's state of charge and
    whether it is plugged (an open transaction at its charger), and the departures asked for:
    the owner's next departure (``services.departures``), else the time and energy the
-   vehicle itself asked for over ISO 15118 (``NotifyEVChargingNeeds``). Building load and PV come
-   from the site meter where one reports, else from the site's profiles.
+   vehicle itself asked for over ISO 15118 (``NotifyEVChargingNeeds``), each moving the day's
+   usual trip; the usual trips are those learned from the vehicle's recorded sessions where
+   its charger has enough (``services.availability``), else the program file's schedule.
+   Building load and PV come from the site meter where one reports, else from the site's
+   profiles.
 2. **Decide** with the same code the simulator runs (``control.step.decide``): the site's
    controller on the grid, the islanded dispatch in an outage, then the safety layer, both
    with this tick's power limits (``services.limits``: the registered rating, what the
@@ -64,6 +67,7 @@ from lightson.domain.plan import Plan, Setpoint
 from lightson.domain.state import SiteForecast, SiteObservation
 from lightson.domain.telemetry import MeterSample
 from lightson.domain.time import Clock, TimeGrid
+from lightson.forecast.availability import DEFAULT_MIN_SESSIONS
 from lightson.forecast.profiles import profile_forecast
 from lightson.optimize.solve import prepare_highs
 from lightson.physics.trips import (
@@ -74,6 +78,7 @@ from lightson.physics.trips import (
     trip_schedule,
     with_departure,
 )
+from lightson.services.availability import LearnedAvailability
 from lightson.services.departures import next_departures
 from lightson.services.limits import SessionLimits, limited_site
 from lightson.services.measured import measured_net_kw
@@ -187,6 +192,7 @@ class LiveControl:
         keep_plans: timedelta | None = None,
         islanded_hold: timedelta = DEFAULT_ISLANDED_HOLD,
         owned: Iterable[str] | None = None,
+        availability_min_sessions: int | None = DEFAULT_MIN_SESSIONS,
     ) -> None:
         if every <= timedelta(0):
             raise ValueError("every must be positive")
@@ -212,6 +218,13 @@ class LiveControl:
         self.stale_after = stale_after
         self.keep_plans = keep_plans  # None: every plan is kept
         self.islanded_hold = islanded_hold
+        # Vehicles with enough recorded sessions are planned on what they learned, the others
+        # on the program file's schedule (None: always the schedule).
+        self.availability = (
+            None
+            if availability_min_sessions is None
+            else LearnedAvailability(store, program.timezone, availability_min_sessions)
+        )
         # The default each station holds under our setpoints, as far as we know (True: the
         # islanded 0 W one); a station not in it gets its site's at the next tick.
         self._defaults: dict[str, bool] = {}
@@ -621,6 +634,8 @@ class LiveControl:
             islanded,
         )
         departures = await asyncio.to_thread(self._departures, site, states, now)
+        if self.availability is not None:
+            await asyncio.to_thread(self.availability.refresh, site, now)
         self.ticks += 1
         forecast_now = profile_forecast(self.program, site, TimeGrid(self._step_start(now), 1))
         load_kw, pv_kw = float(forecast_now.load_kw[0]), float(forecast_now.pv_kw[0])
@@ -819,16 +834,23 @@ class LiveControl:
     def _schedules(
         self, site: Site, grid: TimeGrid, departures: Departures, now: datetime
     ) -> dict[str, TripSchedule]:
-        """Each vehicle's trips on ``grid``, with the departure asked for where there is one."""
+        """Each vehicle's trips on ``grid`` (learned from its sessions where it has enough,
+        ``services.availability``), with the departure asked for where there is one."""
         tz = self.program.timezone
+        usual = (
+            self.availability.trips(site)
+            if self.availability is not None
+            else {v.vehicle_id: v.trips for v in site.vehicles}
+        )
         schedules = {}
         for vehicle in site.vehicles:
             asked = departures.get(vehicle.vehicle_id)
+            trips = usual.get(vehicle.vehicle_id, vehicle.trips)
             if asked is None:
-                schedules[vehicle.vehicle_id] = trip_schedule(vehicle.trips, grid, tz)
+                schedules[vehicle.vehicle_id] = trip_schedule(trips, grid, tz)
                 continue
             first, last = grid.start - timedelta(days=2), grid.end + LOOKAHEAD
-            found = occurrences(vehicle.trips, first, last, tz)
+            found = occurrences(trips, first, last, tz)
             schedules[vehicle.vehicle_id] = lay_trips(
                 with_departure(found, asked[0], asked[1], tz, now), grid
             )
