@@ -80,6 +80,21 @@ from lightson.domain.errors import ConfigError
     required=True,
     help="Folder for interval data (Parquet) and KPIs (JSON, CSV).",
 )
+@click.option(
+    "--forecast",
+    "forecaster",
+    type=click.Choice(["profile", "recent-days", "learned"]),
+    default="profile",
+    show_default=True,
+    help="The building-load forecaster the controller is given (docs/simulation.md).",
+)
+@click.option(
+    "--truth-shift-hours",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="A building of its own: the true load is the profile read this many hours later.",
+)
 @friendly_errors
 def simulate(
     program_file: str,
@@ -93,12 +108,15 @@ def simulate(
     engine: str,
     ray_address: str | None,
     out: Path,
+    forecaster: str,
+    truth_shift_hours: float,
 ) -> None:
     """Simulate sites of a program with a controller on real Boston data, and summarise."""
     from lightson.reports.run_views import run_table
     from lightson.sim.kpis import site_kpis
     from lightson.sim.output import write_run
     from lightson.sim.runner import simulate_program
+    from lightson.sim.world import WorldOptions
 
     program = load_program(program_file)
     first = parse_start(start, program)
@@ -121,6 +139,7 @@ def simulate(
             on_site_done=lambda _: bar.update(1),
             engine=engine,
             ray_address=ray_address,
+            options=WorldOptions(forecaster, truth_shift_hours),
         )
     results = [site_kpis(program, r) for r in run.runs]
     kpis = [k for k, _ in results]
