@@ -124,3 +124,19 @@ def test_short_history_falls_back_to_the_profile(example_program: Program) -> No
     profile = forecast("profile", example_program, site, history, grid)
     assert np.array_equal(learned.load_kw[0.5], profile.load_kw[0.5])
     assert history.days == pytest.approx(5)
+
+
+def test_scores_on_held_out_weeks(example_program: Program) -> None:
+    from lightson.forecast.scoring import held_out_midnights, score
+
+    site = example_program.sites[0]
+    history = _history(example_program, 28, _pattern)
+    midnights = held_out_midnights(example_program, history, weeks=1)
+    assert len(midnights) == 7 and midnights[0] == history.grid.start + 21 * 24 * HOUR
+    made = {s.forecaster: s for s in score(example_program, site, history, weeks=1)}
+    assert set(made) == {"profile", "recent-days", "learned"}
+    assert all(s.days == 7 for s in made.values())
+    assert made["recent-days"].mae_kw < made["profile"].mae_kw
+    assert made["learned"].mae_kw < made["profile"].mae_kw
+    # a point forecast's pinball loss at 50 % is half its MAE
+    assert made["profile"].pinball_kw[0.5] == pytest.approx(made["profile"].mae_kw / 2)
