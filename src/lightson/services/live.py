@@ -65,6 +65,7 @@ from lightson.domain.state import SiteForecast, SiteObservation
 from lightson.domain.telemetry import MeterSample
 from lightson.domain.time import Clock, TimeGrid
 from lightson.forecast.profiles import profile_forecast
+from lightson.services.forecasts import SiteForecasts
 from lightson.optimize.solve import prepare_highs
 from lightson.physics.trips import (
     LOOKAHEAD,
@@ -187,6 +188,7 @@ class LiveControl:
         keep_plans: timedelta | None = None,
         islanded_hold: timedelta = DEFAULT_ISLANDED_HOLD,
         owned: Iterable[str] | None = None,
+        forecasts: SiteForecasts | None = None,
     ) -> None:
         if every <= timedelta(0):
             raise ValueError("every must be positive")
@@ -212,6 +214,7 @@ class LiveControl:
         self.stale_after = stale_after
         self.keep_plans = keep_plans  # None: every plan is kept
         self.islanded_hold = islanded_hold
+        self.forecasts = forecasts  # None: the profile for every site (#16)
         # The default each station holds under our setpoints, as far as we know (True: the
         # islanded 0 W one); a station not in it gets its site's at the next tick.
         self._defaults: dict[str, bool] = {}
@@ -802,7 +805,10 @@ class LiveControl:
         steps = max(1, int(live.controller.horizon / self.program.step))
         grid = TimeGrid(self._step_start(observation.now), steps, self.program.step)
         known = tuple(e for e in self.events(site) if e.known_at(observation.now))
-        forecast = profile_forecast(self.program, site, grid)
+        if self.forecasts is None:
+            forecast = profile_forecast(self.program, site, grid)
+        else:
+            forecast = self.forecasts.forecast(site, grid)
         # The interval under way is known: what the meter (or the profile plus a silent
         # charger's default) says now, not what the profile guessed.
         load_kw, pv_kw = forecast.load_kw.copy(), forecast.pv_kw.copy()
