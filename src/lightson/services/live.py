@@ -65,7 +65,6 @@ from lightson.domain.state import SiteForecast, SiteObservation
 from lightson.domain.telemetry import MeterSample
 from lightson.domain.time import Clock, TimeGrid
 from lightson.forecast.profiles import profile_forecast
-from lightson.services.forecasts import SiteForecasts
 from lightson.optimize.solve import prepare_highs
 from lightson.physics.trips import (
     LOOKAHEAD,
@@ -76,6 +75,7 @@ from lightson.physics.trips import (
     with_departure,
 )
 from lightson.services.departures import next_departures
+from lightson.services.forecasts import SiteForecasts
 from lightson.services.limits import SessionLimits, limited_site
 from lightson.services.measured import measured_net_kw
 from lightson.services.plans import prune_plans, rounded
