@@ -46,6 +46,7 @@ from lightson.dr.openadr import Backoff, OpenAdrVen, VenSettings, territory
 from lightson.programs.events import ProgramEvent
 from lightson.services.access import AccessService
 from lightson.services.events import EventService
+from lightson.services.forecasts import SiteForecasts
 from lightson.services.live import DEFAULT_ISLANDED_HOLD, LiveControl
 from lightson.store import Store, default_url
 
@@ -74,6 +75,7 @@ class OperationsServer:
     speed: float = 1.0
     controller: str = "v2x-mpc"
     keep_plans: timedelta | None = None
+    forecast_min_days: float | None = None  # None: the profile; else docs/simulation.md
     islanded_hold: timedelta = DEFAULT_ISLANDED_HOLD
     http_tls: tuple[Path, Path] | None = None  # (certificate, key): the API over https
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # a larger request body: 413, unread
@@ -97,6 +99,9 @@ class OperationsServer:
             every=self.every,
             keep_plans=self.keep_plans,
             islanded_hold=self.islanded_hold,
+            forecasts=None
+            if self.forecast_min_days is None
+            else SiteForecasts(self.program, self.store, self.forecast_min_days),
         )
         # A vehicle said what it needs (it just plugged in, mostly): re-plan its site now.
         self.csms.telemetry.needs.append(lambda needs: self.live.wake_station(needs.station_id))
@@ -289,6 +294,13 @@ def _listening_socket(host: str, port: int) -> socket.socket:
     type=click.Choice(["unmanaged", "smart-charge", "v2x-mpc"]),
 )
 @click.option(
+    "--forecast-min-days",
+    type=click.FloatRange(0),
+    default=None,
+    help="Forecast each site's load with its best-scored forecaster (profile, recent-days, "
+    "learned) once its meter has this many days of history; default: the profile always.",
+)
+@click.option(
     "--keep-plans-days",
     type=click.IntRange(1, 3660),
     default=None,
@@ -397,6 +409,7 @@ def serve(
     csms_port: int,
     every: int,
     controller: str,
+    forecast_min_days: float | None,
     keep_plans_days: int | None,
     islanded_hold_min: int,
     start: datetime | None,
@@ -460,6 +473,7 @@ def serve(
         every=timedelta(seconds=every),
         controller=controller,
         keep_plans=timedelta(days=keep_plans_days) if keep_plans_days else None,
+        forecast_min_days=forecast_min_days,
         islanded_hold=timedelta(minutes=islanded_hold_min),
         speed=speed,
         http_tls=(tls_cert, tls_key) if tls_cert is not None and tls_key is not None else None,

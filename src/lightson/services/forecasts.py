@@ -60,7 +60,8 @@ def meter_history(store: Store, program: Program, site_id: str, end: datetime) -
 
 @dataclass
 class SiteForecasts:
-    """Forecasts for the live loop (``LiveLoop(forecasts=...)``)."""
+    """Forecasts for the live loop (``LiveControl(forecasts=...)``; ``lightson serve
+    --forecast-min-days``)."""
 
     program: Program
     store: Store
