@@ -6,6 +6,8 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lightson.domain.assets import Program
 from lightson.domain.errors import ConfigError
@@ -140,3 +142,21 @@ def test_scores_on_held_out_weeks(example_program: Program) -> None:
     assert made["learned"].mae_kw < made["profile"].mae_kw
     # a point forecast's pinball loss at 50 % is half its MAE
     assert made["profile"].pinball_kw[0.5] == pytest.approx(made["profile"].mae_kw / 2)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    values=st.lists(st.floats(0, 500, allow_nan=False), min_size=14 * 24, max_size=14 * 24),
+    days=st.integers(1, 7),
+)
+def test_recent_days_stays_within_what_was_metered(
+    example_program: Program, values: list[float], days: int
+) -> None:
+    site = example_program.sites[0]
+    history = _history(example_program, 14, lambda day, hour: values[24 * day + hour])
+    from lightson.forecast.registry import recent_days
+
+    made = recent_days(example_program, site, history, TimeGrid(history.grid.end, 36, HOUR), days)
+    low, mid, high = (made.load_kw[q] for q in (0.1, 0.5, 0.9))
+    assert np.all(low <= mid) and np.all(mid <= high)
+    assert low.min() >= min(values) and high.max() <= max(values)
