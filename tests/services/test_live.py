@@ -969,3 +969,31 @@ def test_a_reading_from_a_charger_that_could_not_be_planned_replans_its_site(
     loop._woken_for.clear()
     loop.reading_arrived(MeterSample("depot-evse1", 1, IN_EVENT, soc=0.8))  # once per tick
     assert loop._woken_for == set()
+
+
+def test_the_loop_plans_on_the_site_forecasts_it_is_given(store: Store) -> None:
+    """#16: with ``forecasts`` the plan's load and PV come from them, not the profile."""
+    from lightson.domain.state import SiteForecast
+
+    asked: list[tuple[str, datetime, int]] = []
+
+    class Forecasts:
+        def forecast(self, site: Any, grid: Any) -> SiteForecast:
+            import numpy as np
+
+            asked.append((site.site_id, grid.start, grid.n_steps))
+            return SiteForecast(np.full(grid.n_steps, 123.0), np.zeros(grid.n_steps))
+
+    program = school()
+    for station in ("depot-evse1", "depot-evse2"):
+        plugged(store, station, 0.8, IN_EVENT - timedelta(minutes=2), tx=f"tx-{station}")
+    loop = LiveControl(
+        program,
+        store,
+        FakeSink(),
+        SimClock(IN_EVENT),
+        forecasts=Forecasts(),  # type: ignore[arg-type]
+    )
+    run(loop.tick(SCHOOL))
+    assert asked and asked[0][0] == SCHOOL
+    assert asked[0][1] <= IN_EVENT < asked[0][1] + program.step

@@ -47,6 +47,7 @@ from lightson.forecast.availability import DEFAULT_MIN_SESSIONS
 from lightson.programs.events import ProgramEvent
 from lightson.services.access import AccessService
 from lightson.services.events import EventService
+from lightson.services.forecasts import SiteForecasts
 from lightson.services.live import DEFAULT_ISLANDED_HOLD, LiveControl
 from lightson.store import Store, default_url
 
@@ -75,6 +76,7 @@ class OperationsServer:
     speed: float = 1.0
     controller: str = "v2x-mpc"
     keep_plans: timedelta | None = None
+    forecast_min_days: float | None = None  # None: the profile; else docs/simulation.md
     islanded_hold: timedelta = DEFAULT_ISLANDED_HOLD
     availability_min_sessions: int | None = DEFAULT_MIN_SESSIONS  # None: the schedule always
     http_tls: tuple[Path, Path] | None = None  # (certificate, key): the API over https
@@ -100,6 +102,9 @@ class OperationsServer:
             keep_plans=self.keep_plans,
             islanded_hold=self.islanded_hold,
             availability_min_sessions=self.availability_min_sessions,
+            forecasts=None
+            if self.forecast_min_days is None
+            else SiteForecasts(self.program, self.store, self.forecast_min_days),
         )
         # A vehicle said what it needs (it just plugged in, mostly): re-plan its site now.
         self.csms.telemetry.needs.append(lambda needs: self.live.wake_station(needs.station_id))
@@ -292,6 +297,13 @@ def _listening_socket(host: str, port: int) -> socket.socket:
     type=click.Choice(["unmanaged", "smart-charge", "v2x-mpc"]),
 )
 @click.option(
+    "--forecast-min-days",
+    type=click.FloatRange(0),
+    default=None,
+    help="Forecast each site's load with its best-scored forecaster (profile, recent-days, "
+    "learned) once its meter has this many days of history; default: the profile always.",
+)
+@click.option(
     "--keep-plans-days",
     type=click.IntRange(1, 3660),
     default=None,
@@ -410,6 +422,7 @@ def serve(
     csms_port: int,
     every: int,
     controller: str,
+    forecast_min_days: float | None,
     keep_plans_days: int | None,
     islanded_hold_min: int,
     start: datetime | None,
@@ -474,6 +487,7 @@ def serve(
         every=timedelta(seconds=every),
         controller=controller,
         keep_plans=timedelta(days=keep_plans_days) if keep_plans_days else None,
+        forecast_min_days=forecast_min_days,
         islanded_hold=timedelta(minutes=islanded_hold_min),
         availability_min_sessions=learn_after or None,
         speed=speed,

@@ -91,6 +91,21 @@ from lightson.domain.failures import FIELD_FAILURES, NO_FAILURES
     required=True,
     help="Folder for interval data (Parquet) and KPIs (JSON, CSV).",
 )
+@click.option(
+    "--forecast",
+    "forecaster",
+    type=click.Choice(["profile", "recent-days", "learned"]),
+    default="profile",
+    show_default=True,
+    help="The building-load forecaster the controller is given (docs/simulation.md).",
+)
+@click.option(
+    "--truth-shift-hours",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="A building of its own: the true load is the profile read this many hours later.",
+)
 @friendly_errors
 def simulate(
     program_file: str,
@@ -105,12 +120,15 @@ def simulate(
     ray_address: str | None,
     failures: str,
     out: Path,
+    forecaster: str,
+    truth_shift_hours: float,
 ) -> None:
     """Simulate sites of a program with a controller on real Boston data, and summarise."""
     from lightson.reports.run_views import run_table
     from lightson.sim.kpis import site_kpis
     from lightson.sim.output import write_run
     from lightson.sim.runner import simulate_program
+    from lightson.sim.world import WorldOptions
 
     program = with_failures(load_program(program_file), failures)
     first = parse_start(start, program)
@@ -133,6 +151,7 @@ def simulate(
             on_site_done=lambda _: bar.update(1),
             engine=engine,
             ray_address=ray_address,
+            options=WorldOptions(forecaster, truth_shift_hours),
         )
     results = [site_kpis(program, r) for r in run.runs]
     kpis = [k for k, _ in results]

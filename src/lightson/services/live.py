@@ -80,6 +80,7 @@ from lightson.physics.trips import (
 )
 from lightson.services.availability import LearnedAvailability
 from lightson.services.departures import next_departures
+from lightson.services.forecasts import SiteForecasts
 from lightson.services.limits import SessionLimits, limited_site
 from lightson.services.measured import measured_net_kw
 from lightson.services.plans import prune_plans, rounded
@@ -193,6 +194,7 @@ class LiveControl:
         islanded_hold: timedelta = DEFAULT_ISLANDED_HOLD,
         owned: Iterable[str] | None = None,
         availability_min_sessions: int | None = DEFAULT_MIN_SESSIONS,
+        forecasts: SiteForecasts | None = None,
     ) -> None:
         if every <= timedelta(0):
             raise ValueError("every must be positive")
@@ -225,6 +227,7 @@ class LiveControl:
             if availability_min_sessions is None
             else LearnedAvailability(store, program.timezone, availability_min_sessions)
         )
+        self.forecasts = forecasts  # None: the profile for every site (#16)
         # The default each station holds under our setpoints, as far as we know (True: the
         # islanded 0 W one); a station not in it gets its site's at the next tick.
         self._defaults: dict[str, bool] = {}
@@ -817,7 +820,10 @@ class LiveControl:
         steps = max(1, int(live.controller.horizon / self.program.step))
         grid = TimeGrid(self._step_start(observation.now), steps, self.program.step)
         known = tuple(e for e in self.events(site) if e.known_at(observation.now))
-        forecast = profile_forecast(self.program, site, grid)
+        if self.forecasts is None:
+            forecast = profile_forecast(self.program, site, grid)
+        else:
+            forecast = self.forecasts.forecast(site, grid)
         # The interval under way is known: what the meter (or the profile plus a silent
         # charger's default) says now, not what the profile guessed.
         load_kw, pv_kw = forecast.load_kw.copy(), forecast.pv_kw.copy()

@@ -25,7 +25,7 @@ from lightson.domain.state import SiteForecast, SiteObservation
 from lightson.physics.battery import next_energy_kwh
 from lightson.physics.trips import TripSchedule
 from lightson.sim.failures import CAUSE_CODES
-from lightson.sim.world import SiteWorld, build_world
+from lightson.sim.world import DEFAULT_WORLD, SiteWorld, WorldOptions, build_world
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,12 +78,14 @@ def simulate_site(
     start: datetime,
     n_steps: int,
     seed: int = 0,
+    options: WorldOptions = DEFAULT_WORLD,
 ) -> SiteRun:
-    """Simulate ``site_id`` for ``n_steps`` from ``start`` with the named controller."""
+    """Simulate ``site_id`` for ``n_steps`` from ``start`` with the named controller (in the
+    world ``options`` describe: the load forecaster, a truth that is not the profile)."""
     controller = CONTROLLERS.lookup(controller_name, "--controller")()
     site = program.site(site_id)
     horizon_steps = max(1, int(controller.horizon / program.step))
-    world = build_world(program, site, start, n_steps, horizon_steps, seed)
+    world = build_world(program, site, start, n_steps, horizon_steps, seed, options)
     return _run(program, site, world, controller, horizon_steps)
 
 
@@ -235,7 +237,9 @@ def _context(
             v: _slice(s, window) for v, s in world.schedules.items()
         }
     else:
-        forecast = SiteForecast(world.forecast_load_kw[window], world.forecast_pv_kw[window])
+        forecast = SiteForecast(
+            world.load_forecast_kw(k, horizon_steps), world.forecast_pv_kw[window]
+        )
         schedules = {v: _slice(s, window) for v, s in world.nominal_schedules.items()}
     return ControlContext(announced.at(observation.now), site, observation, forecast, schedules)
 

@@ -16,6 +16,7 @@ from typing import Any
 from lightson.domain.assets import Program
 from lightson.domain.errors import ConfigError
 from lightson.sim.engine import SiteRun, simulate_site
+from lightson.sim.world import DEFAULT_WORLD, WorldOptions
 
 _worker_program: Program | None = None
 ENGINES = ("local", "ray")
@@ -41,6 +42,7 @@ def simulate_program(
     on_site_done: Callable[[SiteRun], None] | None = None,
     engine: str = "local",
     ray_address: str | None = None,
+    options: WorldOptions = DEFAULT_WORLD,
 ) -> ProgramRun:
     """Simulate ``site_ids`` in ``workers`` processes (1: in this process) or on Ray;
     results come back in the order of ``site_ids``."""
@@ -49,14 +51,16 @@ def simulate_program(
         raise ConfigError.at("--engine", f"unknown engine '{engine}'; known: {', '.join(ENGINES)}")
     if engine == "ray":
         for run in _on_ray(
-            program, controller, start, n_steps, site_ids, seed, workers, ray_address
+            program, controller, start, n_steps, site_ids, seed, workers, ray_address, options
         ):
             done[run.site_id] = run
             if on_site_done:
                 on_site_done(run)
     elif workers <= 1 or len(site_ids) <= 1:
         for site_id in site_ids:
-            done[site_id] = simulate_site(program, site_id, controller, start, n_steps, seed)
+            done[site_id] = simulate_site(
+                program, site_id, controller, start, n_steps, seed, options
+            )
             if on_site_done:
                 on_site_done(done[site_id])
     else:
@@ -64,7 +68,7 @@ def simulate_program(
             max_workers=workers, initializer=_init, initargs=(program,)
         ) as pool:
             futures = [
-                pool.submit(_simulate, s, controller, start, n_steps, seed)
+                pool.submit(_simulate, s, controller, start, n_steps, seed, options)
                 for s in largest_first(program, site_ids)
             ]
             for future in as_completed(futures):
@@ -91,6 +95,7 @@ def _on_ray(
     seed: int,
     workers: int,
     address: str | None,
+    world: WorldOptions = DEFAULT_WORLD,
 ) -> Iterator[SiteRun]:
     """Yield site runs as Ray finishes them; a local Ray instance with ``workers`` CPUs unless
     ``address`` names a cluster. The program goes to the object store once."""
@@ -112,7 +117,7 @@ def _on_ray(
         remote = ray.remote(simulate_site)
         program_ref = ray.put(program)
         pending = [
-            remote.remote(program_ref, s, controller, start, n_steps, seed)
+            remote.remote(program_ref, s, controller, start, n_steps, seed, world)
             for s in largest_first(program, site_ids)
         ]
         while pending:
@@ -128,9 +133,16 @@ def _init(program: Program) -> None:
     _worker_program = program
 
 
-def _simulate(site_id: str, controller: str, start: datetime, n_steps: int, seed: int) -> SiteRun:
+def _simulate(
+    site_id: str,
+    controller: str,
+    start: datetime,
+    n_steps: int,
+    seed: int,
+    options: WorldOptions = DEFAULT_WORLD,
+) -> SiteRun:
     assert _worker_program is not None, "worker not initialised"
-    return simulate_site(_worker_program, site_id, controller, start, n_steps, seed)
+    return simulate_site(_worker_program, site_id, controller, start, n_steps, seed, options)
 
 
 RAY_CONNECT_TIMEOUT_S = 5.0

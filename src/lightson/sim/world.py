@@ -7,6 +7,15 @@
 - Trips: each occurrence of the program file's trips departs N(0, 15 min) and returns
   N(0, 30 min) from schedule and uses the trip energy × a mean-one lognormal factor; the
   controller forecasts with the schedule itself.
+- Forecasts (#16, ``WorldOptions.forecast``): ``profile`` as above; with another forecaster of
+  ``lightson.forecast.registry`` the building load is forecast afresh at the start and at each
+  local midnight, from ``HISTORY_DAYS`` of truth before the simulated period (drawn from a
+  stream of its own, so the simulated truth is the same whatever the forecaster) and the
+  simulated truth up to that midnight: trained only on data before each plan. PV stays the
+  profile (here the truth).
+- A building of its own (``WorldOptions.truth_shift_h``): the truth is the profile read
+  ``truth_shift_h`` hours later (a building whose day runs that much earlier), so the
+  profile is not the truth.
 - Events: announced the day before at ``ANNOUNCE_LOCAL`` when the program file gives no
   announcement time (ConnectedSolutions' day-ahead notice).
 - Failures (``lightson.sim.failures``): the program's or the site's failure model; trips
@@ -18,8 +27,9 @@ Everything random comes from ``numpy.random.default_rng((seed, crc32(site_id)))`
 
 from __future__ import annotations
 
+import bisect
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 
 import numpy as np
@@ -28,7 +38,9 @@ from numpy.typing import NDArray
 from lightson.domain.assets import Program, Site, Vehicle
 from lightson.domain.demand_response import DREvent
 from lightson.domain.time import TimeGrid
+from lightson.forecast.history import History
 from lightson.forecast.profiles import profile_forecast
+from lightson.forecast.registry import forecast, get
 from lightson.physics.trips import LOOKAHEAD, TripOccurrence, TripSchedule, lay_trips, occurrences
 from lightson.sim.failures import SiteFailureDraw, draw_failures
 
@@ -38,6 +50,19 @@ DEPART_JITTER = timedelta(minutes=15)
 RETURN_JITTER = timedelta(minutes=30)
 TRIP_ENERGY_SIGMA = 0.2
 ANNOUNCE_LOCAL = time(16, 0)
+HISTORY_DAYS = 28
+
+
+@dataclass(frozen=True)
+class WorldOptions:
+    """How the world differs from the default: the load forecaster the controller is given
+    (a name in ``lightson.forecast.registry``) and the truth's shift from the profile."""
+
+    forecast: str = "profile"
+    truth_shift_h: float = 0.0
+
+
+DEFAULT_WORLD = WorldOptions()
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,14 +81,32 @@ class SiteWorld:
     events: tuple[DREvent, ...]
     # The site's failures (lightson.sim.failures): cause codes [vehicle, step], opt-outs.
     failures: SiteFailureDraw | None = None
+    issued: tuple[tuple[int, NDArray[np.float64]], ...] = field(default=())
+
+    def load_forecast_kw(self, k: int, n: int) -> NDArray[np.float64]:
+        """The load forecast the controller has at step ``k`` for steps ``k … k+n−1``: the
+        one issued last at or before ``k`` (the profile when none is issued)."""
+        if not self.issued:
+            return self.forecast_load_kw[k : k + n]
+        at = bisect.bisect_right([i for i, _ in self.issued], k) - 1
+        issue, values = self.issued[max(at, 0)]
+        return values[k - issue : k - issue + n]
 
 
 def build_world(
-    program: Program, site: Site, start: datetime, n_sim_steps: int, horizon_steps: int, seed: int
+    program: Program,
+    site: Site,
+    start: datetime,
+    n_sim_steps: int,
+    horizon_steps: int,
+    seed: int,
+    options: WorldOptions = DEFAULT_WORLD,
 ) -> SiteWorld:
+    get(options.forecast)  # an unknown name fails before any work
     rng = np.random.default_rng((seed, zlib.crc32(site.site_id.encode())))
     grid = TimeGrid(start, n_sim_steps + horizon_steps, program.step)
     nominal = profile_forecast(program, site, grid)
+    truth_kw = _truth_profile_kw(program, site, grid, options.truth_shift_h)
     first, last = grid.start - timedelta(days=2), grid.end + LOOKAHEAD
     schedules, nominal_schedules, true_trips = {}, {}, {}
     for vehicle in site.vehicles:
@@ -71,6 +114,7 @@ def build_world(
         nominal_schedules[vehicle.vehicle_id] = lay_trips(planned, grid)
         true_trips[vehicle.vehicle_id] = _jittered(planned, vehicle, rng)
         schedules[vehicle.vehicle_id] = lay_trips(true_trips[vehicle.vehicle_id], grid)
+    load_kw = truth_kw * _load_factor(grid.n_steps, rng)
     events = tuple(
         _announced(e, program) for e in program.events if e.program_id in site.enrollments
     )
@@ -81,11 +125,14 @@ def build_world(
         # Its own random stream: the draws above are the same with failures on or off.
         failures = draw_failures(program, site, grid, true_trips, events, seed)
         schedules = failures.schedules
+    issued: tuple[tuple[int, NDArray[np.float64]], ...] = ()
+    if options.forecast != "profile":
+        issued = _issued(program, site, grid, n_sim_steps, horizon_steps, load_kw, seed, options)
     return SiteWorld(
         site=site,
         grid=grid,
         n_sim_steps=n_sim_steps,
-        load_kw=nominal.load_kw * _load_factor(grid.n_steps, rng),
+        load_kw=load_kw,
         pv_kw=nominal.pv_kw,
         forecast_load_kw=nominal.load_kw,
         forecast_pv_kw=nominal.pv_kw,
@@ -93,7 +140,57 @@ def build_world(
         nominal_schedules=nominal_schedules,
         events=events,
         failures=failures,
+        issued=issued,
     )
+
+
+def _truth_profile_kw(
+    program: Program, site: Site, grid: TimeGrid, shift_h: float
+) -> NDArray[np.float64]:
+    if shift_h == 0:
+        return profile_forecast(program, site, grid).load_kw
+    shifted = TimeGrid(grid.start + timedelta(hours=shift_h), grid.n_steps, grid.step)
+    return profile_forecast(program, site, shifted).load_kw
+
+
+def _issued(
+    program: Program,
+    site: Site,
+    grid: TimeGrid,
+    n_sim_steps: int,
+    horizon_steps: int,
+    load_kw: NDArray[np.float64],
+    seed: int,
+    options: WorldOptions,
+) -> tuple[tuple[int, NDArray[np.float64]], ...]:
+    """Load forecasts issued at step 0 and each local midnight of the simulated period, each
+    from the history before it (``HISTORY_DAYS`` before the period, then the truth)."""
+    per_day = round(timedelta(days=1) / grid.step)
+    before = TimeGrid(
+        grid.start - HISTORY_DAYS * timedelta(days=1), HISTORY_DAYS * per_day, grid.step
+    )
+    history_rng = np.random.default_rng((seed, zlib.crc32(site.site_id.encode()), 1))
+    past_kw = _truth_profile_kw(program, site, before, options.truth_shift_h) * _load_factor(
+        before.n_steps, history_rng
+    )
+    tz = program.timezone
+    issues = [0] + [
+        k
+        for k, s in enumerate(grid.starts_utc()[:n_sim_steps])
+        if k > 0 and s.astimezone(tz).time() == time(0, 0)
+    ]
+    made = []
+    for i, issue in enumerate(issues):
+        until = issues[i + 1] if i + 1 < len(issues) else n_sim_steps
+        n = min(until - issue + horizon_steps, grid.n_steps - issue)
+        known = np.concatenate([past_kw, load_kw[:issue]])
+        history = History(
+            TimeGrid(before.start, len(known), grid.step), known, np.full(len(known), np.nan)
+        )
+        target = TimeGrid(grid.start + issue * grid.step, n, grid.step)
+        values = forecast(options.forecast, program, site, history, target).load_kw[0.5]
+        made.append((issue, np.asarray(values, dtype=np.float64)))
+    return tuple(made)
 
 
 def _load_factor(n: int, rng: np.random.Generator) -> NDArray[np.float64]:
