@@ -11,7 +11,7 @@ from net_support import free_port
 def test_help_names_the_options() -> None:
     result = CliRunner().invoke(main, ["worker", "--help"])
     assert result.exit_code == 0
-    for option in ("PROGRAM", "--bus", "--db", "--worker-id", "--lease-s", "--every"):
+    for option in ("PROGRAM", "--bus", "--db", "--worker-id", "--lease-s", "--every", "--engine"):
         assert option in result.output
 
 
@@ -38,3 +38,11 @@ def test_a_bad_worker_id_is_refused() -> None:
     )
     assert result.exit_code == 2
     assert result.output == "error: --worker-id: letters, digits, '-', '_' and '=' only\n"
+
+
+def test_an_unknown_engine_names_the_choices() -> None:
+    result = CliRunner().invoke(
+        main, ["worker", "example", "--bus", "nats://127.0.0.1:4222", "--engine", "dask"]
+    )
+    assert result.exit_code == 2
+    assert "'dask' is not one of 'inline', 'ray'" in result.output

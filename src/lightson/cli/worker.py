@@ -16,6 +16,7 @@ import click
 from lightson.cli.app import friendly_errors, main
 from lightson.config import load_program
 from lightson.roles.worker import DEFAULT_LEASE_S, ControlWorker, check_bus_url, check_worker_id
+from lightson.services.engines import ENGINES, make_engine
 from lightson.services.live import DEFAULT_ISLANDED_HOLD
 from lightson.store import Store, default_url
 
@@ -52,6 +53,28 @@ from lightson.store import Store, default_url
     type=click.Choice(["unmanaged", "smart-charge", "v2x-mpc"]),
 )
 @click.option(
+    "--engine",
+    default="inline",
+    show_default=True,
+    type=click.Choice(ENGINES),
+    help="Where the site LPs are solved: inline (threads of this process) or ray (Ray "
+    "tasks: a burst of re-plans, as when an event is announced, spreads over Ray's CPUs; "
+    "a local Ray instance on loopback unless --ray-address names a cluster).",
+)
+@click.option(
+    "--ray-cpus",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, 1024),
+    help="CPUs of the local Ray instance (--engine ray).",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    metavar="HOST:PORT",
+    help="A running Ray cluster to solve on instead of a local instance (--engine ray).",
+)
+@click.option(
     "--keep-plans-days",
     type=click.IntRange(1, 3660),
     default=None,
@@ -82,6 +105,9 @@ def worker(
     lease_s: float,
     every: int,
     controller: str,
+    engine: str,
+    ray_cpus: int,
+    ray_address: str | None,
     keep_plans_days: int | None,
     islanded_hold_min: int,
     start: datetime | None,
@@ -114,6 +140,7 @@ def worker(
         controller=controller,
         keep_plans=timedelta(days=keep_plans_days) if keep_plans_days else None,
         islanded_hold=timedelta(minutes=islanded_hold_min),
+        engine=make_engine(engine, ray_cpus, ray_address),
     )
 
     async def run() -> None:
@@ -122,7 +149,10 @@ def worker(
         for number in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(number, stop.set)
         async with control.running():
-            click.echo(f"worker {name}: {len(program.sites)} sites shared over {bus}")
+            click.echo(
+                f"worker {name}: {len(program.sites)} sites shared over {bus}"
+                f" (site LPs solved {'on Ray' if engine == 'ray' else 'inline'})"
+            )
             await stop.wait()
         click.echo(f"worker {name} stopped; its leases given back")
 

@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import highspy
 import numpy as np
@@ -50,6 +51,32 @@ class WarmStart:
 
     def keep(self, highs: highspy.Highs, lp: LinearProgram) -> None:
         self._basis, self._shape = highs.getBasis(), (lp.n_cols, lp.n_rows)
+
+    # Pickled with its controller (a live site's decision solved on Ray comes back with
+    # it): HiGHS's basis object does not pickle, its statuses as integers do.
+    def __getstate__(self) -> dict[str, Any]:
+        basis = self._basis
+        if basis is None:
+            return {"basis": None, "shape": self._shape}
+        statuses = (
+            [int(s) for s in basis.col_status],
+            [int(s) for s in basis.row_status],
+            bool(basis.valid),
+            bool(basis.alien),
+        )
+        return {"basis": statuses, "shape": self._shape}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        rows_cols = state["shape"]
+        self._shape = (int(rows_cols[0]), int(rows_cols[1]))
+        self._basis = None
+        if state["basis"] is not None:
+            cols, rows, valid, alien = state["basis"]
+            basis = highspy.HighsBasis()
+            basis.col_status = [highspy.HighsBasisStatus(s) for s in cols]
+            basis.row_status = [highspy.HighsBasisStatus(s) for s in rows]
+            basis.valid, basis.alien = valid, alien
+            self._basis = basis
 
 
 def solve(lp: LinearProgram, time_limit_s: float = 60.0, warm: WarmStart | None = None) -> Solution:

@@ -30,6 +30,7 @@ from lightson.domain.assets import Program, Site
 from lightson.domain.demand_response import DREvent
 from lightson.domain.errors import ConfigError, LightsOnError
 from lightson.domain.time import Clock
+from lightson.services.engines import InlineEngine, RayEngine
 from lightson.services.events import EventService
 from lightson.services.live import DEFAULT_ISLANDED_HOLD, LiveControl
 from lightson.store import Store
@@ -75,6 +76,9 @@ class ControlWorker:
     keep_plans: timedelta | None = None
     islanded_hold: timedelta = DEFAULT_ISLANDED_HOLD
     command_timeout_s: float = 35.0
+    # Where the site LPs are solved: here (inline) or on Ray (a planning burst's solves
+    # spread over Ray's CPUs while this worker's event loop keeps renewing its leases).
+    engine: InlineEngine | RayEngine = field(default_factory=InlineEngine)
     _subscriptions: dict[str, Subscription] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
@@ -104,6 +108,7 @@ class ControlWorker:
             why = str(error) or type(error).__name__
             raise BrokerError(f"--bus: cannot reach {self.bus_url}: {why}") from None
         try:
+            await self._start_engine()
             leases, workers, lease_s = await open_buckets(self.client.jetstream(), self.lease_s)
             sites = [s.site_id for s in self.program.sites]
             self.leases = Leases(leases, workers, self.worker_id, sites, lease_s)
@@ -125,6 +130,7 @@ class ControlWorker:
                 keep_plans=self.keep_plans,
                 islanded_hold=self.islanded_hold,
                 owned=(),
+                engine=self.engine,
             )
             tasks = [
                 asyncio.create_task(self._hold_leases(), name="lightson-leases"),
@@ -141,6 +147,12 @@ class ControlWorker:
         finally:
             with contextlib.suppress(Exception):
                 await self.client.close()
+            await asyncio.to_thread(self.engine.close)
+
+    async def _start_engine(self) -> None:
+        if isinstance(self.engine, RayEngine):
+            LOGGER.info("starting Ray (%d CPUs) for the site LPs", self.engine.num_cpus)
+            await self.engine.start_async()
 
     async def _hold_leases(self) -> None:
         while True:

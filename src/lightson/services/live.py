@@ -60,7 +60,6 @@ from lightson.control.backup import BackupEstimate, backup_estimate
 from lightson.control.controllers import CONTROLLERS, ControlContext, Controller
 from lightson.control.grid import GridMonitor, GridSignal
 from lightson.control.safety import Intervention
-from lightson.control.step import decide
 from lightson.domain.assets import Program, Site, Vehicle
 from lightson.domain.demand_response import DREvent
 from lightson.domain.plan import Plan, Setpoint
@@ -81,6 +80,7 @@ from lightson.physics.trips import (
 from lightson.services.availability import LearnedAvailability
 from lightson.services.departures import next_departures
 from lightson.services.forecasts import SiteForecasts
+from lightson.services.engines import DecisionEngine, DecisionRequest, InlineEngine
 from lightson.services.limits import SessionLimits, limited_site
 from lightson.services.measured import measured_net_kw
 from lightson.services.plans import prune_plans, rounded
@@ -195,6 +195,7 @@ class LiveControl:
         owned: Iterable[str] | None = None,
         availability_min_sessions: int | None = DEFAULT_MIN_SESSIONS,
         forecasts: SiteForecasts | None = None,
+        engine: DecisionEngine | None = None,
     ) -> None:
         if every <= timedelta(0):
             raise ValueError("every must be positive")
@@ -228,6 +229,8 @@ class LiveControl:
             else LearnedAvailability(store, program.timezone, availability_min_sessions)
         )
         self.forecasts = forecasts  # None: the profile for every site (#16)
+        # Where decisions are computed (services.engines): a thread here, or Ray tasks.
+        self.engine: DecisionEngine = engine or InlineEngine()
         # The default each station holds under our setpoints, as far as we know (True: the
         # islanded 0 W one); a station not in it gets its site's at the next tick.
         self._defaults: dict[str, bool] = {}
@@ -544,11 +547,19 @@ class LiveControl:
     async def tick_all(self) -> list[SiteStatus]:
         started = self.clock.now()
         self._pass = (started, 0)
-        statuses = []
+        # An engine that solves elsewhere (Ray) gets several sites at once: the burst of
+        # re-plans when an event is announced spreads over its CPUs.
+        gate = asyncio.Semaphore(max(1, self.engine.parallel))
+
+        async def one(site_id: str) -> SiteStatus:
+            async with gate:
+                status = await self.tick(site_id)
+            if self._pass is not None:
+                self._pass = (started, self._pass[1] + 1)
+            return status
+
         try:
-            for done, site_id in enumerate(self.owned(), start=1):
-                statuses.append(await self.tick(site_id))
-                self._pass = (started, done)
+            statuses = list(await asyncio.gather(*(one(s) for s in self.owned())))
         finally:
             self._pass = None
         self.pass_time = self.clock.now() - started
@@ -722,19 +733,26 @@ class LiveControl:
             export_check_kw=export_check,
         )
         plans_before = getattr(live.controller, "plans_made", 0)
-        decision = await asyncio.to_thread(
-            decide,
+        context = (
+            None
+            if islanded
+            else await asyncio.to_thread(self._context, live, observation, departures, site)
+        )
+        request = DecisionRequest(
             site,
             observation,
             self._next_trip_kwh(site, now, departures),
             (valid_until - now).total_seconds() / 3600,  # the floor holds for all of it
             valid_until,
-            controller=live.controller,
-            context=lambda seen: self._context(live, seen, departures, site),
+            live.controller,
+            context,
             islanded=islanded,
             released_vehicles=released,
             held_supply_kw=held_supply_kw,
         )
+        # Solved here (a thread) or on Ray: a Ray task sends back the controller with its
+        # new plan, and the site keeps that one.
+        decision, live.controller = await self.engine.decide(request)
         made = self.plan(site.site_id)
         if made is not None and getattr(live.controller, "plans_made", 0) != plans_before:
             await asyncio.to_thread(self._keep_plan, site.site_id, made, now)
