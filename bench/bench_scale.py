@@ -95,28 +95,42 @@ async def _station(
 
     latencies: list[float] = []
     headers = {"Authorization": build_authorization_basic(station_id, password)}
-    async with connect(
-        f"{url}/{station_id}",
-        subprotocols=["ocpp2.0.1"],  # type: ignore[list-item]
-        additional_headers=headers,
-        open_timeout=plan["open_timeout_s"],
-        ping_interval=None,
-    ) as ws:
-        boot = {"reason": "PowerUp", "chargingStation": {"model": "M", "vendorName": "V"}}
-        await ws.send(json.dumps([2, "boot", "BootNotification", boot]))
-        while True:
-            answer = await ws.recv()
-            if '"boot"' in answer:
-                if json.loads(answer)[2].get("status") != "Accepted":
-                    raise RuntimeError(f"{station_id}: boot not accepted: {answer}")
-                break
-            await _reply(ws, answer)
+    # A fleet coming up a few dozen at a time per gateway, not all at once: the gateway
+    # checks each password (scrypt) and drops a handshake still queued after 120 s.
+    async with shared["handshakes"]:
+        ws = await connect(
+            f"{url}/{station_id}",
+            subprotocols=["ocpp2.0.1"],  # type: ignore[list-item]
+            additional_headers=headers,
+            open_timeout=plan["open_timeout_s"],
+            ping_interval=None,
+        )
+        try:
+            boot = {"reason": "PowerUp", "chargingStation": {"model": "M", "vendorName": "V"}}
+            await ws.send(json.dumps([2, "boot", "BootNotification", boot]))
+            while True:
+                answer = await ws.recv()
+                if '"boot"' in answer:
+                    if json.loads(answer)[2].get("status") != "Accepted":
+                        raise RuntimeError(f"{station_id}: boot not accepted: {answer}")
+                    break
+                await _reply(ws, answer)
+        except BaseException:
+            await ws.close()
+            raise
+    async with ws:
         shared["booted"] += 1
         # Answer the CSMS's calls (the default profile after boot) while waiting to start.
-        gate: asyncio.Event = shared["gate"]
-        while not gate.is_set():
-            with contextlib.suppress(TimeoutError):
-                await _reply(ws, await asyncio.wait_for(ws.recv(), 0.5))
+        opened = asyncio.ensure_future(shared["gate"].wait())
+        while not opened.done():
+            received = asyncio.ensure_future(ws.recv())
+            await asyncio.wait({received, opened}, return_when=asyncio.FIRST_COMPLETED)
+            if received.done():
+                await _reply(ws, received.result())
+            else:
+                received.cancel()  # websockets' recv() may be cancelled without losing data
+                with contextlib.suppress(asyncio.CancelledError):
+                    await received
         loop = asyncio.get_running_loop()
         period_s = plan["period_s"]
         await asyncio.sleep(random.uniform(0, period_s))
@@ -144,7 +158,12 @@ async def _reply(ws: Any, raw: str) -> None:
 async def _generate(plan: dict[str, Any]) -> None:
     """Boot every station, say how many booted, wait for ``go`` on stdin, run the window,
     print the latencies. One JSON line each time."""
-    shared: dict[str, Any] = {"booted": 0, "gate": asyncio.Event(), "stop_at": float("inf")}
+    shared: dict[str, Any] = {
+        "booted": 0,
+        "gate": asyncio.Event(),
+        "stop_at": float("inf"),
+        "handshakes": asyncio.Semaphore(plan["handshakes"]),
+    }
     urls, bad = plan["urls"], set(plan["bad"])
     tasks = []
     for i, station_id in enumerate(plan["ids"]):
@@ -349,7 +368,8 @@ def run_point(
                 "bad": sorted(bad & set(share)),
                 "seconds": args.seconds,
                 "period_s": args.period,
-                "open_timeout_s": 60 + stations * 0.1,
+                "open_timeout_s": 60.0,
+                "handshakes": 20 * gateways,
             }
             generator.send(json.dumps(plan) + "\n")
         booted, failed, first = 0, 0, None
@@ -551,6 +571,7 @@ def main() -> None:
         flush=True,
     )
     folder = Path(tempfile.mkdtemp(prefix="lightson-bench-scale-"))
+    keep: Path | None = None
     try:
         if args.stations and args.gateways:
             print(
@@ -560,11 +581,16 @@ def main() -> None:
             )
             with infrastructure(args.db, args.bus, folder) as (server_url, bus):
                 results: dict[tuple[int, int], list[RunResult]] = {}
+                failures: list[str] = []
                 for gateways in args.gateways:
                     for stations in args.stations:
                         for rep in range(args.repeats):
                             print(f"- {gateways} gateway(s), {stations} stations, run {rep + 1}")
-                            r = run_point(server_url, bus, gateways, stations, args, folder)
+                            try:
+                                r = run_point(server_url, bus, gateways, stations, args, folder)
+                            except BenchFailed:
+                                failures.append(f"{gateways} gateway(s), {stations} stations")
+                                continue
                             print(
                                 f"  p50 {r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms, "
                                 f"{r.messages} messages, gateways {r.gateway_core_share:.2f} "
@@ -572,7 +598,11 @@ def main() -> None:
                                 flush=True,
                             )
                             results.setdefault((gateways, stations), []).append(r)
-                report_points(results, args.period)
+                if results:
+                    report_points(results, args.period)
+                if failures:
+                    keep = folder
+                    print(f"\nVOID runs (not in the table): {'; '.join(failures)}; logs in {keep}")
         if args.sites:
             print(f"\n## Re-plan of {args.sites:,} sites (ma-2026 kinds, 36 h v2x-mpc, cold)\n")
             print(
@@ -590,7 +620,10 @@ def main() -> None:
                     flush=True,
                 )
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        if keep is None:
+            shutil.rmtree(folder, ignore_errors=True)
+    if keep is not None:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
