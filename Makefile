@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check bench bench-csms bench-simulate bench-telemetry clean
+.PHONY: demo test check bench bench-csms bench-simulate bench-telemetry bench-scale clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ bench-simulate: $(STAMP)
 
 bench-telemetry: $(STAMP)
 	$(BIN)/python bench/bench_telemetry.py
+
+bench-scale: $(STAMP)
+	$(BIN)/python bench/bench_scale.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache .hypothesis

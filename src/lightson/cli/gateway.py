@@ -17,6 +17,7 @@ from lightson.cli.app import friendly_errors, log_frames, main, offline_close_op
 from lightson.cli.tls import station_ca, tls_context, tls_options
 from lightson.config import load_program
 from lightson.csms.clock import AcceleratedClock
+from lightson.csms.collector import scheduled_full_collections
 from lightson.csms.server import CsmsSettings
 from lightson.domain.errors import ConfigError
 from lightson.roles.gateway import GatewayRole
@@ -41,6 +42,14 @@ from lightson.store import Store
     help="WebSocket port for the chargers (OCPP).",
 )
 @click.option("--name", default=None, help="The gateway's name at the broker (default: host:port).")
+@click.option(
+    "--full-gc-every",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(min=0.0),
+    help="Seconds between full garbage collections; 0 leaves them to CPython, whose timing "
+    "stalls a gateway with thousands of stations (docs/benchmarks.md).",
+)
 @offline_close_option
 @click.option("--log-frames", "frames", is_flag=True, help="Log every OCPP frame at INFO.")
 @tls_options
@@ -52,6 +61,7 @@ def gateway(
     host: str,
     port: int,
     name: str | None,
+    full_gc_every: float,
     offline_close_after: int,
     frames: bool,
     tls_cert: Path | None,
@@ -96,7 +106,10 @@ def gateway(
         loop = asyncio.get_running_loop()
         for number in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(number, stop.set)
-        async with role.running() as running:
+        async with (
+            scheduled_full_collections(full_gc_every or None),
+            role.running() as running,
+        ):
             click.echo(f"gateway: chargers {running.csms.url}/<station id>, broker {bus}")
             await stop.wait()
         click.echo("gateway stopped")
