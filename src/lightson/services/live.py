@@ -79,8 +79,8 @@ from lightson.physics.trips import (
 )
 from lightson.services.availability import LearnedAvailability
 from lightson.services.departures import next_departures
-from lightson.services.forecasts import SiteForecasts
 from lightson.services.engines import DecisionEngine, DecisionRequest, InlineEngine
+from lightson.services.forecasts import SiteForecasts
 from lightson.services.limits import SessionLimits, limited_site
 from lightson.services.measured import measured_net_kw
 from lightson.services.plans import prune_plans, rounded
