@@ -33,7 +33,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -50,6 +50,7 @@ from lightson.bus.subjects import (
     site_subject,
 )
 from lightson.domain.plan import Setpoint
+from lightson.services.live import SetpointSink
 
 LOGGER = logging.getLogger("lightson.bus")
 FENCED = "fenced"  # a newer lease holds the site
@@ -57,24 +58,6 @@ OFFLINE = "offline"  # the station is not connected here (it just dropped)
 BAD_COMMAND = "bad_command"  # the message is not a Command this gateway can run
 FAILED = "failed"  # the broker or the call failed; retrying may help
 PROBE_TIMEOUT_S = 2.0
-
-
-class StationCalls(Protocol):
-    """The CSMS calls a command may make (``lightson.csms.server.CsmsServer`` has them)."""
-
-    async def send_setpoint(
-        self,
-        station_id: str,
-        evse_id: int,
-        setpoint: Setpoint,
-        transaction_id: str | None = None,
-        *,
-        max_offline_s: int | None = None,
-    ) -> str: ...
-
-    async def clear_profiles(self, station_id: str, evse_id: int | None = None) -> str: ...
-
-    async def install_default(self, station_id: str) -> str: ...
 
 
 class BadCommandError(ValueError):
@@ -93,7 +76,7 @@ class BusGateway:
         self,
         bus: Bus,
         floors: FenceFloors,
-        calls: StationCalls,
+        calls: SetpointSink,  # the CSMS: its setpoint, clear and default calls
         is_connected: Callable[[str], bool],
         site_of: Callable[[str], str | None],
         before_default: Callable[[str], Awaitable[None]] | None = None,
@@ -303,6 +286,5 @@ __all__ = [
     "FENCED",
     "OFFLINE",
     "BusGateway",
-    "StationCalls",
     "held_elsewhere",
 ]
