@@ -58,7 +58,9 @@ def site(site_id: str, who: Who, ops: Ops) -> dict[str, Any]:
     departures = next_departures(
         ops.store, site_id, (v.vehicle_id for v in chosen.vehicles), ops.clock.now()
     )
-    return _site_detail(chosen, ops.live.status[site_id], ops.live, departures)
+    detail = _site_detail(chosen, ops.live.status[site_id], ops.live, departures)
+    detail["status"]["age_s"] = _age_s(ops.live.status[site_id], ops.clock.now())
+    return detail
 
 
 @router.get("/api/sites/{site_id}/plan")
@@ -287,6 +289,11 @@ def _status_document(status: SiteStatus) -> dict[str, Any]:
         "fallback": list(status.fallback),
         "load_source": status.load_source,
     }
+
+
+def _age_s(status: SiteStatus, now: datetime) -> float:
+    """Seconds since the status's tick (an API server shows a worker's last one)."""
+    return round(max(0.0, (now - status.at).total_seconds()), 1)
 
 
 def _site_summary(

@@ -6,10 +6,14 @@ Subjects (NATS):
   :class:`Command`, the reply a :class:`CommandReply`. No gateway holds it: NATS answers
   "no responders" at once, which the sender reads as the station being offline.
 - ``lightson.site.<site_id>.<kind>``: what a gateway tells the worker that owns a site, after
-  the station's message is durable in the database: ``meter``, ``needs``, ``connected``.
-  The worker reads the data itself from the database; the message only wakes it.
+  the station's message is durable in the database: ``meter``, ``needs``, ``connected``;
+  and what an API server tells it after a write is stored: ``changed`` (an event, a
+  departure, meter readings: re-plan now), ``grid`` (a grid signal: read the site's grid
+  signals again, then re-plan). The worker reads the data itself from the database; the
+  message only wakes it.
 
-Key-value bucket ``lightson-leases`` (JetStream): key ``<site_id>``, value the worker's id.
+Key-value bucket ``lightson-leases`` (JetStream): key ``<site_id>``, value the worker's id;
+``lightson-status`` (``bus.status``): key ``<site_id>``, value the site's live status.
 Command ``args``: ``send_setpoint`` :func:`setpoint_args`; ``clear_profiles``
 ``{"evse_id": int | None}``; ``install_default`` ``{}``.
 
@@ -31,7 +35,7 @@ COMMAND_PREFIX = "lightson.cmd"
 SITE_PREFIX = "lightson.site"
 LEASE_BUCKET = "lightson-leases"
 
-SiteEventKind = Literal["meter", "needs", "connected"]
+SiteEventKind = Literal["meter", "needs", "connected", "changed", "grid"]
 CommandOp = Literal["send_setpoint", "clear_profiles", "install_default"]
 
 

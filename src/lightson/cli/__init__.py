@@ -2,6 +2,7 @@
 commands)."""
 
 from lightson.cli import (
+    api,
     certificates,
     demo,
     events,
@@ -19,6 +20,7 @@ from lightson.cli import (
 from lightson.cli.app import main
 
 __all__ = [
+    "api",
     "certificates",
     "demo",
     "events",

@@ -24,6 +24,7 @@ from nats.aio.subscription import Subscription
 
 from lightson.bus.leases import Leases, open_buckets
 from lightson.bus.sink import BusSink
+from lightson.bus.status import StatusPublisher, open_status_bucket
 from lightson.bus.subjects import site_wildcard
 from lightson.config.dr_rules import program_dr_rules
 from lightson.domain.assets import Program, Site
@@ -32,7 +33,7 @@ from lightson.domain.errors import ConfigError, LightsOnError
 from lightson.domain.time import Clock
 from lightson.services.engines import InlineEngine, RayEngine
 from lightson.services.events import EventService
-from lightson.services.live import DEFAULT_ISLANDED_HOLD, LiveControl
+from lightson.services.live import DEFAULT_ISLANDED_HOLD, LiveControl, SiteStatus
 from lightson.store import Store
 
 LOGGER = logging.getLogger("lightson.worker")
@@ -80,6 +81,7 @@ class ControlWorker:
     # spread over Ray's CPUs while this worker's event loop keeps renewing its leases).
     engine: InlineEngine | RayEngine = field(default_factory=InlineEngine)
     _subscriptions: dict[str, Subscription] = field(default_factory=dict, init=False)
+    _publishing: set[asyncio.Task[None]] = field(default_factory=set, init=False)
 
     def __post_init__(self) -> None:
         check_bus_url(self.bus_url)
@@ -110,6 +112,9 @@ class ControlWorker:
         try:
             await self._start_engine()
             leases, workers, lease_s = await open_buckets(self.client.jetstream(), self.lease_s)
+            # Each site's status for the API servers, kept as long as a lease (bus.status).
+            statuses, _ = await open_status_bucket(self.client.jetstream(), lease_s)
+            self.publisher = StatusPublisher(statuses, self.worker_id)
             sites = [s.site_id for s in self.program.sites]
             self.leases = Leases(leases, workers, self.worker_id, sites, lease_s)
             sink = BusSink(
@@ -132,6 +137,7 @@ class ControlWorker:
                 owned=(),
                 engine=self.engine,
             )
+            self.live.status_changed.append(self._status_changed)
             tasks = [
                 asyncio.create_task(self._hold_leases(), name="lightson-leases"),
                 asyncio.create_task(self._control(), name="lightson-control"),
@@ -165,9 +171,28 @@ class ControlWorker:
                     LOGGER.info("%s: lease taken (fence %d)", site_id, fence)
                     await self._subscribe(site_id)
                     self.live.take_over(site_id)
+                await self._publish_all()
             except Exception:
                 LOGGER.exception("the leases' tick failed; tried again")
             await asyncio.sleep(self.leases.tick_s)
+
+    def _status_changed(self, status: SiteStatus) -> None:
+        """A site of ours ticked: its status goes to the API servers now."""
+        fence = self.leases.fence(status.site_id)
+        if fence is not None:
+            task = asyncio.get_running_loop().create_task(
+                self.publisher.publish(status, fence, self.live.ticks)
+            )
+            self._publishing.add(task)
+            task.add_done_callback(self._publishing.discard)
+
+    async def _publish_all(self) -> None:
+        """The heartbeat: every held site's last status written again, so the API servers
+        know this worker lives between its ticks."""
+        for site_id in self.live.owned():
+            fence = self.leases.fence(site_id)
+            if fence is not None:
+                await self.publisher.publish(self.live.status[site_id], fence, self.live.ticks)
 
     async def _control(self) -> None:
         while True:
@@ -196,6 +221,8 @@ class ControlWorker:
 
         async def woken(message: Any) -> None:
             kind = message.subject.rsplit(".", 1)[1]
+            if kind == "grid":  # an API server stored a grid signal for the site
+                await asyncio.to_thread(self.live.reload_grid, site_id)
             self.live.site_event(site_id, kind, _station_of(message.data))
 
         self._subscriptions[site_id] = await self.client.subscribe(site_wildcard(site_id), cb=woken)

@@ -257,6 +257,8 @@ class LiveControl:
         self.last_tick_at: datetime | None = None  # when a site last finished a tick
         self.pass_time = timedelta(0)  # clock time the last pass over every site took
         self._pass: tuple[datetime, int] | None = None  # the pass under way: start, sites done
+        # Told each new status of a site this loop controls (a control worker publishes it).
+        self.status_changed: list[Callable[[SiteStatus], None]] = []
         self._replay_grid_signals()
 
     # --- which sites this loop controls ---------------------------------------------------
@@ -424,6 +426,23 @@ class LiveControl:
                     row["at"],
                     frozenset(row["released_vehicles"]),
                 )
+
+    def reload_grid(self, site_id: str) -> None:
+        """Read the site's stored grid signals again (another process stored one: an API
+        server, on a control worker). Blocks on the database for a moment."""
+        live = self._site(site_id)
+        fresh = _Site(live.site, live.controller)
+        for row in self.store.rows(db.grid_signals, site_id=site_id):
+            source = "api" if row["source"].startswith("api:") else row["source"]
+            self._apply(
+                fresh,
+                source,
+                GridSignal(row["signal"]),
+                row["at"],
+                frozenset(row["released_vehicles"]),
+            )
+        with self._grid_lock:
+            live.grid, live.released = fresh.grid, fresh.released
 
     def islanded(self, site_id: str) -> bool:
         live = self._site(site_id)
@@ -608,6 +627,8 @@ class LiveControl:
                 )
         if site_id in self._owned:  # not released while it ran
             self.status[site_id] = status
+            for hook in self.status_changed:
+                hook(status)
         self.last_tick_at = self.clock.now()
         return status
 
