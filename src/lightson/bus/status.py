@@ -8,11 +8,11 @@ worker's tick count and ``published_s``, the wall-clock second the worker wrote 
 - **publish**: a worker writes a site's record after each tick of that site, and writes
   every record of its sites again at each lease tick (``lease_s / 3``) as a heartbeat, so
   a record stays fresh between control periods (``--every`` may be minutes).
-- **expire**: the bucket's ``max_age`` is the lease time (``lease_s``, three heartbeats):
-  a dead worker's records go with its leases, and its sites show "no controller" until
-  the worker that takes them over ticks them. A reader also refuses a record whose
-  ``published_s`` is older than that (a watcher is not told of expiry), so the rule holds
-  whatever the server does.
+- **expire**: a record is fresh for ``ttl_s``, the worker's lease time (``lease_s``, three
+  heartbeats), after ``published_s``: a dead worker's records go stale with its leases, and
+  its sites show "no controller" until the worker that takes them over ticks them. The
+  reader checks that itself (a watcher is not told of expiry, and the bucket's ``max_age``
+  is set once, by whoever creates it); ``max_age`` only clears old keys away.
 - **fence**: a reader keeps, per site, the record with the highest fence among the fresh
   ones: a worker paused past its lease and still publishing cannot hide its successor.
 
@@ -49,6 +49,7 @@ class StatusRecord:
     worker: str
     fence: int
     published_s: float  # wall clock (time.time()) when the worker wrote it
+    ttl_s: float  # the worker's lease time: the record is stale this long after publishing
     ticks: int = 0  # the worker's ticks so far (all its sites)
 
     @property
@@ -59,12 +60,17 @@ class StatusRecord:
         """Seconds since the worker wrote this record (its heartbeat)."""
         return max(0.0, now_s - self.published_s)
 
+    def fresh(self, now_s: float) -> bool:
+        """Whether the worker wrote it within its lease time: it was alive then."""
+        return self.age_s(now_s) <= self.ttl_s
+
     def encode(self) -> bytes:
         body = {
             "status": status_document(self.status),
             "worker": self.worker,
             "fence": self.fence,
             "published_s": self.published_s,
+            "ttl_s": self.ttl_s,
             "ticks": self.ticks,
         }
         return json.dumps(body, separators=(",", ":")).encode()
@@ -77,6 +83,7 @@ class StatusRecord:
             str(body["worker"]),
             int(body["fence"]),
             float(body["published_s"]),
+            float(body["ttl_s"]),
             int(body.get("ticks", 0)),
         )
 
@@ -166,12 +173,16 @@ class StatusPublisher:
     failure is logged: the next heartbeat writes it again)."""
 
     def __init__(
-        self, bucket: StatusBucket, worker: str, wall_s: Callable[[], float] = time.time
+        self,
+        bucket: StatusBucket,
+        worker: str,
+        ttl_s: float,
+        wall_s: Callable[[], float] = time.time,
     ) -> None:
-        self.bucket, self.worker, self.wall_s = bucket, worker, wall_s
+        self.bucket, self.worker, self.ttl_s, self.wall_s = bucket, worker, ttl_s, wall_s
 
     async def publish(self, status: SiteStatus, fence: int, ticks: int = 0) -> None:
-        record = StatusRecord(status, self.worker, fence, self.wall_s(), ticks)
+        record = StatusRecord(status, self.worker, fence, self.wall_s(), self.ttl_s, ticks)
         try:
             await self.bucket.put(status.site_id, record.encode())
         except Exception as error:  # the broker away: the heartbeat tries again
@@ -181,7 +192,8 @@ class StatusPublisher:
 class StatusBoard:
     """An API server's side: the fresh record of each site, kept from a watcher of the
     bucket. :meth:`get` and :meth:`fresh` may be called from any thread (the API's routes
-    run in worker threads); ``ttl_s`` is the bucket's ``max_age``."""
+    run in worker threads). ``ttl_s`` is said in answers: the longest a record of a live
+    worker may be missing (the bucket's ``max_age``)."""
 
     def __init__(self, ttl_s: float, wall_s: Callable[[], float] = time.time) -> None:
         self.ttl_s = ttl_s
@@ -208,6 +220,11 @@ class StatusBoard:
             record = self._records.get(site_id)
         return record if record is not None and self._is_fresh(record) else None
 
+    def last(self, site_id: str) -> StatusRecord | None:
+        """The site's last record seen, fresh or not."""
+        with self._lock:
+            return self._records.get(site_id)
+
     def fresh(self) -> dict[str, StatusRecord]:
         """Every site's fresh record."""
         with self._lock:
@@ -215,7 +232,7 @@ class StatusBoard:
         return {r.site_id: r for r in records if self._is_fresh(r)}
 
     def _is_fresh(self, record: StatusRecord) -> bool:
-        return record.age_s(self.wall_s()) <= self.ttl_s
+        return record.fresh(self.wall_s())
 
     async def watch(self, bucket: Any) -> None:
         """Follow ``bucket`` (a ``nats.js.kv.KeyValue``) in the background until

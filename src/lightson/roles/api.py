@@ -43,7 +43,7 @@ from lightson.api.deps import MIN_SITES_IN_AGGREGATES
 from lightson.api.errors import HttpError
 from lightson.api.limits import DEFAULT_MAX_BODY_BYTES
 from lightson.bus.connection import Bus, connect_bus
-from lightson.bus.status import StatusBoard, open_status_bucket
+from lightson.bus.status import StatusBoard, StatusRecord, open_status_bucket
 from lightson.bus.subjects import SiteEventKind, site_subject
 from lightson.config.dr_rules import program_dr_rules
 from lightson.control.grid import GridSignal
@@ -80,12 +80,17 @@ class _NoSink:
         raise RuntimeError("an API server installs no default")
 
 
-def no_controller(site_id: str, ttl_s: float) -> HttpError:
+def no_controller(site_id: str, last: StatusRecord | None, now_s: float) -> HttpError:
+    """503 for a site no live worker reports, saying how old its last report is."""
+    seen = (
+        "no worker has reported it"
+        if last is None
+        else f"its last status came {last.age_s(now_s):.0f} s ago from worker {last.worker}"
+    )
     return HttpError(
         503,
-        f"no controller for site '{site_id}': no control worker has reported it in the "
-        f"last {ttl_s:g} s (none runs, or the one that held it died and no other has "
-        "taken it over yet)",
+        f"no controller for site '{site_id}': {seen} (none runs, or the one that held it "
+        "stopped and no other has taken it over yet)",
         "site_id",
     )
 
@@ -106,7 +111,7 @@ class _Statuses(dict[str, SiteStatus]):
     def __getitem__(self, site_id: str) -> SiteStatus:
         record = self.board.get(site_id)
         if record is None:
-            raise no_controller(site_id, self.board.ttl_s)
+            raise no_controller(site_id, self.board.last(site_id), self.board.wall_s())
         return record.status
 
     def __contains__(self, site_id: object) -> bool:

@@ -114,7 +114,7 @@ class ControlWorker:
             leases, workers, lease_s = await open_buckets(self.client.jetstream(), self.lease_s)
             # Each site's status for the API servers, kept as long as a lease (bus.status).
             statuses, _ = await open_status_bucket(self.client.jetstream(), lease_s)
-            self.publisher = StatusPublisher(statuses, self.worker_id)
+            self.publisher = StatusPublisher(statuses, self.worker_id, lease_s)
             sites = [s.site_id for s in self.program.sites]
             self.leases = Leases(leases, workers, self.worker_id, sites, lease_s)
             sink = BusSink(
