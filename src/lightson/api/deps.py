@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -53,6 +54,8 @@ class Operations:
     # authentications per address: 10, then one every 6 s. Beyond either: 429.
     writes: Buckets = field(default_factory=lambda: Buckets(per_second=2.0, burst=60))
     failed_logins: Buckets = field(default_factory=lambda: Buckets(per_second=1 / 6, burst=10))
+    # What else makes /api/health degraded (the API role: sites no live worker reports).
+    problems: Callable[[datetime], list[str]] = lambda _now: []
     # The OpenADR VEN's state (docs/demand-response.md); it never makes health degraded.
     dr_status: Callable[[], dict[str, Any]] = lambda: {"state": "disabled"}
     # A utility's power figures cover at least this many sites (else none are given), so

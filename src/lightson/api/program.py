@@ -32,10 +32,11 @@ router = APIRouter(tags=["program"])
 @router.get("/api/health")
 def health(ops: Ops) -> JSONResponse:
     """200 ``ok``, or 503 ``degraded`` with the problems: the database could not be
-    written at its last commit (read-only, disk full, server gone), or the control loop
-    stopped ticking. No token needed: a load balancer or a monitor asks it. ``dr`` is
-    the OpenADR VEN's state; a VTN that does not answer leaves the server ``ok`` (it
-    serves the chargers and the other event sources), a monitor reads ``dr.state``."""
+    written at its last commit (read-only, disk full, server gone), the control loop
+    stopped ticking, or (``lightson api``) sites no live worker controls. No token
+    needed: a load balancer or a monitor asks it. ``dr`` is the OpenADR VEN's state; a
+    VTN that does not answer leaves the server ``ok`` (it serves the chargers and the
+    other event sources), a monitor reads ``dr.state``."""
     now = ops.clock.now()
     problems = []
     failure = ops.store.write_failure
@@ -47,6 +48,7 @@ def health(ops: Ops) -> JSONResponse:
     last_tick = ops.live.last_tick_at
     if last_tick is not None and ops.live.stalled(now):
         problems.append(f"the control loop has not ticked since {last_tick.isoformat()}")
+    problems.extend(ops.problems(now))
     return JSONResponse(
         status_code=503 if problems else 200,
         content={

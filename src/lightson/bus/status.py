@@ -225,6 +225,16 @@ class StatusBoard:
         with self._lock:
             return self._records.get(site_id)
 
+    def newest_at(self) -> datetime | None:
+        """The time of the newest tick among the records kept, fresh or not."""
+        with self._lock:
+            return max((r.status.at for r in self._records.values()), default=None)
+
+    def seen(self) -> int:
+        """How many sites have had a record, fresh or not."""
+        with self._lock:
+            return len(self._records)
+
     def fresh(self) -> dict[str, StatusRecord]:
         """Every site's fresh record."""
         with self._lock:

@@ -194,22 +194,42 @@ class RemoteLive(LiveControl):
         self.reload_grid(live.site.site_id)
         return super()._grid_now(live, now)
 
-    def refresh(self) -> None:
-        """``ticks`` and ``last_tick_at`` for ``/api/health``, from the fresh records."""
-        records = self.board.fresh().values()
+    @property
+    def ticks(self) -> int:
+        """The ticks of the workers that report now, each its own count."""
         by_worker: dict[str, int] = {}
-        for record in records:
+        for record in self.board.fresh().values():
             by_worker[record.worker] = max(by_worker.get(record.worker, 0), record.ticks)
-        self.ticks = sum(by_worker.values())
-        last = max((r.status.at for r in records), default=None)
-        self.last_tick_at = last or self.last_tick_at
+        return sum(by_worker.values())
+
+    @ticks.setter
+    def ticks(self, _: int) -> None:
+        """``LiveControl`` sets it; this view counts from the records."""
+
+    @property
+    def last_tick_at(self) -> datetime | None:
+        """The newest tick among the sites' records, fresh or not."""
+        return self.board.newest_at()
+
+    @last_tick_at.setter
+    def last_tick_at(self, _: datetime | None) -> None:
+        """``LiveControl`` sets it; this view reads it from the records."""
 
     def stalled(self, now: datetime) -> bool:
-        """Whether a site has had no live controller for longer than a record lasts."""
-        self.refresh()
-        if self.board.wall_s() - self.started_s <= self.board.ttl_s:
-            return False  # just started: the workers' heartbeats may not have come yet
-        return len(self.status) < len(self.program.sites)
+        """Never: there is no loop here; :meth:`problems` names the sites without one."""
+        return False
+
+    def problems(self, now: datetime) -> list[str]:
+        """For ``/api/health``: the sites no live worker reports (once one has reported,
+        or a lease time after this server started: the heartbeats came by then)."""
+        waiting = self.board.wall_s() - self.started_s <= self.board.ttl_s
+        if waiting and not self.board.seen():
+            return []
+        fresh = self.board.fresh()
+        missing = [s.site_id for s in self.program.sites if s.site_id not in fresh]
+        if not missing:
+            return []
+        return [f"{len(missing)} site(s) have no controller: {', '.join(missing)}"]
 
     def controllers(self) -> dict[str, str]:
         """The worker that controls each site with a fresh record."""
@@ -274,6 +294,7 @@ class ApiRole:
             self.clock,
             self.live,
             rules=list(program_dr_rules(self.program).values()),
+            problems=self.live.problems,
             max_body_bytes=self.max_body_bytes,
             min_sites_in_aggregates=self.utility_min_sites,
             api_docs=self.api_docs,
