@@ -152,6 +152,17 @@ def test_the_api_role_reads_the_workers_status_and_its_writes_reach_them(
         )
         assert planned[0]["made_at"] > first_plans[-1]["made_at"]
 
+        # An outage declared through the API: stored, announced as a grid signal; the
+        # worker reads the site's signals again and islands it at once.
+        answer = client.call("POST", f"/api/sites/{SITE}/outage", {"state": "lost"})
+        assert answer is not None and answer[0] == 200 and answer[1]["islanded"] is True
+        islanded = until(
+            lambda: (body := ticked()) is not None and body["status"]["mode"] == "islanded",
+            30,
+            "the worker islanding the site",
+        )
+        assert islanded
+
         # Kill -9 of the only worker: its sites have no controller within its lease time.
         processes.running[0].kill()
         processes.running[0].wait(10)
