@@ -106,6 +106,8 @@ def api(
     are stored first, then announced to the worker that holds the site, which re-plans at
     once. Tokens: lightson token add --db (the same database)."""
     check_url(bus)
+    if not db.startswith("postgresql"):
+        raise ConfigError.at("--db", f"API servers share the workers' PostgreSQL, got {db!r}")
     if (tls_cert is None) != (tls_key is None):
         raise ConfigError.at("--tls-key", "--tls-cert and --tls-key go together")
     logging.basicConfig(
