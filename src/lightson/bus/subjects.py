@@ -5,6 +5,8 @@ Subjects (NATS):
   connection (it subscribes while the station is connected); the body is a
   :class:`Command`, the reply a :class:`CommandReply`. No gateway holds it: NATS answers
   "no responders" at once, which the sender reads as the station being offline.
+- ``lightson.station.<station_id>``: a request to the same gateway for a call that controls
+  no site (the certificate routes of an API server, ``bus.stations``).
 - ``lightson.site.<site_id>.<kind>``: what a gateway tells the worker that owns a site, after
   the station's message is durable in the database: ``meter``, ``needs``, ``connected``;
   and what an API server tells it after a write is stored: ``changed`` (an event, a
@@ -32,6 +34,7 @@ from typing import Any, Literal
 from lightson.domain.plan import Setpoint
 
 COMMAND_PREFIX = "lightson.cmd"
+STATION_CALL_PREFIX = "lightson.station"
 SITE_PREFIX = "lightson.site"
 LEASE_BUCKET = "lightson-leases"
 
@@ -41,6 +44,12 @@ CommandOp = Literal["send_setpoint", "clear_profiles", "install_default"]
 
 def command_subject(station_id: str) -> str:
     return f"{COMMAND_PREFIX}.{_token(station_id)}"
+
+
+def station_call_subject(station_id: str) -> str:
+    """Where an API server asks the gateway holding ``station_id`` for a call that is no
+    site control (certificates: ``bus.stations``); no fence."""
+    return f"{STATION_CALL_PREFIX}.{_token(station_id)}"
 
 
 def site_subject(site_id: str, kind: SiteEventKind) -> str:

@@ -1,6 +1,6 @@
 """``lightson certificates install|list|delete STATION``: chargers' root certificates, through
-a running server's API (``lightson serve``; admin token), and the bridge those API routes
-use to reach the CSMS (:class:`CsmsCertificates`)."""
+a running server's API (``lightson serve``, ``lightson api``; admin token). The bridge those
+API routes use to reach the CSMS, :class:`CsmsCertificates`, is in ``lightson.roles``."""
 
 from __future__ import annotations
 
@@ -9,88 +9,15 @@ import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Awaitable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
-from websockets.exceptions import ConnectionClosed
 
-from lightson.api.certificates import ROOT_TYPES, StationCallError
 from lightson.cli.app import main
-from lightson.csms.rpc import CallRefusedError
-from lightson.csms.server import CsmsServer, StationOfflineError
-from lightson.csms.wire import FrameError, OcppVersion
+from lightson.roles.certificates import CsmsCertificates
 
-T = TypeVar("T")
 TIMEOUT_S = 60.0  # the CSMS waits 30 s for a charger's answer; deleting asks twice
-
-
-class CsmsCertificates:
-    """The API's :class:`~lightson.api.certificates.StationCommands` over a
-    :class:`CsmsServer` in the same process: its errors as HTTP answers, and 1.6's one type
-    per ``GetInstalledCertificateIds`` hidden (each root type is asked in turn)."""
-
-    def __init__(self, csms: CsmsServer) -> None:
-        self.csms = csms
-
-    def ocpp_version(self, station_id: str) -> str | None:
-        record = self.csms.store.station(station_id)
-        return record.ocpp_version if record is not None else None
-
-    async def install_certificate(self, station_id: str, certificate_type: str, pem: str) -> str:
-        work = self.csms.install_certificate(station_id, certificate_type, pem)
-        return await _answer_of(station_id, work)
-
-    async def installed_certificates(
-        self, station_id: str, certificate_types: Sequence[str]
-    ) -> list[dict[str, Any]]:
-        return await _answer_of(station_id, self._installed(station_id, certificate_types))
-
-    async def _installed(
-        self, station_id: str, certificate_types: Sequence[str]
-    ) -> list[dict[str, Any]]:
-        if self.csms.session(station_id).version is not OcppVersion.V16:
-            return await self.csms.installed_certificates(station_id, certificate_types)
-        held = []
-        for kind in certificate_types or ROOT_TYPES["1.6"]:
-            for data in await self.csms.installed_certificates(station_id, [kind]):
-                held.append({"certificateType": kind, "certificateHashData": data})
-        return held
-
-    async def delete_certificate(self, station_id: str, hash_data: Mapping[str, Any]) -> str:
-        return await _answer_of(station_id, self.csms.delete_certificate(station_id, hash_data))
-
-    async def request_station_certificate(self, station_id: str) -> str:
-        if self.csms.settings.station_ca is None:
-            raise StationCallError(
-                409,
-                "NoCA",
-                "no certificate authority signs stations' requests here "
-                "(--station-ca-cert/--station-ca-key, or the program file's station_ca)",
-            )
-        return await _answer_of(station_id, self.csms.request_station_certificate(station_id))
-
-
-async def _answer_of(station: str, work: Awaitable[T]) -> T:
-    """``work``'s result; the CSMS's failures of a call to ``station`` as
-    :class:`StationCallError` (HTTP status, code, message)."""
-    try:
-        return await work
-    except (StationOfflineError, ConnectionClosed):
-        raise StationCallError(409, "Offline", f"station '{station}' is not connected") from None
-    except TimeoutError:
-        raise StationCallError(
-            504, "Timeout", f"station '{station}' did not answer in time"
-        ) from None
-    except CallRefusedError as error:
-        raise StationCallError(
-            502, error.code, f"station '{station}' answered {error.code}: {error.description}"
-        ) from None
-    except FrameError as error:
-        raise StationCallError(
-            502, str(error.code), f"station '{station}' answered out of the standard: {error}"
-        ) from None
 
 
 # --- the command ----------------------------------------------------------------------------

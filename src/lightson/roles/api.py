@@ -18,8 +18,8 @@ the others keep.
   (or ``.grid``), which the worker that holds the site listens to: it re-plans at once.
   An announcement lost (no worker holds the site, the broker away) loses nothing: the
   worker that takes the site reads everything from the database at its first tick.
-- **Commands to stations** (the certificate routes) answer 503 here: only a process with a
-  CSMS can carry them for now.
+- **Commands to stations** (the certificate routes) go over the broker to the gateway that
+  holds the station (``bus.stations``); none holds it: 409 ``Offline``, as with ``serve``.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from lightson.api.deps import MIN_SITES_IN_AGGREGATES
 from lightson.api.errors import HttpError
 from lightson.api.limits import DEFAULT_MAX_BODY_BYTES
 from lightson.bus.connection import Bus, connect_bus
+from lightson.bus.stations import BusStations
 from lightson.bus.status import StatusBoard, StatusRecord, open_status_bucket
 from lightson.bus.subjects import SiteEventKind, site_subject
 from lightson.config.dr_rules import program_dr_rules
@@ -300,6 +301,7 @@ class ApiRole:
             api_docs=self.api_docs,
         )
         self.app = create_app(self.operations)
+        self.app.state.stations = BusStations(bus, self._ocpp_version)  # certificate routes
         config = uvicorn.Config(
             self.app,
             host=self.host,
@@ -323,6 +325,10 @@ class ApiRole:
         finally:
             server.should_exit = True
             await asyncio.gather(http, return_exceptions=True)
+
+    def _ocpp_version(self, station_id: str) -> str | None:
+        record = self.store.station(station_id)
+        return record.ocpp_version if record is not None else None
 
     def announce(self, site_id: str, kind: SiteEventKind) -> None:
         """Wake the worker that holds ``site_id`` (what changed is already stored). From

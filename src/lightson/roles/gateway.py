@@ -20,10 +20,12 @@ from dataclasses import dataclass, field
 from lightson.bus.connection import Bus, connect_bus
 from lightson.bus.floors import FenceFloors
 from lightson.bus.gateway import BusGateway, held_elsewhere
+from lightson.bus.stations import StationCallServer
 from lightson.control.grid import GridMonitor, GridSignal
 from lightson.csms.server import CsmsServer, CsmsSettings
 from lightson.domain.assets import Program
 from lightson.domain.time import Clock
+from lightson.roles.certificates import CsmsCertificates
 from lightson.store import Store
 from lightson.store import schema as db
 
@@ -86,6 +88,7 @@ class GatewayRole:
         self.csms.refresh_islanded = self.grids.refresh
         self.bus: Bus | None = None
         self.gateway: BusGateway | None = None
+        self.calls: StationCallServer | None = None
 
     def _registered_site(self, station_id: str) -> str | None:
         session = self.csms.sessions.get(station_id)
@@ -112,6 +115,12 @@ class GatewayRole:
             telemetry.disconnected.append(gateway.station_lost)
             telemetry.meter.append(lambda sample: gateway.wake(sample.station_id, "meter"))
             telemetry.needs.append(lambda needs: gateway.wake(needs.station_id, "needs"))
+            # The certificate routes of the API servers (bus.stations): no fence.
+            self.calls = calls = StationCallServer(
+                bus, CsmsCertificates(self.csms), lambda s: s in self.csms.sessions
+            )
+            telemetry.connected.append(calls.station_connected)
+            telemetry.disconnected.append(calls.station_lost)
 
             async def elsewhere(station_id: str) -> bool | None:
                 return await held_elsewhere(bus, station_id)
@@ -121,6 +130,7 @@ class GatewayRole:
                 try:
                     yield self
                 finally:
+                    await calls.close()
                     await gateway.close()
         finally:
             await bus.close()
