@@ -220,3 +220,40 @@ def test_an_outage_is_stored_then_announced_and_read_back_from_the_database(api:
         ]
     ).result(5)
     assert api.live.grid_losses("school-beverly")[0] == frozenset()
+
+
+def test_get_and_membership_follow_the_fresh_records(api: Api) -> None:
+    statuses = api.live.status
+    assert statuses.get("school-beverly") is None and "school-beverly" not in statuses
+    api.board.offer(StatusRecord(_status(), "w1", 4, 5000.0, 15.0))
+    assert statuses.get("school-beverly") == _status()
+    assert list(statuses) == ["school-beverly"] and len(statuses) == 1
+    assert dict(statuses.items()) == {"school-beverly": _status()}
+
+
+def test_a_worker_reads_a_grid_signal_another_process_stored(tmp_path: Path) -> None:
+    """``LiveControl.reload_grid``: what an API server stored islands the site on the
+    worker, which had started before it."""
+    from lightson.services.live import LiveControl
+    from live_support import FakeSink
+
+    store = Store(f"sqlite:///{tmp_path / 'worker.db'}")
+    try:
+        clock = SimClock(AT)
+        live = LiveControl(load_program("example"), store, FakeSink(), clock)
+        assert not live.islanded("school-beverly")
+        row = {
+            "site_id": "school-beverly",
+            "source": "api",
+            "signal": "lost",
+            "at": AT,
+            "released_vehicles": ["bus-7"],
+        }
+        store.write([(db.grid_signals, row)]).result(5)
+        assert not live.islanded("school-beverly")  # not read yet
+        live.reload_grid("school-beverly")
+        assert live.islanded("school-beverly")
+        assert live.grid_losses("school-beverly") == (frozenset({"api"}), None)
+        assert not live.islanded("home-lowell")
+    finally:
+        store.close()

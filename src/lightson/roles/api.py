@@ -115,6 +115,10 @@ class _Statuses(dict[str, SiteStatus]):
             raise no_controller(site_id, self.board.last(site_id), self.board.wall_s())
         return record.status
 
+    def get(self, site_id: str, default: Any = None) -> Any:
+        record = self.board.get(site_id)
+        return default if record is None else record.status
+
     def __contains__(self, site_id: object) -> bool:
         return isinstance(site_id, str) and self.board.get(site_id) is not None
 

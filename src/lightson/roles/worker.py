@@ -6,6 +6,12 @@ station sent; the data is read from PostgreSQL at the tick), runs ``services.liv
 for those sites only, and sends every command through ``BusSink`` with the site's fence.
 A site taken over (its worker died, or the shares moved) ticks at once from what the
 database holds; a site lost (expired, given back, or fenced by a gateway) stops at once.
+
+The API servers see the sites through the worker: after each tick of a site, and for every
+site it holds at each lease tick, the worker writes the site's status with its lease fence
+to the ``lightson-status`` bucket (``bus.status``). They tell it of what people changed on
+the same wake-up subjects: ``changed`` (re-plan now) and ``grid`` (read the site's grid
+signals from the database again, then re-plan).
 """
 
 from __future__ import annotations

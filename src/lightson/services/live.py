@@ -628,7 +628,10 @@ class LiveControl:
         if site_id in self._owned:  # not released while it ran
             self.status[site_id] = status
             for hook in self.status_changed:
-                hook(status)
+                try:
+                    hook(status)
+                except Exception:  # a listener's fault is not the site's
+                    LOGGER.exception("%s: a status listener failed", site_id)
         self.last_tick_at = self.clock.now()
         return status
 
