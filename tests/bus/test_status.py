@@ -169,6 +169,17 @@ def test_a_reported_site_shows_its_status_and_its_age(api: Api) -> None:
     assert shown["mode"] == "grid" and shown["load_kw"] == 80.25
     assert shown["age_s"] == 120.0  # the tick was at AT, the clock is 2 minutes on
     assert body["answers"] == {"depot-evse1": "Accepted"}
+    listed = api.client.get("/api/sites", headers=api.headers)
+    assert listed.status_code == 503  # the other two sites have no controller
+    for site_id in ("home-lowell", "business-worcester"):
+        api.board.offer(StatusRecord(_status(site_id), "w2", 5, 5000.0, 15.0))
+    listed = api.client.get("/api/sites", headers=api.headers)
+    assert listed.status_code == 200
+    assert {s["site_id"]: s["status"]["age_s"] for s in listed.json()} == {
+        "home-lowell": 120.0,
+        "business-worcester": 120.0,
+        "school-beverly": 120.0,
+    }
 
 
 def test_a_dead_workers_site_answers_503_with_the_age_of_its_last_status(api: Api) -> None:

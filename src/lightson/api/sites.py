@@ -47,6 +47,7 @@ def sites(who: Who, ops: Ops) -> list[dict[str, Any]]:
             ops.live.status[site.site_id],
             who.may_see_site(site.site_id),
             mode_shown(site, ops.live.status[site.site_id], who),
+            now=ops.clock.now(),
         )
         for site in scope(ops, who)
     ]
@@ -58,9 +59,8 @@ def site(site_id: str, who: Who, ops: Ops) -> dict[str, Any]:
     departures = next_departures(
         ops.store, site_id, (v.vehicle_id for v in chosen.vehicles), ops.clock.now()
     )
-    detail = _site_detail(chosen, ops.live.status[site_id], ops.live, departures)
-    detail["status"]["age_s"] = _age_s(ops.live.status[site_id], ops.clock.now())
-    return detail
+    status = ops.live.status[site_id]
+    return _site_detail(chosen, status, ops.live, departures, ops.clock.now())
 
 
 @router.get("/api/sites/{site_id}/plan")
@@ -297,7 +297,12 @@ def _age_s(status: SiteStatus, now: datetime) -> float:
 
 
 def _site_summary(
-    site: Site, status: SiteStatus, personal: bool, mode: str | None = None
+    site: Site,
+    status: SiteStatus,
+    personal: bool,
+    mode: str | None = None,
+    *,
+    now: datetime,
 ) -> dict[str, Any]:
     """One line of the site list. Power, load and vehicles only where the caller may see the
     site's personal data: at a home they tell whether the car, and the family, are there."""
@@ -309,7 +314,7 @@ def _site_summary(
         "status": {"mode": mode or status.mode},
     }
     if personal:
-        document["status"] = _status_document(status)
+        document["status"] = _status_document(status) | {"age_s": _age_s(status, now)}
         document["available_discharge_kw"] = round(available_kw(site, status), 1)
         document["vehicles"] = len(site.vehicles)
         document["plugged"] = sum(status.plugged.values())
@@ -317,11 +322,15 @@ def _site_summary(
 
 
 def _site_detail(
-    site: Site, status: SiteStatus, live: LiveControl, departures: dict[str, Departure]
+    site: Site,
+    status: SiteStatus,
+    live: LiveControl,
+    departures: dict[str, Departure],
+    now: datetime,
 ) -> dict[str, Any]:
     power = {s.evse_id: s.power_kw for s in status.setpoints}
     return {
-        **_site_summary(site, status, True),
+        **_site_summary(site, status, True, now=now),
         "service_limit_kw": site.service_limit_kw,
         "export_permitted": site.export_permitted,
         "islanded": live.islanded(site.site_id),
