@@ -41,8 +41,8 @@ def _status(site_id: str = "school-beverly", at: datetime = AT) -> SiteStatus:
         critical_unserved_kw=0.0,
         load_kw=80.25,
         pv_kw=12.5,
-        soc={"bus-1": 0.61, "bus-2": None},
-        plugged={"bus-1": True, "bus-2": False},
+        soc={"bus-7": 0.61, "bus-12": None},
+        plugged={"bus-7": True, "bus-12": False},
         fallback=(),
         tier=None,
         load_source="meter",
@@ -268,3 +268,20 @@ def test_a_worker_reads_a_grid_signal_another_process_stored(tmp_path: Path) -> 
         assert not live.islanded("home-lowell")
     finally:
         store.close()
+
+
+def test_backup_hours_come_from_the_workers_last_status(api: Api) -> None:
+    """The estimate runs here, on the state of charge the worker last read: less charge
+    in the bus, fewer hours of the critical loads."""
+    from dataclasses import replace
+
+    assert api.get("/api/sites/school-beverly/backup")[0] == 503
+    api.board.offer(StatusRecord(_status(), "w1", 4, 5000.0, 15.0))
+    status, body = api.get("/api/sites/school-beverly/backup")
+    assert status == 200, body
+    full = body["hours"]
+    emptier = replace(_status(), soc={"bus-7": 0.3, "bus-12": None})
+    api.board.offer(StatusRecord(emptier, "w1", 4, 5000.0, 15.0))
+    less = api.get("/api/sites/school-beverly/backup")[1]["hours"]
+    assert isinstance(full, dict) and isinstance(less, dict)
+    assert 0 < less["critical"] < full["critical"]

@@ -152,9 +152,7 @@ class RemoteLive(LiveControl):
         announce: Any,
         every: timedelta = DEFAULT_EVERY,
     ) -> None:
-        super().__init__(
-            program, store, _NoSink(), clock, every=every, owned=(), availability_min_sessions=None
-        )
+        super().__init__(program, store, _NoSink(), clock, every=every, owned=())
         self.board = board
         self.announce = announce  # (site_id, kind) -> None, from any thread
         self.status = _Statuses(board, [s.site_id for s in program.sites])
