@@ -120,13 +120,13 @@ class Api:
         self.clock = SimClock(AT + timedelta(minutes=2))
         self.wall = Wall(5000.0)
         self.board = StatusBoard(15.0, self.wall)
-        self.announced: list[tuple[str, str]] = []
+        self.announced: list[tuple[str, str]] = []  # (site, kind), in order
         self.live = RemoteLive(
             self.program,
             self.store,
             self.clock,
             self.board,
-            lambda site_id, kind: self.announced.append((site_id, kind)),
+            lambda sites, kind: self.announced.extend((s, kind) for s in sites),
         )
         ops = Operations(self.program, self.store, self.clock, self.live)
         self.client = TestClient(create_app(ops))

@@ -30,7 +30,7 @@ import json
 import logging
 import socket
 import threading
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -149,12 +149,12 @@ class RemoteLive(LiveControl):
         store: Store,
         clock: Clock,
         board: StatusBoard,
-        announce: Any,
+        announce: Callable[[Sequence[str], SiteEventKind], None],
         every: timedelta = DEFAULT_EVERY,
     ) -> None:
         super().__init__(program, store, _NoSink(), clock, every=every, owned=())
         self.board = board
-        self.announce = announce  # (site_id, kind) -> None, from any thread
+        self.announce = announce  # (site_ids, kind) -> None, from any thread
         self.status = _Statuses(board, [s.site_id for s in program.sites])
         self.started_s = board.wall_s()
 
@@ -163,7 +163,7 @@ class RemoteLive(LiveControl):
         sites = [s.site_id for s in self.program.sites] if site_id is None else [site_id]
         for one in sites:
             self._site(one)
-            self.announce(one, "changed")
+        self.announce(sites, "changed")
 
     def report_grid(
         self,
@@ -183,7 +183,7 @@ class RemoteLive(LiveControl):
             "released_vehicles": sorted(released_vehicles),
         }
         self.store.write([(db.grid_signals, row)]).result(30)  # kept before it counts
-        self.announce(site_id, "grid")
+        self.announce([site_id], "grid")
 
     def islanded(self, site_id: str) -> bool:
         self.reload_grid(site_id)
@@ -332,20 +332,24 @@ class ApiRole:
         record = self.store.station(station_id)
         return record.ocpp_version if record is not None else None
 
-    def announce(self, site_id: str, kind: SiteEventKind) -> None:
-        """Wake the worker that holds ``site_id`` (what changed is already stored). From
-        the event loop or any thread; a failure is logged, never raised: the write stands
-        and the worker reads it at its next tick."""
+    def announce(self, sites: Sequence[str], kind: SiteEventKind) -> None:
+        """Wake the workers that hold ``sites`` (what changed is already stored). From the
+        event loop or any thread; a failure is logged, never raised: the write stands and
+        each worker reads it at its next tick."""
         body = json.dumps({"by": self.name}).encode()
-        publish = self.bus.client.publish(site_subject(site_id, kind), body)
+
+        async def publish() -> None:
+            for site_id in sites:
+                await self.bus.client.publish(site_subject(site_id, kind), body)
+
         if threading.get_ident() == self._loop_thread:
-            task = self.loop.create_task(publish)
+            task = self.loop.create_task(publish())
             task.add_done_callback(_log_failure)
             return
         try:
-            asyncio.run_coroutine_threadsafe(publish, self.loop).result(ANNOUNCE_TIMEOUT_S)
+            asyncio.run_coroutine_threadsafe(publish(), self.loop).result(ANNOUNCE_TIMEOUT_S)
         except Exception as error:
-            LOGGER.warning("%s: the workers were not told of a change: %s", site_id, error)
+            LOGGER.warning("%s: the workers were not told of a change: %s", kind, error)
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:
