@@ -611,6 +611,12 @@ class LiveControl:
         self.last_tick_at = self.clock.now()
         return status
 
+    @property
+    def pass_started(self) -> datetime | None:
+        """When the pass over every site under way began (clock time); ``None`` between
+        passes."""
+        return None if self._pass is None else self._pass[0]
+
     def stalled(self, now: datetime) -> bool:
         """Whether the loop has ticked before and then stopped: no site finished a tick for
         three of its intervals (``every``, or a pass's time when passes take longer)."""
