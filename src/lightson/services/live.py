@@ -54,12 +54,11 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Literal, Protocol
+from typing import Protocol
 
 from lightson.control.backup import BackupEstimate, backup_estimate
 from lightson.control.controllers import CONTROLLERS, ControlContext, Controller
 from lightson.control.grid import GridMonitor, GridSignal
-from lightson.control.safety import Intervention
 from lightson.domain.assets import Program, Site, Vehicle
 from lightson.domain.demand_response import DREvent
 from lightson.domain.plan import Plan, Setpoint
@@ -82,6 +81,7 @@ from lightson.services.departures import next_departures
 from lightson.services.engines import DecisionEngine, DecisionRequest, InlineEngine
 from lightson.services.forecasts import SiteForecasts
 from lightson.services.limits import SessionLimits, limited_site
+from lightson.services.live_status import SiteStatus, fallback_reason, status_reason
 from lightson.services.measured import measured_net_kw
 from lightson.services.plans import prune_plans, rounded
 from lightson.services.site_meter import latest_reading
@@ -107,7 +107,6 @@ DRIFT_SHARE = 0.05  # a battery 5 % of its capacity away from the plan: re-plan 
 # as the cable goes in) is this session's.
 SESSION_CLOCK_SLACK = timedelta(seconds=60)
 
-Mode = Literal["grid", "islanded", "fallback", "starting"]
 Departures = dict[str, tuple[datetime, float | None]]  # vehicle_id -> (when, need above floor)
 
 
@@ -129,31 +128,6 @@ class SetpointSink(Protocol):
     async def install_default(self, station_id: str) -> str:
         """The default profile the station's site needs now: charge-only, or 0 W islanded."""
         ...
-
-
-@dataclass(frozen=True)
-class SiteStatus:
-    """What a site did at its last tick, and why (shown on the dashboard)."""
-
-    site_id: str
-    at: datetime
-    mode: Mode
-    reason: str
-    setpoints: tuple[Setpoint, ...] = ()
-    answers: Mapping[str, str] = field(default_factory=dict)  # by evse_id
-    interventions: tuple[Intervention, ...] = ()
-    critical_unserved_kw: float = 0.0
-    load_kw: float = 0.0
-    pv_kw: float = 0.0
-    soc: Mapping[str, float | None] = field(default_factory=dict)  # by vehicle_id
-    plugged: Mapping[str, bool] = field(default_factory=dict)
-    fallback: tuple[str, ...] = ()  # evse_ids left to the charge-only default
-    tier: str | None = None  # islanded: the highest load tier served in full
-    load_source: str = "profile"  # or "meter": where load_kw (and PV, if metered) came from
-
-    @property
-    def vehicles_kw(self) -> float:
-        return sum(s.power_kw for s in self.setpoints)
 
 
 @dataclass
@@ -709,7 +683,7 @@ class LiveControl:
             load_source="meter" if metered is not None else "profile",
         )
         if stale and len(stale) == sum(plugged.values()) and not islanded:
-            return replace(base, reason=_fallback_reason(stale), answers=answers)
+            return replace(base, reason=fallback_reason(stale), answers=answers)
         export_check = None
         if not site.export_permitted and not islanded:
             # A charger left to its default may draw nothing (a full battery): not counted.
@@ -776,9 +750,9 @@ class LiveControl:
                 # to be the 0 W one, else the charge-only default would).
                 await self._clear(setpoint.evse_id)
         tier = decision.tier.value if decision.tier is not None else None
-        reason = _reason(islanded, tier, answers, decision.interventions)
+        reason = status_reason(islanded, tier, answers, decision.interventions)
         if stale:
-            reason = f"{reason}; {_fallback_reason(stale)}"
+            reason = f"{reason}; {fallback_reason(stale)}"
         # A session the CSMS closed since the last tick (its station vanished): say why once.
         ids = [c.evse_id for c in site.chargers]
         closed = await asyncio.to_thread(recent_closings, self.store, ids, now - self.every)
@@ -1039,10 +1013,6 @@ def no_export_view(site: Site, load_kw: float, pv_kw: float) -> tuple[float, flo
     return critical_kw, max(pv_kw, rated_kw)
 
 
-def _fallback_reason(stale: Mapping[Vehicle, str]) -> str:
-    return "charge-only default: " + "; ".join(stale.values())
-
-
 def _other_thread(loop: asyncio.AbstractEventLoop) -> bool:
     try:
         return asyncio.get_running_loop() is not loop
@@ -1052,30 +1022,3 @@ def _other_thread(loop: asyncio.AbstractEventLoop) -> bool:
 
 def _or(value: float | None, default: float) -> float:
     return default if value is None else value
-
-
-def _reason(
-    islanded: bool,
-    tier: str | None,
-    answers: Mapping[str, str],
-    interventions: Sequence[Intervention],
-) -> str:
-    if not islanded:
-        parts = ["on plan"]
-    elif tier is None:
-        parts = ["islanded: the vehicles cannot carry even the critical loads"]
-    else:
-        carried = {
-            "critical": "the critical loads",
-            "essential": "the critical and essential loads",
-            "full": "the whole building",
-        }[tier]
-        parts = [f"islanded: the vehicles carry {carried}"]
-    refused = sorted(
-        e for e, answer in answers.items() if answer not in ("Accepted", "idle", "held")
-    )
-    if refused:
-        parts.append("not accepted by " + ", ".join(f"{e} ({answers[e]})" for e in refused))
-    if interventions:
-        parts.append(f"{len(interventions)} setpoint(s) clamped by safety rules")
-    return "; ".join(parts)
