@@ -54,7 +54,6 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
 from lightson.control.backup import BackupEstimate, backup_estimate
 from lightson.control.controllers import CONTROLLERS, ControlContext, Controller
@@ -81,6 +80,7 @@ from lightson.services.departures import next_departures
 from lightson.services.engines import DecisionEngine, DecisionRequest, InlineEngine
 from lightson.services.forecasts import SiteForecasts
 from lightson.services.limits import SessionLimits, limited_site
+from lightson.services.live_sinks import SetpointDispatch, SetpointSink
 from lightson.services.live_status import SiteStatus, fallback_reason, status_reason
 from lightson.services.measured import measured_net_kw
 from lightson.services.plans import prune_plans, rounded
@@ -90,7 +90,6 @@ from lightson.store import schema as db
 from lightson.store.live import (
     StationState,
     held_setpoints,
-    note_last_setpoint,
     station_states,
 )
 from lightson.store.transactions import recent_closings
@@ -108,26 +107,6 @@ DRIFT_SHARE = 0.05  # a battery 5 % of its capacity away from the plan: re-plan 
 SESSION_CLOCK_SLACK = timedelta(seconds=60)
 
 Departures = dict[str, tuple[datetime, float | None]]  # vehicle_id -> (when, need above floor)
-
-
-class SetpointSink(Protocol):
-    """Where setpoints go (the CSMS). Answers are the station's status (``Accepted``, ...)."""
-
-    async def send_setpoint(
-        self,
-        station_id: str,
-        evse_id: int,
-        setpoint: Setpoint,
-        transaction_id: str | None = None,
-        *,
-        max_offline_s: int | None = None,
-    ) -> str: ...
-
-    async def clear_profiles(self, station_id: str, evse_id: int | None = None) -> str: ...
-
-    async def install_default(self, station_id: str) -> str:
-        """The default profile the station's site needs now: charge-only, or 0 W islanded."""
-        ...
 
 
 @dataclass
@@ -188,7 +167,6 @@ class LiveControl:
 
         self.program = program
         self.store = store
-        self.sink = sink
         self.clock = clock
         self.events = events
         self.every = every
@@ -205,9 +183,6 @@ class LiveControl:
         self.forecasts = forecasts  # None: the profile for every site (#16)
         # Where decisions are computed (services.engines): a thread here, or Ray tasks.
         self.engine: DecisionEngine = engine or InlineEngine()
-        # The default each station holds under our setpoints, as far as we know (True: the
-        # islanded 0 W one); a station not in it gets its site's at the next tick.
-        self._defaults: dict[str, bool] = {}
         self._awaiting_reading: set[str] = set()  # chargers whose vehicle was not planned
         self._site_of_station = {c.evse_id: s.site_id for s in program.sites for c in s.chargers}
         self._pruned_at: datetime | None = None
@@ -219,6 +194,8 @@ class LiveControl:
             set(self._sites) if owned is None else {self._site(s).site.site_id for s in owned}
         )
         self.sessions = SessionLimits()  # what each charging session showed it accepts
+        # What goes to the chargers, and the default each holds as far as we know.
+        self._dispatch = SetpointDispatch(sink, store, clock, self.sessions, self.wake_station)
         self.status: dict[str, SiteStatus] = {
             s.site_id: SiteStatus(s.site_id, clock.now(), "starting", "no tick yet")
             for s in program.sites
@@ -265,7 +242,7 @@ class LiveControl:
                 )
         self._sites[site_id] = fresh
         for charger in live.site.chargers:
-            self._defaults.pop(charger.evse_id, None)
+            self._dispatch.forget(charger.evse_id)
             self._awaiting_reading.discard(charger.evse_id)
         self.status[site_id] = SiteStatus(
             site_id, self.clock.now(), "starting", "taken over: no tick yet"
@@ -319,7 +296,7 @@ class LiveControl:
     def station_connected(self, station_id: str) -> None:
         """A station's session opened (it booted, its link came back, or we restarted): what
         it holds is not known, so its site re-sends its default and setpoints now."""
-        self._defaults.pop(station_id, None)
+        self._dispatch.forget(station_id)
         self.wake_station(station_id)
 
     def site_event(self, site_id: str, kind: str, station_id: str | None = None) -> None:
@@ -338,7 +315,7 @@ class LiveControl:
             self._awaiting_reading.difference_update(waiting)
         elif kind == "connected":
             for station in stations:
-                self._defaults.pop(station, None)
+                self._dispatch.forget(station)
         self.wake(site_id)
 
     def _wake_now(self, sites: Sequence[str]) -> None:
@@ -562,7 +539,7 @@ class LiveControl:
                 # the 0 W default (sent now if the failure came before it was).
                 LOGGER.exception("%s: tick failed; islanded, the chargers keep theirs", site_id)
                 with contextlib.suppress(Exception):
-                    await self._ensure_defaults(live.site, True)
+                    await self._dispatch.ensure_defaults(live.site, True)
                 status = SiteStatus(
                     site_id,
                     self.clock.now(),
@@ -571,7 +548,9 @@ class LiveControl:
                 )
             else:
                 LOGGER.exception("%s: tick failed; its chargers fall back", site_id)
-                answers = {c.evse_id: await self._clear(c.evse_id) for c in live.site.chargers}
+                answers = {
+                    c.evse_id: await self._dispatch.clear(c.evse_id) for c in live.site.chargers
+                }
                 status = SiteStatus(
                     site_id,
                     self.clock.now(),
@@ -642,7 +621,7 @@ class LiveControl:
         hold = max(self.hold(), self.islanded_hold) if islanded else self.hold()
         offline_s = int(hold.total_seconds()) if islanded else None
         valid_until = now + hold
-        await self._ensure_defaults(site, islanded)
+        await self._dispatch.ensure_defaults(site, islanded)
         answers: dict[str, str] = {}
         default_kw = 0.0
         held_supply_kw = 0.0  # islanded: what silent chargers still give under held setpoints
@@ -662,11 +641,11 @@ class LiveControl:
             elif islanded:
                 # The charge-only default would charge from the island: hold it at 0 kW.
                 zero = Setpoint(vehicle.evse_id, 0.0, valid_until)
-                answers[vehicle.evse_id] = await self._send(
+                answers[vehicle.evse_id] = await self._dispatch.send(
                     vehicle.evse_id, zero, states[vehicle.evse_id], offline_s
                 )
             else:
-                answers[vehicle.evse_id] = await self._clear(vehicle.evse_id)
+                answers[vehicle.evse_id] = await self._dispatch.clear(vehicle.evse_id)
                 # Left alone it may charge at its rating: the import check counts that.
                 charger = site.charger(vehicle.evse_id)
                 default_kw += min(vehicle.max_charge_kw, charger.max_charge_kw)
@@ -737,18 +716,18 @@ class LiveControl:
             if not state.plugged:
                 answers[setpoint.evse_id] = "idle"
                 continue
-            answers[setpoint.evse_id] = await self._send(
+            answers[setpoint.evse_id] = await self._dispatch.send(
                 setpoint.evse_id, setpoint, state, offline_s
             )
             if (
                 islanded
                 and answers[setpoint.evse_id] != "Accepted"
-                and self._defaults.get(setpoint.evse_id) is True
+                and self._dispatch.islanded_default(setpoint.evse_id)
             ):
                 # It may still hold a charging setpoint from before the outage, above the
                 # 0 W default: cleared, the default applies (only once that default is known
                 # to be the 0 W one, else the charge-only default would).
-                await self._clear(setpoint.evse_id)
+                await self._dispatch.clear(setpoint.evse_id)
         tier = decision.tier.value if decision.tier is not None else None
         reason = status_reason(islanded, tier, answers, decision.interventions)
         if stale:
@@ -946,59 +925,6 @@ class LiveControl:
             if (started := states[station_id].started_at) is None
             or sent_at >= started - SESSION_CLOCK_SLACK
         }
-
-    async def _ensure_defaults(self, site: Site, islanded: bool) -> None:
-        """Each charger of the site holds the default its grid state needs: charge-only on
-        the grid, 0 W islanded. Sent when that changes, or when a station (re)connected; a
-        station that is not connected gets it at a later tick."""
-        for charger in site.chargers:
-            if self._defaults.get(charger.evse_id) is islanded:
-                continue
-            try:
-                answer = await self.sink.install_default(charger.evse_id)
-            except Exception as error:  # offline: tried again at the next tick
-                LOGGER.debug("%s: default profile not sent: %s", charger.evse_id, error)
-                continue
-            if answer == "Accepted":
-                self._defaults[charger.evse_id] = islanded
-            else:
-                LOGGER.warning("%s: default profile answered %s", charger.evse_id, answer)
-
-    async def _send(
-        self,
-        station_id: str,
-        setpoint: Setpoint,
-        state: StationState,
-        max_offline_s: int | None = None,
-    ) -> str:
-        """Send, and learn from the answer: a limit the charger showed (a ``Rejected``
-        discharge) is noted on the setpoint stored and its site re-plans at once."""
-        try:
-            answer = await self.sink.send_setpoint(
-                station_id,
-                state.evse_id or 1,
-                setpoint,
-                state.transaction_id,
-                max_offline_s=max_offline_s,
-            )
-        except Exception as error:  # an offline station must not stop the other sites
-            LOGGER.warning("%s: setpoint not sent: %s", station_id, error)
-            return f"not sent: {error}"
-        learned = self.sessions.answered(
-            station_id, state.transaction_id, setpoint.power_kw, answer, self.clock.now()
-        )
-        if learned is not None:
-            LOGGER.info("%s: %s", station_id, learned)
-            await asyncio.to_thread(note_last_setpoint, self.store, station_id, learned)
-            self.wake_station(station_id)
-        return answer
-
-    async def _clear(self, station_id: str) -> str:
-        try:
-            return await self.sink.clear_profiles(station_id)
-        except Exception as error:
-            LOGGER.warning("%s: profiles not cleared: %s", station_id, error)
-            return f"not cleared: {error}"
 
 
 def no_export_view(site: Site, load_kw: float, pv_kw: float) -> tuple[float, float]:
