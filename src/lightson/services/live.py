@@ -58,7 +58,7 @@ from datetime import UTC, datetime, timedelta
 from lightson.control.backup import BackupEstimate, backup_estimate
 from lightson.control.controllers import CONTROLLERS, ControlContext, Controller
 from lightson.control.grid import GridMonitor, GridSignal
-from lightson.domain.assets import Program, Site, Vehicle
+from lightson.domain.assets import Program, Site
 from lightson.domain.demand_response import DREvent
 from lightson.domain.plan import Plan, Setpoint
 from lightson.domain.state import SiteForecast, SiteObservation
@@ -68,18 +68,19 @@ from lightson.forecast.availability import DEFAULT_MIN_SESSIONS
 from lightson.forecast.profiles import profile_forecast
 from lightson.optimize.solve import prepare_highs
 from lightson.physics.trips import (
-    LOOKAHEAD,
     TripSchedule,
-    lay_trips,
-    occurrences,
-    trip_schedule,
-    with_departure,
 )
 from lightson.services.availability import LearnedAvailability
-from lightson.services.departures import next_departures
 from lightson.services.engines import DecisionEngine, DecisionRequest, InlineEngine
 from lightson.services.forecasts import SiteForecasts
 from lightson.services.limits import SessionLimits, limited_site
+from lightson.services.live_departures import (
+    SESSION_CLOCK_SLACK,
+    Departures,
+    asked_departures,
+    stale_vehicles,
+    trip_schedules,
+)
 from lightson.services.live_sinks import SetpointDispatch, SetpointSink
 from lightson.services.live_status import SiteStatus, fallback_reason, status_reason
 from lightson.services.measured import measured_net_kw
@@ -102,11 +103,6 @@ DEFAULT_STALE_AFTER = timedelta(minutes=15)
 DEFAULT_ISLANDED_HOLD = timedelta(minutes=30)
 PRUNE_EVERY = timedelta(hours=1)  # with keep_plans: old plans are deleted at most this often
 DRIFT_SHARE = 0.05  # a battery 5 % of its capacity away from the plan: re-plan now
-# A reading stamped a moment before its session's Started event (a charger taking the SoC
-# as the cable goes in) is this session's.
-SESSION_CLOCK_SLACK = timedelta(seconds=60)
-
-Departures = dict[str, tuple[datetime, float | None]]  # vehicle_id -> (when, need above floor)
 
 
 @dataclass
@@ -612,7 +608,7 @@ class LiveControl:
             pv_kw = metered.pv_kw if metered.pv_kw is not None else pv_kw
         soc = {v.vehicle_id: states[v.evse_id].soc for v in site.vehicles}
         plugged = {v.vehicle_id: states[v.evse_id].plugged for v in site.vehicles}
-        stale = self._stale(site, states, now)
+        stale = stale_vehicles(site, states, now, self.stale_after)
         # A reading from one of these (a queue flushing after our restart, a charger back)
         # makes the site plan again at once rather than at its next tick.
         self._awaiting_reading.update(v.evse_id for v in stale)
@@ -751,31 +747,6 @@ class LiveControl:
 
     # --- pieces ---------------------------------------------------------------------------
 
-    def _stale(
-        self, site: Site, states: Mapping[str, StationState], now: datetime
-    ) -> dict[Vehicle, str]:
-        """The plugged vehicles that cannot be planned, each with the reason."""
-        stale = {}
-        for vehicle in site.vehicles:
-            state = states[vehicle.evse_id]
-            if not state.plugged:
-                continue
-            if state.soc is None or state.soc_at is None:
-                stale[vehicle] = (
-                    f"no state of charge from {vehicle.evse_id} for {vehicle.vehicle_id}"
-                )
-            elif (
-                state.started_at is not None
-                and state.soc_at < state.started_at - SESSION_CLOCK_SLACK
-            ):
-                stale[vehicle] = (
-                    f"no state of charge from {vehicle.evse_id} since its session started"
-                )
-            elif now - state.soc_at > self.stale_after:
-                age_min = (now - state.soc_at).total_seconds() / 60
-                stale[vehicle] = f"no meter values from {vehicle.evse_id} for {age_min:.0f} min"
-        return stale
-
     def _step_start(self, now: datetime) -> datetime:
         step = self.program.step
         return now - (now - now.replace(minute=0, second=0, microsecond=0)) % step
@@ -811,27 +782,13 @@ class LiveControl:
     def _schedules(
         self, site: Site, grid: TimeGrid, departures: Departures, now: datetime
     ) -> dict[str, TripSchedule]:
-        """Each vehicle's trips on ``grid`` (learned from its sessions where it has enough,
-        ``services.availability``), with the departure asked for where there is one."""
         tz = self.program.timezone
-        usual = (
-            self.availability.trips(site)
-            if self.availability is not None
-            else {v.vehicle_id: v.trips for v in site.vehicles}
-        )
-        schedules = {}
-        for vehicle in site.vehicles:
-            asked = departures.get(vehicle.vehicle_id)
-            trips = usual.get(vehicle.vehicle_id, vehicle.trips)
-            if asked is None:
-                schedules[vehicle.vehicle_id] = trip_schedule(trips, grid, tz)
-                continue
-            first, last = grid.start - timedelta(days=2), grid.end + LOOKAHEAD
-            found = occurrences(trips, first, last, tz)
-            schedules[vehicle.vehicle_id] = lay_trips(
-                with_departure(found, asked[0], asked[1], tz, now), grid
-            )
-        return schedules
+        return trip_schedules(site, grid, departures, now, tz, self.availability)
+
+    def _departures(
+        self, site: Site, states: Mapping[str, StationState], now: datetime
+    ) -> Departures:
+        return asked_departures(self.store, site, states, now)
 
     def _next_trip_kwh(
         self, site: Site, now: datetime, departures: Departures | None = None
@@ -839,50 +796,6 @@ class LiveControl:
         grid = TimeGrid(self._step_start(now), 1, self.program.step)
         schedules = self._schedules(site, grid, departures or {}, now)
         return {v: float(s.next_trip_kwh[0]) for v, s in schedules.items()}
-
-    def _departures(
-        self, site: Site, states: Mapping[str, StationState], now: datetime
-    ) -> Departures:
-        """The departures asked for, by vehicle: the owner's (``departures`` table) first,
-        else what a plugged vehicle said over ISO 15118 (departure time and energy wanted),
-        each as (when, energy to leave with above the departure floor or ``None``)."""
-        asked: Departures = {}
-        for vehicle in site.vehicles:
-            state = states[vehicle.evse_id]
-            if (
-                not state.plugged
-                or state.departure is None
-                or state.departure <= now
-                or state.needs_at is None
-                # said by an earlier car at this charger, not the one plugged in now
-                or (
-                    state.started_at is not None
-                    and state.needs_at < state.started_at - SESSION_CLOCK_SLACK
-                )
-            ):
-                continue
-            leave_kwh = None
-            if state.needs_target_soc is not None:
-                leave_kwh = state.needs_target_soc * vehicle.battery_kwh
-            elif state.energy_request_kwh is not None and state.soc_at_needs is not None:
-                # The request counts from the charge when it was made, not from now.
-                leave_kwh = state.soc_at_needs * vehicle.battery_kwh + state.energy_request_kwh
-            need = None
-            if leave_kwh is not None:
-                above_floor = leave_kwh - vehicle.departure_floor_soc * vehicle.battery_kwh
-                need = round(above_floor * 2) / 2  # to 0.5 kWh: noise makes no new plan
-            asked[vehicle.vehicle_id] = (state.departure, need)
-        owners = next_departures(
-            self.store, site.site_id, (v.vehicle_id for v in site.vehicles), now
-        )
-        for vehicle in site.vehicles:
-            chosen = owners.get(vehicle.vehicle_id)
-            if chosen is not None:
-                need = None
-                if chosen.target_soc is not None:
-                    need = (chosen.target_soc - vehicle.departure_floor_soc) * vehicle.battery_kwh
-                asked[vehicle.vehicle_id] = (chosen.depart_at, need)
-        return asked
 
     def _peak(self, live: _Site, now: datetime) -> float:
         """The billing month's import peak so far: the highest net import of the month's
