@@ -81,9 +81,9 @@ from lightson.services.live_departures import (
     stale_vehicles,
     trip_schedules,
 )
+from lightson.services.live_peaks import MonthPeak, month_peak
 from lightson.services.live_sinks import SetpointDispatch, SetpointSink
 from lightson.services.live_status import SiteStatus, fallback_reason, status_reason
-from lightson.services.measured import measured_net_kw
 from lightson.services.plans import prune_plans, rounded
 from lightson.services.site_meter import latest_reading
 from lightson.store import Store
@@ -111,17 +111,7 @@ class _Site:
     controller: Controller
     grid: GridMonitor = field(default_factory=GridMonitor)
     released: frozenset[str] = frozenset()
-    peak: _Peak | None = None
-
-
-@dataclass
-class _Peak:
-    """A site's billing-month import peak: the highest 15-minute net import among the
-    month's intervals that ended before ``through``."""
-
-    month: tuple[int, int]  # (year, month), program time
-    kw: float
-    through: datetime
+    peak: MonthPeak | None = None
 
 
 class LiveControl:
@@ -809,21 +799,8 @@ class LiveControl:
         tried again at the next tick: the site plans on."""
         if live.site.tariff.demand_usd_per_kw_month <= 0:
             return 0.0
-        local = now.astimezone(self.program.timezone)
         done = self._step_start(now - self.every)  # intervals before this one have ended
-        if live.peak is None or live.peak.month != (local.year, local.month):
-            first = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-            live.peak = _Peak((local.year, local.month), 0.0, first.astimezone(UTC))
-        if done > live.peak.through:
-            step = self.program.step
-            grid = TimeGrid(live.peak.through, int((done - live.peak.through) / step), step)
-            try:
-                net_kw = measured_net_kw(self.store, self.program, live.site, grid)
-            except Exception as error:  # the peak must not stop the site's control
-                LOGGER.warning("%s: month's peak not read: %s", live.site.site_id, error)
-                return live.peak.kw
-            live.peak.kw = max(live.peak.kw, float(net_kw.max(initial=0.0)))
-            live.peak.through = done
+        live.peak = month_peak(self.store, self.program, live.site, live.peak, now, done)
         return live.peak.kw
 
     def _held(
