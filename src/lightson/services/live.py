@@ -41,7 +41,7 @@ Export: where a site meter reports (``services.site_meter``: a reading at most 1
 old), the loop plans on the metered building load and PV. Otherwise it knows them only from
 the profiles, and at a site without export permission it assumes, for the no-export rule
 only, that the building takes only its critical share of the forecast load and that PV gives
-its rated output whenever the forecast has sun (``no_export_view``).
+its rated output whenever the forecast has sun (``live_plans.no_export_view``).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ from lightson.control.grid import GridMonitor, GridSignal
 from lightson.domain.assets import Program, Site
 from lightson.domain.demand_response import DREvent
 from lightson.domain.plan import Plan, Setpoint
-from lightson.domain.state import SiteForecast, SiteObservation
+from lightson.domain.state import SiteObservation
 from lightson.domain.telemetry import MeterSample
 from lightson.domain.time import Clock, TimeGrid
 from lightson.forecast.availability import DEFAULT_MIN_SESSIONS
@@ -82,9 +82,9 @@ from lightson.services.live_departures import (
     trip_schedules,
 )
 from lightson.services.live_peaks import MonthPeak, month_peak
+from lightson.services.live_plans import PlanKeeper, control_context, no_export_view
 from lightson.services.live_sinks import SetpointDispatch, SetpointSink
 from lightson.services.live_status import SiteStatus, fallback_reason, status_reason
-from lightson.services.plans import prune_plans, rounded
 from lightson.services.site_meter import latest_reading
 from lightson.store import Store
 from lightson.store import schema as db
@@ -101,7 +101,6 @@ DEFAULT_STALE_AFTER = timedelta(minutes=15)
 # An islanded site's setpoints hold this long, on and off line (2.1 maxOfflineDuration):
 # long enough to cover a restart of the server, or a crash and a service manager's restart.
 DEFAULT_ISLANDED_HOLD = timedelta(minutes=30)
-PRUNE_EVERY = timedelta(hours=1)  # with keep_plans: old plans are deleted at most this often
 DRIFT_SHARE = 0.05  # a battery 5 % of its capacity away from the plan: re-plan now
 
 
@@ -157,7 +156,7 @@ class LiveControl:
         self.events = events
         self.every = every
         self.stale_after = stale_after
-        self.keep_plans = keep_plans  # None: every plan is kept
+        self._plans = PlanKeeper(store, keep_plans)  # None: every plan is kept
         self.islanded_hold = islanded_hold
         # Vehicles with enough recorded sessions are planned on what they learned, the others
         # on the program file's schedule (None: always the schedule).
@@ -171,7 +170,6 @@ class LiveControl:
         self.engine: DecisionEngine = engine or InlineEngine()
         self._awaiting_reading: set[str] = set()  # chargers whose vehicle was not planned
         self._site_of_station = {c.evse_id: s.site_id for s in program.sites for c in s.chargers}
-        self._pruned_at: datetime | None = None
         self._make_controller = make
         self._sites = {s.site_id: _Site(s, make()) for s in program.sites}
         # The sites this loop controls: every one in one process; a control worker's shard,
@@ -389,30 +387,6 @@ class LiveControl:
         controller)."""
         controller = self._site(site_id).controller
         return getattr(controller, "last_plan", None)
-
-    def _keep_plan(self, site_id: str, plan: Plan, now: datetime) -> None:
-        """Store a plan just made (before its setpoints go out), rounded to what matters."""
-        row = {
-            "site_id": site_id,
-            "made_at": now,
-            "start": plan.start,
-            "step_s": int(plan.step.total_seconds()),
-            "controller": self._site(site_id).controller.name,
-            "solve_time_s": float(plan.solve_time_s),
-            **rounded(plan),
-        }
-        self.store.write([(db.plans, row)]).result(30)
-        if self.keep_plans is not None and (
-            self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY
-        ):
-            self._pruned_at = now  # tried once an hour, whatever comes of it
-            try:
-                gone = prune_plans(self.store, now - self.keep_plans)
-            except Exception as error:  # housekeeping must not stop the site's control
-                LOGGER.warning("old plans not deleted: %s", error)
-                return
-            if gone:
-                LOGGER.info("%d plans older than %s deleted", gone, self.keep_plans)
 
     def backup(self, site_id: str, horizon: timedelta = timedelta(hours=24)) -> BackupEstimate:
         """Hours of backup by tier if the grid went down now, from the last readings."""
@@ -694,7 +668,7 @@ class LiveControl:
         decision, live.controller = await self.engine.decide(request)
         made = self.plan(site.site_id)
         if made is not None and getattr(live.controller, "plans_made", 0) != plans_before:
-            await asyncio.to_thread(self._keep_plan, site.site_id, made, now)
+            await asyncio.to_thread(self._plans.keep, site.site_id, live.controller.name, made, now)
         for setpoint in decision.setpoints:
             state = states[setpoint.evse_id]
             if setpoint.evse_id in answers:
@@ -751,22 +725,11 @@ class LiveControl:
         site = site or live.site  # the tick's site carries the limits of this tick
         steps = max(1, int(live.controller.horizon / self.program.step))
         grid = TimeGrid(self._step_start(observation.now), steps, self.program.step)
-        known = tuple(e for e in self.events(site) if e.known_at(observation.now))
-        if self.forecasts is None:
-            forecast = profile_forecast(self.program, site, grid)
-        else:
-            forecast = self.forecasts.forecast(site, grid)
-        # The interval under way is known: what the meter (or the profile plus a silent
-        # charger's default) says now, not what the profile guessed.
-        load_kw, pv_kw = forecast.load_kw.copy(), forecast.pv_kw.copy()
-        load_kw[0], pv_kw[0] = observation.load_kw, observation.pv_kw
-        return ControlContext(
-            replace(self.program, events=known),
-            site,
-            observation,
-            SiteForecast(load_kw, pv_kw),
-            self._schedules(site, grid, departures or {}, observation.now),
-            frozenset((v, at, need) for v, (at, need) in (departures or {}).items()),
+        asked = departures or {}
+        schedules = self._schedules(site, grid, asked, observation.now)
+        events = self.events(site)
+        return control_context(
+            self.program, site, grid, observation, events, self.forecasts, schedules, asked
         )
 
     def _schedules(
@@ -815,18 +778,6 @@ class LiveControl:
             if (started := states[station_id].started_at) is None
             or sent_at >= started - SESSION_CLOCK_SLACK
         }
-
-
-def no_export_view(site: Site, load_kw: float, pv_kw: float) -> tuple[float, float]:
-    """The building load and PV the no-export rule is checked against at a site without a
-    site meter: only the critical share of the forecast load (the part that is on whatever
-    the day is like), and PV at its rated output whenever the forecast has any sun. A
-    forecast can miss a cool day or a clear sky; these cannot be missed by much."""
-    critical_kw = site.building.tiers.critical_share * load_kw
-    if site.pv is None or pv_kw <= 0:
-        return critical_kw, pv_kw
-    rated_kw = site.pv.inverter_kw_ac or site.pv.kw_dc
-    return critical_kw, max(pv_kw, rated_kw)
 
 
 def _other_thread(loop: asyncio.AbstractEventLoop) -> bool:
