@@ -42,7 +42,9 @@ from lightson.csms.auth import check_password, hash_password
 from lightson.csms.certificates import StationCertificateAuthority
 from lightson.csms.commands import StationCommands
 from lightson.csms.reconcile import Reconciler
-from lightson.csms.sessions import SequenceTracker, Session2x, Session16, StationSession, Telemetry
+from lightson.csms.session_2x import Session2x
+from lightson.csms.session_16 import Session16
+from lightson.csms.sessions import SequenceTracker, StationSession, Telemetry
 from lightson.csms.tls import common_name, requires_client_certificate
 from lightson.csms.wire import OcppVersion
 from lightson.domain.time import Clock

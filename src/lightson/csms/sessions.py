@@ -1,18 +1,17 @@
 """The station side of the CSMS: one session per connected station, answering what it sends
 and storing it (gateway side).
 
-:class:`StationSession` holds what every OCPP version shares; :class:`Session2x` and
-:class:`Session16` answer their version's messages. Transaction events and meter values are
-committed to the store *before* the answer goes back, so a crash after the answer loses
-nothing; gaps in a transaction's ``seqNo`` are logged and recorded (:class:`SequenceTracker`).
-What stations report is published to listeners (:class:`Telemetry`): the control loop in one
-process, the broker in a gateway. This module never imports the control loop.
+:class:`StationSession` holds what every OCPP version shares; ``Session2x``
+(``csms.session_2x``) and ``Session16`` (``csms.session_16``) answer their version's
+messages. Transaction events and meter values are committed to the store *before* the
+answer goes back, so a crash after the answer loses nothing; gaps in a transaction's
+``seqNo`` are logged and recorded (:class:`SequenceTracker`). What stations report is
+published to listeners (:class:`Telemetry`): the control loop in one process, the broker in
+a gateway. This module never imports the control loop.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -28,8 +27,6 @@ from lightson.csms.rpc import CallRefusedError, FrameQueue, OcppSession, RateLim
 from lightson.csms.translate import (
     Dialect,
     UnreadableValueError,
-    charging_needs,
-    parse_timestamp,
     read_meter_values,
     timestamp,
 )
@@ -37,7 +34,6 @@ from lightson.csms.wire import ErrorCode, Frame, FrameError, OcppVersion
 from lightson.domain.telemetry import ChargingNeeds, MeterSample
 from lightson.store import StationRecord
 from lightson.store import schema as db
-from lightson.store.transactions import station_transactions
 
 if TYPE_CHECKING:
     from lightson.csms.server import CsmsServer
@@ -261,247 +257,6 @@ class StationSession(OcppSession):
         self.server.telemetry.publish_meter(samples)
 
 
-class Session2x(StationSession):
-    """OCPP 2.0.1 and 2.1 stations."""
-
-    @on("StatusNotification")
-    async def on_status_notification(self, **_: Any) -> dict[str, Any]:
-        raw = self._raw
-        row = {
-            "station_id": self.id,
-            "evse_id": raw["evseId"],
-            "connector_id": raw["connectorId"],
-            "status": raw["connectorStatus"],
-            "at": parse_timestamp(raw["timestamp"]),
-        }
-        await self.server.store.commit([(db.evse_status, row)])
-        if row["status"] == "Available":
-            await self.server.reconciler.on_available(self.id, row["evse_id"], row["at"])
-        return {}
-
-    @on("Authorize")
-    def on_authorize(self, **_: Any) -> dict[str, Any]:
-        return {"id_token_info": {"status": "Accepted"}}
-
-    @on("TransactionEvent")
-    async def on_transaction_event(self, **_: Any) -> dict[str, Any]:
-        raw = self._raw
-        transaction_id = raw["transactionInfo"]["transactionId"]
-        # Only the first event of a transaction must name its EVSE: remember it.
-        known_evse = self.server.transaction_evse.get((self.id, transaction_id))
-        evse_id = raw.get("evse", {}).get("id", known_evse)
-        if evse_id is not None:
-            self.server.transaction_evse[(self.id, transaction_id)] = evse_id
-        self.server.reconciler.heard(self.id, transaction_id)
-        seq_no = int(raw["seqNo"])
-        rows: list[tuple[Table, Mapping[str, Any]]] = [
-            (
-                db.transaction_events,
-                {
-                    "station_id": self.id,
-                    "evse_id": evse_id,
-                    "transaction_id": transaction_id,
-                    "seq_no": seq_no,
-                    "event_type": raw["eventType"],
-                    "trigger_reason": raw["triggerReason"],
-                    "at": parse_timestamp(raw["timestamp"]),
-                    "offline": bool(raw.get("offline", False)),
-                    "id_token": raw.get("idToken", {}).get("idToken"),
-                    "received_at": self.now,
-                    "payload": dict(raw),
-                },
-            )
-        ]
-        gap = self.server.sequence.observe(self.id, transaction_id, seq_no)
-        if gap is not None:
-            LOGGER.warning(
-                "%s: transaction %s is missing seqNo %d..%d",
-                self.id,
-                transaction_id,
-                gap[0],
-                gap[1],
-            )
-            rows.append(
-                (
-                    db.sequence_gaps,
-                    {
-                        "station_id": self.id,
-                        "transaction_id": transaction_id,
-                        "first_missing": gap[0],
-                        "last_missing": gap[1],
-                        "noticed_at": self.now,
-                    },
-                )
-            )
-        await self.store_meter(
-            evse_id or 0, raw.get("meterValue", []), transaction_id, extra=rows, seq_no=seq_no
-        )
-        if "idToken" in raw:
-            return {"id_token_info": {"status": "Accepted"}}
-        return {}
-
-    @on("MeterValues")
-    async def on_meter_values(self, **_: Any) -> dict[str, Any]:
-        raw = self._raw
-        await self.store_meter(int(raw["evseId"]), raw["meterValue"], None)
-        return {}
-
-    @on("NotifyEVChargingNeeds")
-    async def on_notify_ev_charging_needs(self, **_: Any) -> dict[str, Any]:
-        needs = charging_needs(self.id, self._raw, self.now)
-        await self.server.store.commit([(db.charging_needs, _needs_row(needs))])
-        self.server.telemetry.publish_needs(needs)
-        return {"status": "Accepted"}
-
-    @on("ReportChargingProfiles")
-    def on_report_charging_profiles(self, **_: Any) -> dict[str, Any]:
-        raw = self._raw
-        self.server.reported_profiles.setdefault(self.id, []).extend(raw["chargingProfile"])
-        return {}
-
-    @on("NotifyReport")
-    def on_notify_report(self, **_: Any) -> dict[str, Any]:
-        return {}
-
-    @on("NotifyEvent")
-    def on_notify_event(self, **_: Any) -> dict[str, Any]:
-        return {}
-
-    @on("SecurityEventNotification")
-    def on_security_event_notification(self, **_: Any) -> dict[str, Any]:
-        LOGGER.info("%s: security event %s", self.id, self._raw.get("type"))
-        return {}
-
-    @on("LogStatusNotification")
-    def on_log_status_notification(self, **_: Any) -> dict[str, Any]:
-        return {}
-
-    @on("NotifyChargingLimit")
-    def on_notify_charging_limit(self, **_: Any) -> dict[str, Any]:
-        LOGGER.info("%s: external charging limit %s", self.id, self._raw.get("chargingLimit"))
-        return {}
-
-    @on("ClearedChargingLimit")
-    def on_cleared_charging_limit(self, **_: Any) -> dict[str, Any]:
-        return {}
-
-    @on("NotifyEVChargingSchedule")
-    def on_notify_ev_charging_schedule(self, **_: Any) -> dict[str, Any]:
-        return {"status": "Accepted"}
-
-
-class Session16(StationSession):
-    """OCPP 1.6J stations."""
-
-    @on("StatusNotification")
-    async def on_status_notification(self, **_: Any) -> dict[str, Any]:
-        raw = self._raw
-        row = {
-            "station_id": self.id,
-            "evse_id": raw["connectorId"],
-            "connector_id": raw["connectorId"],
-            "status": raw["status"],
-            "at": parse_timestamp(raw["timestamp"]) if "timestamp" in raw else self.now,
-        }
-        await self.server.store.commit([(db.evse_status, row)])
-        if row["status"] == "Available":
-            await self.server.reconciler.on_available(self.id, row["evse_id"], row["at"])
-        return {}
-
-    @on("Authorize")
-    def on_authorize(self, **_: Any) -> dict[str, Any]:
-        return {"id_tag_info": {"status": "Accepted"}}
-
-    def _event(
-        self, event_type: str, transaction_id: int, connector_id: int | None
-    ) -> dict[str, Any]:
-        raw = self._raw
-        return {
-            "station_id": self.id,
-            "evse_id": connector_id,
-            "transaction_id": str(transaction_id),
-            "seq_no": None,
-            "event_type": event_type,
-            "trigger_reason": raw.get("reason"),
-            "at": parse_timestamp(raw["timestamp"]),
-            "offline": False,
-            "id_token": raw.get("idTag"),
-            "received_at": self.now,
-            "payload": dict(raw),
-        }
-
-    @on("StartTransaction")
-    async def on_start_transaction(self, **_: Any) -> dict[str, Any]:
-        row = self._event("Started", 0, int(self._raw["connectorId"]))
-        transaction_id = await self.server.start_transaction_16(row)
-        return {"transaction_id": transaction_id, "id_tag_info": {"status": "Accepted"}}
-
-    @on("StopTransaction")
-    async def on_stop_transaction(self, **_: Any) -> dict[str, Any]:
-        transaction_id = int(self._raw["transactionId"])
-        known = await asyncio.to_thread(
-            station_transactions, self.server.store, self.id, str(transaction_id)
-        )
-        if not known:
-            return await self._stop_unknown(transaction_id)
-        self.server.reconciler.ended_by_station(self.id, str(transaction_id))
-        connector_id = known[0].evse_id  # from the store: also right after a restart
-        row = self._event("Ended", transaction_id, connector_id)
-        await self.store_meter(
-            connector_id or 0,
-            self._raw.get("transactionData", []),
-            str(transaction_id),
-            extra=[(db.transaction_events, row)],
-            field="transactionData",
-        )
-        if "idTag" in self._raw:
-            return {"id_tag_info": {"status": "Accepted"}}
-        return {}
-
-    async def _stop_unknown(self, transaction_id: int) -> dict[str, Any]:
-        """A StopTransaction for an id never issued to this station. 1.6 (4.10): the Central
-        System SHALL answer it (else the station resends it), cannot prevent a transaction
-        from stopping, and its ``idTagInfo`` is about the tag, which the station puts in its
-        authorization cache: so the tag gets what Authorize gives it here, not ``Invalid``
-        (that would lock a good card out). It is not stored as the end of anything; the
-        frame is kept in ``quarantine`` and logged."""
-        LOGGER.warning("%s: StopTransaction for unknown transaction %d", self.id, transaction_id)
-        row = {
-            "received_at": self.now,
-            "source": "ocpp",
-            "station_id": self.id,
-            "action": "StopTransaction",
-            "field": "transactionId",
-            "value": str(transaction_id),
-            "reason": "no transaction with this id was started at this station",
-            "raw": json.dumps(self._raw),
-        }
-        await self.server.store.commit([(db.quarantine, row)])
-        if "idTag" in self._raw:
-            return {"id_tag_info": {"status": "Accepted"}}
-        return {}
-
-    @on("DiagnosticsStatusNotification")
-    def on_diagnostics_status_notification(self, **_: Any) -> dict[str, Any]:
-        return {}
-
-    @on("MeterValues")
-    async def on_meter_values(self, **_: Any) -> dict[str, Any]:
-        raw = self._raw
-        transaction = raw.get("transactionId")
-        await self.store_meter(
-            int(raw["connectorId"]),
-            raw["meterValue"],
-            None if transaction is None else str(transaction),
-        )
-        if transaction is not None:
-            taken = [parse_timestamp(m["timestamp"]) for m in raw["meterValue"]]
-            await self.server.reconciler.on_meter_values_16(
-                self.id, str(transaction), int(raw["connectorId"]), max(taken, default=None)
-            )
-        return {}
-
-
 class SequenceTracker:
     """The last ``seqNo`` seen per transaction; reports the missing range on a jump."""
 
@@ -531,20 +286,4 @@ def _sample_row(
         "energy_imported_kwh": sample.energy_imported_kwh,
         "energy_exported_kwh": sample.energy_exported_kwh,
         "soc": sample.soc,
-    }
-
-
-def _needs_row(needs: ChargingNeeds) -> dict[str, Any]:
-    return {
-        "station_id": needs.station_id,
-        "evse_id": needs.evse_id,
-        "at": needs.at,
-        "departure": needs.departure,
-        "energy_request_kwh": needs.energy_request_kwh,
-        "max_charge_kw": needs.max_charge_kw,
-        "max_discharge_kw": needs.max_discharge_kw,
-        "target_soc": needs.target_soc,
-        "bidirectional": needs.bidirectional,
-        "min_charge_kw": needs.min_charge_kw,
-        "min_discharge_kw": needs.min_discharge_kw,
     }
