@@ -37,6 +37,11 @@ got at boot applies (charge at the rating, never discharge); the rest of the sit
 around it, counting that charger at its full charging rating as load, and the status says
 why. A site whose tick fails clears every charger's profiles the same way.
 
+Parts: the loop (this module) stands on ``live_plans`` (the context a tick plans on, the
+no-export view, plans kept), ``live_departures`` (stale vehicles, departures, trips),
+``live_peaks`` (the month's import peak), ``live_sinks`` (where setpoints go, and sending
+them) and ``live_status`` (what a tick did and why).
+
 Export: where a site meter reports (``services.site_meter``: a reading at most 15 minutes
 old), the loop plans on the metered building load and PV. Otherwise it knows them only from
 the profiles, and at a site without export permission it assumes, for the no-export rule
