@@ -50,7 +50,7 @@ from lightson.bus.subjects import (
     site_subject,
 )
 from lightson.domain.plan import Setpoint
-from lightson.services.live import SetpointSink
+from lightson.services.live_sinks import SetpointSink
 
 LOGGER = logging.getLogger("lightson.bus")
 FENCED = "fenced"  # a newer lease holds the site
