@@ -27,7 +27,7 @@ the operations server sets it); without one they answer 503.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any
 
 from cryptography import x509
 from fastapi import APIRouter, Query, Request
@@ -36,29 +36,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lightson.api.deps import Who
 from lightson.api.errors import HttpError
+from lightson.api.station_calls import ROOT_TYPES, StationCallError, StationCommands
 from lightson.services.access import Principal, Role
 
 router = APIRouter(prefix="/api/stations", tags=["certificates"])
 
 _CSMS_ROOT = {"1.6": "CentralSystemRootCertificate", "2.x": "CSMSRootCertificate"}
-# InstallCertificateUseEnumType (2.0.1, 2.1) and the 1.6 security extension's
-# CertificateUseEnumType: the roots a charger of each version may be given.
-ROOT_TYPES: Mapping[str, tuple[str, ...]] = {
-    "1.6": ("CentralSystemRootCertificate", "ManufacturerRootCertificate"),
-    "2.0.1": (
-        "CSMSRootCertificate",
-        "ManufacturerRootCertificate",
-        "MORootCertificate",
-        "V2GRootCertificate",
-    ),
-    "2.1": (
-        "CSMSRootCertificate",
-        "ManufacturerRootCertificate",
-        "MORootCertificate",
-        "OEMRootCertificate",
-        "V2GRootCertificate",
-    ),
-}
 # What GetInstalledCertificateIds may ask for, beyond the roots (2.x).
 LISTED_TYPES: Mapping[str, tuple[str, ...]] = {
     "1.6": ROOT_TYPES["1.6"],
@@ -66,38 +49,6 @@ LISTED_TYPES: Mapping[str, tuple[str, ...]] = {
     "2.1": (*ROOT_TYPES["2.1"], "V2GCertificateChain"),
 }
 MAX_CERTIFICATE_CHARS = 5500  # the schemas' maxLength of a certificate
-
-
-class StationCallError(Exception):
-    """A call the charger did not carry out: ``status`` is the HTTP answer (409 not
-    connected, 502 a CALLERROR, 504 no answer in time), ``code`` what OCPP or we name it."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-class StationCommands(Protocol):
-    """What these routes ask of the CSMS; failures raise :class:`StationCallError`."""
-
-    def ocpp_version(self, station_id: str) -> str | None:
-        """The version the station is registered with (``None``: no such station)."""
-
-    async def install_certificate(
-        self, station_id: str, certificate_type: str, pem: str
-    ) -> str: ...
-
-    async def installed_certificates(
-        self, station_id: str, certificate_types: Sequence[str]
-    ) -> list[dict[str, Any]]:
-        """Each held certificate as ``{"certificateType", "certificateHashData"}``."""
-
-    async def delete_certificate(self, station_id: str, hash_data: Mapping[str, Any]) -> str: ...
-
-    async def request_station_certificate(self, station_id: str) -> str:
-        """Have the station send a new CSR (409 ``NoCA`` when none would be signed)."""
 
 
 class InstallBody(BaseModel):

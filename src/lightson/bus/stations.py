@@ -34,7 +34,7 @@ from nats.aio.subscription import Subscription
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 
-from lightson.api.certificates import StationCallError, StationCommands
+from lightson.api.station_calls import StationCallError, StationCommands
 from lightson.bus.connection import Bus
 from lightson.bus.subjects import station_call_subject
 

@@ -35,7 +35,7 @@ from typing import Any, Protocol
 
 from lightson.control.safety import Intervention, SafetyRule
 from lightson.domain.plan import Setpoint
-from lightson.services.live import SiteStatus
+from lightson.services.live_status import SiteStatus
 
 LOGGER = logging.getLogger("lightson.status")
 STATUS_BUCKET = "lightson-status"

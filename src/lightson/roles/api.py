@@ -51,7 +51,8 @@ from lightson.control.grid import GridSignal
 from lightson.domain.assets import Program
 from lightson.domain.plan import Setpoint
 from lightson.domain.time import Clock
-from lightson.services.live import DEFAULT_EVERY, LiveControl, SiteStatus
+from lightson.services.live import DEFAULT_EVERY, LiveControl
+from lightson.services.live_status import SiteStatus
 from lightson.store import Store
 from lightson.store import schema as db
 

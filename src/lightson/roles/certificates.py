@@ -9,9 +9,10 @@ from typing import Any, TypeVar
 
 from websockets.exceptions import ConnectionClosed
 
-from lightson.api.certificates import ROOT_TYPES, StationCallError
+from lightson.api.station_calls import ROOT_TYPES, StationCallError
+from lightson.csms.commands import StationOfflineError
 from lightson.csms.rpc import CallRefusedError
-from lightson.csms.server import CsmsServer, StationOfflineError
+from lightson.csms.server import CsmsServer
 from lightson.csms.wire import FrameError, OcppVersion
 
 T = TypeVar("T")

@@ -39,7 +39,8 @@ from lightson.domain.errors import ConfigError, LightsOnError
 from lightson.domain.time import Clock
 from lightson.services.engines import InlineEngine, RayEngine
 from lightson.services.events import EventService
-from lightson.services.live import DEFAULT_ISLANDED_HOLD, LiveControl, SiteStatus
+from lightson.services.live import DEFAULT_ISLANDED_HOLD, LiveControl
+from lightson.services.live_status import SiteStatus
 from lightson.store import Store
 
 LOGGER = logging.getLogger("lightson.worker")
