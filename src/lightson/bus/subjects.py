@@ -6,8 +6,10 @@ Subjects (NATS):
   :class:`Command`, the reply a :class:`CommandReply`. No gateway holds it: NATS answers
   "no responders" at once, which the sender reads as the station being offline.
 - ``lightson.site.<site_id>.<kind>``: what a gateway tells the worker that owns a site, after
-  the station's message is durable in the database: ``meter``, ``needs``, ``connected``.
-  The worker reads the data itself from the database; the message only wakes it.
+  the station's message is durable in the database: ``meter``, ``needs``, ``connected``;
+  and ``grid``: a grid signal of the site (lost, restored) was stored by whoever saw it
+  (the site meter, an operator). The worker reads the data itself from the database; the
+  message only wakes it.
 
 Key-value bucket ``lightson-leases`` (JetStream): key ``<site_id>``, value the worker's id.
 Command ``args``: ``send_setpoint`` :func:`setpoint_args`; ``clear_profiles``
@@ -31,7 +33,7 @@ COMMAND_PREFIX = "lightson.cmd"
 SITE_PREFIX = "lightson.site"
 LEASE_BUCKET = "lightson-leases"
 
-SiteEventKind = Literal["meter", "needs", "connected"]
+SiteEventKind = Literal["meter", "needs", "connected", "grid"]
 CommandOp = Literal["send_setpoint", "clear_profiles", "install_default"]
 
 

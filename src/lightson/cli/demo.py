@@ -5,6 +5,9 @@ and every charger of the ``ma-2026`` program is an emulated OCPP station on loop
 its vehicle, which leaves and comes back as its trips say. The utility announced a
 ConnectedSolutions event for 15:00-18:00 the evening before; a storm takes one school
 depot's feeder down from 19:00 to 23:00. One simulated hour passes every 10 seconds.
+
+``--distributed`` tells the same story on the distributed platform instead
+(``cli/demo_distributed.py``): PostgreSQL, NATS, two gateways and two control workers.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 import click
 
@@ -37,6 +41,7 @@ from lightson.emulator import EmulatedEv, EmulatedStation, Evse
 from lightson.physics.trips import TripSchedule, trip_schedule
 from lightson.services.access import AccessService
 from lightson.services.events import EventService
+from lightson.services.live import LiveControl, SiteStatus
 from lightson.store import StationRecord, Store
 
 DAY = "2026-07-15"  # a hot July weekday: summer break, so buses are at the depot
@@ -71,6 +76,45 @@ class _Tally:
     islanded_kwh: float = 0.0  # the school's buses to its building
     peak_discharge_kw: float = 0.0
     lines: list[str] = field(default_factory=list)
+    # The gateway each discharging station was connected to (a station that moved counts
+    # at both): only told when there are several.
+    event_by_gateway: dict[str, set[str]] = field(default_factory=dict)
+
+
+class StoryControl(Protocol):
+    """What the story asks of the platform's control: the school's grid signal as its meter
+    reports it, and what to say in the hourly notes."""
+
+    async def report_grid(self, site_id: str, signal: GridSignal, at: datetime) -> None: ...
+
+    def islanded(self, site_id: str) -> bool: ...
+
+    def status(self, site_id: str) -> SiteStatus | None:
+        """The site's last tick (``None``: not visible from here)."""
+
+    def notes(self) -> list[str]:
+        """What else the hour's line says (sites on their safe default, a gateway gone)."""
+
+
+class _InProcess:
+    """The single-process story: the operations server's own control loop."""
+
+    def __init__(self, live: LiveControl) -> None:
+        self.live = live
+
+    async def report_grid(self, site_id: str, signal: GridSignal, at: datetime) -> None:
+        # report_grid waits for the database: off the event loop, which serves the chargers.
+        await asyncio.to_thread(self.live.report_grid, site_id, "meter", signal, at)
+
+    def islanded(self, site_id: str) -> bool:
+        return self.live.islanded(site_id)
+
+    def status(self, site_id: str) -> SiteStatus | None:
+        return self.live.status[site_id]
+
+    def notes(self) -> list[str]:
+        fallback = [s for s, st in self.live.status.items() if st.mode == "fallback"]
+        return [f"{len(fallback)} site(s) on the safe default"] if fallback else []
 
 
 def _dialect(version: OcppVersion, bidirectional: bool) -> Dialect:
@@ -123,12 +167,36 @@ def _local(program: Program, day: str, hhmm: str) -> datetime:
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("demo-output"),
     show_default=True,
-    help="Folder for the demo's database (a fresh one each run).",
+    help="Folder for the demo's database (a fresh one each run) and logs.",
+)
+@click.option(
+    "--distributed",
+    is_flag=True,
+    help="The same story on the distributed platform: a throwaway PostgreSQL and NATS "
+    "server, two gateway and two control-worker processes on loopback, the fleet spread "
+    "over both gateways (needs Debian's postgresql and nats-server; no dashboard).",
 )
 @friendly_errors
-def demo(hours: float, speed: float, keep_open: bool, port: int, csms_port: int, out: Path) -> None:
+def demo(
+    hours: float,
+    speed: float,
+    keep_open: bool,
+    port: int,
+    csms_port: int,
+    out: Path,
+    distributed: bool,
+) -> None:
     """Run the platform live: the ma-2026 program's chargers as emulated OCPP stations, a
     ConnectedSolutions event and a school outage, with the dashboard. Ctrl-C stops."""
+    if distributed:
+        if keep_open:
+            raise ConfigError.at(
+                "--keep-open", "not with --distributed yet: it has no API role to keep open"
+            )
+        from lightson.cli.demo_distributed import run_distributed
+
+        run_distributed(hours, speed, out)
+        return
     program = load_program("ma-2026")
     out.mkdir(parents=True, exist_ok=True)
     db_path = out / "lightson-demo.db"
@@ -166,21 +234,7 @@ async def _run(
     csms_port: int,
 ) -> None:
     password = secrets.token_urlsafe(18)  # 24 characters: OCPP asks for 16-40
-    digest = hash_password(password)  # one hash for every emulated station: scrypt is slow
-    for site in program.sites:
-        for charger in site.chargers:
-            version = OcppVersion[charger.protocol.name]  # the domain's enum, the wire's names
-            dialect = _dialect(version, charger.bidirectional)
-            store.add_station(
-                StationRecord(
-                    charger.evse_id,
-                    digest,
-                    version.value,
-                    dialect.value,
-                    charger.max_charge_kw,
-                    site.site_id,
-                )
-            )
+    register_stations(program, store, password)
     token = AccessService(store, clock).issue("demo-admin", "admin")
     school = next(s for s in program.sites if s.kind is SiteKind.SCHOOL)
     server = OperationsServer(
@@ -192,7 +246,7 @@ async def _run(
         every=STEP,
         speed=clock.speed,
     )
-    _announce_event(program, store, clock)
+    announce_event(program, store, clock)
     async with scheduled_full_collections(300.0), server.running() as running:
         click.echo(
             f"{program.name}: {len(program.sites)} sites, "
@@ -206,11 +260,11 @@ async def _run(
             f"{'-'.join(EVENT_LOCAL)}; {school.site_id} loses the grid "
             f"{'-'.join(OUTAGE_LOCAL)}. Ctrl-C stops.\n"
         )
-        cars = await _fleet(program, running, password, clock)
+        cars = await fleet(program, [running.csms.url], password, clock)
         clock.resume()
         try:
-            tally = await _drive(program, running, cars, clock, school, hours)
-            _summary(tally, school, len(cars))
+            tally = await drive(program, _InProcess(running.live), cars, clock, school, hours)
+            summary(tally, school, len(cars))
             if keep_open:
                 # The fleet stops reporting with the story: the clock stops with it, so the
                 # dashboard shows the story's end, not hours of silent chargers.
@@ -225,7 +279,26 @@ async def _run(
             await asyncio.gather(*(c.station.stop() for c in cars), return_exceptions=True)
 
 
-def _announce_event(program: Program, store: Store, clock: AcceleratedClock) -> None:
+def register_stations(program: Program, store: Store, password: str) -> None:
+    """Each charger of the program, with one password (an scrypt hash is slow)."""
+    digest = hash_password(password)
+    for site in program.sites:
+        for charger in site.chargers:
+            version = OcppVersion[charger.protocol.name]  # the domain's enum, the wire's names
+            dialect = _dialect(version, charger.bidirectional)
+            store.add_station(
+                StationRecord(
+                    charger.evse_id,
+                    digest,
+                    version.value,
+                    dialect.value,
+                    charger.max_charge_kw,
+                    site.site_id,
+                )
+            )
+
+
+def announce_event(program: Program, store: Store, clock: AcceleratedClock) -> None:
     """The utility called the event the evening before (16 h notice, as the rules ask)."""
     day_before = (datetime.fromisoformat(DAY) - timedelta(days=1)).date().isoformat()
     notice = _local(program, day_before, "21:00")
@@ -243,25 +316,29 @@ def _announce_event(program: Program, store: Store, clock: AcceleratedClock) -> 
         )
 
 
-async def _fleet(
-    program: Program, server: OperationsServer, password: str, clock: AcceleratedClock
+async def fleet(
+    program: Program, urls: Sequence[str], password: str, clock: AcceleratedClock
 ) -> list[_Car]:
+    """The emulated stations, connected: the n-th to ``urls[n % len(urls)]``, the others
+    its backups in turn (where it reconnects if its gateway goes)."""
     now = clock.now()
     grid = TimeGrid(now, 4 * 96, STEP)
-    cars = []
+    cars: list[_Car] = []
     for site in program.sites:
         for vehicle in site.vehicles:
             charger = site.charger(vehicle.evse_id)
             version = OcppVersion[charger.protocol.name]
             dialect = _dialect(version, charger.bidirectional)
+            n = len(cars) % len(urls)
             station = EmulatedStation(
                 charger.evse_id,
                 password,
                 version,
-                server.csms.url,
+                urls[n],
                 clock,
                 {1: Evse(1, charger.max_charge_kw, charger.max_discharge_kw)},
                 dialect=dialect.value,
+                backup_urls=[*urls[n + 1 :], *urls[:n]],
             )
             ev = EmulatedEv(
                 battery_kwh=vehicle.battery_kwh,
@@ -301,9 +378,9 @@ async def _follow_trips(cars: Sequence[_Car], k: int) -> None:
             car.plugged = True
 
 
-async def _drive(
+async def drive(
     program: Program,
-    server: OperationsServer,
+    control: StoryControl,
     cars: Sequence[_Car],
     clock: AcceleratedClock,
     school: Site,
@@ -324,22 +401,17 @@ async def _drive(
         now = clock.now()
         elapsed_s = (now - last).total_seconds()
         last = now
-        # report_grid waits for the database: off the event loop, which serves the chargers.
         if not lost and now >= outage[0]:
-            await asyncio.to_thread(
-                server.live.report_grid, school.site_id, "meter", GridSignal.LOST, outage[0]
-            )
+            await control.report_grid(school.site_id, GridSignal.LOST, outage[0])
             lost = True
         if lost and not restored and now >= outage[1]:
-            await asyncio.to_thread(
-                server.live.report_grid, school.site_id, "meter", GridSignal.RESTORED, outage[1]
-            )
+            await control.report_grid(school.site_id, GridSignal.RESTORED, outage[1])
             restored = True
         await _follow_trips(cars, int((now - start) / STEP))
         for car in cars:
             car.station.advance(elapsed_s)
-            if car.plugged:
-                await car.station.send_meter_values()
+        # Each station reports on its own (as in the field), not one after another's answer.
+        await asyncio.gather(*(c.station.send_meter_values() for c in cars if c.plugged))
         power_kw = sum(c.station.evses[1].power_kw for c in cars)
         discharge_kw = sum(max(-c.station.evses[1].power_kw, 0.0) for c in cars)
         school_kw = -sum(
@@ -351,10 +423,12 @@ async def _drive(
             tally.event_net_kwh += -power_kw * elapsed_s / 3600
             tally.event_hours += elapsed_s / 3600
             tally.peak_discharge_kw = max(tally.peak_discharge_kw, discharge_kw)
-            tally.event_stations.update(
-                c.station.id for c in cars if c.station.evses[1].power_kw < -0.1
-            )
-        islanded = server.live.islanded(school.site_id)
+            for car in cars:
+                if car.station.evses[1].power_kw < -0.1:
+                    tally.event_stations.add(car.station.id)
+                    gateway = car.station.urls[car.station.url_index]
+                    tally.event_by_gateway.setdefault(gateway, set()).add(car.station.id)
+        islanded = control.islanded(school.site_id)
         if islanded:
             tally.islanded_hours += elapsed_s / 3600
             tally.islanded_kwh += school_kw * elapsed_s / 3600
@@ -365,8 +439,12 @@ async def _drive(
             if in_event:
                 notes.append("ConnectedSolutions event")
             if islanded:
-                status = server.live.status[school.site_id]
-                if status.mode != "islanded":  # the grid was lost since its last tick
+                status = control.status(school.site_id)
+                if status is None:  # the site's tick is not visible from here
+                    notes.append(
+                        f"{school.site_id} islanded: its buses give {max(school_kw, 0.0):.0f} kW"
+                    )
+                elif status.mode != "islanded":  # the grid was lost since its last tick
                     notes.append(f"{school.site_id} islanded: switching to its buses")
                 else:
                     carried = {
@@ -378,9 +456,7 @@ async def _drive(
                         f"{school.site_id} islanded: its buses give {max(school_kw, 0.0):.0f} kW "
                         f"({carried})"
                     )
-            fallback = [s for s, st in server.live.status.items() if st.mode == "fallback"]
-            if fallback:
-                notes.append(f"{len(fallback)} site(s) on the safe default")
+            notes.extend(control.notes())
             local = now.astimezone(program.timezone)
             click.echo(
                 f"{local:%H:%M %Z}{power_kw:>+11.0f}{discharge_kw:>12.0f}"
@@ -389,8 +465,9 @@ async def _drive(
     return tally
 
 
-def _summary(tally: _Tally, school: Site, chargers: int) -> None:
-    """The story's figures, as the emulated chargers metered them."""
+def summary(tally: _Tally, school: Site, chargers: int, gateways: Sequence[str] = ()) -> None:
+    """The story's figures, as the emulated chargers metered them; with ``gateways``, how
+    many discharging stations each carried."""
     if tally.event_hours:
         stations = len(tally.event_stations)
         click.echo(
@@ -400,6 +477,15 @@ def _summary(tally: _Tally, school: Site, chargers: int) -> None:
             f"on average (discharge peak {tally.peak_discharge_kw:,.0f} kW). The program "
             "expects more than 1 MW."
         )
+    if tally.event_hours and gateways:
+        through = [tally.event_by_gateway.get(url, set()) for url in gateways]
+        counts = ", ".join(
+            f"{len(stations)} through gateway {n} ({url})"
+            for n, (url, stations) in enumerate(zip(gateways, through, strict=True), 1)
+        )
+        both = set.intersection(*through) if len(through) > 1 else set()
+        moved = f"; {len(both)} through both (they moved when a gateway went)" if both else ""
+        click.echo(f"Gateways: of the stations that discharged, {counts}{moved}.")
     if tally.islanded_hours:
         click.echo(
             f"Outage: {school.site_id} ran {tally.islanded_hours:.1f} h islanded, its buses "

@@ -1,11 +1,12 @@
 """The control worker: the live loop for the sites whose lease it holds, over the broker.
 
 A worker holds site leases (``bus.leases``, renewed every ``lease_s / 3``), listens to the
-wake-ups of its sites (``lightson.site.<site_id>.*``: the gateway stored something a
-station sent; the data is read from PostgreSQL at the tick), runs ``services.live``'s loop
-for those sites only, and sends every command through ``BusSink`` with the site's fence.
-A site taken over (its worker died, or the shares moved) ticks at once from what the
-database holds; a site lost (expired, given back, or fenced by a gateway) stops at once.
+wake-ups of its sites (``lightson.site.<site_id>.*``: a gateway stored something a station
+sent, or someone stored a grid signal; the data is read from PostgreSQL), runs
+``services.live``'s loop for those sites only, and sends every command through
+``BusSink`` with the site's fence. A site taken over (its worker died, or the shares
+moved) ticks at once from what the database holds; a site lost (expired, given back, or
+fenced by a gateway) stops at once.
 """
 
 from __future__ import annotations
@@ -196,6 +197,12 @@ class ControlWorker:
 
         async def woken(message: Any) -> None:
             kind = message.subject.rsplit(".", 1)[1]
+            if kind == "grid" and self.live.owns(site_id):
+                # A grid signal was stored: the site's grid state is read again from the
+                # database and the site plans at once, as when its lease is taken.
+                self.live.release(site_id)
+                self.live.take_over(site_id)
+                return
             self.live.site_event(site_id, kind, _station_of(message.data))
 
         self._subscriptions[site_id] = await self.client.subscribe(site_wildcard(site_id), cb=woken)
