@@ -410,8 +410,8 @@ async def drive(
         await _follow_trips(cars, int((now - start) / STEP))
         for car in cars:
             car.station.advance(elapsed_s)
-        # Each station reports on its own (as in the field), not one after another's answer.
-        await asyncio.gather(*(c.station.send_meter_values() for c in cars if c.plugged))
+            if car.plugged:
+                await car.station.send_meter_values()
         power_kw = sum(c.station.evses[1].power_kw for c in cars)
         discharge_kw = sum(max(-c.station.evses[1].power_kw, 0.0) for c in cars)
         school_kw = -sum(
