@@ -38,7 +38,8 @@ from websockets.headers import build_authorization_basic
 
 from lightson.csms.auth import hash_password
 from lightson.csms.rpc import OcppSession, on
-from lightson.csms.server import CsmsServer, CsmsSettings, Session2x
+from lightson.csms.server import CsmsServer, CsmsSettings
+from lightson.csms.session_2x import Session2x
 from lightson.csms.wire import OcppVersion
 from lightson.domain.time import SimClock
 from lightson.store import StationRecord, Store

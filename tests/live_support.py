@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lightson.config import load_program
-from lightson.csms.server import StationOfflineError
+from lightson.csms.commands import StationOfflineError
 from lightson.domain.assets import Program, Site
 from lightson.domain.demand_response import DREvent
 from lightson.domain.plan import Setpoint

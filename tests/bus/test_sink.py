@@ -11,6 +11,7 @@ from typing import Any
 import nats
 import pytest
 
+from lightson.bus.connection import flushed
 from lightson.bus.sink import BusSink, FencedError, NotLeasedError, StationOfflineError
 from lightson.bus.subjects import Command, CommandReply
 from lightson.domain.plan import Setpoint
@@ -45,7 +46,7 @@ def _run(
 
         for station in replies:
             await gateway.subscribe(f"lightson.cmd.{station}", cb=answer)
-        await gateway.flush()
+        await flushed(gateway)
         sink = BusSink(worker, SITES.get, FENCES.get, fenced.append, timeout_s=timeout_s)
         try:
             outcome: Any = await calls(sink)

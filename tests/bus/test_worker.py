@@ -10,6 +10,7 @@ from typing import Any
 
 import nats
 
+from lightson.bus.connection import flushed
 from lightson.bus.fencing import Fences
 from lightson.bus.subjects import Command, CommandReply
 from lightson.config import load_program
@@ -38,7 +39,7 @@ def test_two_workers_split_the_sites_and_command_only_their_own(
             await message.respond(reply.encode())
 
         await gateway.subscribe("lightson.cmd.*", cb=answer)
-        await gateway.flush()
+        await flushed(gateway)
         workers = [
             ControlWorker(
                 program,

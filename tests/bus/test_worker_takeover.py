@@ -15,6 +15,7 @@ from typing import Any
 
 import nats
 
+from lightson.bus.connection import flushed
 from lightson.bus.fencing import Fences
 from lightson.bus.subjects import Command, CommandReply
 from lightson.config import load_program
@@ -66,7 +67,7 @@ def test_kill_9_of_a_worker_its_sites_move_within_one_tick(
             await message.respond(reply.encode())
 
         await gateway.subscribe("lightson.cmd.*", cb=answer)
-        await gateway.flush()
+        await flushed(gateway)
 
         async def until(done: Any, limit_s: float) -> None:
             deadline = time.monotonic() + limit_s

@@ -66,10 +66,35 @@ def test_the_clock_stops_with_the_story(tmp_path: Path) -> None:
         assert get(url, token, "/health")["now"] == first
         reasons = [s["status"]["reason"] for s in get(url, token, "/sites")]
         assert not [r for r in reasons if re.search(r"no meter values from \S+ for [2-9]\d", r)]
+        demo.send_signal(signal.SIGINT)  # Ctrl-C ends the kept-open demo, cleanly
+        assert demo.wait(60) == 0
     finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait(10)
+
+
+def test_ctrl_c_stops_the_story_on_its_way(tmp_path: Path) -> None:
+    demo = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "lightson.cli", "demo", "--hours", "12", "--speed", "60"),
+            *("--port", "0", "--csms-port", "0", "--out", str(tmp_path)),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert demo.stdout is not None
+        for line in demo.stdout:  # the first hour's line: the fleet is connected, time runs
+            if re.match(r"12:\d\d EDT", line):
+                break
         demo.send_signal(signal.SIGINT)
-        try:
-            demo.wait(30)
-        except subprocess.TimeoutExpired:
+        out, _ = demo.communicate(timeout=60)
+        assert demo.returncode == 0
+        assert "Stopped (Ctrl-C)." in out and "Event:" not in out
+    finally:
+        if demo.poll() is None:
             demo.kill()
             demo.wait(10)

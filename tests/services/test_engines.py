@@ -18,7 +18,8 @@ from lightson.control.controllers import LinearProgramController
 from lightson.domain.errors import ConfigError
 from lightson.domain.time import SimClock
 from lightson.services.engines import InlineEngine, RayEngine, make_engine
-from lightson.services.live import LiveControl, SiteStatus
+from lightson.services.live import LiveControl
+from lightson.services.live_status import SiteStatus
 from lightson.store import Store
 from live_support import IN_EVENT, FakeSink, events_of, plugged
 from net_support import run

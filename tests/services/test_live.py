@@ -22,8 +22,10 @@ from lightson.domain.time import SimClock
 from lightson.emulator import EmulatedEv, EmulatedStation, Evse
 from lightson.physics.trips import energy_floor_kwh
 from lightson.services import live as live_module
+from lightson.services import live_peaks, live_plans
 from lightson.services.departures import set_departure
-from lightson.services.live import LiveControl, no_export_view
+from lightson.services.live import LiveControl
+from lightson.services.live_plans import no_export_view
 from lightson.store import StationRecord, Store
 from lightson.store import schema as db
 from lightson.store.live import station_states
@@ -812,8 +814,8 @@ def test_a_failing_peak_reading_or_pruning_does_not_stop_the_site(
     def refuse(*_: Any, **__: Any) -> Any:
         raise RuntimeError("database is locked")
 
-    monkeypatch.setattr(live_module, "measured_net_kw", refuse)
-    monkeypatch.setattr(live_module, "prune_plans", refuse)
+    monkeypatch.setattr(live_peaks, "measured_net_kw", refuse)
+    monkeypatch.setattr(live_plans, "prune_plans", refuse)
     program = school()
     plugged(store, "depot-evse1", 0.8, IN_EVENT - timedelta(minutes=2))
     sink = FakeSink()

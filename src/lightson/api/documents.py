@@ -11,7 +11,7 @@ from lightson.domain.assets import Site, SiteKind
 from lightson.domain.errors import ConfigError
 from lightson.programs.events import ProgramEvent
 from lightson.services.access import Principal, Role
-from lightson.services.live import SiteStatus
+from lightson.services.live_status import SiteStatus
 
 
 def too_few(counted: int, least: int) -> str:

@@ -28,7 +28,8 @@ from lightson.domain.errors import ConfigError
 from lightson.services.access import Principal, Role
 from lightson.services.completeness import completeness_rows
 from lightson.services.departures import Departure, next_departures, set_departure
-from lightson.services.live import LiveControl, SiteStatus
+from lightson.services.live import LiveControl
+from lightson.services.live_status import SiteStatus
 from lightson.services.plans import latest_plan, plans_made, rounded
 from lightson.services.quarantine import recent_quarantine
 from lightson.services.sessions import sessions

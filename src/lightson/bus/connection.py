@@ -92,4 +92,20 @@ async def connect_bus(url: str, name: str) -> Bus:
     return Bus(client, client.jetstream())
 
 
-__all__ = ["BrokerError", "Bus", "check_url", "connect_bus"]
+async def flushed(client: Client, timeout_s: int = 10) -> None:
+    """Return once the server has processed everything already sent on ``client`` (a
+    subscription made just before, for instance, so that a request from another connection
+    now finds it).
+
+    nats-py's own ``flush()`` does not promise that: it writes its PING straight to the
+    socket while the commands before it (SUB, PUB) wait in the client's buffer for its
+    flusher task, so the PONG can come back before the server has read a SUB made just
+    before (nats-py 2.16; the defect nats.py2 fixed in its pull request 24). The first flush
+    lets the flusher write the buffer out; the second PING then follows it on the same TCP
+    stream, and its PONG comes after the server has read the buffer.
+    """
+    await client.flush(timeout=timeout_s)
+    await client.flush(timeout=timeout_s)
+
+
+__all__ = ["BrokerError", "Bus", "check_url", "connect_bus", "flushed"]

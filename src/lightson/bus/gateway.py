@@ -40,7 +40,7 @@ from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError
 
-from lightson.bus.connection import BrokerError, Bus
+from lightson.bus.connection import BrokerError, Bus, flushed
 from lightson.bus.floors import FenceFloors
 from lightson.bus.subjects import (
     Command,
@@ -50,7 +50,7 @@ from lightson.bus.subjects import (
     site_subject,
 )
 from lightson.domain.plan import Setpoint
-from lightson.services.live import SetpointSink
+from lightson.services.live_sinks import SetpointSink
 
 LOGGER = logging.getLogger("lightson.bus")
 FENCED = "fenced"  # a newer lease holds the site
@@ -113,7 +113,7 @@ class BusGateway:
         subscription = await self.bus.client.subscribe(subject, cb=handler)
         if self.is_connected(station_id) and station_id not in self.subscriptions:
             self.subscriptions[station_id] = subscription
-            await self.bus.client.flush()  # the server knows it before we say we are ready
+            await flushed(self.bus.client)  # the server knows it before we say we are ready
         else:  # it dropped (or subscribed twice) while we waited for the broker
             await subscription.unsubscribe()
 

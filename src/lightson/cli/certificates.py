@@ -18,8 +18,9 @@ from websockets.exceptions import ConnectionClosed
 
 from lightson.api.certificates import ROOT_TYPES, StationCallError
 from lightson.cli.app import main
+from lightson.csms.commands import StationOfflineError
 from lightson.csms.rpc import CallRefusedError
-from lightson.csms.server import CsmsServer, StationOfflineError
+from lightson.csms.server import CsmsServer
 from lightson.csms.wire import FrameError, OcppVersion
 
 T = TypeVar("T")

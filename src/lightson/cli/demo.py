@@ -4,7 +4,9 @@ The operations server (CSMS, control loop, API and dashboard) runs on a fresh SQ
 and every charger of the ``ma-2026`` program is an emulated OCPP station on loopback with
 its vehicle, which leaves and comes back as its trips say. The utility announced a
 ConnectedSolutions event for 15:00-18:00 the evening before; a storm takes one school
-depot's feeder down from 19:00 to 23:00. One simulated hour passes every 10 seconds.
+depot's feeder down from 19:00 to 23:00. One simulated hour passes every 10 seconds; the
+clock stops while the fleet sends its readings and while a control pass that fell behind
+finishes, so on a slow machine the day runs slower but the story is the same.
 
 ``--distributed`` tells the same story on the distributed platform instead
 (``cli/demo_distributed.py``): PostgreSQL, NATS, two gateways and two control workers.
@@ -16,11 +18,13 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Sequence
+import signal
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import click
 
@@ -41,7 +45,8 @@ from lightson.emulator import EmulatedEv, EmulatedStation, Evse
 from lightson.physics.trips import TripSchedule, trip_schedule
 from lightson.services.access import AccessService
 from lightson.services.events import EventService
-from lightson.services.live import LiveControl, SiteStatus
+from lightson.services.live import LiveControl
+from lightson.services.live_status import SiteStatus
 from lightson.store import StationRecord, Store
 
 DAY = "2026-07-15"  # a hot July weekday: summer break, so buses are at the depot
@@ -50,6 +55,10 @@ EVENT_LOCAL = ("15:00", "18:00")
 OUTAGE_LOCAL = ("19:00", "23:00")
 METER_EVERY = timedelta(minutes=5)
 STEP = timedelta(minutes=15)
+# A pass over every site may take this share of a control period before the clock waits for
+# it; the clock is checked this often (wall-clock seconds).
+PASS_SHARE = 2 / 3
+PACE_POLL_S = 0.02
 
 
 @dataclass
@@ -65,6 +74,14 @@ class _Car:
 
 
 @dataclass
+class _Waits:
+    """How often and how long the clock waited for the control loop."""
+
+    passes: int = 0
+    seconds: float = 0.0  # wall-clock
+
+
+@dataclass
 class _Tally:
     """What the emulated chargers metered (not what was planned)."""
 
@@ -76,8 +93,9 @@ class _Tally:
     islanded_kwh: float = 0.0  # the school's buses to its building
     peak_discharge_kw: float = 0.0
     lines: list[str] = field(default_factory=list)
+    waits: _Waits | None = None  # the clock's waits for the control loop
     # The gateway each discharging station was connected to (a station that moved counts
-    # at both): only told when there are several.
+    # at both): told when there are several.
     event_by_gateway: dict[str, set[str]] = field(default_factory=dict)
 
 
@@ -140,7 +158,8 @@ def _local(program: Program, day: str, hhmm: str) -> datetime:
     default=360.0,
     show_default=True,
     type=click.FloatRange(10, 3600),
-    help="Simulated seconds per real second (360: an hour every 10 s).",
+    help="Simulated seconds per real second (360: an hour every 10 s); slower when this "
+    "machine cannot plan every site in time.",
 )
 @click.option(
     "--keep-open",
@@ -247,6 +266,13 @@ async def _run(
         speed=clock.speed,
     )
     announce_event(program, store, clock)
+    # Ctrl-C (or a service manager's SIGTERM) sets ``stop`` at any point of the story and
+    # while it is kept open. Installed before the HTTP server starts: uvicorn takes the
+    # signals while it runs and, as it stops, gives them back to this handler.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(number, stop.set)
     async with scheduled_full_collections(300.0), server.running() as running:
         click.echo(
             f"{program.name}: {len(program.sites)} sites, "
@@ -260,11 +286,13 @@ async def _run(
             f"{'-'.join(EVENT_LOCAL)}; {school.site_id} loses the grid "
             f"{'-'.join(OUTAGE_LOCAL)}. Ctrl-C stops.\n"
         )
-        cars = await fleet(program, [running.csms.url], password, clock)
-        clock.resume()
+        cars: list[_Car] = []
         try:
-            tally = await drive(program, _InProcess(running.live), cars, clock, school, hours)
-            summary(tally, school, len(cars))
+            story = asyncio.create_task(_story(program, running, cars, password, clock, hours))
+            if not await _until_done_or(stop, story):
+                click.echo("\nStopped (Ctrl-C).")
+                return
+            summary(story.result(), school, len(cars))
             if keep_open:
                 # The fleet stops reporting with the story: the clock stops with it, so the
                 # dashboard shows the story's end, not hours of silent chargers.
@@ -274,9 +302,98 @@ async def _run(
                     f"\nStill serving {running.url}/ with the clock stopped at "
                     f"{stopped:%H:%M %Z} (Ctrl-C stops)."
                 )
-                await asyncio.Event().wait()
+                await stop.wait()
         finally:
             await asyncio.gather(*(c.station.stop() for c in cars), return_exceptions=True)
+
+
+async def _until_done_or(stop: asyncio.Event, work: asyncio.Task[Any]) -> bool:
+    """Wait for ``work``; ``False`` (and ``work`` cancelled) if ``stop`` is set first."""
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if work.done():
+        work.result()  # its failure, if it failed
+        return True
+    work.cancel()
+    await asyncio.gather(work, return_exceptions=True)
+    return False
+
+
+async def _story(
+    program: Program,
+    server: OperationsServer,
+    cars: list[_Car],
+    password: str,
+    clock: AcceleratedClock,
+    hours: float,
+) -> _Tally:
+    """Connect the fleet (into ``cars``, so the caller can stop it), start the clock and
+    drive the story, the clock waiting for the control loop whenever a pass over the sites
+    falls behind."""
+    await fleet(program, [server.csms.url], cars, password, clock)
+    clock.resume()
+    school = next(s for s in program.sites if s.kind is SiteKind.SCHOOL)
+    holds = ClockHolds(clock)
+    pacing = asyncio.create_task(_keep_pace(server.live, holds))
+    try:
+        tally = await drive(program, _InProcess(server.live), cars, holds, school, hours)
+    finally:
+        pacing.cancel()
+        await asyncio.gather(pacing, return_exceptions=True)
+    tally.waits = holds.waits
+    return tally
+
+
+class ClockHolds:
+    """The demo's clock runs unless something holds it: the fleet sending its readings (in
+    the field every station reports at the same moment; here they go one after another), or
+    a control pass that fell behind (:func:`_keep_pace`). ``shared``: other processes run
+    on the same clock (``--distributed``), so it is never held and the fleet's readings go
+    all at once instead."""
+
+    def __init__(self, clock: AcceleratedClock, shared: bool = False) -> None:
+        self.clock = clock
+        self.shared = shared
+        self.count = 0
+        self.waits = _Waits()
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        if self.shared:
+            yield
+            return
+        if self.count == 0:
+            self.clock.pause()
+        self.count += 1
+        try:
+            yield
+        finally:
+            self.count -= 1
+            if self.count == 0:
+                self.clock.resume()
+
+
+async def _keep_pace(live: LiveControl, holds: ClockHolds) -> None:
+    """Hold the clock while a pass over every site has run longer than :data:`PASS_SHARE`
+    of a control period, until the pass ends. On a machine too slow for ``--speed`` the
+    simulated day then runs slower than asked, rather than the plans falling behind the day:
+    in the field a pass takes seconds of a 15-minute period, and a setpoint that lapses
+    before the next pass would be a fault of the demo, not of the platform."""
+    budget = live.every * PASS_SHARE
+    while True:
+        await asyncio.sleep(PACE_POLL_S)
+        started = live.pass_started
+        if started is None or holds.clock.now() - started < budget:
+            continue
+        held_at = time.monotonic()
+        with holds.held():
+            while live.pass_started == started:
+                await asyncio.sleep(PACE_POLL_S)
+        holds.waits.passes += 1
+        holds.waits.seconds += time.monotonic() - held_at
 
 
 def register_stations(program: Program, store: Store, password: str) -> None:
@@ -317,13 +434,17 @@ def announce_event(program: Program, store: Store, clock: AcceleratedClock) -> N
 
 
 async def fleet(
-    program: Program, urls: Sequence[str], password: str, clock: AcceleratedClock
-) -> list[_Car]:
-    """The emulated stations, connected: the n-th to ``urls[n % len(urls)]``, the others
-    its backups in turn (where it reconnects if its gateway goes)."""
+    program: Program,
+    urls: Sequence[str],
+    cars: list[_Car],
+    password: str,
+    clock: AcceleratedClock,
+) -> None:
+    """Connect every vehicle's emulated station (each added to ``cars`` as it is made): the
+    n-th to ``urls[n % len(urls)]``, the others its backups in turn (where it reconnects if
+    its gateway goes)."""
     now = clock.now()
     grid = TimeGrid(now, 4 * 96, STEP)
-    cars: list[_Car] = []
     for site in program.sites:
         for vehicle in site.vehicles:
             charger = site.charger(vehicle.evse_id)
@@ -357,7 +478,6 @@ async def fleet(
             run.cancel()
         raise ConfigError.at("demo", f"the CSMS refused {refused}")
     await _follow_trips(cars, 0)
-    return cars
 
 
 async def _follow_trips(cars: Sequence[_Car], k: int) -> None:
@@ -382,11 +502,12 @@ async def drive(
     program: Program,
     control: StoryControl,
     cars: Sequence[_Car],
-    clock: AcceleratedClock,
+    holds: ClockHolds,
     school: Site,
     hours: float,
 ) -> _Tally:
     """Advance the fleet in 5-minute steps of simulated time; report every hour."""
+    clock = holds.clock
     tally = _Tally()
     start = clock.start
     end = start + timedelta(hours=hours)
@@ -400,6 +521,8 @@ async def drive(
         await asyncio.sleep(METER_EVERY.total_seconds() / clock.speed)
         now = clock.now()
         elapsed_s = (now - last).total_seconds()
+        if elapsed_s <= 0:  # the clock waits for the control loop: so does the fleet
+            continue
         last = now
         if not lost and now >= outage[0]:
             await control.report_grid(school.site_id, GridSignal.LOST, outage[0])
@@ -407,11 +530,16 @@ async def drive(
         if lost and not restored and now >= outage[1]:
             await control.report_grid(school.site_id, GridSignal.RESTORED, outage[1])
             restored = True
-        await _follow_trips(cars, int((now - start) / STEP))
-        for car in cars:
-            car.station.advance(elapsed_s)
-            if car.plugged:
-                await car.station.send_meter_values()
+        with holds.held():  # the fleet reports at one moment, however long sending takes
+            await _follow_trips(cars, int((now - start) / STEP))
+            for car in cars:
+                car.station.advance(elapsed_s)
+            sends = [c.station.send_meter_values() for c in cars if c.plugged]
+            if holds.shared:  # the clock runs on meanwhile: all at once, as in the field
+                await asyncio.gather(*sends)
+            else:
+                for send in sends:
+                    await send
         power_kw = sum(c.station.evses[1].power_kw for c in cars)
         discharge_kw = sum(max(-c.station.evses[1].power_kw, 0.0) for c in cars)
         school_kw = -sum(
@@ -491,4 +619,10 @@ def summary(tally: _Tally, school: Site, chargers: int, gateways: Sequence[str] 
             f"Outage: {school.site_id} ran {tally.islanded_hours:.1f} h islanded, its buses "
             f"giving the building {tally.islanded_kwh:,.0f} kWh (islanded until the grid was "
             "back and the 5-minute enter-service delay had passed)."
+        )
+    if tally.waits is not None and tally.waits.passes:
+        click.echo(
+            f"The clock waited {tally.waits.seconds:.1f} s for {tally.waits.passes} control "
+            "passes that took longer than this machine allows at this --speed: the day ran "
+            "slower than asked, every site still planned every 15 minutes."
         )

@@ -31,6 +31,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 from nats.js.errors import BucketNotFoundError, NoKeysError
@@ -44,7 +45,10 @@ from lightson.cli.demo import (
     OUTAGE_LOCAL,
     START_LOCAL,
     STEP,
+    ClockHolds,
+    _Car,
     _local,
+    _until_done_or,
     announce_event,
     drive,
     fleet,
@@ -56,7 +60,7 @@ from lightson.control.grid import GridMonitor, GridSignal
 from lightson.csms.clock import AcceleratedClock
 from lightson.devservices import DevServiceError, free_port, nats_server, postgres_cluster
 from lightson.domain.assets import Program, SiteKind
-from lightson.services.live import SiteStatus
+from lightson.services.live_status import SiteStatus
 from lightson.store import Store
 from lightson.store import schema as db
 
@@ -93,9 +97,9 @@ def run_distributed(hours: float, speed: float, out: Path) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("websockets.client").setLevel(logging.WARNING)
-    previous = signal.getsignal(signal.SIGINT)
     with contextlib.suppress(KeyboardInterrupt), contextlib.ExitStack() as stack:
-        stack.callback(signal.signal, signal.SIGINT, previous)
+        for number, handler in _interrupting().items():
+            stack.callback(signal.signal, number, handler)
         folder = Path(tempfile.mkdtemp(prefix="lightson-demo-"))
         stack.callback(shutil.rmtree, folder, True)
         folder.chmod(0o711)  # PostgreSQL's user (when we are root) passes through to pg/
@@ -112,8 +116,25 @@ def run_distributed(hours: float, speed: float, out: Path) -> None:
         announce_event(program, store, clock)
         roles = stack.enter_context(_roles(db_url, broker.url, clock, origin, out))
         # Stopping takes some seconds: a second Ctrl-C must not leave the roles behind.
-        stack.callback(signal.signal, signal.SIGINT, signal.SIG_IGN)
+        stack.callback(_ignore_signals)
         asyncio.run(_story(program, store, clock, origin, broker.url, roles, password, hours))
+
+
+def _interrupting() -> dict[signal.Signals, Any]:
+    """SIGTERM, as Ctrl-C, interrupts the start-up (whatever is up is stopped); returns the
+    handlers it replaced."""
+
+    def interrupt(_number: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = {n: signal.getsignal(n) for n in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGTERM, interrupt)
+    return previous
+
+
+def _ignore_signals() -> None:
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.SIG_IGN)
 
 
 @contextlib.contextmanager
@@ -241,6 +262,28 @@ async def _story(
     password: str,
     hours: float,
 ) -> None:
+    """Tell the story until its end, or until Ctrl-C or SIGTERM (the fleet is stopped)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(number, stop.set)
+    story = asyncio.create_task(
+        _tell(program, store, clock, origin, bus_url, roles, password, hours)
+    )
+    if not await _until_done_or(stop, story):
+        click.echo("\nStopped (Ctrl-C).")
+
+
+async def _tell(
+    program: Program,
+    store: Store,
+    clock: AcceleratedClock,
+    origin: float,
+    bus_url: str,
+    roles: Sequence[Role],
+    password: str,
+    hours: float,
+) -> None:
     bus = await connect_bus(bus_url, "lightson-demo")
     try:
         urls = [r.url for r in roles if r.url is not None]
@@ -254,19 +297,21 @@ async def _story(
             f"{sum(len(s.chargers) for s in program.sites)} chargers as emulated OCPP "
             f"stations on {GATEWAYS} gateways"
         )
-        cars = await fleet(program, urls, password, clock)
-        late_s = time.monotonic() - origin
-        if late_s > 0:
-            click.echo(f"(the fleet connected {late_s:.0f} s after the day began)")
-        click.echo(
-            f"\nOne simulated hour every {3600 / clock.speed:g} s. ConnectedSolutions event "
-            f"{'-'.join(EVENT_LOCAL)}; {school.site_id} loses the grid "
-            f"{'-'.join(OUTAGE_LOCAL)}. Ctrl-C stops.\n"
-        )
-        await asyncio.sleep(max(origin - time.monotonic(), 0.0))
+        cars: list[_Car] = []
         try:
+            await fleet(program, urls, cars, password, clock)
+            late_s = time.monotonic() - origin
+            if late_s > 0:
+                click.echo(f"(the fleet connected {late_s:.0f} s after the day began)")
+            click.echo(
+                f"\nOne simulated hour every {3600 / clock.speed:g} s. ConnectedSolutions "
+                f"event {'-'.join(EVENT_LOCAL)}; {school.site_id} loses the grid "
+                f"{'-'.join(OUTAGE_LOCAL)}. Ctrl-C stops.\n"
+            )
+            await asyncio.sleep(max(origin - time.monotonic(), 0.0))
             control = OverTheBus(store, bus, clock, roles)
-            tally = await drive(program, control, cars, clock, school, hours)
+            holds = ClockHolds(clock, shared=True)
+            tally = await drive(program, control, cars, holds, school, hours)
             summary(tally, school, len(cars), urls)
         finally:
             await asyncio.gather(*(c.station.stop() for c in cars), return_exceptions=True)

@@ -42,6 +42,10 @@ class AcceleratedClock:
         self.start = self.now()
         self._origin = None
 
+    @property
+    def paused(self) -> bool:
+        return self._origin is None
+
     def now(self) -> datetime:
         if self._origin is None:
             return self.start

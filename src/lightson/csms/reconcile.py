@@ -56,7 +56,8 @@ from lightson.store.transactions import (
 )
 
 if TYPE_CHECKING:
-    from lightson.csms.server import CsmsServer, StationSession
+    from lightson.csms.server import CsmsServer
+    from lightson.csms.sessions import StationSession
 
 LOGGER = logging.getLogger("lightson.csms")
 

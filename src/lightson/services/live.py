@@ -37,11 +37,16 @@ got at boot applies (charge at the rating, never discharge); the rest of the sit
 around it, counting that charger at its full charging rating as load, and the status says
 why. A site whose tick fails clears every charger's profiles the same way.
 
+Parts: the loop (this module) stands on ``live_plans`` (the context a tick plans on, the
+no-export view, plans kept), ``live_departures`` (stale vehicles, departures, trips),
+``live_peaks`` (the month's import peak), ``live_sinks`` (where setpoints go, and sending
+them) and ``live_status`` (what a tick did and why).
+
 Export: where a site meter reports (``services.site_meter``: a reading at most 15 minutes
 old), the loop plans on the metered building load and PV. Otherwise it knows them only from
 the profiles, and at a site without export permission it assumes, for the no-export rule
 only, that the building takes only its critical share of the forecast load and that PV gives
-its rated output whenever the forecast has sun (``no_export_view``).
+its rated output whenever the forecast has sun (``live_plans.no_export_view``).
 """
 
 from __future__ import annotations
@@ -54,43 +59,43 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Literal, Protocol
 
 from lightson.control.backup import BackupEstimate, backup_estimate
 from lightson.control.controllers import CONTROLLERS, ControlContext, Controller
 from lightson.control.grid import GridMonitor, GridSignal
-from lightson.control.safety import Intervention
-from lightson.domain.assets import Program, Site, Vehicle
+from lightson.domain.assets import Program, Site
 from lightson.domain.demand_response import DREvent
 from lightson.domain.plan import Plan, Setpoint
-from lightson.domain.state import SiteForecast, SiteObservation
+from lightson.domain.state import SiteObservation
 from lightson.domain.telemetry import MeterSample
 from lightson.domain.time import Clock, TimeGrid
 from lightson.forecast.availability import DEFAULT_MIN_SESSIONS
 from lightson.forecast.profiles import profile_forecast
 from lightson.optimize.solve import prepare_highs
 from lightson.physics.trips import (
-    LOOKAHEAD,
     TripSchedule,
-    lay_trips,
-    occurrences,
-    trip_schedule,
-    with_departure,
 )
 from lightson.services.availability import LearnedAvailability
-from lightson.services.departures import next_departures
 from lightson.services.engines import DecisionEngine, DecisionRequest, InlineEngine
 from lightson.services.forecasts import SiteForecasts
 from lightson.services.limits import SessionLimits, limited_site
-from lightson.services.measured import measured_net_kw
-from lightson.services.plans import prune_plans, rounded
+from lightson.services.live_departures import (
+    SESSION_CLOCK_SLACK,
+    Departures,
+    asked_departures,
+    stale_vehicles,
+    trip_schedules,
+)
+from lightson.services.live_peaks import MonthPeak, month_peak
+from lightson.services.live_plans import PlanKeeper, control_context, no_export_view
+from lightson.services.live_sinks import SetpointDispatch, SetpointSink
+from lightson.services.live_status import SiteStatus, fallback_reason, status_reason
 from lightson.services.site_meter import latest_reading
 from lightson.store import Store
 from lightson.store import schema as db
 from lightson.store.live import (
     StationState,
     held_setpoints,
-    note_last_setpoint,
     station_states,
 )
 from lightson.store.transactions import recent_closings
@@ -101,59 +106,7 @@ DEFAULT_STALE_AFTER = timedelta(minutes=15)
 # An islanded site's setpoints hold this long, on and off line (2.1 maxOfflineDuration):
 # long enough to cover a restart of the server, or a crash and a service manager's restart.
 DEFAULT_ISLANDED_HOLD = timedelta(minutes=30)
-PRUNE_EVERY = timedelta(hours=1)  # with keep_plans: old plans are deleted at most this often
 DRIFT_SHARE = 0.05  # a battery 5 % of its capacity away from the plan: re-plan now
-# A reading stamped a moment before its session's Started event (a charger taking the SoC
-# as the cable goes in) is this session's.
-SESSION_CLOCK_SLACK = timedelta(seconds=60)
-
-Mode = Literal["grid", "islanded", "fallback", "starting"]
-Departures = dict[str, tuple[datetime, float | None]]  # vehicle_id -> (when, need above floor)
-
-
-class SetpointSink(Protocol):
-    """Where setpoints go (the CSMS). Answers are the station's status (``Accepted``, ...)."""
-
-    async def send_setpoint(
-        self,
-        station_id: str,
-        evse_id: int,
-        setpoint: Setpoint,
-        transaction_id: str | None = None,
-        *,
-        max_offline_s: int | None = None,
-    ) -> str: ...
-
-    async def clear_profiles(self, station_id: str, evse_id: int | None = None) -> str: ...
-
-    async def install_default(self, station_id: str) -> str:
-        """The default profile the station's site needs now: charge-only, or 0 W islanded."""
-        ...
-
-
-@dataclass(frozen=True)
-class SiteStatus:
-    """What a site did at its last tick, and why (shown on the dashboard)."""
-
-    site_id: str
-    at: datetime
-    mode: Mode
-    reason: str
-    setpoints: tuple[Setpoint, ...] = ()
-    answers: Mapping[str, str] = field(default_factory=dict)  # by evse_id
-    interventions: tuple[Intervention, ...] = ()
-    critical_unserved_kw: float = 0.0
-    load_kw: float = 0.0
-    pv_kw: float = 0.0
-    soc: Mapping[str, float | None] = field(default_factory=dict)  # by vehicle_id
-    plugged: Mapping[str, bool] = field(default_factory=dict)
-    fallback: tuple[str, ...] = ()  # evse_ids left to the charge-only default
-    tier: str | None = None  # islanded: the highest load tier served in full
-    load_source: str = "profile"  # or "meter": where load_kw (and PV, if metered) came from
-
-    @property
-    def vehicles_kw(self) -> float:
-        return sum(s.power_kw for s in self.setpoints)
 
 
 @dataclass
@@ -162,17 +115,7 @@ class _Site:
     controller: Controller
     grid: GridMonitor = field(default_factory=GridMonitor)
     released: frozenset[str] = frozenset()
-    peak: _Peak | None = None
-
-
-@dataclass
-class _Peak:
-    """A site's billing-month import peak: the highest 15-minute net import among the
-    month's intervals that ended before ``through``."""
-
-    month: tuple[int, int]  # (year, month), program time
-    kw: float
-    through: datetime
+    peak: MonthPeak | None = None
 
 
 class LiveControl:
@@ -214,12 +157,11 @@ class LiveControl:
 
         self.program = program
         self.store = store
-        self.sink = sink
         self.clock = clock
         self.events = events
         self.every = every
         self.stale_after = stale_after
-        self.keep_plans = keep_plans  # None: every plan is kept
+        self._plans = PlanKeeper(store, keep_plans)  # None: every plan is kept
         self.islanded_hold = islanded_hold
         # Vehicles with enough recorded sessions are planned on what they learned, the others
         # on the program file's schedule (None: always the schedule).
@@ -231,12 +173,8 @@ class LiveControl:
         self.forecasts = forecasts  # None: the profile for every site (#16)
         # Where decisions are computed (services.engines): a thread here, or Ray tasks.
         self.engine: DecisionEngine = engine or InlineEngine()
-        # The default each station holds under our setpoints, as far as we know (True: the
-        # islanded 0 W one); a station not in it gets its site's at the next tick.
-        self._defaults: dict[str, bool] = {}
         self._awaiting_reading: set[str] = set()  # chargers whose vehicle was not planned
         self._site_of_station = {c.evse_id: s.site_id for s in program.sites for c in s.chargers}
-        self._pruned_at: datetime | None = None
         self._make_controller = make
         self._sites = {s.site_id: _Site(s, make()) for s in program.sites}
         # The sites this loop controls: every one in one process; a control worker's shard,
@@ -245,6 +183,8 @@ class LiveControl:
             set(self._sites) if owned is None else {self._site(s).site.site_id for s in owned}
         )
         self.sessions = SessionLimits()  # what each charging session showed it accepts
+        # What goes to the chargers, and the default each holds as far as we know.
+        self._dispatch = SetpointDispatch(sink, store, clock, self.sessions, self.wake_station)
         self.status: dict[str, SiteStatus] = {
             s.site_id: SiteStatus(s.site_id, clock.now(), "starting", "no tick yet")
             for s in program.sites
@@ -291,7 +231,7 @@ class LiveControl:
                 )
         self._sites[site_id] = fresh
         for charger in live.site.chargers:
-            self._defaults.pop(charger.evse_id, None)
+            self._dispatch.forget(charger.evse_id)
             self._awaiting_reading.discard(charger.evse_id)
         self.status[site_id] = SiteStatus(
             site_id, self.clock.now(), "starting", "taken over: no tick yet"
@@ -345,7 +285,7 @@ class LiveControl:
     def station_connected(self, station_id: str) -> None:
         """A station's session opened (it booted, its link came back, or we restarted): what
         it holds is not known, so its site re-sends its default and setpoints now."""
-        self._defaults.pop(station_id, None)
+        self._dispatch.forget(station_id)
         self.wake_station(station_id)
 
     def site_event(self, site_id: str, kind: str, station_id: str | None = None) -> None:
@@ -364,7 +304,7 @@ class LiveControl:
             self._awaiting_reading.difference_update(waiting)
         elif kind == "connected":
             for station in stations:
-                self._defaults.pop(station, None)
+                self._dispatch.forget(station)
         self.wake(site_id)
 
     def _wake_now(self, sites: Sequence[str]) -> None:
@@ -452,30 +392,6 @@ class LiveControl:
         controller)."""
         controller = self._site(site_id).controller
         return getattr(controller, "last_plan", None)
-
-    def _keep_plan(self, site_id: str, plan: Plan, now: datetime) -> None:
-        """Store a plan just made (before its setpoints go out), rounded to what matters."""
-        row = {
-            "site_id": site_id,
-            "made_at": now,
-            "start": plan.start,
-            "step_s": int(plan.step.total_seconds()),
-            "controller": self._site(site_id).controller.name,
-            "solve_time_s": float(plan.solve_time_s),
-            **rounded(plan),
-        }
-        self.store.write([(db.plans, row)]).result(30)
-        if self.keep_plans is not None and (
-            self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY
-        ):
-            self._pruned_at = now  # tried once an hour, whatever comes of it
-            try:
-                gone = prune_plans(self.store, now - self.keep_plans)
-            except Exception as error:  # housekeeping must not stop the site's control
-                LOGGER.warning("old plans not deleted: %s", error)
-                return
-            if gone:
-                LOGGER.info("%d plans older than %s deleted", gone, self.keep_plans)
 
     def backup(self, site_id: str, horizon: timedelta = timedelta(hours=24)) -> BackupEstimate:
         """Hours of backup by tier if the grid went down now, from the last readings."""
@@ -588,7 +504,7 @@ class LiveControl:
                 # the 0 W default (sent now if the failure came before it was).
                 LOGGER.exception("%s: tick failed; islanded, the chargers keep theirs", site_id)
                 with contextlib.suppress(Exception):
-                    await self._ensure_defaults(live.site, True)
+                    await self._dispatch.ensure_defaults(live.site, True)
                 status = SiteStatus(
                     site_id,
                     self.clock.now(),
@@ -597,7 +513,9 @@ class LiveControl:
                 )
             else:
                 LOGGER.exception("%s: tick failed; its chargers fall back", site_id)
-                answers = {c.evse_id: await self._clear(c.evse_id) for c in live.site.chargers}
+                answers = {
+                    c.evse_id: await self._dispatch.clear(c.evse_id) for c in live.site.chargers
+                }
                 status = SiteStatus(
                     site_id,
                     self.clock.now(),
@@ -610,6 +528,12 @@ class LiveControl:
             self.status[site_id] = status
         self.last_tick_at = self.clock.now()
         return status
+
+    @property
+    def pass_started(self) -> datetime | None:
+        """When the pass over every site under way began (clock time); ``None`` between
+        passes."""
+        return None if self._pass is None else self._pass[0]
 
     def stalled(self, now: datetime) -> bool:
         """Whether the loop has ticked before and then stopped: no site finished a tick for
@@ -659,7 +583,7 @@ class LiveControl:
             pv_kw = metered.pv_kw if metered.pv_kw is not None else pv_kw
         soc = {v.vehicle_id: states[v.evse_id].soc for v in site.vehicles}
         plugged = {v.vehicle_id: states[v.evse_id].plugged for v in site.vehicles}
-        stale = self._stale(site, states, now)
+        stale = stale_vehicles(site, states, now, self.stale_after)
         # A reading from one of these (a queue flushing after our restart, a charger back)
         # makes the site plan again at once rather than at its next tick.
         self._awaiting_reading.update(v.evse_id for v in stale)
@@ -668,7 +592,7 @@ class LiveControl:
         hold = max(self.hold(), self.islanded_hold) if islanded else self.hold()
         offline_s = int(hold.total_seconds()) if islanded else None
         valid_until = now + hold
-        await self._ensure_defaults(site, islanded)
+        await self._dispatch.ensure_defaults(site, islanded)
         answers: dict[str, str] = {}
         default_kw = 0.0
         held_supply_kw = 0.0  # islanded: what silent chargers still give under held setpoints
@@ -688,11 +612,11 @@ class LiveControl:
             elif islanded:
                 # The charge-only default would charge from the island: hold it at 0 kW.
                 zero = Setpoint(vehicle.evse_id, 0.0, valid_until)
-                answers[vehicle.evse_id] = await self._send(
+                answers[vehicle.evse_id] = await self._dispatch.send(
                     vehicle.evse_id, zero, states[vehicle.evse_id], offline_s
                 )
             else:
-                answers[vehicle.evse_id] = await self._clear(vehicle.evse_id)
+                answers[vehicle.evse_id] = await self._dispatch.clear(vehicle.evse_id)
                 # Left alone it may charge at its rating: the import check counts that.
                 charger = site.charger(vehicle.evse_id)
                 default_kw += min(vehicle.max_charge_kw, charger.max_charge_kw)
@@ -709,7 +633,7 @@ class LiveControl:
             load_source="meter" if metered is not None else "profile",
         )
         if stale and len(stale) == sum(plugged.values()) and not islanded:
-            return replace(base, reason=_fallback_reason(stale), answers=answers)
+            return replace(base, reason=fallback_reason(stale), answers=answers)
         export_check = None
         if not site.export_permitted and not islanded:
             # A charger left to its default may draw nothing (a full battery): not counted.
@@ -755,7 +679,7 @@ class LiveControl:
         decision, live.controller = await self.engine.decide(request)
         made = self.plan(site.site_id)
         if made is not None and getattr(live.controller, "plans_made", 0) != plans_before:
-            await asyncio.to_thread(self._keep_plan, site.site_id, made, now)
+            await asyncio.to_thread(self._plans.keep, site.site_id, live.controller.name, made, now)
         for setpoint in decision.setpoints:
             state = states[setpoint.evse_id]
             if setpoint.evse_id in answers:
@@ -763,22 +687,22 @@ class LiveControl:
             if not state.plugged:
                 answers[setpoint.evse_id] = "idle"
                 continue
-            answers[setpoint.evse_id] = await self._send(
+            answers[setpoint.evse_id] = await self._dispatch.send(
                 setpoint.evse_id, setpoint, state, offline_s
             )
             if (
                 islanded
                 and answers[setpoint.evse_id] != "Accepted"
-                and self._defaults.get(setpoint.evse_id) is True
+                and self._dispatch.islanded_default(setpoint.evse_id)
             ):
                 # It may still hold a charging setpoint from before the outage, above the
                 # 0 W default: cleared, the default applies (only once that default is known
                 # to be the 0 W one, else the charge-only default would).
-                await self._clear(setpoint.evse_id)
+                await self._dispatch.clear(setpoint.evse_id)
         tier = decision.tier.value if decision.tier is not None else None
-        reason = _reason(islanded, tier, answers, decision.interventions)
+        reason = status_reason(islanded, tier, answers, decision.interventions)
         if stale:
-            reason = f"{reason}; {_fallback_reason(stale)}"
+            reason = f"{reason}; {fallback_reason(stale)}"
         # A session the CSMS closed since the last tick (its station vanished): say why once.
         ids = [c.evse_id for c in site.chargers]
         closed = await asyncio.to_thread(recent_closings, self.store, ids, now - self.every)
@@ -798,31 +722,6 @@ class LiveControl:
 
     # --- pieces ---------------------------------------------------------------------------
 
-    def _stale(
-        self, site: Site, states: Mapping[str, StationState], now: datetime
-    ) -> dict[Vehicle, str]:
-        """The plugged vehicles that cannot be planned, each with the reason."""
-        stale = {}
-        for vehicle in site.vehicles:
-            state = states[vehicle.evse_id]
-            if not state.plugged:
-                continue
-            if state.soc is None or state.soc_at is None:
-                stale[vehicle] = (
-                    f"no state of charge from {vehicle.evse_id} for {vehicle.vehicle_id}"
-                )
-            elif (
-                state.started_at is not None
-                and state.soc_at < state.started_at - SESSION_CLOCK_SLACK
-            ):
-                stale[vehicle] = (
-                    f"no state of charge from {vehicle.evse_id} since its session started"
-                )
-            elif now - state.soc_at > self.stale_after:
-                age_min = (now - state.soc_at).total_seconds() / 60
-                stale[vehicle] = f"no meter values from {vehicle.evse_id} for {age_min:.0f} min"
-        return stale
-
     def _step_start(self, now: datetime) -> datetime:
         step = self.program.step
         return now - (now - now.replace(minute=0, second=0, microsecond=0)) % step
@@ -837,48 +736,23 @@ class LiveControl:
         site = site or live.site  # the tick's site carries the limits of this tick
         steps = max(1, int(live.controller.horizon / self.program.step))
         grid = TimeGrid(self._step_start(observation.now), steps, self.program.step)
-        known = tuple(e for e in self.events(site) if e.known_at(observation.now))
-        if self.forecasts is None:
-            forecast = profile_forecast(self.program, site, grid)
-        else:
-            forecast = self.forecasts.forecast(site, grid)
-        # The interval under way is known: what the meter (or the profile plus a silent
-        # charger's default) says now, not what the profile guessed.
-        load_kw, pv_kw = forecast.load_kw.copy(), forecast.pv_kw.copy()
-        load_kw[0], pv_kw[0] = observation.load_kw, observation.pv_kw
-        return ControlContext(
-            replace(self.program, events=known),
-            site,
-            observation,
-            SiteForecast(load_kw, pv_kw),
-            self._schedules(site, grid, departures or {}, observation.now),
-            frozenset((v, at, need) for v, (at, need) in (departures or {}).items()),
+        asked = departures or {}
+        schedules = self._schedules(site, grid, asked, observation.now)
+        events = self.events(site)
+        return control_context(
+            self.program, site, grid, observation, events, self.forecasts, schedules, asked
         )
 
     def _schedules(
         self, site: Site, grid: TimeGrid, departures: Departures, now: datetime
     ) -> dict[str, TripSchedule]:
-        """Each vehicle's trips on ``grid`` (learned from its sessions where it has enough,
-        ``services.availability``), with the departure asked for where there is one."""
         tz = self.program.timezone
-        usual = (
-            self.availability.trips(site)
-            if self.availability is not None
-            else {v.vehicle_id: v.trips for v in site.vehicles}
-        )
-        schedules = {}
-        for vehicle in site.vehicles:
-            asked = departures.get(vehicle.vehicle_id)
-            trips = usual.get(vehicle.vehicle_id, vehicle.trips)
-            if asked is None:
-                schedules[vehicle.vehicle_id] = trip_schedule(trips, grid, tz)
-                continue
-            first, last = grid.start - timedelta(days=2), grid.end + LOOKAHEAD
-            found = occurrences(trips, first, last, tz)
-            schedules[vehicle.vehicle_id] = lay_trips(
-                with_departure(found, asked[0], asked[1], tz, now), grid
-            )
-        return schedules
+        return trip_schedules(site, grid, departures, now, tz, self.availability)
+
+    def _departures(
+        self, site: Site, states: Mapping[str, StationState], now: datetime
+    ) -> Departures:
+        return asked_departures(self.store, site, states, now)
 
     def _next_trip_kwh(
         self, site: Site, now: datetime, departures: Departures | None = None
@@ -886,50 +760,6 @@ class LiveControl:
         grid = TimeGrid(self._step_start(now), 1, self.program.step)
         schedules = self._schedules(site, grid, departures or {}, now)
         return {v: float(s.next_trip_kwh[0]) for v, s in schedules.items()}
-
-    def _departures(
-        self, site: Site, states: Mapping[str, StationState], now: datetime
-    ) -> Departures:
-        """The departures asked for, by vehicle: the owner's (``departures`` table) first,
-        else what a plugged vehicle said over ISO 15118 (departure time and energy wanted),
-        each as (when, energy to leave with above the departure floor or ``None``)."""
-        asked: Departures = {}
-        for vehicle in site.vehicles:
-            state = states[vehicle.evse_id]
-            if (
-                not state.plugged
-                or state.departure is None
-                or state.departure <= now
-                or state.needs_at is None
-                # said by an earlier car at this charger, not the one plugged in now
-                or (
-                    state.started_at is not None
-                    and state.needs_at < state.started_at - SESSION_CLOCK_SLACK
-                )
-            ):
-                continue
-            leave_kwh = None
-            if state.needs_target_soc is not None:
-                leave_kwh = state.needs_target_soc * vehicle.battery_kwh
-            elif state.energy_request_kwh is not None and state.soc_at_needs is not None:
-                # The request counts from the charge when it was made, not from now.
-                leave_kwh = state.soc_at_needs * vehicle.battery_kwh + state.energy_request_kwh
-            need = None
-            if leave_kwh is not None:
-                above_floor = leave_kwh - vehicle.departure_floor_soc * vehicle.battery_kwh
-                need = round(above_floor * 2) / 2  # to 0.5 kWh: noise makes no new plan
-            asked[vehicle.vehicle_id] = (state.departure, need)
-        owners = next_departures(
-            self.store, site.site_id, (v.vehicle_id for v in site.vehicles), now
-        )
-        for vehicle in site.vehicles:
-            chosen = owners.get(vehicle.vehicle_id)
-            if chosen is not None:
-                need = None
-                if chosen.target_soc is not None:
-                    need = (chosen.target_soc - vehicle.departure_floor_soc) * vehicle.battery_kwh
-                asked[vehicle.vehicle_id] = (chosen.depart_at, need)
-        return asked
 
     def _peak(self, live: _Site, now: datetime) -> float:
         """The billing month's import peak so far: the highest net import of the month's
@@ -943,21 +773,8 @@ class LiveControl:
         tried again at the next tick: the site plans on."""
         if live.site.tariff.demand_usd_per_kw_month <= 0:
             return 0.0
-        local = now.astimezone(self.program.timezone)
         done = self._step_start(now - self.every)  # intervals before this one have ended
-        if live.peak is None or live.peak.month != (local.year, local.month):
-            first = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-            live.peak = _Peak((local.year, local.month), 0.0, first.astimezone(UTC))
-        if done > live.peak.through:
-            step = self.program.step
-            grid = TimeGrid(live.peak.through, int((done - live.peak.through) / step), step)
-            try:
-                net_kw = measured_net_kw(self.store, self.program, live.site, grid)
-            except Exception as error:  # the peak must not stop the site's control
-                LOGGER.warning("%s: month's peak not read: %s", live.site.site_id, error)
-                return live.peak.kw
-            live.peak.kw = max(live.peak.kw, float(net_kw.max(initial=0.0)))
-            live.peak.through = done
+        live.peak = month_peak(self.store, self.program, live.site, live.peak, now, done)
         return live.peak.kw
 
     def _held(
@@ -973,75 +790,6 @@ class LiveControl:
             or sent_at >= started - SESSION_CLOCK_SLACK
         }
 
-    async def _ensure_defaults(self, site: Site, islanded: bool) -> None:
-        """Each charger of the site holds the default its grid state needs: charge-only on
-        the grid, 0 W islanded. Sent when that changes, or when a station (re)connected; a
-        station that is not connected gets it at a later tick."""
-        for charger in site.chargers:
-            if self._defaults.get(charger.evse_id) is islanded:
-                continue
-            try:
-                answer = await self.sink.install_default(charger.evse_id)
-            except Exception as error:  # offline: tried again at the next tick
-                LOGGER.debug("%s: default profile not sent: %s", charger.evse_id, error)
-                continue
-            if answer == "Accepted":
-                self._defaults[charger.evse_id] = islanded
-            else:
-                LOGGER.warning("%s: default profile answered %s", charger.evse_id, answer)
-
-    async def _send(
-        self,
-        station_id: str,
-        setpoint: Setpoint,
-        state: StationState,
-        max_offline_s: int | None = None,
-    ) -> str:
-        """Send, and learn from the answer: a limit the charger showed (a ``Rejected``
-        discharge) is noted on the setpoint stored and its site re-plans at once."""
-        try:
-            answer = await self.sink.send_setpoint(
-                station_id,
-                state.evse_id or 1,
-                setpoint,
-                state.transaction_id,
-                max_offline_s=max_offline_s,
-            )
-        except Exception as error:  # an offline station must not stop the other sites
-            LOGGER.warning("%s: setpoint not sent: %s", station_id, error)
-            return f"not sent: {error}"
-        learned = self.sessions.answered(
-            station_id, state.transaction_id, setpoint.power_kw, answer, self.clock.now()
-        )
-        if learned is not None:
-            LOGGER.info("%s: %s", station_id, learned)
-            await asyncio.to_thread(note_last_setpoint, self.store, station_id, learned)
-            self.wake_station(station_id)
-        return answer
-
-    async def _clear(self, station_id: str) -> str:
-        try:
-            return await self.sink.clear_profiles(station_id)
-        except Exception as error:
-            LOGGER.warning("%s: profiles not cleared: %s", station_id, error)
-            return f"not cleared: {error}"
-
-
-def no_export_view(site: Site, load_kw: float, pv_kw: float) -> tuple[float, float]:
-    """The building load and PV the no-export rule is checked against at a site without a
-    site meter: only the critical share of the forecast load (the part that is on whatever
-    the day is like), and PV at its rated output whenever the forecast has any sun. A
-    forecast can miss a cool day or a clear sky; these cannot be missed by much."""
-    critical_kw = site.building.tiers.critical_share * load_kw
-    if site.pv is None or pv_kw <= 0:
-        return critical_kw, pv_kw
-    rated_kw = site.pv.inverter_kw_ac or site.pv.kw_dc
-    return critical_kw, max(pv_kw, rated_kw)
-
-
-def _fallback_reason(stale: Mapping[Vehicle, str]) -> str:
-    return "charge-only default: " + "; ".join(stale.values())
-
 
 def _other_thread(loop: asyncio.AbstractEventLoop) -> bool:
     try:
@@ -1052,30 +800,3 @@ def _other_thread(loop: asyncio.AbstractEventLoop) -> bool:
 
 def _or(value: float | None, default: float) -> float:
     return default if value is None else value
-
-
-def _reason(
-    islanded: bool,
-    tier: str | None,
-    answers: Mapping[str, str],
-    interventions: Sequence[Intervention],
-) -> str:
-    if not islanded:
-        parts = ["on plan"]
-    elif tier is None:
-        parts = ["islanded: the vehicles cannot carry even the critical loads"]
-    else:
-        carried = {
-            "critical": "the critical loads",
-            "essential": "the critical and essential loads",
-            "full": "the whole building",
-        }[tier]
-        parts = [f"islanded: the vehicles carry {carried}"]
-    refused = sorted(
-        e for e, answer in answers.items() if answer not in ("Accepted", "idle", "held")
-    )
-    if refused:
-        parts.append("not accepted by " + ", ".join(f"{e} ({answers[e]})" for e in refused))
-    if interventions:
-        parts.append(f"{len(interventions)} setpoint(s) clamped by safety rules")
-    return "; ".join(parts)
