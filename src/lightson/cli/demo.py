@@ -336,7 +336,7 @@ async def _story(
     await fleet(program, [server.csms.url], cars, password, clock)
     clock.resume()
     school = next(s for s in program.sites if s.kind is SiteKind.SCHOOL)
-    holds = ClockHolds(clock)
+    holds = _Holds(clock)
     pacing = asyncio.create_task(_keep_pace(server.live, holds))
     try:
         tally = await drive(program, _InProcess(server.live), cars, holds, school, hours)
@@ -347,7 +347,7 @@ async def _story(
     return tally
 
 
-class ClockHolds:
+class _Holds:
     """The demo's clock runs unless something holds it: the fleet sending its readings (in
     the field every station reports at the same moment; here they go one after another), or
     a control pass that fell behind (:func:`_keep_pace`). ``shared``: other processes run
@@ -376,7 +376,7 @@ class ClockHolds:
                 self.clock.resume()
 
 
-async def _keep_pace(live: LiveControl, holds: ClockHolds) -> None:
+async def _keep_pace(live: LiveControl, holds: _Holds) -> None:
     """Hold the clock while a pass over every site has run longer than :data:`PASS_SHARE`
     of a control period, until the pass ends. On a machine too slow for ``--speed`` the
     simulated day then runs slower than asked, rather than the plans falling behind the day:
@@ -502,7 +502,7 @@ async def drive(
     program: Program,
     control: StoryControl,
     cars: Sequence[_Car],
-    holds: ClockHolds,
+    holds: _Holds,
     school: Site,
     hours: float,
 ) -> _Tally:

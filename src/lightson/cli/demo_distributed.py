@@ -45,8 +45,8 @@ from lightson.cli.demo import (
     OUTAGE_LOCAL,
     START_LOCAL,
     STEP,
-    ClockHolds,
     _Car,
+    _Holds,
     _local,
     _until_done_or,
     announce_event,
@@ -310,7 +310,7 @@ async def _tell(
             )
             await asyncio.sleep(max(origin - time.monotonic(), 0.0))
             control = OverTheBus(store, bus, clock, roles)
-            holds = ClockHolds(clock, shared=True)
+            holds = _Holds(clock, shared=True)
             tally = await drive(program, control, cars, holds, school, hours)
             summary(tally, school, len(cars), urls)
         finally:
