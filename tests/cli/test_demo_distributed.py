@@ -188,3 +188,21 @@ def test_ctrl_c_stops_every_process_of_the_demo(tmp_path: Path) -> None:
         running.finish(120)
     assert running.process.returncode == 0
     _assert_nothing_left(pids, folder)
+
+
+def test_keep_open_is_refused_with_distributed_in_one_line(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [
+            *(sys.executable, "-m", "lightson.cli", "demo", "--distributed", "--keep-open"),
+            *("--out", str(tmp_path)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert completed.stdout == ""
+    lines = completed.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--keep-open" in lines[0] and "--distributed" in lines[0], lines
