@@ -22,15 +22,11 @@ the kept rollups. The extrapolation to 100,000 stations is printed below the tab
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import platform
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,48 +34,12 @@ from typing import Any
 import numpy as np
 from sqlalchemy import func, select
 
+from lightson.devservices import postgres_cluster
 from lightson.store import Store, rollups
 from lightson.store import schema as db
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-from net_support import free_port  # type: ignore[import-not-found]  # noqa: E402
-from pg_support import _bindir  # type: ignore[import-not-found]  # noqa: E402
-
 START = datetime(2026, 6, 1, 4, tzinfo=UTC)  # a season from 1 June, midnight EDT
 SAMPLE_S = 10
-
-
-@contextlib.contextmanager
-def durable_cluster(folder: Path) -> Iterator[str]:
-    """A throwaway PostgreSQL cluster on loopback with fsync on; its database URL."""
-    bindir, port = _bindir(), free_port()
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        as_user = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(folder, "postgres", "postgres")
-
-    def run(*args: str) -> None:
-        subprocess.run([*as_user, *args], check=True, capture_output=True, timeout=120)
-
-    data = folder / "data"
-    run(str(bindir / "initdb"), "-D", str(data), "-U", "lightson", "-A", "trust")
-    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=on"
-    run(
-        str(bindir / "pg_ctl"),
-        "-D",
-        str(data),
-        "-o",
-        options,
-        "-l",
-        str(folder / "log"),
-        "-w",
-        "start",
-    )
-    try:
-        yield f"postgresql+psycopg://lightson@127.0.0.1:{port}/postgres"
-    finally:
-        run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
 
 
 def _sample(station: str, at: datetime, n: int) -> tuple[Any, dict[str, Any]]:
@@ -170,7 +130,7 @@ def main() -> None:
     print(f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(f"- machine: nproc {os.cpu_count()}, {machine}, python {platform.python_version()}")
     try:
-        with durable_cluster(pg_folder) as pg_url:
+        with postgres_cluster(pg_folder, durable=True) as pg_url:
             urls = {"SQLite": f"sqlite:///{folder / 'bench.db'}", "PostgreSQL": pg_url}
             print()
             _row("database", "one by one (samples/s)", "batched (samples/s)", "per commit", "ratio")

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from lightson.devservices import free_port
+
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now (for a server started in another process)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+__all__ = ["eventually", "free_port", "run"]
 
 
 def run(work: Awaitable[T], timeout_s: float = 60.0) -> T:

@@ -7,6 +7,9 @@ ConnectedSolutions event for 15:00-18:00 the evening before; a storm takes one s
 depot's feeder down from 19:00 to 23:00. One simulated hour passes every 10 seconds; the
 clock stops while the fleet sends its readings and while a control pass that fell behind
 finishes, so on a slow machine the day runs slower but the story is the same.
+
+``--distributed`` tells the same story on the distributed platform instead
+(``cli/demo_distributed.py``): PostgreSQL, NATS, two gateways and two control workers.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import click
 
@@ -43,6 +46,7 @@ from lightson.physics.trips import TripSchedule, trip_schedule
 from lightson.services.access import AccessService
 from lightson.services.events import EventService
 from lightson.services.live import LiveControl
+from lightson.services.live_status import SiteStatus
 from lightson.store import StationRecord, Store
 
 DAY = "2026-07-15"  # a hot July weekday: summer break, so buses are at the depot
@@ -90,6 +94,45 @@ class _Tally:
     peak_discharge_kw: float = 0.0
     lines: list[str] = field(default_factory=list)
     waits: _Waits | None = None  # the clock's waits for the control loop
+    # The gateway each discharging station was connected to (a station that moved counts
+    # at both): told when there are several.
+    event_by_gateway: dict[str, set[str]] = field(default_factory=dict)
+
+
+class StoryControl(Protocol):
+    """What the story asks of the platform's control: the school's grid signal as its meter
+    reports it, and what to say in the hourly notes."""
+
+    async def report_grid(self, site_id: str, signal: GridSignal, at: datetime) -> None: ...
+
+    def islanded(self, site_id: str) -> bool: ...
+
+    def status(self, site_id: str) -> SiteStatus | None:
+        """The site's last tick (``None``: not visible from here)."""
+
+    def notes(self) -> list[str]:
+        """What else the hour's line says (sites on their safe default, a gateway gone)."""
+
+
+class _InProcess:
+    """The single-process story: the operations server's own control loop."""
+
+    def __init__(self, live: LiveControl) -> None:
+        self.live = live
+
+    async def report_grid(self, site_id: str, signal: GridSignal, at: datetime) -> None:
+        # report_grid waits for the database: off the event loop, which serves the chargers.
+        await asyncio.to_thread(self.live.report_grid, site_id, "meter", signal, at)
+
+    def islanded(self, site_id: str) -> bool:
+        return self.live.islanded(site_id)
+
+    def status(self, site_id: str) -> SiteStatus | None:
+        return self.live.status[site_id]
+
+    def notes(self) -> list[str]:
+        fallback = [s for s, st in self.live.status.items() if st.mode == "fallback"]
+        return [f"{len(fallback)} site(s) on the safe default"] if fallback else []
 
 
 def _dialect(version: OcppVersion, bidirectional: bool) -> Dialect:
@@ -143,12 +186,36 @@ def _local(program: Program, day: str, hhmm: str) -> datetime:
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("demo-output"),
     show_default=True,
-    help="Folder for the demo's database (a fresh one each run).",
+    help="Folder for the demo's database (a fresh one each run) and logs.",
+)
+@click.option(
+    "--distributed",
+    is_flag=True,
+    help="The same story on the distributed platform: a throwaway PostgreSQL and NATS "
+    "server, two gateway and two control-worker processes on loopback, the fleet spread "
+    "over both gateways (needs Debian's postgresql and nats-server; no dashboard).",
 )
 @friendly_errors
-def demo(hours: float, speed: float, keep_open: bool, port: int, csms_port: int, out: Path) -> None:
+def demo(
+    hours: float,
+    speed: float,
+    keep_open: bool,
+    port: int,
+    csms_port: int,
+    out: Path,
+    distributed: bool,
+) -> None:
     """Run the platform live: the ma-2026 program's chargers as emulated OCPP stations, a
     ConnectedSolutions event and a school outage, with the dashboard. Ctrl-C stops."""
+    if distributed:
+        if keep_open:
+            raise ConfigError.at(
+                "--keep-open", "not with --distributed yet: it has no API role to keep open"
+            )
+        from lightson.cli.demo_distributed import run_distributed
+
+        run_distributed(hours, speed, out)
+        return
     program = load_program("ma-2026")
     out.mkdir(parents=True, exist_ok=True)
     db_path = out / "lightson-demo.db"
@@ -186,21 +253,7 @@ async def _run(
     csms_port: int,
 ) -> None:
     password = secrets.token_urlsafe(18)  # 24 characters: OCPP asks for 16-40
-    digest = hash_password(password)  # one hash for every emulated station: scrypt is slow
-    for site in program.sites:
-        for charger in site.chargers:
-            version = OcppVersion[charger.protocol.name]  # the domain's enum, the wire's names
-            dialect = _dialect(version, charger.bidirectional)
-            store.add_station(
-                StationRecord(
-                    charger.evse_id,
-                    digest,
-                    version.value,
-                    dialect.value,
-                    charger.max_charge_kw,
-                    site.site_id,
-                )
-            )
+    register_stations(program, store, password)
     token = AccessService(store, clock).issue("demo-admin", "admin")
     school = next(s for s in program.sites if s.kind is SiteKind.SCHOOL)
     server = OperationsServer(
@@ -212,7 +265,7 @@ async def _run(
         every=STEP,
         speed=clock.speed,
     )
-    _announce_event(program, store, clock)
+    announce_event(program, store, clock)
     # Ctrl-C (or a service manager's SIGTERM) sets ``stop`` at any point of the story and
     # while it is kept open. Installed before the HTTP server starts: uvicorn takes the
     # signals while it runs and, as it stops, gives them back to this handler.
@@ -239,7 +292,7 @@ async def _run(
             if not await _until_done_or(stop, story):
                 click.echo("\nStopped (Ctrl-C).")
                 return
-            _summary(story.result(), school, len(cars))
+            summary(story.result(), school, len(cars))
             if keep_open:
                 # The fleet stops reporting with the story: the clock stops with it, so the
                 # dashboard shows the story's end, not hours of silent chargers.
@@ -280,13 +333,13 @@ async def _story(
     """Connect the fleet (into ``cars``, so the caller can stop it), start the clock and
     drive the story, the clock waiting for the control loop whenever a pass over the sites
     falls behind."""
-    await _fleet(program, server, cars, password, clock)
+    await fleet(program, [server.csms.url], cars, password, clock)
     clock.resume()
     school = next(s for s in program.sites if s.kind is SiteKind.SCHOOL)
     holds = _Holds(clock)
     pacing = asyncio.create_task(_keep_pace(server.live, holds))
     try:
-        tally = await _drive(program, server, cars, holds, school, hours)
+        tally = await drive(program, _InProcess(server.live), cars, holds, school, hours)
     finally:
         pacing.cancel()
         await asyncio.gather(pacing, return_exceptions=True)
@@ -297,15 +350,21 @@ async def _story(
 class _Holds:
     """The demo's clock runs unless something holds it: the fleet sending its readings (in
     the field every station reports at the same moment; here they go one after another), or
-    a control pass that fell behind (:func:`_keep_pace`)."""
+    a control pass that fell behind (:func:`_keep_pace`). ``shared``: other processes run
+    on the same clock (``--distributed``), so it is never held and the fleet's readings go
+    all at once instead."""
 
-    def __init__(self, clock: AcceleratedClock) -> None:
+    def __init__(self, clock: AcceleratedClock, shared: bool = False) -> None:
         self.clock = clock
+        self.shared = shared
         self.count = 0
         self.waits = _Waits()
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
+        if self.shared:
+            yield
+            return
         if self.count == 0:
             self.clock.pause()
         self.count += 1
@@ -337,7 +396,26 @@ async def _keep_pace(live: LiveControl, holds: _Holds) -> None:
         holds.waits.seconds += time.monotonic() - held_at
 
 
-def _announce_event(program: Program, store: Store, clock: AcceleratedClock) -> None:
+def register_stations(program: Program, store: Store, password: str) -> None:
+    """Each charger of the program, with one password (an scrypt hash is slow)."""
+    digest = hash_password(password)
+    for site in program.sites:
+        for charger in site.chargers:
+            version = OcppVersion[charger.protocol.name]  # the domain's enum, the wire's names
+            dialect = _dialect(version, charger.bidirectional)
+            store.add_station(
+                StationRecord(
+                    charger.evse_id,
+                    digest,
+                    version.value,
+                    dialect.value,
+                    charger.max_charge_kw,
+                    site.site_id,
+                )
+            )
+
+
+def announce_event(program: Program, store: Store, clock: AcceleratedClock) -> None:
     """The utility called the event the evening before (16 h notice, as the rules ask)."""
     day_before = (datetime.fromisoformat(DAY) - timedelta(days=1)).date().isoformat()
     notice = _local(program, day_before, "21:00")
@@ -355,14 +433,16 @@ def _announce_event(program: Program, store: Store, clock: AcceleratedClock) -> 
         )
 
 
-async def _fleet(
+async def fleet(
     program: Program,
-    server: OperationsServer,
+    urls: Sequence[str],
     cars: list[_Car],
     password: str,
     clock: AcceleratedClock,
 ) -> None:
-    """Connect every vehicle's emulated station (each added to ``cars`` as it is made)."""
+    """Connect every vehicle's emulated station (each added to ``cars`` as it is made): the
+    n-th to ``urls[n % len(urls)]``, the others its backups in turn (where it reconnects if
+    its gateway goes)."""
     now = clock.now()
     grid = TimeGrid(now, 4 * 96, STEP)
     for site in program.sites:
@@ -370,14 +450,16 @@ async def _fleet(
             charger = site.charger(vehicle.evse_id)
             version = OcppVersion[charger.protocol.name]
             dialect = _dialect(version, charger.bidirectional)
+            n = len(cars) % len(urls)
             station = EmulatedStation(
                 charger.evse_id,
                 password,
                 version,
-                server.csms.url,
+                urls[n],
                 clock,
                 {1: Evse(1, charger.max_charge_kw, charger.max_discharge_kw)},
                 dialect=dialect.value,
+                backup_urls=[*urls[n + 1 :], *urls[:n]],
             )
             ev = EmulatedEv(
                 battery_kwh=vehicle.battery_kwh,
@@ -416,9 +498,9 @@ async def _follow_trips(cars: Sequence[_Car], k: int) -> None:
             car.plugged = True
 
 
-async def _drive(
+async def drive(
     program: Program,
-    server: OperationsServer,
+    control: StoryControl,
     cars: Sequence[_Car],
     holds: _Holds,
     school: Site,
@@ -442,23 +524,22 @@ async def _drive(
         if elapsed_s <= 0:  # the clock waits for the control loop: so does the fleet
             continue
         last = now
-        # report_grid waits for the database: off the event loop, which serves the chargers.
         if not lost and now >= outage[0]:
-            await asyncio.to_thread(
-                server.live.report_grid, school.site_id, "meter", GridSignal.LOST, outage[0]
-            )
+            await control.report_grid(school.site_id, GridSignal.LOST, outage[0])
             lost = True
         if lost and not restored and now >= outage[1]:
-            await asyncio.to_thread(
-                server.live.report_grid, school.site_id, "meter", GridSignal.RESTORED, outage[1]
-            )
+            await control.report_grid(school.site_id, GridSignal.RESTORED, outage[1])
             restored = True
         with holds.held():  # the fleet reports at one moment, however long sending takes
             await _follow_trips(cars, int((now - start) / STEP))
             for car in cars:
                 car.station.advance(elapsed_s)
-                if car.plugged:
-                    await car.station.send_meter_values()
+            sends = [c.station.send_meter_values() for c in cars if c.plugged]
+            if holds.shared:  # the clock runs on meanwhile: all at once, as in the field
+                await asyncio.gather(*sends)
+            else:
+                for send in sends:
+                    await send
         power_kw = sum(c.station.evses[1].power_kw for c in cars)
         discharge_kw = sum(max(-c.station.evses[1].power_kw, 0.0) for c in cars)
         school_kw = -sum(
@@ -470,10 +551,12 @@ async def _drive(
             tally.event_net_kwh += -power_kw * elapsed_s / 3600
             tally.event_hours += elapsed_s / 3600
             tally.peak_discharge_kw = max(tally.peak_discharge_kw, discharge_kw)
-            tally.event_stations.update(
-                c.station.id for c in cars if c.station.evses[1].power_kw < -0.1
-            )
-        islanded = server.live.islanded(school.site_id)
+            for car in cars:
+                if car.station.evses[1].power_kw < -0.1:
+                    tally.event_stations.add(car.station.id)
+                    gateway = car.station.urls[car.station.url_index]
+                    tally.event_by_gateway.setdefault(gateway, set()).add(car.station.id)
+        islanded = control.islanded(school.site_id)
         if islanded:
             tally.islanded_hours += elapsed_s / 3600
             tally.islanded_kwh += school_kw * elapsed_s / 3600
@@ -484,8 +567,12 @@ async def _drive(
             if in_event:
                 notes.append("ConnectedSolutions event")
             if islanded:
-                status = server.live.status[school.site_id]
-                if status.mode != "islanded":  # the grid was lost since its last tick
+                status = control.status(school.site_id)
+                if status is None:  # the site's tick is not visible from here
+                    notes.append(
+                        f"{school.site_id} islanded: its buses give {max(school_kw, 0.0):.0f} kW"
+                    )
+                elif status.mode != "islanded":  # the grid was lost since its last tick
                     notes.append(f"{school.site_id} islanded: switching to its buses")
                 else:
                     carried = {
@@ -497,9 +584,7 @@ async def _drive(
                         f"{school.site_id} islanded: its buses give {max(school_kw, 0.0):.0f} kW "
                         f"({carried})"
                     )
-            fallback = [s for s, st in server.live.status.items() if st.mode == "fallback"]
-            if fallback:
-                notes.append(f"{len(fallback)} site(s) on the safe default")
+            notes.extend(control.notes())
             local = now.astimezone(program.timezone)
             click.echo(
                 f"{local:%H:%M %Z}{power_kw:>+11.0f}{discharge_kw:>12.0f}"
@@ -508,8 +593,9 @@ async def _drive(
     return tally
 
 
-def _summary(tally: _Tally, school: Site, chargers: int) -> None:
-    """The story's figures, as the emulated chargers metered them."""
+def summary(tally: _Tally, school: Site, chargers: int, gateways: Sequence[str] = ()) -> None:
+    """The story's figures, as the emulated chargers metered them; with ``gateways``, how
+    many discharging stations each carried."""
     if tally.event_hours:
         stations = len(tally.event_stations)
         click.echo(
@@ -519,6 +605,15 @@ def _summary(tally: _Tally, school: Site, chargers: int) -> None:
             f"on average (discharge peak {tally.peak_discharge_kw:,.0f} kW). The program "
             "expects more than 1 MW."
         )
+    if tally.event_hours and gateways:
+        through = [tally.event_by_gateway.get(url, set()) for url in gateways]
+        counts = ", ".join(
+            f"{len(stations)} through gateway {n} ({url})"
+            for n, (url, stations) in enumerate(zip(gateways, through, strict=True), 1)
+        )
+        both = set.intersection(*through) if len(through) > 1 else set()
+        moved = f"; {len(both)} through both (they moved when a gateway went)" if both else ""
+        click.echo(f"Gateways: of the stations that discharged, {counts}{moved}.")
     if tally.islanded_hours:
         click.echo(
             f"Outage: {school.site_id} ran {tally.islanded_hours:.1f} h islanded, its buses "

@@ -8,6 +8,7 @@ import contextlib
 import logging
 import signal
 import socket
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -53,6 +54,15 @@ from lightson.store import Store
 @offline_close_option
 @click.option("--log-frames", "frames", is_flag=True, help="Log every OCPP frame at INFO.")
 @tls_options
+@click.option(
+    "--start",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]),
+    default=None,
+    hidden=True,
+    help="Drills, tests and the distributed demo: the clock starts here (with an offset)...",
+)
+@click.option("--speed", type=click.FloatRange(min=1.0), default=1.0, hidden=True)
+@click.option("--clock-origin", type=float, default=None, hidden=True)
 @friendly_errors
 def gateway(
     program_ref: str,
@@ -69,6 +79,9 @@ def gateway(
     station_ca_cert: Path | None,
     station_ca_key: Path | None,
     tls_client_ca: Path | None,
+    start: datetime | None,
+    speed: float,
+    clock_origin: float | None,
 ) -> None:
     """Run one CSMS gateway of PROGRAM until Ctrl-C or SIGTERM: it holds charger connections,
     stores what they send in the shared database before answering, runs the commands the
@@ -89,7 +102,7 @@ def gateway(
     role = GatewayRole(
         program,
         store,
-        AcceleratedClock(),
+        AcceleratedClock(start, speed, origin=clock_origin),
         bus,
         CsmsSettings(
             host=host,

@@ -18,7 +18,9 @@ class AcceleratedClock:
     ) -> None:
         """``origin``: the ``time.monotonic()`` reading at which the clock read ``start``
         (default: now). ``CLOCK_MONOTONIC`` is one clock for every process of the machine,
-        so two processes given the same start, speed and origin share one clock."""
+        so two processes given the same start, speed and origin share one clock. Before an
+        origin still to come the clock reads ``start``, as a paused one (``lightson demo
+        --distributed`` starts its processes so, then its fleet, then the day)."""
         if speed <= 0:
             raise ValueError("speed must be positive")
         # Kept in UTC, as SimClock does: what is stored is UTC (ARCHITECTURE.md).
@@ -47,4 +49,5 @@ class AcceleratedClock:
     def now(self) -> datetime:
         if self._origin is None:
             return self.start
-        return self.start + timedelta(seconds=(time.monotonic() - self._origin) * self.speed)
+        elapsed_s = max(time.monotonic() - self._origin, 0.0)
+        return self.start + timedelta(seconds=elapsed_s * self.speed)

@@ -228,7 +228,7 @@ class ControlWorker:
 
         async def woken(message: Any) -> None:
             kind = message.subject.rsplit(".", 1)[1]
-            if kind == "grid":  # an API server stored a grid signal for the site
+            if kind == "grid":  # an API server (or the site meter) stored a grid signal
                 await asyncio.to_thread(self.live.reload_grid, site_id)
             self.live.site_event(site_id, kind, _station_of(message.data))
 
