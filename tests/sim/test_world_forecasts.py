@@ -28,7 +28,7 @@ def test_forecasts_are_issued_from_the_past_only(
         return registry.forecast(name, program, site, history, grid)
 
     monkeypatch.setattr(world_module, "forecast", spy)
-    options = WorldOptions(forecast="recent-days")
+    options = WorldOptions(forecast="recent-days", peak_quantile=0.9)
     world = build_world(example_program, site, start, n, horizon, 3, options)
     plain = build_world(example_program, site, start, n, horizon, 3)
     assert np.array_equal(plain.load_kw, world.load_kw)  # the truth whatever the forecaster

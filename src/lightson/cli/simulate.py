@@ -109,7 +109,7 @@ from lightson.domain.failures import FIELD_FAILURES, NO_FAILURES
 @click.option(
     "--peak-quantile",
     type=click.Choice(["0.5", "0.9"]),
-    default="0.9",
+    default="0.5",
     show_default=True,
     help="The load quantile of a learned or recent-days forecast the demand-peak "
     "constraint plans for (energy is costed on the median; docs/formulation.md).",
