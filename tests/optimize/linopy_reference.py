@@ -161,8 +161,9 @@ def _add_constraints(
         for m in axes.period:
             in_period = np.flatnonzero(inputs.billing_period == m)
             if in_period.size:
+                margin = axes.site(inputs.peak_margin).isel(time=in_period)
                 model.add_constraints(
-                    x["grid_import_kw"].isel(time=in_period) <= x["peak_kw"].sel(period=m),
+                    x["grid_import_kw"].isel(time=in_period) + margin <= x["peak_kw"].sel(period=m),
                     name=f"peak_demand_{m}",
                 )
 

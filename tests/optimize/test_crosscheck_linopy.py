@@ -110,6 +110,8 @@ def random_site(draw: st.DrawFn) -> SiteInputs:
         billing_period=billing_period,
         peak_so_far_kw=draw(st.floats(0.0, 100.0)),
         peak_expected_kw=draw(st.sampled_from([0.0, 30.0, 120.0])),
+        # the load's upper-quantile margin under the peak (sometimes none)
+        peak_margin_kw=draw(st.one_of(st.none(), profile.map(lambda p: p * 15.0))),
         fixed_charge_usd=draw(st.floats(0.0, 5.0)),
         shortfall_penalty_usd_per_kwh=draw(st.sampled_from([100.0, 20.0])),
     )

@@ -94,6 +94,7 @@ def _rich_inputs() -> Any:
         dr_value_usd_per_kwh=np.array([0.0, 0.0, 0.0, 2.0, 2.0, 0.0, 0.0, 0.0]),
         demand_usd_per_kw_month=20.0,
         peak_so_far_kw=5.0,
+        peak_margin_kw=np.array([0.0, 0.0, 1.0, 3.0, 2.5, 0.0, 0.0, 0.0]),
         fixed_charge_usd=0.7,
     )
 
@@ -112,7 +113,9 @@ def check_objective_usd(document: dict[str, Any]) -> float:
     demand = inputs["demand_usd_per_kw_month"]
     if demand > 0:
         period = np.array(inputs["billing_period"])
-        peaks = [max(imported[period == m].max(), 0.0) for m in range(period.max() + 1)]
+        margin = np.array(inputs["peak_margin_kw"])
+        planned = imported + margin  # the import plus the load's upper-quantile margin
+        peaks = [max(planned[period == m].max(), 0.0) for m in range(period.max() + 1)]
         floor_kw = max(inputs["peak_so_far_kw"], inputs["peak_expected_kw"])
         peaks[0] = max(peaks[0], floor_kw)
         total += demand * (sum(peaks) - floor_kw)

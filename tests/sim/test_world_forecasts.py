@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from lightson.domain.assets import Program
+from lightson.domain.errors import ConfigError
 from lightson.forecast import registry
 from lightson.sim import world as world_module
 from lightson.sim.world import HISTORY_DAYS, WorldOptions, build_world
@@ -27,20 +28,32 @@ def test_forecasts_are_issued_from_the_past_only(
         return registry.forecast(name, program, site, history, grid)
 
     monkeypatch.setattr(world_module, "forecast", spy)
-    options = WorldOptions(forecast="recent-days")
+    options = WorldOptions(forecast="recent-days", peak_quantile=0.9)
     world = build_world(example_program, site, start, n, horizon, 3, options)
     plain = build_world(example_program, site, start, n, horizon, 3)
     assert np.array_equal(plain.load_kw, world.load_kw)  # the truth whatever the forecaster
-    assert [issue for issue, _ in world.issued] == [0, 96]
-    for (history, grid), (issue, values) in zip(calls, world.issued, strict=True):
+    assert [issue for issue, _, _ in world.issued] == [0, 96]
+    for (history, grid), (issue, values, upper) in zip(calls, world.issued, strict=True):
         assert history.grid.end == grid.start == world.grid.start + issue * world.grid.step
         assert history.grid.n_steps == HISTORY_DAYS * 96 + issue
         # its last ``issue`` intervals are the simulated truth before the issue, no more
         assert np.array_equal(history.load_kw[HISTORY_DAYS * 96 :], world.load_kw[:issue])
         assert len(values) == min(96 + horizon, world.grid.n_steps - issue)
+        # the 90 % quantile the demand-peak constraint plans for, never below the median
+        assert upper.shape == values.shape and np.all(upper >= values)
+        assert registry.forecast("recent-days", example_program, site, history, grid).load_kw[
+            0.9
+        ] == pytest.approx(upper)
     # the controller at step k has the forecast issued at the last midnight before it
     assert np.array_equal(world.load_forecast_kw(100, 8), world.issued[1][1][4:12])
     assert np.array_equal(world.load_forecast_kw(95, 8), world.issued[0][1][95:103])
+    assert np.array_equal(world.load_peak_forecast_kw(100, 8), world.issued[1][2][4:12])  # type: ignore[arg-type]
+    assert plain.load_peak_forecast_kw(100, 8) is None  # the profile has no spread
+
+
+def test_the_peak_quantile_is_one_of_the_forecast_levels() -> None:
+    with pytest.raises(ConfigError, match=r"0\.1, 0\.5, 0\.9"):
+        WorldOptions(peak_quantile=0.95)
 
 
 def test_a_shifted_truth_is_not_the_profile(example_program: Program) -> None:

@@ -106,6 +106,14 @@ from lightson.domain.failures import FIELD_FAILURES, NO_FAILURES
     show_default=True,
     help="A building of its own: the true load is the profile read this many hours later.",
 )
+@click.option(
+    "--peak-quantile",
+    type=click.Choice(["0.5", "0.9"]),
+    default="0.5",
+    show_default=True,
+    help="The load quantile of a learned or recent-days forecast the demand-peak "
+    "constraint plans for (energy is costed on the median; docs/formulation.md).",
+)
 @friendly_errors
 def simulate(
     program_file: str,
@@ -122,6 +130,7 @@ def simulate(
     out: Path,
     forecaster: str,
     truth_shift_hours: float,
+    peak_quantile: str,
 ) -> None:
     """Simulate sites of a program with a controller on real Boston data, and summarise."""
     from lightson.reports.run_views import run_table
@@ -151,7 +160,7 @@ def simulate(
             on_site_done=lambda _: bar.update(1),
             engine=engine,
             ray_address=ray_address,
-            options=WorldOptions(forecaster, truth_shift_hours),
+            options=WorldOptions(forecaster, truth_shift_hours, float(peak_quantile)),
         )
     results = [site_kpis(program, r) for r in run.runs]
     kpis = [k for k, _ in results]

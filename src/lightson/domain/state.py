@@ -28,14 +28,19 @@ class SiteState:
 @dataclass(frozen=True, eq=False)
 class SiteForecast:
     """Per-interval forecasts over the plan's grid: building load (kW ≥ 0) and PV
-    available (kW ≥ 0)."""
+    available (kW ≥ 0). ``load_peak_kw``: the load the demand-peak constraint plans for (an
+    upper quantile of the load forecast; docs/formulation.md, demand charge); ``None``: the
+    same as ``load_kw``."""
 
     load_kw: NDArray[np.float64]
     pv_kw: NDArray[np.float64]
+    load_peak_kw: NDArray[np.float64] | None = None
 
     def __post_init__(self) -> None:
         if self.load_kw.shape != self.pv_kw.shape:
             raise ValueError("load_kw and pv_kw must cover the same intervals")
+        if self.load_peak_kw is not None and self.load_peak_kw.shape != self.load_kw.shape:
+            raise ValueError("load_peak_kw and load_kw must cover the same intervals")
 
 
 class OperatingState(Enum):

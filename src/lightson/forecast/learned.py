@@ -7,8 +7,9 @@ and calendar features as plain columns, and is one small wheel with no further s
 regressor library we would install anyway.
 
 Features of the value at interval ``t`` forecast at the issue time ``t₀`` (the plan's start;
-every feature is known at ``t₀``): local hour of day, weekday, month, air temperature (the
-program's TMY3 weather; the twin's truth), lead time ``t − t₀`` in hours, the mean of the
+every feature is known at ``t₀``): local hour of day, weekday (a public holiday's is
+Sunday's), a public-holiday flag, month, air temperature (the program's TMY3 weather; the
+twin's truth), lead time ``t − t₀`` in hours, the mean of the
 last hour before ``t₀``, the value at the same time on the latest day before ``t₀``
 (``t − d·24 h`` with the smallest such ``d ≥ 1``) and on the latest week before ``t₀``.
 
@@ -31,6 +32,7 @@ from lightson.domain.assets import Program, Site
 from lightson.domain.time import TimeGrid
 from lightson.forecast.history import LEVELS, History, QuantileForecast
 from lightson.forecast.profiles import profile_forecast
+from lightson.physics.day_types import is_holiday, load_weekday
 from lightson.physics.profiles import profile_at
 
 HORIZON = timedelta(hours=36)
@@ -47,7 +49,17 @@ PARAMS = {
     "deterministic": True,
     "seed": 0,
 }
-FEATURES = ("hour", "weekday", "month", "temp_c", "lead_h", "last_kw", "day_kw", "week_kw")
+FEATURES = (
+    "hour",
+    "weekday",
+    "holiday",
+    "month",
+    "temp_c",
+    "lead_h",
+    "last_kw",
+    "day_kw",
+    "week_kw",
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,17 +73,21 @@ class Rows:
 
 
 def _calendar(program: Program, timeline: TimeGrid) -> NDArray[np.float64]:
-    """hour, weekday, month, temperature per interval of ``timeline`` (local time)."""
+    """hour, weekday, holiday, month, temperature per interval of ``timeline`` (local
+    time). A public holiday's weekday is Sunday's (``physics.day_types``), so a holiday is
+    forecast like a Sunday even before the history holds one; the flag lets the model
+    tell them apart once it does."""
     starts = timeline.starts_utc()
     local = [s.astimezone(program.timezone) for s in starts]
     hour = np.array([t.hour + t.minute / 60 for t in local])
-    weekday = np.array([float(t.weekday()) for t in local])
+    weekday = np.array([float(load_weekday(t.date())) for t in local])
+    holiday = np.array([float(is_holiday(t.date())) for t in local])
     month = np.array([float(t.month) for t in local])
     if program.weather is None:
         temp = np.full(len(starts), np.nan)
     else:
         temp = profile_at(program.weather.temp_air_c, starts)
-    return np.column_stack([hour, weekday, month, temp])
+    return np.column_stack([hour, weekday, holiday, month, temp])
 
 
 def _rows(

@@ -8,8 +8,9 @@ reads it, so no forecaster can learn from the period it forecasts.
 - ``profile``: the site's typical-year profiles (what the platform did before #16); the same
   values at every level.
 - ``recent-days``: seasonal naive. Each interval is forecast from the same time of day on the
-  last ``days`` days of the same kind (weekday or weekend, local time) before the plan: the
-  median, and the empirical 10 and 90 % of those days.
+  last ``days`` days of the same kind (working day, or weekend and public holiday, local
+  time; ``physics.day_types``) before the plan: the median, and the empirical 10 and 90 %
+  of those days.
 - ``learned``: LightGBM quantile regression (:mod:`lightson.forecast.learned`).
 """
 
@@ -27,6 +28,7 @@ from lightson.domain.time import TimeGrid
 from lightson.forecast.history import LEVELS, History, QuantileForecast
 from lightson.forecast.learned import learned
 from lightson.forecast.profiles import profile_forecast
+from lightson.physics.day_types import is_working_day
 
 RECENT_DAYS = 7
 DAY = timedelta(days=1)
@@ -89,8 +91,8 @@ def recent_days(
     days: int = RECENT_DAYS,
 ) -> QuantileForecast:
     """Seasonal naive: each interval of ``grid`` from the same local time of day on the last
-    ``days`` days of its kind (weekday/weekend) in the history; the profile where the
-    history holds none."""
+    ``days`` days of its kind (working day, or weekend and public holiday) in the history;
+    the profile where the history holds none."""
     fallback = profile_forecast(program, site, grid)
     load = _recent(history.load_kw, history.grid, grid, program, days, fallback.load_kw)
     pv = _recent(history.pv_kw, history.grid, grid, program, days, fallback.pv_kw)
@@ -109,7 +111,7 @@ def _recent(
     out = {level: fallback.copy() for level in LEVELS}
     for k, start in enumerate(grid.starts_utc()):
         local = start.astimezone(tz)
-        weekend = local.weekday() >= 5
+        working = is_working_day(local.date())
         found: list[float] = []
         back = 1
         while len(found) < days and back <= 7 * days:
@@ -117,7 +119,7 @@ def _recent(
             then = (local - back * DAY).replace(tzinfo=None)
             instant = then.replace(tzinfo=tz).astimezone(UTC)
             back += 1
-            if (instant.astimezone(tz).weekday() >= 5) != weekend:
+            if is_working_day(instant.astimezone(tz).date()) != working:
                 continue
             index = int((instant - past.start) / past.step)
             if 0 <= index < past.n_steps and np.isfinite(values[index]):

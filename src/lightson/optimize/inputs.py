@@ -79,6 +79,9 @@ class SiteInputs:
     of the two, costs no demand charge (docs/formulation.md, demand charge).
     ``dr_value_usd_per_kwh[t]`` is the expected payment per kWh of
     net discharge inside a demand-response event (0 outside events).
+    ``peak_margin_kw[t]`` (≥ 0; ``None``: 0) is how far the load may come in above
+    ``load_kw[t]`` (an upper quantile of the forecast less its median): the peak_demand
+    constraint keeps that much headroom under each billing period's peak.
     """
 
     site_id: str
@@ -99,6 +102,7 @@ class SiteInputs:
     vehicles: tuple[VehicleInputs, ...]
     early_charge_usd_per_kwh_h: float = EARLY_CHARGE_USD_PER_KWH_H
     peak_expected_kw: float = 0.0
+    peak_margin_kw: NDArray[np.float64] | None = None
 
     def __post_init__(self) -> None:
         check_site_inputs(self)
@@ -108,6 +112,13 @@ class SiteInputs:
         """Billing period 0's peak already paid for or expected anyway: a new peak costs the
         demand charge only above it."""
         return max(self.peak_so_far_kw, self.peak_expected_kw)
+
+    @property
+    def peak_margin(self) -> NDArray[np.float64]:
+        """``peak_margin_kw`` with ``None`` read as 0 in every interval (kW)."""
+        if self.peak_margin_kw is None:
+            return np.zeros(self.n_steps)
+        return np.asarray(self.peak_margin_kw, dtype=float)
 
     @property
     def n_steps(self) -> int:
@@ -137,6 +148,10 @@ def check_site_inputs(inputs: SiteInputs) -> None:
     ):
         if getattr(inputs, name).shape != (n,):
             issues.append((name, f"must have {n} values, one per interval"))
+    if inputs.peak_margin_kw is not None and inputs.peak_margin_kw.shape != (n,):
+        issues.append(("peak_margin_kw", f"must have {n} values, one per interval"))
+    elif inputs.peak_margin_kw is not None and np.any(inputs.peak_margin_kw < 0):
+        issues.append(("peak_margin_kw", "must be ≥ 0"))
     for i, v in enumerate(inputs.vehicles):
         for name in (
             "floor_kwh",
@@ -230,6 +245,7 @@ def build_site_inputs(
         step_h=grid.step_h,
         load_kw=np.asarray(forecast.load_kw, dtype=float),
         pv_kw=np.asarray(forecast.pv_kw, dtype=float),
+        peak_margin_kw=peak_margin_kw(forecast),
         import_price_usd_per_kwh=import_price,
         export_credit_usd_per_kwh=site.tariff.export_credit_array_usd_per_kwh(grid.n_steps),
         dr_value_usd_per_kwh=dr_value_usd_per_kwh(program, site, grid),
@@ -253,6 +269,17 @@ def build_site_inputs(
             for v in site.vehicles
         ),
     )
+
+
+def peak_margin_kw(forecast: SiteForecast) -> NDArray[np.float64] | None:
+    """``max(L^q − L, 0)`` per interval: the upper-quantile load the demand-peak constraint
+    plans for, above the median the energy is costed on; ``None`` without an upper
+    quantile."""
+    if forecast.load_peak_kw is None:
+        return None
+    upper: NDArray[np.float64] = np.asarray(forecast.load_peak_kw, dtype=float)
+    margin: NDArray[np.float64] = np.maximum(upper - np.asarray(forecast.load_kw, dtype=float), 0.0)
+    return margin
 
 
 def dr_value_usd_per_kwh(program: Program, site: Site, grid: TimeGrid) -> NDArray[np.float64]:

@@ -246,7 +246,8 @@ def add_site_balance(lp: _Builder, inputs: SiteInputs) -> None:
 
 
 def add_peak_demand(lp: _Builder, inputs: SiteInputs) -> None:
-    """peak_demand: peak[m(t)] − g_imp[t] ≥ 0 for each interval t of billing period m(t)."""
+    """peak_demand: peak[m(t)] − g_imp[t] ≥ margin[t] for each interval t of billing period
+    m(t): the import plus the load's upper-quantile margin stays under the period's peak."""
     if "peak_kw" not in lp.columns:
         return
     n = inputs.n_steps
@@ -257,7 +258,7 @@ def add_peak_demand(lp: _Builder, inputs: SiteInputs) -> None:
             (t, lp.columns["peak_kw"].start + inputs.billing_period, np.ones(n)),
             (t, lp.columns["grid_import_kw"].start + t, -np.ones(n)),
         ],
-        np.zeros(n),
+        inputs.peak_margin,
         np.full(n, INF),
     )
 

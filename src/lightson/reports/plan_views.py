@@ -71,6 +71,7 @@ def _inputs_dict(inputs: SiteInputs) -> dict[str, Any]:
         "billing_period": [int(p) for p in inputs.billing_period],
         "peak_so_far_kw": inputs.peak_so_far_kw,
         "peak_expected_kw": inputs.peak_expected_kw,
+        "peak_margin_kw": _list(inputs.peak_margin),
         "fixed_charge_usd": inputs.fixed_charge_usd,
         # M as the LP used it (raised where the prices need it), and as configured.
         "shortfall_penalty_usd_per_kwh": shortfall_penalty(inputs),

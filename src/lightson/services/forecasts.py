@@ -18,7 +18,7 @@ from sqlalchemy import select
 from lightson.domain.assets import Program, Site
 from lightson.domain.state import SiteForecast
 from lightson.domain.time import TimeGrid
-from lightson.forecast.history import History, QuantileForecast
+from lightson.forecast.history import PEAK_LEVEL, History, QuantileForecast
 from lightson.forecast.registry import choose, forecast
 from lightson.forecast.scoring import score
 from lightson.store import Store
@@ -85,7 +85,8 @@ class SiteForecasts:
         return name
 
     def forecast(self, site: Site, grid: TimeGrid) -> SiteForecast:
-        """The median forecast over ``grid`` from the forecast issued this hour."""
+        """The median forecast over ``grid`` from the forecast issued this hour, with its
+        ``PEAK_LEVEL`` load for the demand-peak constraint."""
         name = self.forecaster(site, grid.start)
         issue = grid.start.replace(minute=0, second=0, microsecond=0)
         cached = self._issued.get(site.site_id)
@@ -95,6 +96,7 @@ class SiteForecasts:
             cached = (issue, forecast(name, self.program, site, history, span), span)
             self._issued[site.site_id] = cached
         offset = round((grid.start - issue) / grid.step)
-        made = cached[1].at(0.5)
+        made = cached[1].at(0.5, peak_level=PEAK_LEVEL)
         window = slice(offset, offset + grid.n_steps)
-        return SiteForecast(made.load_kw[window].copy(), made.pv_kw[window].copy())
+        upper = None if made.load_peak_kw is None else made.load_peak_kw[window].copy()
+        return SiteForecast(made.load_kw[window].copy(), made.pv_kw[window].copy(), upper)

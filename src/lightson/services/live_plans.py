@@ -52,11 +52,14 @@ def control_context(
     # charger's default) says now, not what the profile guessed.
     load_kw, pv_kw = forecast.load_kw.copy(), forecast.pv_kw.copy()
     load_kw[0], pv_kw[0] = observation.load_kw, observation.pv_kw
+    upper_kw = None if forecast.load_peak_kw is None else forecast.load_peak_kw.copy()
+    if upper_kw is not None:
+        upper_kw[0] = observation.load_kw  # known: no margin on the interval under way
     return ControlContext(
         replace(program, events=known),
         site,
         observation,
-        SiteForecast(load_kw, pv_kw),
+        SiteForecast(load_kw, pv_kw, upper_kw),
         schedules,
         frozenset((v, at, need) for v, (at, need) in departures.items()),
     )

@@ -238,7 +238,9 @@ def _context(
         }
     else:
         forecast = SiteForecast(
-            world.load_forecast_kw(k, horizon_steps), world.forecast_pv_kw[window]
+            world.load_forecast_kw(k, horizon_steps),
+            world.forecast_pv_kw[window],
+            world.load_peak_forecast_kw(k, horizon_steps),
         )
         schedules = {v: _slice(s, window) for v, s in world.nominal_schedules.items()}
     return ControlContext(announced.at(observation.now), site, observation, forecast, schedules)

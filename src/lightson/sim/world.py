@@ -37,8 +37,9 @@ from numpy.typing import NDArray
 
 from lightson.domain.assets import Program, Site, Vehicle
 from lightson.domain.demand_response import DREvent
+from lightson.domain.errors import ConfigError
 from lightson.domain.time import TimeGrid
-from lightson.forecast.history import History
+from lightson.forecast.history import LEVELS, PEAK_LEVEL, History
 from lightson.forecast.profiles import profile_forecast
 from lightson.forecast.registry import forecast, get
 from lightson.physics.trips import LOOKAHEAD, TripOccurrence, TripSchedule, lay_trips, occurrences
@@ -56,10 +57,18 @@ HISTORY_DAYS = 28
 @dataclass(frozen=True)
 class WorldOptions:
     """How the world differs from the default: the load forecaster the controller is given
-    (a name in ``lightson.forecast.registry``) and the truth's shift from the profile."""
+    (a name in ``lightson.forecast.registry``), the truth's shift from the profile, and the
+    load quantile the controller's demand-peak constraint plans for (``peak_quantile``, one
+    of ``forecast.history.LEVELS``; the median plans the peak on the median)."""
 
     forecast: str = "profile"
     truth_shift_h: float = 0.0
+    peak_quantile: float = PEAK_LEVEL
+
+    def __post_init__(self) -> None:
+        if self.peak_quantile not in LEVELS:
+            choices = ", ".join(f"{level:g}" for level in LEVELS)
+            raise ConfigError.at("peak_quantile", f"must be one of {choices}")
 
 
 DEFAULT_WORLD = WorldOptions()
@@ -81,16 +90,28 @@ class SiteWorld:
     events: tuple[DREvent, ...]
     # The site's failures (lightson.sim.failures): cause codes [vehicle, step], opt-outs.
     failures: SiteFailureDraw | None = None
-    issued: tuple[tuple[int, NDArray[np.float64]], ...] = field(default=())
+    # Forecasts issued: (step, median load, the load at the peak quantile), in step order.
+    issued: tuple[tuple[int, NDArray[np.float64], NDArray[np.float64]], ...] = field(default=())
 
     def load_forecast_kw(self, k: int, n: int) -> NDArray[np.float64]:
         """The load forecast the controller has at step ``k`` for steps ``k … k+n−1``: the
         one issued last at or before ``k`` (the profile when none is issued)."""
         if not self.issued:
             return self.forecast_load_kw[k : k + n]
-        at = bisect.bisect_right([i for i, _ in self.issued], k) - 1
-        issue, values = self.issued[max(at, 0)]
+        issue, values, _ = self._last_issued(k)
         return values[k - issue : k - issue + n]
+
+    def load_peak_forecast_kw(self, k: int, n: int) -> NDArray[np.float64] | None:
+        """The peak-quantile load of the same forecast (``None`` for the profile, which has
+        no spread: the peak is planned on the load itself)."""
+        if not self.issued:
+            return None
+        issue, _, upper = self._last_issued(k)
+        return upper[k - issue : k - issue + n]
+
+    def _last_issued(self, k: int) -> tuple[int, NDArray[np.float64], NDArray[np.float64]]:
+        at = bisect.bisect_right([i for i, _, _ in self.issued], k) - 1
+        return self.issued[max(at, 0)]
 
 
 def build_world(
@@ -125,7 +146,7 @@ def build_world(
         # Its own random stream: the draws above are the same with failures on or off.
         failures = draw_failures(program, site, grid, true_trips, events, seed)
         schedules = failures.schedules
-    issued: tuple[tuple[int, NDArray[np.float64]], ...] = ()
+    issued: tuple[tuple[int, NDArray[np.float64], NDArray[np.float64]], ...] = ()
     if options.forecast != "profile":
         issued = _issued(program, site, grid, n_sim_steps, horizon_steps, load_kw, seed, options)
     return SiteWorld(
@@ -162,9 +183,10 @@ def _issued(
     load_kw: NDArray[np.float64],
     seed: int,
     options: WorldOptions,
-) -> tuple[tuple[int, NDArray[np.float64]], ...]:
-    """Load forecasts issued at step 0 and each local midnight of the simulated period, each
-    from the history before it (``HISTORY_DAYS`` before the period, then the truth)."""
+) -> tuple[tuple[int, NDArray[np.float64], NDArray[np.float64]], ...]:
+    """Load forecasts (median and ``options.peak_quantile``) issued at step 0 and each local
+    midnight of the simulated period, each from the history before it (``HISTORY_DAYS``
+    before the period, then the truth)."""
     per_day = round(timedelta(days=1) / grid.step)
     before = TimeGrid(
         grid.start - HISTORY_DAYS * timedelta(days=1), HISTORY_DAYS * per_day, grid.step
@@ -188,8 +210,14 @@ def _issued(
             TimeGrid(before.start, len(known), grid.step), known, np.full(len(known), np.nan)
         )
         target = TimeGrid(grid.start + issue * grid.step, n, grid.step)
-        values = forecast(options.forecast, program, site, history, target).load_kw[0.5]
-        made.append((issue, np.asarray(values, dtype=np.float64)))
+        quantiles = forecast(options.forecast, program, site, history, target).load_kw
+        made.append(
+            (
+                issue,
+                np.asarray(quantiles[0.5], dtype=np.float64),
+                np.asarray(quantiles[options.peak_quantile], dtype=np.float64),
+            )
+        )
     return tuple(made)
 
 
