@@ -100,6 +100,15 @@ from lightson.domain.failures import FIELD_FAILURES, NO_FAILURES
     help="The building-load forecaster the controller is given (docs/simulation.md).",
 )
 @click.option(
+    "--availability",
+    type=click.Choice(["learned", "schedule"]),
+    default="learned",
+    show_default=True,
+    help="How the controller knows the vehicles' trips: learned from the sessions the twin "
+    "recorded before each plan once a vehicle has 10 (as the live loop), or the program "
+    "file's schedule (docs/simulation.md).",
+)
+@click.option(
     "--truth-shift-hours",
     type=float,
     default=0.0,
@@ -121,6 +130,7 @@ def simulate(
     failures: str,
     out: Path,
     forecaster: str,
+    availability: str,
     truth_shift_hours: float,
 ) -> None:
     """Simulate sites of a program with a controller on real Boston data, and summarise."""
@@ -151,7 +161,7 @@ def simulate(
             on_site_done=lambda _: bar.update(1),
             engine=engine,
             ray_address=ray_address,
-            options=WorldOptions(forecaster, truth_shift_hours),
+            options=WorldOptions(forecaster, truth_shift_hours, availability),
         )
     results = [site_kpis(program, r) for r in run.runs]
     kpis = [k for k, _ in results]

@@ -36,6 +36,8 @@ WEEKDAYS, WEEKENDS = frozenset(range(5)), frozenset({5, 6})
 DAY_TYPES = {"weekday": WEEKDAYS, "weekend": WEEKENDS}
 QUANTILES = (0.5, 0.9)
 DEFAULT_MIN_SESSIONS = 10  # two working weeks of one session a day
+LOOKBACK = timedelta(days=56)  # eight weeks: recent habits, and a season's change shows
+NEED_QUANTILE = 0.9  # plan for nine trips in ten, not the average one
 
 
 @dataclass(frozen=True)

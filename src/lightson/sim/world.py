@@ -18,9 +18,13 @@
   profile is not the truth.
 - Events: announced the day before at ``ANNOUNCE_LOCAL`` when the program file gives no
   announcement time (ConnectedSolutions' day-ahead notice).
+- Vehicle availability (``WorldOptions.availability``, ``lightson.sim.availability``): by
+  default, as the live loop, each vehicle is planned on the trips learned from the sessions
+  the twin recorded before the plan once it has enough, else on the schedule; the owners'
+  stated departures move that day's trip.
 - Failures (``lightson.sim.failures``): the program's or the site's failure model; trips
   moved by late plug-ins, early departures and summer routes are in the true schedules, the
-  controller still plans with the program file's.
+  controller plans with the program file's or the learned ones.
 
 Everything random comes from ``numpy.random.default_rng((seed, crc32(site_id)))``.
 """
@@ -37,11 +41,13 @@ from numpy.typing import NDArray
 
 from lightson.domain.assets import Program, Site, Vehicle
 from lightson.domain.demand_response import DREvent
+from lightson.domain.errors import UnknownNameError
 from lightson.domain.time import TimeGrid
 from lightson.forecast.history import History
 from lightson.forecast.profiles import profile_forecast
 from lightson.forecast.registry import forecast, get
 from lightson.physics.trips import LOOKAHEAD, TripOccurrence, TripSchedule, lay_trips, occurrences
+from lightson.sim.availability import AVAILABILITY_CHOICES, StatedDeparture
 from lightson.sim.failures import SiteFailureDraw, draw_failures
 
 LOAD_NOISE_RHO = 0.95
@@ -56,10 +62,18 @@ HISTORY_DAYS = 28
 @dataclass(frozen=True)
 class WorldOptions:
     """How the world differs from the default: the load forecaster the controller is given
-    (a name in ``lightson.forecast.registry``) and the truth's shift from the profile."""
+    (a name in ``lightson.forecast.registry``), the truth's shift from the profile, and how
+    the controller knows the vehicles' trips."""
 
     forecast: str = "profile"
     truth_shift_h: float = 0.0
+    # "learned": plan each vehicle on the trips learned from the sessions the twin recorded
+    # before each plan once it has enough (the live loop's default); "schedule": the program
+    # file's (``lightson.sim.availability``).
+    availability: str = "learned"
+    # Departures the owners stated (``sim.availability.StatedDeparture``): they move that
+    # day's trip, learned or scheduled, as in the live loop.
+    stated_departures: tuple[StatedDeparture, ...] = ()
 
 
 DEFAULT_WORLD = WorldOptions()
@@ -82,6 +96,7 @@ class SiteWorld:
     # The site's failures (lightson.sim.failures): cause codes [vehicle, step], opt-outs.
     failures: SiteFailureDraw | None = None
     issued: tuple[tuple[int, NDArray[np.float64]], ...] = field(default=())
+    options: WorldOptions = DEFAULT_WORLD
 
     def load_forecast_kw(self, k: int, n: int) -> NDArray[np.float64]:
         """The load forecast the controller has at step ``k`` for steps ``k … k+n−1``: the
@@ -103,6 +118,8 @@ def build_world(
     options: WorldOptions = DEFAULT_WORLD,
 ) -> SiteWorld:
     get(options.forecast)  # an unknown name fails before any work
+    if options.availability not in AVAILABILITY_CHOICES:
+        raise UnknownNameError("availability", options.availability, AVAILABILITY_CHOICES)
     rng = np.random.default_rng((seed, zlib.crc32(site.site_id.encode())))
     grid = TimeGrid(start, n_sim_steps + horizon_steps, program.step)
     nominal = profile_forecast(program, site, grid)
@@ -141,6 +158,7 @@ def build_world(
         events=events,
         failures=failures,
         issued=issued,
+        options=options,
     )
 
 
