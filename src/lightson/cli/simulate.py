@@ -86,6 +86,13 @@ from lightson.domain.failures import FIELD_FAILURES, NO_FAILURES
     "for every site, or none at all (docs/simulation.md).",
 )
 @click.option(
+    "--failures-from-db",
+    "failures_db",
+    help="Run with the failure rates measured in this operations database (e.g. "
+    "sqlite:///lightson.db; 'lightson failure-rates' prints them) for every site, the "
+    "field defaults where it recorded nothing to measure.",
+)
+@click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     required=True,
@@ -128,6 +135,7 @@ def simulate(
     engine: str,
     ray_address: str | None,
     failures: str,
+    failures_db: str | None,
     out: Path,
     forecaster: str,
     availability: str,
@@ -141,6 +149,14 @@ def simulate(
     from lightson.sim.world import WorldOptions
 
     program = with_failures(load_program(program_file), failures)
+    if failures_db is not None:
+        from lightson.cli.failures import field_rates_until_now
+
+        if failures != "file":
+            raise ConfigError.at("--failures-from-db", "give either it or --failures, not both")
+        model = field_rates_until_now(failures_db, program).model()
+        sites = tuple(replace(s, failures=None) for s in program.sites)
+        program = replace(program, sites=sites, failures=model)
     first = parse_start(start, program)
     last = parse_start(end, program, "--end") if end else first + timedelta(days=days)
     n_steps = int((last.astimezone(UTC) - first.astimezone(UTC)) / program.step)
