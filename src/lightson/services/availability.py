@@ -118,7 +118,9 @@ class LearnedAvailability:
         learned = {}
         for vehicle in site.vehicles:
             recorded = recorded_sessions(self.store, vehicle.evse_id, now - self.lookback, now)
-            found = learn_availability(recorded, self.tz, min_sessions=self.min_sessions)
+            found = learn_availability(
+                recorded, self.tz, min_sessions=self.min_sessions, observed_until=now
+            )
             if found is not None:
                 learned[vehicle.vehicle_id] = found
         before = set(cached[1]) if cached is not None else set()

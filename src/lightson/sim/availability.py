@@ -143,7 +143,10 @@ class TwinAvailability:
                 self._plugged[i], self._power[i], self._grid, k, now - LOOKBACK
             )
             found = learn_availability(
-                sessions, self._program.timezone, min_sessions=self._min_sessions
+                sessions,
+                self._program.timezone,
+                min_sessions=self._min_sessions,
+                observed_until=now,
             )
             if found is not None:
                 self.learned[vehicle.vehicle_id] = found
