@@ -61,7 +61,8 @@ from lightson.store.db import aware
 LATE_AFTER = 3 * RETURN_JITTER  # beyond the twin's own return jitter (3σ)
 EARLY_BEFORE = 3 * DEPART_JITTER  # beyond its departure jitter (3σ)
 MIN_HOURS = 1 / 60  # a program file's durations are > 0: a minute at least
-LONGEST_TRIP = timedelta(hours=36)  # longer gaps between sessions are no trip (a holiday)
+LONGEST_TRIP = timedelta(hours=36)
+SETPOINT_LEAD = timedelta(days=1)  # longer gaps between sessions are no trip (a holiday)
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,12 @@ def _comms_spells(
     sent = db.setpoints_sent
     query = (
         select(sent.c.station_id, sent.c.status, sent.c.sent_at)
-        .where(sent.c.station_id.in_(stations), sent.c.sent_at < until.astimezone(UTC))
+        .where(
+            sent.c.station_id.in_(stations),
+            # a setpoint every plan: a spell under way at ``since`` began within a day of it
+            sent.c.sent_at >= (since - SETPOINT_LEAD).astimezone(UTC),
+            sent.c.sent_at < until.astimezone(UTC),
+        )
         .order_by(sent.c.station_id, sent.c.sent_at, sent.c.id)
     )
     with store.engine.connect() as connection:
