@@ -52,6 +52,13 @@ from lightson.domain.failures import FIELD_FAILURES, NO_FAILURES
     help="Simulate only the first N sites of the program.",
 )
 @click.option(
+    "--site",
+    "only_sites",
+    multiple=True,
+    help="Simulate only this site (repeat for several); each site's world is the same as in "
+    "a run of the whole program.",
+)
+@click.option(
     "--seed",
     default=0,
     show_default=True,
@@ -130,6 +137,7 @@ def simulate(
     end: str | None,
     days: float,
     n_sites: int | None,
+    only_sites: tuple[str, ...],
     seed: int,
     workers: int,
     engine: str,
@@ -163,6 +171,8 @@ def simulate(
     if n_steps <= 0:
         raise ConfigError.at("--end", "must be at least one step after --start")
     site_ids = [s.site_id for s in program.sites][:n_sites]
+    if only_sites:
+        site_ids = [program.site(s).site_id for s in only_sites]  # an unknown one is named
     with click.progressbar(
         length=len(site_ids), label=f"simulating {len(site_ids)} sites", file=sys.stderr
     ) as bar:
