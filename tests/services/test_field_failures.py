@@ -210,3 +210,15 @@ def test_simulate_with_the_fields_rates(database: str, tmp_path: Path) -> None:
     assert (tmp_path / "run" / "event_conditions.csv").is_file()  # a world with failures
     both = CliRunner().invoke(main, [*args[:-2], "--failures", "none", "--out", str(tmp_path)])
     assert both.exit_code == 2 and "give either it or --failures" in both.output
+
+
+def test_nothing_recorded_keeps_the_assumptions(tmp_path: Path) -> None:
+    program = load_program("example")
+    store = Store(f"sqlite:///{tmp_path / 'empty.db'}")
+    try:
+        book = EventService(store, SimClock(T0)).book()
+        rates = measure_failure_rates(store, program, book, T0, T0 + timedelta(days=DAYS))
+    finally:
+        store.close()
+    assert rates.faults.charger_years == 0.0
+    assert rates.model() == FIELD_FAILURES

@@ -116,7 +116,7 @@ class FieldFailureRates:
         return FailureModel(
             charger_faults=_downtime(self.faults, assumed.charger_faults),
             communication_losses=_downtime(self.comms, assumed.communication_losses),
-            opt_out_probability=tuple(sorted(opt_out.items())),
+            opt_out_probability=tuple(opt_out.items()),
             late_plug_in=_delay(self.late, assumed.late_plug_in),
             early_departure=_delay(self.early, assumed.early_departure),
             summer_route=route,
@@ -127,9 +127,12 @@ def measure_failure_rates(
     store: Store, program: Program, book: EventBook, since: datetime, until: datetime
 ) -> FieldFailureRates:
     """The failure rates recorded in [since, until), narrowed to the recorded period."""
-    since, until = recorded_span(store, program, book, since, until, pad=timedelta(0))
+    span = recorded_span(store, program, book, since, until, pad=timedelta(0))
+    recorded = span != (since, until)  # unchanged: nothing recorded, nothing measured
+    since, until = span
     chargers = [c.evse_id for s in program.sites for c in s.chargers]
-    years = len(chargers) * max((until - since).total_seconds(), 0.0) / 3600 / HOURS_PER_YEAR
+    hours = max((until - since).total_seconds(), 0.0) / 3600 if recorded else 0.0
+    years = len(chargers) * hours / HOURS_PER_YEAR
     late, early, route_days = _trips(store, program, since, until)
     return FieldFailureRates(
         since,
