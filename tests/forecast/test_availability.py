@@ -125,3 +125,52 @@ def test_a_holiday_longer_than_the_longest_trip_is_no_trip() -> None:
     ]
     learned = learn_availability(sessions, TZ, min_sessions=12)
     assert learned is not None and learned.trips == 10
+
+
+def _bus_days(first_day: int, days: int, start: datetime) -> list[RecordedSession]:
+    """A school bus out 06:30-09:00 and 14:00-16:30 on each weekday of ``days`` days from
+    day ``first_day`` of March 2026, plugged in from ``start`` (each return charges 20 kWh)."""
+    sessions, plugged = [], start
+    for day in range(first_day, first_day + days):
+        if at(day, "00:00").weekday() >= 5:
+            continue
+        for leave, back in (("06:30", "09:00"), ("14:00", "16:30")):
+            sessions.append(RecordedSession(plugged, at(day, leave), 20.0))
+            plugged = at(day, back)
+    sessions.append(RecordedSession(plugged, plugged + timedelta(days=40), 20.0))
+    return sessions
+
+
+def test_a_habit_that_changed_shows_within_a_working_week() -> None:
+    """Two school weeks (2-13 March: 20 sessions, 2 routes a weekday), then the bus stays
+    plugged in (the summer break) in a session still open when learned: it is read only up
+    to its last departure, so without ``observed_until`` the routes go on. Learned on
+    Friday 20 March with it (the 20th not yet over), the last five weekdays (13, 16, 17, 18,
+    19 March) hold one departure: the share decides, 10 of 14. On Monday 23 March none of
+    16-20 March: it stays, though it left on 10 of the 15 weekdays observed (over half)."""
+    sessions = _bus_days(2, 12, at(1, "20:00"))[:-1]  # the last session is still open
+    stale = learn_availability(sessions, TZ)
+    assert stale is not None and len(stale.days["weekday"].trips) == 2
+    friday = learn_availability(sessions, TZ, observed_until=at(20, "12:00"))
+    assert friday is not None
+    assert (friday.days["weekday"].days_observed, friday.days["weekday"].days_left) == (14, 10)
+    assert len(friday.days["weekday"].trips) == 2  # 10 of 14 left; 13 March among the last 5
+    monday = learn_availability(sessions, TZ, observed_until=at(23, "00:00"))
+    assert monday is not None
+    assert (monday.days["weekday"].days_observed, monday.days["weekday"].days_left) == (15, 10)
+    assert monday.days["weekday"].trips == ()
+    # Back to school: three weeks plugged in, then routes each weekday of 23-27 March. At
+    # Saturday 28 March it left on 5 of the 19 weekdays observed, each of the last five.
+    back = [RecordedSession(at(1, "20:00"), at(2, "06:30"), 0.0)]
+    back += _bus_days(23, 5, at(2, "09:00"))[:-1]
+    learned = learn_availability(back, TZ, observed_until=at(28, "12:00"))
+    assert learned is not None
+    weekday = learned.days["weekday"]
+    assert (weekday.days_observed, weekday.days_left) == (20, 6)
+    assert [(t.depart_local, t.return_local) for t in weekday.trips] == [
+        (time(6, 30), time(9, 0)),
+        (time(14, 0), time(16, 30)),
+    ]
+    # without the rule (recent_days=0): 6 of 20 is under half, it stays
+    without = learn_availability(back, TZ, observed_until=at(28, "12:00"), recent_days=0)
+    assert without is not None and without.days["weekday"].trips == ()

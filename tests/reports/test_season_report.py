@@ -79,12 +79,21 @@ def test_the_equipment_matrix_and_the_season_page(tmp_path: Path) -> None:
     assert jouley["faults"] == 2
     assert jouley["followed_share"] == pytest.approx(0.5)
     assert jouley["mean_deviation_kw"] == pytest.approx(2.5)
+    # depot-evse1 faulted 5 minutes, then from 70 minutes in to the end of the records (the
+    # event's end, 3 h): 2 spells over 5 chargers × 3 h, median (5 + 110) / 2 minutes
+    rates = tables["failure_rates"].set_index("cause")
+    assert rates.loc["charger fault", "category"] == "equipment"
+    per_year = 2 / (5 * 3 / 8766)
+    assert rates.loc["charger fault", "field"].startswith(
+        f"{per_year:.1f}/charger-year, median 1.0 h"
+    )
     (event,) = tables["events"].itertuples()
     assert (event.event_id, event.sites_called) == ("cs-daily-2026-07-15", 2)
     run = read_run(folder)
     written = write_report([run], tmp_path / "season.html", pdf=True, season=tables)
     page = written[0].read_text()
-    for section in ("Value by site kind", "Backup", "Equipment", "Data completeness", "Settlement"):
+    sections = ("Value by site kind", "Backup", "Equipment", "Failure rates", "Data completeness")
+    for section in (*sections, "Settlement"):
         assert f"<h2>{section}</h2>" in page
     assert "Measured: what the chargers" in page and written[1].stat().st_size > 10_000
     # depot-evse1 reported Faulted in the event; nothing was plugged in at the business.

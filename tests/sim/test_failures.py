@@ -185,7 +185,9 @@ def test_opt_out_probability_one_gives_zero_kw_attributed_to_the_opt_out(
     (reason,) = tables["event_sites"]["reason"]
     assert reason == "opted out"
     html = render_html([folder], tables, files=False)
-    assert "<li>opt out: 40.0 kW</li>" in html and "<li>fault: 0.0 kW</li>" in html
+    # named and grouped by the one cause table (domain.failures.CAUSES)
+    assert "<li>opted out (owner): 40.0 kW</li>" in html
+    assert "<li>charger fault (equipment): 0.0 kW</li>" in html
 
 
 def test_a_summer_route_across_the_event_is_attributed_to_the_route() -> None:

@@ -52,6 +52,13 @@ from lightson.domain.failures import FIELD_FAILURES, NO_FAILURES
     help="Simulate only the first N sites of the program.",
 )
 @click.option(
+    "--site",
+    "only_sites",
+    multiple=True,
+    help="Simulate only this site (repeat for several); each site's world is the same as in "
+    "a run of the whole program.",
+)
+@click.option(
     "--seed",
     default=0,
     show_default=True,
@@ -86,6 +93,13 @@ from lightson.domain.failures import FIELD_FAILURES, NO_FAILURES
     "for every site, or none at all (docs/simulation.md).",
 )
 @click.option(
+    "--failures-from-db",
+    "failures_db",
+    help="Run with the failure rates measured in this operations database (e.g. "
+    "sqlite:///lightson.db; 'lightson failure-rates' prints them) for every site, the "
+    "field defaults where it recorded nothing to measure.",
+)
+@click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     required=True,
@@ -98,6 +112,15 @@ from lightson.domain.failures import FIELD_FAILURES, NO_FAILURES
     default="profile",
     show_default=True,
     help="The building-load forecaster the controller is given (docs/simulation.md).",
+)
+@click.option(
+    "--availability",
+    type=click.Choice(["learned", "schedule"]),
+    default="learned",
+    show_default=True,
+    help="How the controller knows the vehicles' trips: learned from the sessions the twin "
+    "recorded before each plan once a vehicle has 10 (as the live loop), or the program "
+    "file's schedule (docs/simulation.md).",
 )
 @click.option(
     "--truth-shift-hours",
@@ -122,13 +145,16 @@ def simulate(
     end: str | None,
     days: float,
     n_sites: int | None,
+    only_sites: tuple[str, ...],
     seed: int,
     workers: int,
     engine: str,
     ray_address: str | None,
     failures: str,
+    failures_db: str | None,
     out: Path,
     forecaster: str,
+    availability: str,
     truth_shift_hours: float,
     peak_quantile: str,
 ) -> None:
@@ -140,12 +166,22 @@ def simulate(
     from lightson.sim.world import WorldOptions
 
     program = with_failures(load_program(program_file), failures)
+    if failures_db is not None:
+        from lightson.cli.failures import field_rates_until_now
+
+        if failures != "file":
+            raise ConfigError.at("--failures-from-db", "give either it or --failures, not both")
+        model = field_rates_until_now(failures_db, program).model()
+        sites = tuple(replace(s, failures=None) for s in program.sites)
+        program = replace(program, sites=sites, failures=model)
     first = parse_start(start, program)
     last = parse_start(end, program, "--end") if end else first + timedelta(days=days)
     n_steps = int((last.astimezone(UTC) - first.astimezone(UTC)) / program.step)
     if n_steps <= 0:
         raise ConfigError.at("--end", "must be at least one step after --start")
     site_ids = [s.site_id for s in program.sites][:n_sites]
+    if only_sites:
+        site_ids = [program.site(s).site_id for s in only_sites]  # an unknown one is named
     with click.progressbar(
         length=len(site_ids), label=f"simulating {len(site_ids)} sites", file=sys.stderr
     ) as bar:
@@ -160,7 +196,12 @@ def simulate(
             on_site_done=lambda _: bar.update(1),
             engine=engine,
             ray_address=ray_address,
-            options=WorldOptions(forecaster, truth_shift_hours, float(peak_quantile)),
+            options=WorldOptions(
+                forecaster,
+                truth_shift_hours,
+                peak_quantile=float(peak_quantile),
+                availability=availability,
+            ),
         )
     results = [site_kpis(program, r) for r in run.runs]
     kpis = [k for k, _ in results]

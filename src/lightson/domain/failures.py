@@ -6,6 +6,10 @@ event, the owner plugs in late after a trip, the vehicle leaves early, or a scho
 summer route. ``FIELD_FAILURES`` holds the defaults, each with its source in
 ``docs/simulation.md``; ``NO_FAILURES`` is the world of perfect equipment and punctual owners.
 
+``CAUSES`` is the one table of the causes' names and categories: the twin's KPIs and report,
+the live season's report (``reports.program_report.shortfall_reason``) and the failure rates
+measured in the field (``services.field_failures``) all name a cause by it.
+
 A ``ChargerDowntime`` is a known fault or communication loss (a field record to replay, or a
 test's hand-made fault): it happens whatever the random draws.
 """
@@ -13,6 +17,7 @@ test's hand-made fault): it happens whatever the random draws.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, time
 from enum import Enum
@@ -30,6 +35,42 @@ class FailureCause(Enum):
     FAULT = "fault"
     COMMS = "comms"
     OPT_OUT = "opt_out"
+
+
+class CauseCategory(Enum):
+    """Who or what a cause belongs to: the charger, its link to the platform, the owner, or
+    the fleet's operations."""
+
+    EQUIPMENT = "equipment"
+    COMMUNICATION = "communication"
+    OWNER = "owner"
+    OPERATIONS = "operations"
+
+
+@dataclass(frozen=True)
+class CauseInfo:
+    """A cause as reports and tables name it: ``label`` in words, ``category``, and the
+    program file's ``failures:`` key of its parameters."""
+
+    label: str
+    category: CauseCategory
+    file_key: str
+
+
+CAUSES: Mapping[FailureCause, CauseInfo] = {
+    FailureCause.EARLY_DEPARTURE: CauseInfo("left early", CauseCategory.OWNER, "early_departure"),
+    FailureCause.LATE_PLUG_IN: CauseInfo("plugged in late", CauseCategory.OWNER, "late_plug_in"),
+    FailureCause.ROUTE: CauseInfo("summer route", CauseCategory.OPERATIONS, "summer_route"),
+    FailureCause.FAULT: CauseInfo("charger fault", CauseCategory.EQUIPMENT, "charger_faults"),
+    FailureCause.COMMS: CauseInfo(
+        "communication lost", CauseCategory.COMMUNICATION, "communication_losses"
+    ),
+    FailureCause.OPT_OUT: CauseInfo("opted out", CauseCategory.OWNER, "opt_out"),
+}
+
+
+def cause_label(cause: FailureCause) -> str:
+    return CAUSES[cause].label
 
 
 @dataclass(frozen=True)

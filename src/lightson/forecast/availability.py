@@ -9,8 +9,10 @@ charge is what the trip used (the energy it needs). Gaps longer than ``longest_t
 holiday) are left out. Each trip counts for the day type (weekday, weekend) of the local day
 it leaves on.
 
-For each day type: if the vehicle left on fewer than ``min_share`` of the observed days of
-that type, it usually stays (no trip); else it makes the median number of trips a day it
+For each day type: if the vehicle left on none of the last ``recent_days`` observed days of
+that type it stays (a school bus in the summer break), if on each of them it leaves (back to
+school); else if it left on fewer than ``min_share`` of the observed days of that type, it
+usually stays (no trip); else it makes the median number of trips a day it
 leaves on (a school bus: two routes), and the *i*-th trip of the day is the median departure
 time, the median return time (counted from the departure day's midnight, so a return after
 midnight stays after it) and the energy's quantiles over the *i*-th trips seen. Medians of
@@ -36,6 +38,11 @@ WEEKDAYS, WEEKENDS = frozenset(range(5)), frozenset({5, 6})
 DAY_TYPES = {"weekday": WEEKDAYS, "weekend": WEEKENDS}
 QUANTILES = (0.5, 0.9)
 DEFAULT_MIN_SESSIONS = 10  # two working weeks of one session a day
+LOOKBACK = timedelta(days=56)  # eight weeks: recent habits, and a season's change shows
+NEED_QUANTILE = 0.9  # plan for nine trips in ten, not the average one
+# A habit that changed shows within a working week: a vehicle that left on none (or on each)
+# of the last five days of a type stays (leaves) whatever the share over the weeks before.
+RECENT_DAYS = 5
 
 
 @dataclass(frozen=True)
@@ -87,8 +94,13 @@ def learn_availability(
     quantiles: Sequence[float] = QUANTILES,
     min_share: float = 0.5,
     longest_trip_h: float = 36.0,
+    recent_days: int = RECENT_DAYS,
+    observed_until: datetime | None = None,
 ) -> Availability | None:
-    """The vehicle's pattern, or ``None`` with fewer than ``min_sessions`` sessions."""
+    """The vehicle's pattern, or ``None`` with fewer than ``min_sessions`` sessions.
+    ``observed_until``: when the sessions were read (the days before its local day count as
+    observed, a vehicle plugged in since its last session stayed on them); without it the
+    observed days end with the last session."""
     ordered = sorted(sessions, key=lambda s: s.plugged_in)
     if len(ordered) < max(min_sessions, 2):
         return None
@@ -100,8 +112,10 @@ def learn_availability(
             by_day.setdefault(depart.date(), []).append((depart, back, max(after.energy_kwh, 0.0)))
     first = ordered[0].plugged_in.astimezone(tz).date()
     last = ordered[-1].left.astimezone(tz).date()
+    if observed_until is not None:
+        last = max(last, observed_until.astimezone(tz).date() - timedelta(days=1))
     days = {
-        name: _pattern(weekdays, first, last, by_day, quantiles, min_share)
+        name: _pattern(weekdays, first, last, by_day, quantiles, min_share, recent_days)
         for name, weekdays in DAY_TYPES.items()
     }
     return Availability(len(ordered), sum(len(t) for t in by_day.values()), days)
@@ -114,12 +128,19 @@ def _pattern(
     by_day: dict[date, list[tuple[datetime, datetime, float]]],
     quantiles: Sequence[float],
     min_share: float,
+    recent_days: int,
 ) -> DayPattern:
-    observed = sum(
-        1 for n in range((last - first).days + 1) if (first + timedelta(n)).weekday() in weekdays
-    )
+    days = [
+        first + timedelta(n)
+        for n in range((last - first).days + 1)
+        if (first + timedelta(n)).weekday() in weekdays
+    ]
+    observed = len(days)
     left = {day: sorted(trips) for day, trips in by_day.items() if day.weekday() in weekdays}
-    if observed == 0 or len(left) < min_share * observed:
+    recent = [day in left for day in days[-recent_days:]] if recent_days > 0 else []
+    changed = len(recent) == recent_days and recent_days > 0 and len(set(recent)) == 1
+    leaves = recent[0] if changed else len(left) >= min_share * observed
+    if observed == 0 or not left or not leaves:
         return DayPattern(observed, len(left), ())
     per_day = round(statistics.median(len(t) for t in left.values()))
     typical = []

@@ -26,6 +26,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from lightson.domain.errors import ConfigError
+from lightson.domain.failures import CAUSES, FailureCause, cause_label
 from lightson.reports.compare import check_comparable, controller_totals, value_captured
 
 DEFAULT_TIMEZONE = "America/New_York"  # the program file's default (docs/program-file.md)
@@ -270,13 +271,13 @@ def shortfall_reason(
     if capacity_kw <= 0:
         return "no bidirectional charger"
     if opted_out:
-        return "opted out"
+        return cause_label(FailureCause.OPT_OUT)
     if delivered_kw >= 0.9 * capacity_kw:
         return "delivered"
     if faulted:
-        return "charger fault"
+        return cause_label(FailureCause.FAULT)
     if silent:
-        return "communication lost"
+        return cause_label(FailureCause.COMMS)
     if plugged_share <= 0:
         return "vehicles away"
     if plugged_share < 0.999:
@@ -453,10 +454,23 @@ def render_html(runs: Sequence[Run], tables: Mapping[str, pd.DataFrame], files: 
         runs=[(r.controller, str(r.folder)) for r in runs],
         measured=main.controller == MEASURED,
         # a simulation with failures (lightson.sim.failures): kW lost by cause
-        lost=main.document.get("event_kw_lost_by_cause") if main.conditions is not None else None,
+        lost=_lost_by_label(main.document.get("event_kw_lost_by_cause"))
+        if main.conditions is not None
+        else None,
         season="equipment" in tables,
         files=files,
     )
+
+
+def _lost_by_label(lost: dict[str, float] | None) -> dict[str, float] | None:
+    """``event_kw_lost_by_cause`` (keyed by ``FailureCause`` value) keyed by each cause's
+    label and category (``domain.failures.CAUSES``)."""
+    if lost is None:
+        return None
+    named = {FailureCause(key): kw for key, kw in lost.items()}
+    return {
+        f"{CAUSES[cause].label} ({CAUSES[cause].category.value})": kw for cause, kw in named.items()
+    }
 
 
 def _windows_over(events: pd.DataFrame, kw: float) -> int:

@@ -27,6 +27,8 @@ from sqlalchemy import case, func, select
 from lightson.domain.assets import Site, Trip
 from lightson.forecast.availability import (
     DEFAULT_MIN_SESSIONS,
+    LOOKBACK,
+    NEED_QUANTILE,
     Availability,
     RecordedSession,
     learn_availability,
@@ -38,8 +40,6 @@ from lightson.store.db import aware
 from lightson.store.transactions import CSMS_BOOT, CSMS_OFFLINE, closed_by_csms, ended_at
 
 LOGGER = logging.getLogger("lightson.availability")
-LOOKBACK = timedelta(days=56)  # eight weeks: recent habits, and a season's change shows
-NEED_QUANTILE = 0.9  # plan for nine trips in ten, not the average one
 
 
 def recorded_sessions(
@@ -118,7 +118,9 @@ class LearnedAvailability:
         learned = {}
         for vehicle in site.vehicles:
             recorded = recorded_sessions(self.store, vehicle.evse_id, now - self.lookback, now)
-            found = learn_availability(recorded, self.tz, min_sessions=self.min_sessions)
+            found = learn_availability(
+                recorded, self.tz, min_sessions=self.min_sessions, observed_until=now
+            )
             if found is not None:
                 learned[vehicle.vehicle_id] = found
         before = set(cached[1]) if cached is not None else set()

@@ -19,6 +19,7 @@ from lightson.programs.events import EventBook
 from lightson.programs.rules import ProgramRules
 from lightson.reports.program_report import read_run, write_report
 from lightson.services.completeness import COMPLETENESS_COLUMNS, completeness_rows
+from lightson.services.field_failures import measure_failure_rates, rates_table
 from lightson.services.measured import FAULT_STATUSES, recorded_span, write_measured
 from lightson.services.settlement import (
     called_events,
@@ -47,6 +48,11 @@ def season_tables(
         "equipment": _equipment(store, program, since, now),
         "completeness": completeness_table(store, program, book, since, now),
         "settlement": _settlement(store, program, book, rules, since, now),
+        # failure rates measured in the field vs the twin's assumptions (#16)
+        "failure_rates": pd.DataFrame(
+            rates_table(measure_failure_rates(store, program, book, since, now)),
+            columns=["cause", "category", "field", "twin"],
+        ),
     }
 
 

@@ -24,6 +24,7 @@ from lightson.domain.failures import FailureCause
 from lightson.domain.state import SiteForecast, SiteObservation
 from lightson.physics.battery import next_energy_kwh
 from lightson.physics.trips import TripSchedule
+from lightson.sim.availability import TwinAvailability, window_of
 from lightson.sim.failures import CAUSE_CODES
 from lightson.sim.world import DEFAULT_WORLD, SiteWorld, WorldOptions, build_world
 
@@ -103,6 +104,17 @@ def _run(
         program, tuple(e for e in world.events if e.event_id not in opted_out), controller.foresight
     )
     down = _Downtime(site, world)
+    trips = TwinAvailability(
+        program,
+        site,
+        world.grid,
+        horizon_steps,
+        out.plugged,
+        out.power,
+        world.nominal_schedules,
+        learn=world.options.availability == "learned",
+        stated=world.options.stated_departures,
+    )
     peak_kw, month = 0.0, None
     # The program's outages reach the site as grid-loss signals from its meter.
     mine = [o for o in program.outages if site.site_id in o.site_ids]
@@ -155,7 +167,7 @@ def _run(
             now + world.grid.step,
             controller=controller,
             context=partial(
-                _context, program, site, world, controller, k, horizon_steps, announced
+                _context, program, site, world, controller, k, horizon_steps, announced, trips
             ),
             islanded=islanded,
             released_vehicles=released,
@@ -228,13 +240,14 @@ def _context(
     k: int,
     horizon_steps: int,
     announced: _Announced,
+    trips: TwinAvailability,
     observation: SiteObservation,
 ) -> ControlContext:
     window = slice(k, k + horizon_steps)
     if controller.foresight:
         forecast = SiteForecast(world.load_kw[window], world.pv_kw[window])
         schedules: dict[str, TripSchedule] | None = {
-            v: _slice(s, window) for v, s in world.schedules.items()
+            v: window_of(s, window) for v, s in world.schedules.items()
         }
     else:
         forecast = SiteForecast(
@@ -242,8 +255,15 @@ def _context(
             world.forecast_pv_kw[window],
             world.load_peak_forecast_kw(k, horizon_steps),
         )
-        schedules = {v: _slice(s, window) for v, s in world.nominal_schedules.items()}
-    return ControlContext(announced.at(observation.now), site, observation, forecast, schedules)
+        schedules = trips.schedules(k)  # learned or scheduled, as in the live loop
+    return ControlContext(
+        announced.at(observation.now),
+        site,
+        observation,
+        forecast,
+        schedules,
+        trips.departures(observation.now),
+    )
 
 
 class _Announced:
@@ -267,15 +287,6 @@ class _Announced:
                 self._program, events=tuple(e for e in self._events if e.known_at(now))
             )
         return self._view
-
-
-def _slice(schedule: TripSchedule, window: slice) -> TripSchedule:
-    return TripSchedule(
-        away=schedule.away[window],
-        trip_energy_kwh=schedule.trip_energy_kwh[window],
-        departure_trip_kwh=schedule.departure_trip_kwh[window],
-        next_trip_kwh=schedule.next_trip_kwh[window],
-    )
 
 
 def _departure_short(vehicle: Vehicle, truth: TripSchedule, k: int, energy_kwh: float) -> float:

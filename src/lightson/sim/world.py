@@ -18,9 +18,13 @@
   profile is not the truth.
 - Events: announced the day before at ``ANNOUNCE_LOCAL`` when the program file gives no
   announcement time (ConnectedSolutions' day-ahead notice).
+- Vehicle availability (``WorldOptions.availability``, ``lightson.sim.availability``): by
+  default, as the live loop, each vehicle is planned on the trips learned from the sessions
+  the twin recorded before the plan once it has enough, else on the schedule; the owners'
+  stated departures move that day's trip.
 - Failures (``lightson.sim.failures``): the program's or the site's failure model; trips
   moved by late plug-ins, early departures and summer routes are in the true schedules, the
-  controller still plans with the program file's.
+  controller plans with the program file's or the learned ones.
 
 Everything random comes from ``numpy.random.default_rng((seed, crc32(site_id)))``.
 """
@@ -37,12 +41,13 @@ from numpy.typing import NDArray
 
 from lightson.domain.assets import Program, Site, Vehicle
 from lightson.domain.demand_response import DREvent
-from lightson.domain.errors import ConfigError
+from lightson.domain.errors import ConfigError, UnknownNameError
 from lightson.domain.time import TimeGrid
 from lightson.forecast.history import LEVELS, PEAK_LEVEL, History
 from lightson.forecast.profiles import profile_forecast
 from lightson.forecast.registry import forecast, get
 from lightson.physics.trips import LOOKAHEAD, TripOccurrence, TripSchedule, lay_trips, occurrences
+from lightson.sim.availability import AVAILABILITY_CHOICES, StatedDeparture
 from lightson.sim.failures import SiteFailureDraw, draw_failures
 
 LOAD_NOISE_RHO = 0.95
@@ -57,13 +62,21 @@ HISTORY_DAYS = 28
 @dataclass(frozen=True)
 class WorldOptions:
     """How the world differs from the default: the load forecaster the controller is given
-    (a name in ``lightson.forecast.registry``), the truth's shift from the profile, and the
-    load quantile the controller's demand-peak constraint plans for (``peak_quantile``, one
-    of ``forecast.history.LEVELS``; the median plans the peak on the median)."""
+    (a name in ``lightson.forecast.registry``), the truth's shift from the profile, the load
+    quantile the controller's demand-peak constraint plans for (``peak_quantile``, one of
+    ``forecast.history.LEVELS``; the median plans the peak on the median), and how the
+    controller knows the vehicles' trips."""
 
     forecast: str = "profile"
     truth_shift_h: float = 0.0
     peak_quantile: float = PEAK_LEVEL
+    # "learned": plan each vehicle on the trips learned from the sessions the twin recorded
+    # before each plan once it has enough (the live loop's default); "schedule": the program
+    # file's (``lightson.sim.availability``).
+    availability: str = "learned"
+    # Departures the owners stated (``sim.availability.StatedDeparture``): they move that
+    # day's trip, learned or scheduled, as in the live loop.
+    stated_departures: tuple[StatedDeparture, ...] = ()
 
     def __post_init__(self) -> None:
         if self.peak_quantile not in LEVELS:
@@ -92,6 +105,7 @@ class SiteWorld:
     failures: SiteFailureDraw | None = None
     # Forecasts issued: (step, median load, the load at the peak quantile), in step order.
     issued: tuple[tuple[int, NDArray[np.float64], NDArray[np.float64]], ...] = field(default=())
+    options: WorldOptions = DEFAULT_WORLD
 
     def load_forecast_kw(self, k: int, n: int) -> NDArray[np.float64]:
         """The load forecast the controller has at step ``k`` for steps ``k … k+n−1``: the
@@ -124,6 +138,8 @@ def build_world(
     options: WorldOptions = DEFAULT_WORLD,
 ) -> SiteWorld:
     get(options.forecast)  # an unknown name fails before any work
+    if options.availability not in AVAILABILITY_CHOICES:
+        raise UnknownNameError("availability", options.availability, AVAILABILITY_CHOICES)
     rng = np.random.default_rng((seed, zlib.crc32(site.site_id.encode())))
     grid = TimeGrid(start, n_sim_steps + horizon_steps, program.step)
     nominal = profile_forecast(program, site, grid)
@@ -162,6 +178,7 @@ def build_world(
         events=events,
         failures=failures,
         issued=issued,
+        options=options,
     )
 
 
