@@ -87,6 +87,34 @@ def test_a_record_is_fresh_for_its_workers_lease_time() -> None:
     assert last is not None and last.age_s(wall.now_s) == pytest.approx(1.6)
 
 
+def test_a_record_a_few_seconds_ahead_is_fresh_with_age_zero() -> None:
+    """The worker's clock 3 s ahead of this server's: fresh, age 0 (not -3)."""
+    wall = Wall(1000.0)
+    board = StatusBoard(15.0, wall)
+    board.offer(StatusRecord(_status(), "w1", 7, 1003.0, 1.5))
+    kept = board.get("school-beverly")
+    assert kept is not None and kept.age_s(wall.now_s) == 0.0
+    wall.now_s = 1001.5  # a lease time after it arrived: still fresh
+    assert board.get("school-beverly") is not None
+    wall.now_s = 1001.6  # counted from its arrival, not from 1003 (that would be fresh)
+    assert board.get("school-beverly") is None
+    last = board.last("school-beverly")
+    assert last is not None and last.age_s(wall.now_s) == pytest.approx(1.6)
+
+
+def test_a_clock_far_ahead_is_logged_once_per_worker(caplog: pytest.LogCaptureFixture) -> None:
+    board = StatusBoard(15.0, Wall(1000.0))
+    with caplog.at_level("WARNING", logger="lightson.status"):
+        board.offer(StatusRecord(_status(), "w1", 7, 1004.0, 15.0))  # within the warning
+        assert caplog.messages == []
+        for _ in range(2):
+            board.offer(StatusRecord(_status(), "w1", 7, 1060.0, 15.0))
+    assert caplog.messages == [
+        "worker w1's clock is 60 s ahead of this server's: keep the machines in NTP (its "
+        "records count from their arrival here)"
+    ]
+
+
 @given(st.lists(st.tuples(st.integers(1, 50), st.sampled_from(["a", "b", "c"])), min_size=1))
 def test_the_highest_fence_among_fresh_records_is_kept(offers: list[tuple[int, str]]) -> None:
     """A worker paused past its lease, still publishing with its older fence, never hides
@@ -128,7 +156,9 @@ class Api:
             self.board,
             lambda sites, kind: self.announced.extend((s, kind) for s in sites),
         )
-        ops = Operations(self.program, self.store, self.clock, self.live)
+        ops = Operations(
+            self.program, self.store, self.clock, self.live, last_report=self.live.last_report
+        )  # as ApiRole makes it
         self.client = TestClient(create_app(ops))
         token = AccessService(self.store, self.clock).issue("staff", "admin")
         self.headers = {"Authorization": f"Bearer {token}"}
@@ -169,8 +199,6 @@ def test_a_reported_site_shows_its_status_and_its_age(api: Api) -> None:
     assert shown["mode"] == "grid" and shown["load_kw"] == 80.25
     assert shown["age_s"] == 120.0  # the tick was at AT, the clock is 2 minutes on
     assert body["answers"] == {"depot-evse1": "Accepted"}
-    listed = api.client.get("/api/sites", headers=api.headers)
-    assert listed.status_code == 503  # the other two sites have no controller
     for site_id in ("home-lowell", "business-worcester"):
         api.board.offer(StatusRecord(_status(site_id), "w2", 5, 5000.0, 15.0))
     listed = api.client.get("/api/sites", headers=api.headers)
@@ -180,6 +208,102 @@ def test_a_reported_site_shows_its_status_and_its_age(api: Api) -> None:
         "business-worcester": 120.0,
         "school-beverly": 120.0,
     }
+
+
+def _one_dead_one_never_seen(api: Api) -> None:
+    """school-beverly reported now by w1; home-lowell last reported by w2 42 s ago (its
+    lease 1.5 s); business-worcester never reported."""
+    api.board.offer(StatusRecord(_status("home-lowell"), "w2", 5, 5000.0, 1.5))
+    api.wall.now_s = 5042.0
+    api.board.offer(StatusRecord(_status(), "w1", 4, 5041.0, 15.0))
+
+
+def test_the_site_list_marks_the_sites_without_a_controller(api: Api) -> None:
+    """One dead worker does not blank the list: 200, every site, those without a
+    controller marked with the age of their last status and the worker that wrote it."""
+    _one_dead_one_never_seen(api)
+    status, body = api.get("/api/sites")
+    assert status == 200
+    assert isinstance(body, list)
+    by_site = {line["site_id"]: line for line in body}
+    assert by_site["school-beverly"]["status"]["mode"] == "grid"
+    assert by_site["school-beverly"]["status"]["age_s"] == 120.0
+    assert by_site["home-lowell"] == {
+        "site_id": "home-lowell",
+        "kind": "home",
+        "utility": "national-grid",
+        "enrollments": ["cs-residential-battery"],
+        "status": {
+            "mode": "no controller",
+            "reason": "its last status came 42 s ago from worker w2",
+            "age_s": 42.0,
+            "worker": "w2",
+        },
+    }
+    assert by_site["business-worcester"]["status"] == {
+        "mode": "no controller",
+        "reason": "no worker has reported it",
+        "age_s": None,
+        "worker": None,
+    }
+    assert api.get("/api/sites/home-lowell")[0] == 503  # one site's routes: as before
+    stations = api.client.get("/api/stations", headers=api.headers).json()
+    answers = {s["station_id"]: s["answer"] for s in stations}
+    assert answers["depot-evse1"] == "Accepted" and answers["home-lowell-evse1"] is None
+
+
+def test_the_program_counts_the_sites_without_a_controller(api: Api) -> None:
+    _one_dead_one_never_seen(api)
+    status, body = api.get("/api/program")
+    assert status == 200
+    assert body["sites"] == 3 and body["sites_without_controller"] == 2
+    assert body["modes"] == {"grid": 1, "no controller": 2}
+    assert body["vehicles_kw_now"] == -42.5  # school-beverly's alone
+
+
+def test_the_overview_lists_the_sites_without_a_controller_first(api: Api) -> None:
+    _one_dead_one_never_seen(api)
+    status, body = api.get("/api/overview")
+    assert status == 200
+    faults = body["faults"]
+    assert isinstance(faults, list)
+    assert faults[:2] == [
+        {
+            "site_id": "home-lowell",
+            "kind": "no-controller",
+            "evse_ids": "",
+            "message": "its last status came 42 s ago from worker w2",
+            "age_s": 42.0,
+            "worker": "w2",
+        },
+        {
+            "site_id": "business-worcester",
+            "kind": "no-controller",
+            "evse_ids": "",
+            "message": "no worker has reported it",
+            "age_s": None,
+            "worker": None,
+        },
+    ]
+    assert all(f["kind"] != "no-controller" for f in faults[2:])
+
+
+def test_metrics_mark_the_sites_without_a_controller_and_leave_stations_out(api: Api) -> None:
+    """The API role holds no charger: no ``lightson_stations_connected`` (not a wrong 0);
+    a tick time ahead of this server's clock is age 0, never negative."""
+    _one_dead_one_never_seen(api)
+    ahead = _status(at=api.clock.now() + timedelta(seconds=3))
+    api.board.offer(StatusRecord(ahead, "w1", 4, 5042.0, 15.0))
+    answer = api.client.get("/metrics", headers=api.headers)
+    assert answer.status_code == 200
+    text = answer.text
+    assert 'lightson_site_mode{mode="no controller",site="home-lowell"} 1.0' in text
+    assert 'lightson_site_mode{mode="no controller",site="business-worcester"} 1.0' in text
+    assert 'lightson_site_mode{mode="grid",site="school-beverly"} 1.0' in text
+    assert 'lightson_site_status_age_seconds{site="school-beverly"} 0.0' in text
+    assert 'lightson_site_vehicles_kw{site="home-lowell"}' not in text  # no figure
+    assert 'lightson_site_status_age_seconds{site="home-lowell"}' not in text
+    assert "lightson_stations_connected" not in text
 
 
 def test_a_dead_workers_site_answers_503_with_the_age_of_its_last_status(api: Api) -> None:

@@ -41,14 +41,15 @@ _BEARER = HTTPBearer(auto_error=False)
 @dataclass
 class Operations:
     """What the API serves: the program, its database, the clock, the live loop (``None``
-    when the API runs without one) and how many stations are connected."""
+    when the API runs without one) and how many stations are connected (``None``: not
+    known here, the API role: ``/metrics`` leaves the gauge out rather than show 0)."""
 
     program: Program
     store: Store
     clock: Clock
     live: LiveControl
     rules: Sequence[ProgramRules] | None = None
-    connected_stations: Callable[[], int] = lambda: 0
+    connected_stations: Callable[[], int] | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # larger request bodies: 413, unread
     # Writes per token (POST, PUT, DELETE): 2 a second on average, 60 at once; failed
     # authentications per address: 10, then one every 6 s. Beyond either: 429.
@@ -56,6 +57,10 @@ class Operations:
     failed_logins: Buckets = field(default_factory=lambda: Buckets(per_second=1 / 6, burst=10))
     # What else makes /api/health degraded (the API role: sites no live worker reports).
     problems: Callable[[datetime], list[str]] = lambda _now: []
+    # A site with no status in ``live.status`` (the API role: no live worker reports it):
+    # the age in seconds of its last status and the worker that wrote it, ``None`` if none
+    # ever did. ``serve`` has every site's status, so never asks.
+    last_report: Callable[[str], tuple[float, str] | None] = lambda _site_id: None
     # The OpenADR VEN's state (docs/demand-response.md); it never makes health degraded.
     dr_status: Callable[[], dict[str, Any]] = lambda: {"state": "disabled"}
     # A utility's power figures cover at least this many sites (else none are given), so

@@ -1,6 +1,7 @@
 """Pieces of answers that more than one router gives: what a caller may see of a site's
 mode and of aggregate power, the discharge power available now, which sites an event
-calls, and how a refusal is written to the audit log."""
+calls, how a refusal is written to the audit log, and what a list shows of a site no
+controller reports (``lightson api``: its worker is gone)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,20 @@ from lightson.domain.errors import ConfigError
 from lightson.programs.events import ProgramEvent
 from lightson.services.access import Principal, Role
 from lightson.services.live_status import SiteStatus
+
+NO_CONTROLLER = "no controller"  # the mode a list shows of a site no live worker reports
+
+
+def unreported_status(last: tuple[float, str] | None) -> dict[str, Any]:
+    """A list's ``status`` of a site with no controller: ``age_s`` of its last status and
+    the ``worker`` that wrote it (both ``None``: no worker ever reported it)."""
+    age_s, worker = (None, None) if last is None else (round(last[0], 1), last[1])
+    reason = (
+        "no worker has reported it"
+        if last is None
+        else f"its last status came {last[0]:.0f} s ago from worker {last[1]}"
+    )
+    return {"mode": NO_CONTROLLER, "reason": reason, "age_s": age_s, "worker": worker}
 
 
 def too_few(counted: int, least: int) -> str:

@@ -9,10 +9,12 @@ during an event or a storm:
   (net discharge metered since the start, measured as settlement measures it) and
   ``minutes_left``, against ``expected_kw`` (the program expects more than 1 MW in an event);
 - ``islanded``: the sites islanded now, least backup first, with their hours of backup left;
-- ``faults``: sites on the charge-only default or whose plan is stale (the site did not
-  re-plan when due), chargers that refused a setpoint or could not be reached at the last
-  tick, and silent chargers (a vehicle plugged in, no reading for longer than the loop
-  waits);
+- ``faults``: first the sites no live worker reports (``lightson api``: their worker is
+  gone and none has taken them over yet; kind ``no-controller`` with ``age_s`` of their last
+  status and the ``worker`` that wrote it), then sites on the charge-only default or whose
+  plan is stale (the site did not re-plan when due), chargers that refused a setpoint or
+  could not be reached at the last tick, and silent chargers (a vehicle plugged in, no
+  reading for longer than the loop waits);
 - ``day``: the program's power over the program-time day in ``step_minutes`` intervals,
   ``grid_kw`` (+ import), ``charge_kw`` (≥ 0) and ``discharge_kw`` (≥ 0, out of the vehicles),
   with the day's event windows (``events``) to shade. Vehicle power is what the chargers
@@ -36,7 +38,7 @@ from numpy.typing import NDArray
 from sqlalchemy import select
 
 from lightson.api.deps import MIN_HOMES_IN_TOTALS, Operations, Ops, Who, scope, visible_site
-from lightson.api.documents import too_few
+from lightson.api.documents import too_few, unreported_status
 from lightson.domain.assets import Program, Site, SiteKind
 from lightson.domain.time import TimeGrid
 from lightson.forecast.profiles import profile_forecast
@@ -176,20 +178,27 @@ def _running(
         "minutes_left": round((end - now).total_seconds() / 60),
         "sites_called": len(called),
         "sites_measured": measured,
-        "kw_now": round(-sum(ops.live.status[s].vehicles_kw for s in called), 1) if power else None,
+        "kw_now": round(-_vehicles_kw(ops, called), 1) if power else None,
         "kw_average": round(average_kw, 1) if power else None,
     }
 
 
+def _vehicles_kw(ops: Operations, site_ids: set[str]) -> float:
+    """The vehicles' power at the sites' last ticks (a site no controller reports: none)."""
+    statuses = (ops.live.status.get(s) for s in site_ids)
+    return sum(status.vehicles_kw for status in statuses if status is not None)
+
+
 def _islanded(ops: Operations, sites: Sequence[Site], personal: bool) -> list[dict[str, Any]]:
-    """The sites islanded now, least critical backup first (a utility: no backup hours)."""
+    """The sites islanded now, least critical backup first (a utility: no backup hours; a
+    site no controller reports: none either, and it comes first)."""
     lines = []
     for site in sites:
         if not ops.live.islanded(site.site_id):
             continue
-        status = ops.live.status[site.site_id]
+        status = ops.live.status.get(site.site_id)
         line: dict[str, Any] = {"site_id": site.site_id, "kind": site.kind.value}
-        if personal:
+        if personal and status is not None:
             backup = ops.live.backup(site.site_id)
             line |= {
                 "horizon_h": backup.horizon_h,
@@ -206,15 +215,24 @@ def _islanded(ops: Operations, sites: Sequence[Site], personal: bool) -> list[di
 
 
 def _faults(ops: Operations, sites: Sequence[Site], now: datetime) -> list[dict[str, Any]]:
-    """What needs a look: a site on the charge-only default, a setpoint a charger did not
-    accept, a charger with a vehicle plugged in that has not reported for ``stale_after``."""
+    """What needs a look: first the sites no live worker reports (``lightson api``: kind
+    ``no-controller``, with ``age_s`` of the last status and its ``worker``), then a site
+    on the charge-only default, a setpoint a charger did not accept, a charger with a
+    vehicle plugged in that has not reported for ``stale_after``."""
+    unreported: list[dict[str, Any]] = []  # listed first: nothing controls these sites
     faults: list[dict[str, Any]] = []
     states = station_states(ops.store, [c.evse_id for s in sites for c in s.chargers])
     for site in sites:
-        status = ops.live.status[site.site_id]
-        if status.mode == "fallback":
+        status = ops.live.status.get(site.site_id)
+        if status is None:
+            shown = unreported_status(ops.last_report(site.site_id))
+            unreported.append(
+                _fault(site, "no-controller", "", shown["reason"])
+                | {"age_s": shown["age_s"], "worker": shown["worker"]}
+            )
+        elif status.mode == "fallback":
             faults.append(_fault(site, "fallback", ", ".join(status.fallback), status.reason))
-        for evse_id, answer in sorted(status.answers.items()):
+        for evse_id, answer in sorted(status.answers.items() if status else ()):
             if answer.startswith("not "):  # "not sent: ...", "not cleared: ...": offline
                 faults.append(_fault(site, "unreachable", evse_id, answer))
             elif answer not in ACCEPTED:
@@ -235,7 +253,7 @@ def _faults(ops: Operations, sites: Sequence[Site], now: datetime) -> list[dict[
                 faults.append(
                     _fault(site, "silent", charger.evse_id, f"vehicle plugged, no reading {silent}")
                 )
-    return faults
+    return unreported + faults
 
 
 def _fault(site: Site, kind: str, evse_ids: str, message: str) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from lightson.api.deps import (
     require,
     scope,
 )
-from lightson.api.documents import available_kw, calls_any, mode_shown, too_few
+from lightson.api.documents import NO_CONTROLLER, available_kw, calls_any, mode_shown, too_few
 from lightson.domain.assets import Site, SiteKind
 from lightson.services.access import Role
 from lightson.services.quarantine import quarantine_counts
@@ -75,7 +75,9 @@ def me(who: Who) -> dict[str, Any]:
 
 @router.get("/api/program")
 def program(who: Who, ops: Ops) -> dict[str, Any]:
-    """Aggregates every role may see (no vehicle or person named)."""
+    """Aggregates every role may see (no vehicle or person named). A site no live worker
+    reports (``lightson api``) counts in ``modes`` as ``no controller`` and in
+    ``sites_without_controller``, and adds nothing to the power now."""
     sites = scope(ops, who)
     # A utility's power totals leave homes out unless there are enough of them that no
     # one home shows through (a territory of one home would be that home's power).
@@ -90,16 +92,17 @@ def program(who: Who, ops: Ops) -> dict[str, Any]:
     if who.role is Role.UTILITY and len(powered) < ops.min_sites_in_aggregates:
         withheld = too_few(len(powered), ops.min_sites_in_aggregates)
         powered = []
-    statuses = [ops.live.status[s.site_id] for s in powered]
+    # The API role: a site no live worker reports adds nothing to the power now.
+    statuses = {s.site_id: ops.live.status.get(s.site_id) for s in sites}
+    reported = [(s, st) for s in powered if (st := statuses[s.site_id]) is not None]
     power = {
         "installed_discharge_kw": round(
             sum(c.max_discharge_kw for s in powered for c in s.chargers), 1
         ),
-        "vehicles_kw_now": round(sum(st.vehicles_kw for st in statuses), 1),
-        "available_discharge_kw_now": round(
-            sum(available_kw(s, ops.live.status[s.site_id]) for s in powered), 1
-        ),
+        "vehicles_kw_now": round(sum(st.vehicles_kw for _, st in reported), 1),
+        "available_discharge_kw_now": round(sum(available_kw(s, st) for s, st in reported), 1),
     }
+    unreported = [s.site_id for s in sites if statuses[s.site_id] is None]
     return {
         "name": ops.program.name,
         "now": ops.clock.now().isoformat(),
@@ -110,7 +113,11 @@ def program(who: Who, ops: Ops) -> dict[str, Any]:
         **{name: None if withheld else value for name, value in power.items()},
         "sites_in_power_totals": len(powered),
         "power_withheld": withheld,
-        "modes": _count(mode_shown(s, ops.live.status[s.site_id], who) for s in sites),
+        "sites_without_controller": len(unreported),
+        "modes": _count(
+            NO_CONTROLLER if (st := statuses[s.site_id]) is None else mode_shown(s, st, who)
+            for s in sites
+        ),
         "next_event": _next_event(ops, sites),
     }
 
@@ -166,18 +173,24 @@ class _Metrics:
             "lightson_site_status_age_seconds", "Since the site's last tick", labels=["site"]
         )
         now: datetime = self.ops.clock.now()
-        for site_id, status in self.ops.live.status.items():
-            power.add_metric([site_id], status.vehicles_kw)
-            load.add_metric([site_id], status.load_kw)
-            mode.add_metric([site_id, status.mode], 1.0)
-            age.add_metric([site_id], (now - status.at).total_seconds())
+        for site in self.ops.program.sites:
+            status = self.ops.live.status.get(site.site_id)
+            if status is None:  # the API role: no live worker reports the site
+                mode.add_metric([site.site_id, NO_CONTROLLER], 1.0)
+                continue
+            power.add_metric([site.site_id], status.vehicles_kw)
+            load.add_metric([site.site_id], status.load_kw)
+            mode.add_metric([site.site_id, status.mode], 1.0)
+            # Never negative: the tick's time is another machine's clock (API role).
+            age.add_metric([site.site_id], max(0.0, (now - status.at).total_seconds()))
         yield power
         yield load
         yield mode
         yield age
-        stations = GaugeMetricFamily("lightson_stations_connected", "Open OCPP sessions")
-        stations.add_metric([], float(self.ops.connected_stations()))
-        yield stations
+        if self.ops.connected_stations is not None:  # the API role does not know it
+            stations = GaugeMetricFamily("lightson_stations_connected", "Open OCPP sessions")
+            stations.add_metric([], float(self.ops.connected_stations()))
+            yield stations
         ticks = GaugeMetricFamily("lightson_control_ticks", "Site ticks since start")
         ticks.add_metric([], float(self.ops.live.ticks))
         yield ticks

@@ -22,7 +22,13 @@ from lightson.api.deps import (
     scoped_site,
     visible_site,
 )
-from lightson.api.documents import available_kw, mode_shown, refusal, rounded_or_none
+from lightson.api.documents import (
+    available_kw,
+    mode_shown,
+    refusal,
+    rounded_or_none,
+    unreported_status,
+)
 from lightson.domain.assets import Site
 from lightson.domain.errors import ConfigError
 from lightson.services.access import Principal, Role
@@ -41,17 +47,19 @@ router = APIRouter(tags=["sites"])
 
 @router.get("/api/sites")
 def sites(who: Who, ops: Ops) -> list[dict[str, Any]]:
-    """Sites in the caller's scope; vehicle detail only where the caller may see it."""
-    return [
-        _site_summary(
-            site,
-            ops.live.status[site.site_id],
-            who.may_see_site(site.site_id),
-            mode_shown(site, ops.live.status[site.site_id], who),
-            now=ops.clock.now(),
-        )
-        for site in scope(ops, who)
-    ]
+    """Sites in the caller's scope; vehicle detail only where the caller may see it. A
+    site no live worker reports (``lightson api``) is listed with ``status.mode`` ``no
+    controller``, the age of its last status and the worker that wrote it."""
+    lines = []
+    for site in scope(ops, who):
+        status = ops.live.status.get(site.site_id)
+        if status is None:
+            lines.append(_unreported_summary(site, ops.last_report(site.site_id)))
+            continue
+        personal = who.may_see_site(site.site_id)
+        mode = mode_shown(site, status, who)
+        lines.append(_site_summary(site, status, personal, mode, now=ops.clock.now()))
+    return lines
 
 
 @router.get("/api/sites/{site_id}")
@@ -215,11 +223,17 @@ def stations(who: Who, ops: Ops) -> list[dict[str, Any]]:
             "max_charge_kw": c.max_charge_kw,
             "max_discharge_kw": c.max_discharge_kw,
             "protocol": c.protocol.value,
-            "answer": ops.live.status[s.site_id].answers.get(c.evse_id),
+            "answer": _answer(ops, s.site_id, c.evse_id),
         }
         for s in ops.program.sites
         for c in s.chargers
     ]
+
+
+def _answer(ops: Operations, site_id: str, evse_id: str) -> str | None:
+    """The charger's answer at its site's last tick (none while no controller reports)."""
+    status = ops.live.status.get(site_id)
+    return None if status is None else status.answers.get(evse_id)
 
 
 def _departure_command(
@@ -320,6 +334,18 @@ def _site_summary(
         document["vehicles"] = len(site.vehicles)
         document["plugged"] = sum(status.plugged.values())
     return document
+
+
+def _unreported_summary(site: Site, last: tuple[float, str] | None) -> dict[str, Any]:
+    """The site list's line of a site no live worker reports: no figure, nothing
+    personal (there is no status to show), only why."""
+    return {
+        "site_id": site.site_id,
+        "kind": site.kind.value,
+        "utility": site.utility,
+        "enrollments": list(site.enrollments),
+        "status": unreported_status(last),
+    }
 
 
 def _site_detail(

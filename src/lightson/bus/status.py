@@ -13,6 +13,13 @@ worker's tick count and ``published_s``, the wall-clock second the worker wrote 
   its sites show "no controller" until the worker that takes them over ticks them. The
   reader checks that itself (a watcher is not told of expiry, and the bucket's ``max_age``
   is set once, by whoever creates it); ``max_age`` only clears old keys away.
+- **clocks**: ``published_s`` is the worker's wall clock, compared with the reader's: keep
+  the machines in NTP. A reader stamps each record with its own wall clock when it arrives
+  (``received_s``) and counts its age from the earlier of the two: a record from a worker
+  whose clock runs ahead is fresh from its arrival (age 0, never negative) and goes stale a
+  lease time after it, not later; a worker whose clock is behind shows records older by
+  the skew (a heartbeat every third of a lease leaves two thirds of it for that). A record
+  more than ``CLOCK_AHEAD_WARN_S`` ahead is logged once per worker.
 - **fence**: a reader keeps, per site, the record with the highest fence among the fresh
   ones: a worker paused past its lease and still publishing cannot hide its successor.
 
@@ -29,7 +36,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -39,6 +46,7 @@ from lightson.services.live_status import SiteStatus
 
 LOGGER = logging.getLogger("lightson.status")
 STATUS_BUCKET = "lightson-status"
+CLOCK_AHEAD_WARN_S = 5.0  # a record this far "in the future" says the clocks are not in NTP
 
 
 @dataclass(frozen=True)
@@ -51,14 +59,19 @@ class StatusRecord:
     published_s: float  # wall clock (time.time()) when the worker wrote it
     ttl_s: float  # the worker's lease time: the record is stale this long after publishing
     ticks: int = 0  # the worker's ticks so far (all its sites)
+    received_s: float | None = None  # the reader's wall clock when it arrived (not sent)
 
     @property
     def site_id(self) -> str:
         return self.status.site_id
 
     def age_s(self, now_s: float) -> float:
-        """Seconds since the worker wrote this record (its heartbeat)."""
-        return max(0.0, now_s - self.published_s)
+        """Seconds since the worker wrote this record (its heartbeat), counted from its
+        arrival where the worker's clock is ahead of the reader's; never negative."""
+        written_s = self.published_s
+        if self.received_s is not None:
+            written_s = min(written_s, self.received_s)
+        return max(0.0, now_s - written_s)
 
     def fresh(self, now_s: float) -> bool:
         """Whether the worker wrote it within its lease time: it was alive then."""
@@ -202,13 +215,29 @@ class StatusBoard:
         self._lock = threading.Lock()
         self._task: asyncio.Task[None] | None = None
         self._watcher: Any = None
+        self._warned: set[str] = set()  # workers whose clock was said to be ahead
 
     def offer(self, record: StatusRecord) -> None:
-        """Keep ``record`` unless a fresh one with a higher fence is kept for its site."""
+        """Keep ``record`` unless a fresh one with a higher fence is kept for its site;
+        stamped with this server's wall clock (its age counts from there at most)."""
+        record = replace(record, received_s=self.wall_s())
+        self._warn_if_ahead(record)
         with self._lock:
             kept = self._records.get(record.site_id)
             if kept is None or record.fence >= kept.fence or not self._is_fresh(kept):
                 self._records[record.site_id] = record
+
+    def _warn_if_ahead(self, record: StatusRecord) -> None:
+        assert record.received_s is not None
+        ahead_s = record.published_s - record.received_s
+        if ahead_s > CLOCK_AHEAD_WARN_S and record.worker not in self._warned:
+            self._warned.add(record.worker)
+            LOGGER.warning(
+                "worker %s's clock is %.0f s ahead of this server's: keep the machines in "
+                "NTP (its records count from their arrival here)",
+                record.worker,
+                ahead_s,
+            )
 
     def forget(self, site_id: str) -> None:
         with self._lock:
@@ -272,6 +301,7 @@ class StatusBoard:
 
 
 __all__ = [
+    "CLOCK_AHEAD_WARN_S",
     "STATUS_BUCKET",
     "StatusBoard",
     "StatusPublisher",

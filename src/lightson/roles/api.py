@@ -7,9 +7,14 @@ the others keep.
 
 - **Site status** comes from the control workers, each writing its sites' status to the
   broker's ``lightson-status`` bucket at each tick and heartbeat (``bus.status``). A site
-  with no fresh record has no live controller: a route that needs its status answers 503
-  ``{"errors": [{"field": "site_id", "message": "no controller for site ..."}]}``. A
-  record shown carries its tick's time (``status.at``, and ``age_s`` in a site's detail).
+  with no fresh record has no live controller: a route about that site answers 503
+  ``{"errors": [{"field": "site_id", "message": "no controller for site ..."}]}``; a list
+  (``/api/sites``, ``/api/program``, ``/api/overview``, ``/api/stations``, ``/metrics``)
+  answers 200 with every site, that one marked ``no controller`` with the age of its last
+  status and the worker that wrote it. A record shown carries its tick's time
+  (``status.at``, and ``age_s`` in a site's detail).
+- **Stations connected** are not known here (the gateways hold them): ``/metrics`` leaves
+  ``lightson_stations_connected`` out rather than show 0.
 - **Islanding** (grid signals) and **plans** are read from PostgreSQL, the system of record:
   the workers store them before they act on them.
 - **Writes** the owning worker must act on (an event filed or cancelled, an opt-out, a
@@ -235,6 +240,12 @@ class RemoteLive(LiveControl):
             return []
         return [f"{len(missing)} site(s) have no controller: {', '.join(missing)}"]
 
+    def last_report(self, site_id: str) -> tuple[float, str] | None:
+        """For a site with no fresh record: the age in seconds of its last one and the
+        worker that wrote it (``None``: none seen since this server started)."""
+        last = self.board.last(site_id)
+        return None if last is None else (last.age_s(self.board.wall_s()), last.worker)
+
     def controllers(self) -> dict[str, str]:
         """The worker that controls each site with a fresh record."""
         return {s: r.worker for s, r in self.board.fresh().items()}
@@ -299,6 +310,7 @@ class ApiRole:
             self.live,
             rules=list(program_dr_rules(self.program).values()),
             problems=self.live.problems,
+            last_report=self.live.last_report,
             max_body_bytes=self.max_body_bytes,
             min_sites_in_aggregates=self.utility_min_sites,
             api_docs=self.api_docs,
