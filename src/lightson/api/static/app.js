@@ -59,7 +59,8 @@ function card(label, value, testid) {
 }
 
 function mode(status) {
-  return `<span class="mode ${esc(status.mode)}" title="${esc(status.reason)}">${esc(status.mode)}</span>`;
+  // "no controller" (lightson api: the site's worker is gone) is one class, no-controller.
+  return `<span class="mode ${esc(status.mode.replace(/ /g, "-"))}" title="${esc(status.reason)}">${esc(status.mode)}</span>`;
 }
 
 // --- pages ------------------------------------------------------------------------------------
@@ -141,7 +142,7 @@ function niceStep(raw) {
 
 // The site table's sort and filters, kept across the 5-second refreshes.
 const view = { sort: "attention", ascending: true, kind: "", utility: "", state: "" };
-const STATE_ORDER = { islanded: 0, fallback: 1, starting: 2, grid: 3, parallel: 3 };
+const STATE_ORDER = { islanded: 0, "no controller": 1, fallback: 2, starting: 3, grid: 4, parallel: 4 };
 
 function runningEvent(running, expectedKw, withheldReason) {
   if (!running) return "";
@@ -174,7 +175,7 @@ function islandedList(islanded) {
 function faultList(faults) {
   if (!faults.length) return "";
   let html = `<section class="alert faults"><h2>Needs a look</h2><table data-testid="faults"><thead><tr><th>site</th><th>what</th><th>chargers</th><th>detail</th></tr></thead><tbody>`;
-  const what = { fallback: "on the charge-only default", refused: "setpoint not accepted", unreachable: "charger not reachable", "stale-plan": "plan stale", silent: "silent charger" };
+  const what = { "no-controller": "no controller", fallback: "on the charge-only default", refused: "setpoint not accepted", unreachable: "charger not reachable", "stale-plan": "plan stale", silent: "silent charger" };
   for (const f of faults) {
     html += `<tr data-fault="${esc(f.site_id)}"><td><a href="#/site/${esc(f.site_id)}">${esc(f.site_id)}</a></td><td>${esc(what[f.kind] || f.kind)}</td>` +
       `<td>${esc(f.evse_ids)}</td><td class="reason">${esc(f.message)}</td></tr>`;
@@ -250,7 +251,7 @@ function siteTable(sites) {
   }
   if (!shown.length) html += `<tr><td colspan="8">no site matches the filters</td></tr>`;
   return html + `</tbody></table><p class="note" data-testid="sites-shown">${shown.length} of ${sites.length} sites shown;` +
-    ` click a column to sort (first: islanded, then on the safe default).</p>`;
+    ` click a column to sort (first: islanded, then without a controller, then on the safe default).</p>`;
 }
 
 async function overview() {
