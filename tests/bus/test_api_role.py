@@ -1,7 +1,8 @@
 """``lightson api`` beside ``lightson worker``, as processes over real NATS and PostgreSQL on
 loopback: a site's status appears in the API; an event POSTed to the API is planned by
 the worker at once (its --every is far off); kill -9 of the worker makes the API answer 503
-"no controller" for its sites, and a new worker taking them over makes them fresh again."""
+"no controller" for its sites, while the lists answer 200 with those sites marked, and a new
+worker taking them over makes them fresh again."""
 
 from __future__ import annotations
 
@@ -140,6 +141,11 @@ def test_the_api_role_reads_the_workers_status_and_its_writes_reach_them(
         assert shown["status"]["mode"] == "grid"
         assert shown["vehicles"][0]["plugged"] is True
         first_plans = until(lambda: _plans(store), 30, "a first plan")
+        # /metrics: the site's mode from the worker's record; no station count (the
+        # gateways hold the chargers, not this server): left out rather than a wrong 0.
+        metrics = client.text("/metrics")
+        assert f'lightson_site_mode{{mode="grid",site="{SITE}"}} 1.0' in metrics
+        assert "lightson_stations_connected" not in metrics
 
         # An event POSTed to the API: stored, announced, and planned by the worker now,
         # not at its next periodic tick (600 s away).
@@ -174,6 +180,19 @@ def test_the_api_role_reads_the_workers_status_and_its_writes_reach_them(
         health = client.call("GET", "/api/health")
         assert health is not None and health[0] == 503  # no controller: degraded
         assert "3 site(s) have no controller: " in health[1]["problems"][0]
+        # The lists still answer, with every site, the dead worker's marked.
+        listed = client.call("GET", "/api/sites")
+        assert listed is not None and listed[0] == 200
+        marked = {line["site_id"]: line["status"] for line in listed[1]}
+        assert set(marked) == {s.site_id for s in program.sites}
+        assert marked[SITE]["mode"] == "no controller" and marked[SITE]["worker"] == "first"
+        assert marked[SITE]["age_s"] > LEASE_S
+        summary = client.call("GET", "/api/program")
+        assert summary is not None and summary[0] == 200
+        assert summary[1]["sites_without_controller"] == 3
+        now = client.call("GET", "/api/overview")
+        assert now is not None and now[0] == 200
+        assert [f["kind"] for f in now[1]["faults"][:3]] == ["no-controller"] * 3
 
         # Another worker takes the sites over: the status is fresh again.
         processes.worker("second")
@@ -206,6 +225,15 @@ class Http:
             return error.code, json.loads(error.read())
         except (urllib.error.URLError, ConnectionError):
             return None
+
+    def text(self, path: str) -> str:
+        """A text answer (``/metrics``), which must be 200."""
+        request = urllib.request.Request(
+            self.base + path, headers={"Authorization": f"Bearer {self.token}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert answer.status == 200
+            return str(answer.read().decode())
 
 
 class _Clock:
