@@ -102,7 +102,8 @@ def api(
 ) -> None:
     """Run an API server for PROGRAM until Ctrl-C or SIGTERM: the routes and dashboard of
     serve, with site status from the control workers (over the broker; a site no live
-    worker reports answers 503 "no controller"), everything else from PostgreSQL. Writes
+    worker reports answers 503 "no controller", and the lists show it marked so), everything
+    else from PostgreSQL; keep the machines' clocks in NTP. Writes
     are stored first, then announced to the worker that holds the site, which re-plans at
     once. Tokens: lightson token add --db (the same database)."""
     check_url(bus)
