@@ -2,11 +2,16 @@
 
 A throwaway PostgreSQL cluster and NATS server (``lightson.devservices``, in a temporary
 folder, on loopback), two ``lightson gateway`` and two ``lightson worker`` processes, all
-started here and stopped on the way out, Ctrl-C included. The emulated fleet is spread over
-the two gateways, each station with the other as its backup; the workers share the sites by
-their leases. Every process runs on one accelerated clock (the same start, speed and
-``CLOCK_MONOTONIC`` origin), which reads 12:00 until the origin: the time the processes,
-their leases and the fleet's connections need, so that the day starts with everything up.
+started here and stopped on the way out, Ctrl-C and SIGTERM included. Should the demo be
+killed with SIGKILL, which no clean-up survives, the kernel stops them all the same (on
+Linux): each is started with a parent-death signal (``devservices.die_with_parent``; its
+docstring says why that and not a watchdog), and only the temporary folder stays.
+
+The emulated fleet is spread over the two gateways, each station with the other as its
+backup; the workers share the sites by their leases. Every process runs on one accelerated
+clock (the same start, speed and ``CLOCK_MONOTONIC`` origin), which reads 12:00 until the
+origin: the time the processes, their leases and the fleet's connections need, so that the
+day starts with everything up.
 
 The school's meter is played here: its grid signals are stored in the database and announced
 on the bus (``lightson.site.<site>.grid``), and the worker holding the school reads them.
@@ -58,7 +63,13 @@ from lightson.cli.demo import (
 from lightson.config import load_program
 from lightson.control.grid import GridMonitor, GridSignal
 from lightson.csms.clock import AcceleratedClock
-from lightson.devservices import DevServiceError, free_port, nats_server, postgres_cluster
+from lightson.devservices import (
+    DevServiceError,
+    die_with_parent,
+    free_port,
+    nats_server,
+    postgres_cluster,
+)
 from lightson.domain.assets import Program, SiteKind
 from lightson.services.live_status import SiteStatus
 from lightson.store import Store
@@ -180,6 +191,9 @@ def _start(name: str, args: Sequence[str], out: Path, url: str | None = None) ->
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONPATH": os.pathsep.join(path), "PYTHONUNBUFFERED": "1"},
             start_new_session=True,  # a Ctrl-C in the terminal is the demo's to pass on
+            # Killed with the demo, whatever kills it: SIGKILL, as its servers are going
+            # too, so a clean stop has nobody to talk to, and SIGKILL cannot hang.
+            preexec_fn=die_with_parent(signal.SIGKILL),
         )
     return Role(name, process, log, url)
 
