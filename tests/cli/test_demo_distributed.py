@@ -1,13 +1,14 @@
 """``lightson demo --distributed`` end to end on a short, fast story: PostgreSQL, NATS, two
 gateways and two workers, all processes of the demo; the fleet discharges into the event
 through both gateways, a gateway killed with SIGKILL hands its stations to the other, and
-neither the end nor Ctrl-C leaves a process behind."""
+neither the end nor Ctrl-C nor a SIGKILL of the demo itself leaves a process behind."""
 
 from __future__ import annotations
 
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from process_support import command_line, descendants, listening_ports, port_free, survivors
 
 SPEED = "720"  # a simulated hour every 5 s
 
@@ -188,6 +191,26 @@ def test_ctrl_c_stops_every_process_of_the_demo(tmp_path: Path) -> None:
         running.finish(120)
     assert running.process.returncode == 0
     _assert_nothing_left(pids, folder)
+
+
+def test_a_demo_killed_with_sigkill_takes_every_process_with_it(tmp_path: Path) -> None:
+    with demo(tmp_path, 12) as running:
+        folder, pids = running.services_folder(), running.pids()  # all six are up
+        children = descendants(running.process.pid)
+        commands = [" ".join(command_line(p)) for p in children]
+        assert set(pids.values()) <= set(children)
+        assert sum("/postgres -D" in c for c in commands) == 1, commands  # the postmaster
+        assert sum("nats-server" in c for c in commands) == 1, commands
+        ports = listening_ports(children)
+        assert len(ports) == 4, commands  # PostgreSQL's, NATS's, the two gateways'
+        assert not any(port_free(p) for p in ports)
+        os.kill(running.process.pid, signal.SIGKILL)  # no clean-up of the demo's runs
+        running.process.wait(10)
+        assert survivors(children, timeout_s=30) == []
+        assert [p for p in ports if not port_free(p)] == []
+    assert _processes_in(folder) == []
+    assert Path(folder).exists()  # stays (nobody is left to remove it): the test removes it
+    shutil.rmtree(folder)
 
 
 def test_keep_open_is_refused_with_distributed_in_one_line(tmp_path: Path) -> None:
