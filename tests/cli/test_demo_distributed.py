@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import queue
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lightson.cli.demo_distributed import sweep_leftovers
 from process_support import command_line, descendants, listening_ports, port_free, survivors
 
 SPEED = "720"  # a simulated hour every 5 s
@@ -209,8 +209,35 @@ def test_a_demo_killed_with_sigkill_takes_every_process_with_it(tmp_path: Path) 
         assert survivors(children, timeout_s=30) == []
         assert [p for p in ports if not port_free(p)] == []
     assert _processes_in(folder) == []
-    assert Path(folder).exists()  # stays (nobody is left to remove it): the test removes it
-    shutil.rmtree(folder)
+    assert Path(folder).exists()  # nobody was left to remove it: the next demo's sweep does
+    assert (Path(folder) / "owner").read_text().split()[0] == str(running.process.pid)
+    assert Path(folder) in sweep_leftovers(Path(folder).parent)
+    assert not Path(folder).exists()
+
+
+def test_the_sweep_removes_only_folders_whose_demo_is_gone(tmp_path: Path) -> None:
+    started = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19]
+    folders = {
+        name: tmp_path / f"lightson-demo-{name}"
+        for name in ("running", "gone", "reused-pid", "starting", "garbled")
+    }
+    for folder in folders.values():
+        (folder / "pg").mkdir(parents=True)
+    (folders["running"] / "owner").write_text(f"{os.getpid()} {started}\n")
+    dead = subprocess.Popen([sys.executable, "-c", ""])
+    dead.wait(30)  # its pid names no process now (or, reused, one started later)
+    (folders["gone"] / "owner").write_text(f"{dead.pid} {started}\n")
+    (folders["reused-pid"] / "owner").write_text(f"{os.getpid()} {int(started) - 1}\n")
+    (folders["garbled"] / "owner").write_text("not a pid\n")
+    (tmp_path / "other-gone").mkdir()
+    (tmp_path / "other-gone" / "owner").write_text(f"{dead.pid} {started}\n")
+    assert sweep_leftovers(tmp_path) == [folders["gone"], folders["reused-pid"]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "lightson-demo-garbled",
+        "lightson-demo-running",
+        "lightson-demo-starting",
+        "other-gone",
+    ]
 
 
 def test_keep_open_is_refused_with_distributed_in_one_line(tmp_path: Path) -> None:
