@@ -24,7 +24,8 @@ postmaster's signal is SIGQUIT, PostgreSQL's immediate shutdown, which stops its
 (the backends, the checkpointer) before it exits; nats-server's is SIGKILL (its store is a
 throwaway). Two limits: the kernel sends the signal when the *thread* that started the child
 ends, so start servers from a thread that lives as long as they do (the main thread); and the
-temporary folder stays behind after a SIGKILL (its servers gone, it holds nothing but disk).
+caller's folder stays after a SIGKILL, holding nothing but disk (the distributed demo's next
+run removes its own).
 """
 
 from __future__ import annotations
