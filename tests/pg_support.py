@@ -1,5 +1,6 @@
 """The throwaway PostgreSQL cluster of the storage tests: ``lightson.devservices``'s (one
-starter for the tests, the benchmarks and ``lightson demo --distributed``)."""
+starter for the tests, the benchmarks and ``lightson demo --distributed``). Its postmaster
+dies with the test session, even one killed with SIGKILL: no cluster outlives a run."""
 
 from __future__ import annotations
 

@@ -10,23 +10,44 @@ the Debian package. Not for production: PostgreSQL trusts every local connection
 Why not pytest-postgresql's process fixture: it runs ``initdb`` and ``pg_ctl`` as the current
 user, and CI runs as root, which PostgreSQL refuses. Here the cluster runs as the
 ``postgres`` system user when we are root (as ourselves otherwise).
+
+No orphans: every server started here dies with the process that started it, even when that
+one is killed with SIGKILL and runs no clean-up (on Linux). :func:`die_with_parent` arms the
+kernel's parent-death signal (``prctl(PR_SET_PDEATHSIG)``) in the child between ``fork`` and
+``exec``; ``lightson demo --distributed`` gives it to its gateways and workers too. That is
+the simplest robust way: the kernel delivers the signal, with no watchdog process that could
+itself die or be killed, and nothing to poll. It needs the server to be our direct child, so
+PostgreSQL's ``postgres`` (the postmaster) runs here in the foreground rather than through
+``pg_ctl start``, which daemonizes it (re-parenting it to init, out of reach of the signal);
+readiness is what ``pg_ctl -w`` reads, the ``ready`` status in ``postmaster.pid``. The
+postmaster's signal is SIGQUIT, PostgreSQL's immediate shutdown, which stops its own children
+(the backends, the checkpointer) before it exits; nats-server's is SIGKILL (its store is a
+throwaway). Two limits: the kernel sends the signal when the *thread* that started the child
+ends, so start servers from a thread that lives as long as they do (the main thread); and the
+caller's folder stays after a SIGKILL, holding nothing but disk (the distributed demo's next
+run removes its own).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from lightson.domain.errors import LightsOnError
 
 START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 30.0  # a server still running this long after its stop signal is killed
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class DevServiceError(LightsOnError):
@@ -38,6 +59,37 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def die_with_parent(number: int = signal.SIGTERM) -> Callable[[], None] | None:
+    """A ``preexec_fn`` for :class:`subprocess.Popen` that has the kernel send the child
+    signal ``number`` when the calling thread (of the parent) ends, however it ends, SIGKILL
+    included; ``None`` (nothing to arm) off Linux. Should the parent already be gone when the
+    child arms it, the child exits at once. The function only calls ``prctl`` and
+    ``getppid``: the C library is loaded here, before the fork, so that nothing is imported
+    or loaded in the child (``preexec_fn`` runs between ``fork`` and ``exec``)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def arm() -> None:
+        if prctl(PR_SET_PDEATHSIG, int(number), 0, 0, 0) != 0 or os.getppid() != parent:
+            os._exit(1)  # cannot arm, or the parent died already: start nothing
+
+    return arm
+
+
+def stop_process(process: subprocess.Popen[bytes], number: int, timeout_s: float) -> None:
+    """Send ``number`` to ``process`` if it runs, and reap it; SIGKILL it after
+    ``timeout_s``."""
+    if process.poll() is None:
+        process.send_signal(number)
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------
@@ -65,39 +117,71 @@ def postgres_cluster(
 ) -> Iterator[str]:
     """Start a cluster in ``folder`` (which must exist); yield a SQLAlchemy URL of its
     ``postgres`` database (user ``lightson``, trust authentication). ``durable``: fsync on,
-    as a production server (the benchmarks); otherwise off, for speed. Stopped on exit."""
+    as a production server (the benchmarks); otherwise off, for speed. Stopped on exit
+    (fast shutdown when durable, immediate otherwise), and with the calling thread's end."""
     bindir = postgres_bindir()
-    as_user: list[str] = []
+    user: str | None = None
     if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        as_user = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(folder, "postgres", "postgres")
-    data, port = folder / "data", free_port()
-
-    def run(*args: str) -> None:
-        try:
-            subprocess.run([*as_user, *args], check=True, capture_output=True, timeout=timeout_s)
-        except subprocess.CalledProcessError as error:
-            why = (error.stderr or b"").decode(errors="replace").strip().splitlines()
-            raise DevServiceError(
-                f"{Path(args[0]).name} failed: {why[-1] if why else error} (log: {folder / 'log'})"
-            ) from None
-        except subprocess.TimeoutExpired:
-            raise DevServiceError(f"{Path(args[0]).name} took over {timeout_s:g} s") from None
-
-    run(
-        str(bindir / "initdb"),
-        *("-D", str(data), "-U", "lightson", "-A", "trust"),
-        *(() if durable else ("--no-sync",)),
-    )
-    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
-    options += " -c fsync=on" if durable else " -F -c fsync=off"
-    pg_ctl = str(bindir / "pg_ctl")
-    run(pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start")
+        user = "postgres"
+        shutil.chown(folder, user, user)
+    groups: list[str] | None = [] if user else None
+    data, port, log = folder / "data", free_port(), folder / "log"
+    initdb = [str(bindir / "initdb"), "-D", str(data), "-U", "lightson", "-A", "trust"]
     try:
+        subprocess.run(
+            [*initdb, *(() if durable else ("--no-sync",))],
+            check=True,
+            capture_output=True,
+            timeout=timeout_s,
+            preexec_fn=die_with_parent(signal.SIGKILL),
+            user=user,
+            group=user,
+            extra_groups=groups,
+            cwd=folder,
+        )
+    except subprocess.CalledProcessError as error:
+        why = (error.stderr or b"").decode(errors="replace").strip().splitlines()
+        raise DevServiceError(f"initdb failed: {why[-1] if why else error}") from None
+    except subprocess.TimeoutExpired:
+        raise DevServiceError(f"initdb took over {timeout_s:g} s") from None
+    command = [str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(folder)]
+    command += ["-c", "listen_addresses=127.0.0.1"]
+    command += ["-c", "fsync=on"] if durable else ["-F", "-c", "fsync=off"]
+    with log.open("ab") as sink:
+        postmaster = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a Ctrl-C in the terminal is for our caller
+            preexec_fn=die_with_parent(signal.SIGQUIT),  # immediate shutdown
+            user=user,
+            group=user,
+            extra_groups=groups,
+            cwd=folder,
+        )
+    try:
+        _wait_ready(postmaster, data / "postmaster.pid", log, timeout_s)
         yield f"postgresql+psycopg://lightson@127.0.0.1:{port}/postgres"
     finally:
-        with contextlib.suppress(DevServiceError):  # already stopped (a signal reached it)
-            run(pg_ctl, "-D", str(data), "-m", "fast" if durable else "immediate", "-w", "stop")
+        stop_process(postmaster, signal.SIGINT if durable else signal.SIGQUIT, STOP_TIMEOUT_S)
+
+
+def _wait_ready(
+    postmaster: subprocess.Popen[bytes], pid_file: Path, log: Path, timeout_s: float
+) -> None:
+    """Until the postmaster accepts connections: the status line (the 8th) of its
+    ``postmaster.pid`` reads ``ready``, as ``pg_ctl -w`` waits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if postmaster.poll() is not None:
+            raise DevServiceError(f"postgres exited ({postmaster.returncode}): see {log}")
+        with contextlib.suppress(OSError):
+            lines = pid_file.read_text().splitlines()
+            if len(lines) >= 8 and lines[7].strip() == "ready":
+                return
+        time.sleep(0.05)
+    raise DevServiceError(f"postgres did not start within {timeout_s:g} s: see {log}")
 
 
 def fresh_database(cluster_url: str) -> str:
@@ -148,6 +232,7 @@ class NatsServer:
                 stdout=subprocess.DEVNULL,
                 stderr=log,
                 start_new_session=True,  # a Ctrl-C in the terminal is for our caller
+                preexec_fn=die_with_parent(signal.SIGKILL),
             )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -184,10 +269,12 @@ def nats_server(folder: Path) -> Iterator[NatsServer]:
 __all__ = [
     "DevServiceError",
     "NatsServer",
+    "die_with_parent",
     "free_port",
     "fresh_database",
     "nats_binary",
     "nats_server",
     "postgres_bindir",
     "postgres_cluster",
+    "stop_process",
 ]

@@ -1,7 +1,7 @@
 """``lightson demo --distributed`` end to end on a short, fast story: PostgreSQL, NATS, two
 gateways and two workers, all processes of the demo; the fleet discharges into the event
 through both gateways, a gateway killed with SIGKILL hands its stations to the other, and
-neither the end nor Ctrl-C leaves a process behind."""
+neither the end nor Ctrl-C nor a SIGKILL of the demo itself leaves a process behind."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from lightson.cli.demo_distributed import sweep_leftovers
+from process_support import command_line, descendants, listening_ports, port_free, survivors
 
 SPEED = "720"  # a simulated hour every 5 s
 
@@ -188,6 +191,53 @@ def test_ctrl_c_stops_every_process_of_the_demo(tmp_path: Path) -> None:
         running.finish(120)
     assert running.process.returncode == 0
     _assert_nothing_left(pids, folder)
+
+
+def test_a_demo_killed_with_sigkill_takes_every_process_with_it(tmp_path: Path) -> None:
+    with demo(tmp_path, 12) as running:
+        folder, pids = running.services_folder(), running.pids()  # all six are up
+        children = descendants(running.process.pid)
+        commands = [" ".join(command_line(p)) for p in children]
+        assert set(pids.values()) <= set(children)
+        assert sum("/postgres -D" in c for c in commands) == 1, commands  # the postmaster
+        assert sum("nats-server" in c for c in commands) == 1, commands
+        ports = listening_ports(children)
+        assert len(ports) == 4, commands  # PostgreSQL's, NATS's, the two gateways'
+        assert not any(port_free(p) for p in ports)
+        os.kill(running.process.pid, signal.SIGKILL)  # no clean-up of the demo's runs
+        running.process.wait(10)
+        assert survivors(children, timeout_s=30) == []
+        assert [p for p in ports if not port_free(p)] == []
+    assert _processes_in(folder) == []
+    assert Path(folder).exists()  # nobody was left to remove it: the next demo's sweep does
+    assert (Path(folder) / "owner").read_text().split()[0] == str(running.process.pid)
+    assert Path(folder) in sweep_leftovers(Path(folder).parent)
+    assert not Path(folder).exists()
+
+
+def test_the_sweep_removes_only_folders_whose_demo_is_gone(tmp_path: Path) -> None:
+    started = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19]
+    folders = {
+        name: tmp_path / f"lightson-demo-{name}"
+        for name in ("running", "gone", "reused-pid", "starting", "garbled")
+    }
+    for folder in folders.values():
+        (folder / "pg").mkdir(parents=True)
+    (folders["running"] / "owner").write_text(f"{os.getpid()} {started}\n")
+    dead = subprocess.Popen([sys.executable, "-c", ""])
+    dead.wait(30)  # its pid names no process now (or, reused, one started later)
+    (folders["gone"] / "owner").write_text(f"{dead.pid} {started}\n")
+    (folders["reused-pid"] / "owner").write_text(f"{os.getpid()} {int(started) - 1}\n")
+    (folders["garbled"] / "owner").write_text("not a pid\n")
+    (tmp_path / "other-gone").mkdir()
+    (tmp_path / "other-gone" / "owner").write_text(f"{dead.pid} {started}\n")
+    assert sweep_leftovers(tmp_path) == [folders["gone"], folders["reused-pid"]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "lightson-demo-garbled",
+        "lightson-demo-running",
+        "lightson-demo-starting",
+        "other-gone",
+    ]
 
 
 def test_keep_open_is_refused_with_distributed_in_one_line(tmp_path: Path) -> None:

@@ -2,11 +2,17 @@
 
 A throwaway PostgreSQL cluster and NATS server (``lightson.devservices``, in a temporary
 folder, on loopback), two ``lightson gateway`` and two ``lightson worker`` processes, all
-started here and stopped on the way out, Ctrl-C included. The emulated fleet is spread over
-the two gateways, each station with the other as its backup; the workers share the sites by
-their leases. Every process runs on one accelerated clock (the same start, speed and
-``CLOCK_MONOTONIC`` origin), which reads 12:00 until the origin: the time the processes,
-their leases and the fleet's connections need, so that the day starts with everything up.
+started here and stopped on the way out, Ctrl-C and SIGTERM included. Should the demo be
+killed with SIGKILL, which no clean-up survives, the kernel stops them all the same (on
+Linux): each is started with a parent-death signal (``devservices.die_with_parent``; its
+docstring says why that and not a watchdog), and only the temporary folder stays, which the
+next demo removes (:func:`sweep_leftovers`).
+
+The emulated fleet is spread over the two gateways, each station with the other as its
+backup; the workers share the sites by their leases. Every process runs on one accelerated
+clock (the same start, speed and ``CLOCK_MONOTONIC`` origin), which reads 12:00 until the
+origin: the time the processes, their leases and the fleet's connections need, so that the
+day starts with everything up.
 
 The school's meter is played here: its grid signals are stored in the database and announced
 on the bus (``lightson.site.<site>.grid``), and the worker holding the school reads them.
@@ -58,7 +64,13 @@ from lightson.cli.demo import (
 from lightson.config import load_program
 from lightson.control.grid import GridMonitor, GridSignal
 from lightson.csms.clock import AcceleratedClock
-from lightson.devservices import DevServiceError, free_port, nats_server, postgres_cluster
+from lightson.devservices import (
+    DevServiceError,
+    die_with_parent,
+    free_port,
+    nats_server,
+    postgres_cluster,
+)
 from lightson.domain.assets import Program, SiteKind
 from lightson.services.live_status import SiteStatus
 from lightson.store import Store
@@ -73,6 +85,8 @@ LEASE_S = 6.0  # the workers' site leases: shares settle within seconds of the s
 LEAD_S = 40.0
 READY_S = 90.0  # at most this long for each of those steps
 STOP_S = 15.0  # a role that has not stopped this long after SIGTERM is killed
+FOLDER_PREFIX = "lightson-demo-"  # the services' temporary folder
+OWNER = "owner"  # in it: the demo's pid and start time, for a later demo's sweep
 
 
 @dataclass
@@ -100,8 +114,11 @@ def run_distributed(hours: float, speed: float, out: Path) -> None:
     with contextlib.suppress(KeyboardInterrupt), contextlib.ExitStack() as stack:
         for number, handler in _interrupting().items():
             stack.callback(signal.signal, number, handler)
-        folder = Path(tempfile.mkdtemp(prefix="lightson-demo-"))
+        for left in sweep_leftovers(Path(tempfile.gettempdir())):
+            click.echo(f"Removed {left}, left by a demo killed with SIGKILL")
+        folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
         stack.callback(shutil.rmtree, folder, True)
+        (folder / OWNER).write_text(f"{os.getpid()} {_started(os.getpid())}\n")
         folder.chmod(0o711)  # PostgreSQL's user (when we are root) passes through to pg/
         click.echo(f"{program.name}: PostgreSQL and NATS in {folder} (removed at the end)")
         (folder / "pg").mkdir()
@@ -118,6 +135,34 @@ def run_distributed(hours: float, speed: float, out: Path) -> None:
         # Stopping takes some seconds: a second Ctrl-C must not leave the roles behind.
         stack.callback(_ignore_signals)
         asyncio.run(_story(program, store, clock, origin, broker.url, roles, password, hours))
+
+
+def sweep_leftovers(temp: Path) -> list[Path]:
+    """Remove the services' folders in ``temp`` whose demo is gone without removing them
+    (killed with SIGKILL: its processes died with it, its folder stayed); the removed ones.
+    A folder is its demo's while a process with the pid and start time of its ``owner``
+    file runs; one without that file (another demo starting up, an older version) stays."""
+    removed = []
+    for folder in sorted(temp.glob(f"{FOLDER_PREFIX}*")):
+        try:
+            pid, started = (folder / OWNER).read_text().split()
+            owner_runs = _started(int(pid)) == started
+        except (OSError, ValueError):
+            continue
+        if not owner_runs:
+            shutil.rmtree(folder, ignore_errors=True)
+            if not folder.exists():
+                removed.append(folder)
+    return removed
+
+
+def _started(pid: int) -> str:
+    """When process ``pid`` started (clock ticks since boot, ``/proc``), or ``-`` when
+    none runs: with the pid, it names one process, pids being reused."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return "-"
 
 
 def _interrupting() -> dict[signal.Signals, Any]:
@@ -180,6 +225,9 @@ def _start(name: str, args: Sequence[str], out: Path, url: str | None = None) ->
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONPATH": os.pathsep.join(path), "PYTHONUNBUFFERED": "1"},
             start_new_session=True,  # a Ctrl-C in the terminal is the demo's to pass on
+            # Killed with the demo, whatever kills it: SIGKILL, as its servers are going
+            # too, so a clean stop has nobody to talk to, and SIGKILL cannot hang.
+            preexec_fn=die_with_parent(signal.SIGKILL),
         )
     return Role(name, process, log, url)
 
@@ -335,4 +383,4 @@ async def _sites_held(bus: Bus, program: Program, roles: Sequence[Role]) -> None
     raise DevServiceError(f"the workers did not take every site's lease within {READY_S:g} s")
 
 
-__all__ = ["OverTheBus", "Role", "run_distributed"]
+__all__ = ["OverTheBus", "Role", "run_distributed", "sweep_leftovers"]
