@@ -79,7 +79,7 @@ class OperationsServer:
     forecast_min_days: float | None = None  # None: the profile; else docs/simulation.md
     islanded_hold: timedelta = DEFAULT_ISLANDED_HOLD
     availability_min_sessions: int | None = DEFAULT_MIN_SESSIONS  # None: the schedule always
-    month_peak: str = "so-far"  # how the controllers value the month's peak (#16)
+    month_peak: str = "expected"  # how the controllers value the month's peak (#16)
     http_tls: tuple[Path, Path] | None = None  # (certificate, key): the API over https
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # a larger request body: 413, unread
     utility_min_sites: int = MIN_SITES_IN_AGGREGATES  # a utility's power figures cover as many
@@ -411,7 +411,7 @@ def _listening_socket(host: str, port: int) -> socket.socket:
 @click.option(
     "--month-peak",
     type=click.Choice(["expected", "so-far"]),
-    default="so-far",
+    default="expected",
     show_default=True,
     help="How the controller values the billing month's demand peak: 'expected' plans "
     "on the peak the month is expected to reach anyway (below it import costs no demand "

@@ -140,7 +140,7 @@ from lightson.domain.failures import FIELD_FAILURES, NO_FAILURES
 @click.option(
     "--month-peak",
     type=click.Choice(["expected", "so-far"]),
-    default="so-far",
+    default="expected",
     show_default=True,
     help="How the controller values the billing month's demand peak: 'expected' plans "
     "on the peak the month is expected to reach anyway (below it import costs no demand "

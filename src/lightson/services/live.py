@@ -143,7 +143,7 @@ class LiveControl:
         availability_min_sessions: int | None = DEFAULT_MIN_SESSIONS,
         forecasts: SiteForecasts | None = None,
         engine: DecisionEngine | None = None,
-        month_peak: str = "so-far",
+        month_peak: str = "expected",
     ) -> None:
         if month_peak not in MONTH_PEAK_CHOICES:
             raise UnknownNameError("month_peak", month_peak, MONTH_PEAK_CHOICES)

@@ -80,7 +80,7 @@ class WorldOptions:
     stated_departures: tuple[StatedDeparture, ...] = ()
     # How the controller values the month's peak (``forecast.month_peak.MONTH_PEAK_CHOICES``):
     # "expected" tells it the peak the month reaches anyway, "so-far" only the peak reached.
-    month_peak: str = "so-far"
+    month_peak: str = "expected"
 
     def __post_init__(self) -> None:
         if self.month_peak not in MONTH_PEAK_CHOICES:
