@@ -55,6 +55,8 @@ def main() -> None:
     # The figures in docs/simulation.md were measured with the program file's trips, before
     # learned availability became the twin's default: the same here, so they reproduce.
     parser.add_argument("--availability", choices=("schedule", "learned"), default="schedule")
+    # Likewise the month's peak: the figures valued it over the horizon (#16, "so-far").
+    parser.add_argument("--month-peak", choices=("so-far", "expected"), default="so-far")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--report", action="store_true")
     args = parser.parse_args()
@@ -71,7 +73,11 @@ def main() -> None:
     for name in args.runs.split(","):
         controller, forecaster, quantile = RUNS[name]
         options = WorldOptions(
-            forecaster, args.truth_shift_hours, quantile, availability=args.availability
+            forecaster,
+            args.truth_shift_hours,
+            quantile,
+            availability=args.availability,
+            month_peak=args.month_peak,
         )
         began = time.perf_counter()
         run = simulate_program(

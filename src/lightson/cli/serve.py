@@ -79,6 +79,7 @@ class OperationsServer:
     forecast_min_days: float | None = None  # None: the profile; else docs/simulation.md
     islanded_hold: timedelta = DEFAULT_ISLANDED_HOLD
     availability_min_sessions: int | None = DEFAULT_MIN_SESSIONS  # None: the schedule always
+    month_peak: str = "expected"  # how the controllers value the month's peak (#16)
     http_tls: tuple[Path, Path] | None = None  # (certificate, key): the API over https
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # a larger request body: 413, unread
     utility_min_sites: int = MIN_SITES_IN_AGGREGATES  # a utility's power figures cover as many
@@ -102,6 +103,7 @@ class OperationsServer:
             keep_plans=self.keep_plans,
             islanded_hold=self.islanded_hold,
             availability_min_sessions=self.availability_min_sessions,
+            month_peak=self.month_peak,
             forecasts=None
             if self.forecast_min_days is None
             else SiteForecasts(self.program, self.store, self.forecast_min_days),
@@ -407,6 +409,15 @@ def _listening_socket(host: str, port: int) -> socket.socket:
     "docs/simulation.md.",
 )
 @click.option(
+    "--month-peak",
+    type=click.Choice(["expected", "so-far"]),
+    default="expected",
+    show_default=True,
+    help="How the controller values the billing month's demand peak: 'expected' plans "
+    "on the peak the month is expected to reach anyway (below it import costs no demand "
+    "charge), 'so-far' on the peak reached so far (docs/simulation.md, early-month events).",
+)
+@click.option(
     "--api-docs",
     is_flag=True,
     help="Serve the interactive API docs at /api/docs (their script comes from a CDN, so "
@@ -438,6 +449,7 @@ def serve(
     frames: bool,
     utility_min_sites: int,
     learn_after: int,
+    month_peak: str,
     api_docs: bool,
     openadr_vtn: str | None,
     openadr_ven_name: str | None,
@@ -490,6 +502,7 @@ def serve(
         forecast_min_days=forecast_min_days,
         islanded_hold=timedelta(minutes=islanded_hold_min),
         availability_min_sessions=learn_after or None,
+        month_peak=month_peak,
         speed=speed,
         http_tls=(tls_cert, tls_key) if tls_cert is not None and tls_key is not None else None,
         max_body_bytes=max_body_kb * 1024,

@@ -137,6 +137,15 @@ from lightson.domain.failures import FIELD_FAILURES, NO_FAILURES
     help="The load quantile of a learned or recent-days forecast the demand-peak "
     "constraint plans for (energy is costed on the median; docs/formulation.md).",
 )
+@click.option(
+    "--month-peak",
+    type=click.Choice(["expected", "so-far"]),
+    default="expected",
+    show_default=True,
+    help="How the controller values the billing month's demand peak: 'expected' plans "
+    "on the peak the month is expected to reach anyway (below it import costs no demand "
+    "charge), 'so-far' on the peak reached so far (docs/simulation.md, early-month events).",
+)
 @friendly_errors
 def simulate(
     program_file: str,
@@ -157,6 +166,7 @@ def simulate(
     availability: str,
     truth_shift_hours: float,
     peak_quantile: str,
+    month_peak: str,
 ) -> None:
     """Simulate sites of a program with a controller on real Boston data, and summarise."""
     from lightson.reports.run_views import run_table
@@ -201,6 +211,7 @@ def simulate(
                 truth_shift_hours,
                 peak_quantile=float(peak_quantile),
                 availability=availability,
+                month_peak=month_peak,
             ),
         )
     results = [site_kpis(program, r) for r in run.runs]

@@ -13,6 +13,11 @@ power limits change (live: what a vehicle declared, what its charger refused; al
 battery drifts from the plan by more than ``drift_share``). Between plans, ``guard_peak``
 holds the import at the month's peak when the measured load beats its forecast. Setpoints
 then go through ``control.safety``.
+
+The month's peak may be valued over the month, not the horizon (``--month-peak expected``,
+#16): the context then carries the peak the month is expected to reach anyway
+(``forecast.month_peak.MonthPeakFloor``), below which a new import peak costs nothing; a
+plan-based controller plans on it and its peak guard holds the import at that level at least.
 """
 
 from __future__ import annotations
@@ -40,7 +45,8 @@ class ControlContext:
     ``now`` over the controller's horizon (``schedules``: plug-in forecast per vehicle id,
     ``None`` for the recurring trips of the program file). ``departures``: departures someone
     asked for (vehicle id, when, energy above the departure floor), already in ``schedules``;
-    a plan-based controller re-plans when they change."""
+    a plan-based controller re-plans when they change. ``peak_expected_kw``: the import peak
+    the billing month is expected to reach anyway (0: only the peak so far counts)."""
 
     program: Program
     site: Site
@@ -48,6 +54,7 @@ class ControlContext:
     forecast: SiteForecast
     schedules: Mapping[str, TripSchedule] | None = None
     departures: frozenset[tuple[str, datetime, float | None]] = frozenset()
+    peak_expected_kw: float = 0.0
 
 
 class Controller(Protocol):
@@ -121,7 +128,11 @@ class LinearProgramController:
         planned = self._plan.setpoints(index)
         if context.site.tariff.demand_usd_per_kw_month <= 0:
             return planned
-        cap_kw = max(obs.peak_so_far_kw, float(self._plan.site_net_power_kw[index]))
+        cap_kw = max(
+            obs.peak_so_far_kw,
+            context.peak_expected_kw,
+            float(self._plan.site_net_power_kw[index]),
+        )
         return guard_peak(context, planned, cap_kw, allow_discharge=not self.charge_only)
 
     def _needs_plan(self, context: ControlContext, events: frozenset[str]) -> bool:
@@ -171,7 +182,10 @@ class LinearProgramController:
     def _make_plan(self, context: ControlContext) -> Plan:
         obs = context.observation
         state = SiteState(
-            energy_kwh=obs.energy_kwh, plugged_now=obs.plugged, peak_so_far_kw=obs.peak_so_far_kw
+            energy_kwh=obs.energy_kwh,
+            plugged_now=obs.plugged,
+            peak_so_far_kw=obs.peak_so_far_kw,
+            peak_expected_kw=context.peak_expected_kw,
         )
         return plan_at(
             context.program,
@@ -198,10 +212,11 @@ def power_limits(site: Site) -> tuple[tuple[object, ...], ...]:
 def guard_peak(
     context: ControlContext, planned: list[Setpoint], cap_kw: float, allow_discharge: bool
 ) -> list[Setpoint]:
-    """Hold the import at ``cap_kw`` (the billing month's peak so far or the planned import,
-    whichever is higher) when the measured load comes in above its forecast: first charge
-    less, then (V2X) discharge more. The plan's forecast can't see a load spike; a new
-    monthly peak costs the demand rate on every kW. The safety layer still applies after."""
+    """Hold the import at ``cap_kw`` (the billing month's peak so far, its expected peak or
+    the planned import, whichever is highest) when the measured load comes in above its
+    forecast: first charge less, then (V2X) discharge more. The plan's forecast can't see a
+    load spike; a new monthly peak costs the demand rate on every kW. The safety layer still
+    applies after."""
     obs, site = context.observation, context.site
     power = {s.evse_id: s.power_kw for s in planned}
     excess_kw = obs.load_kw - obs.pv_kw + sum(power.values()) - cap_kw

@@ -17,6 +17,7 @@ The month's floor is the highest of those days.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import numpy as np
@@ -107,3 +108,36 @@ def expected_month_peak_kw(program: Program, site: Site, now: datetime) -> float
     if site.tariff.demand_usd_per_kw_month <= 0:
         return 0.0
     return max(daily_shaved_peaks_kw(program, site, now).values(), default=0.0)
+
+
+# How a controller values the billing month's peak (``simulate``/``serve --month-peak``):
+# "expected": the peak the month is expected to reach anyway is a floor below which import
+# costs no demand charge (:class:`MonthPeakFloor`); "so-far": only the peak already reached.
+MONTH_PEAK_CHOICES = ("expected", "so-far")
+
+
+@dataclass
+class MonthPeakFloor:
+    """The expected month peak a site's controller is told at each instant: the highest of
+    :func:`daily_shaved_peaks_kw` over the days from today to the end of the month. The days'
+    levels are computed once a month per site, and again when a vehicle's or charger's power
+    limits change (live: what a vehicle declared, what a charger refused)."""
+
+    _key: tuple[object, ...] | None = field(default=None, repr=False)
+    _days: dict[date, float] = field(default_factory=dict, repr=False)
+
+    def kw(self, program: Program, site: Site, now: datetime) -> float:
+        """The floor at ``now`` (0 for a site without a demand charge)."""
+        if site.tariff.demand_usd_per_kw_month <= 0:
+            return 0.0
+        today = now.astimezone(program.timezone).date()
+        key = (site.site_id, today.year, today.month, _fleet_limits(site))
+        if key != self._key:
+            self._key, self._days = key, daily_shaved_peaks_kw(program, site, now)
+        return max((kw for day, kw in self._days.items() if day >= today), default=0.0)
+
+
+def _fleet_limits(site: Site) -> tuple[tuple[object, ...], ...]:
+    return tuple(
+        (v.vehicle_id, v.v2x_capable, v.max_charge_kw, v.max_discharge_kw) for v in site.vehicles
+    ) + tuple((c.evse_id, c.max_charge_kw, c.max_discharge_kw) for c in site.chargers)

@@ -65,11 +65,13 @@ from lightson.control.controllers import CONTROLLERS, ControlContext, Controller
 from lightson.control.grid import GridMonitor, GridSignal
 from lightson.domain.assets import Program, Site
 from lightson.domain.demand_response import DREvent
+from lightson.domain.errors import UnknownNameError
 from lightson.domain.plan import Plan, Setpoint
 from lightson.domain.state import SiteObservation
 from lightson.domain.telemetry import MeterSample
 from lightson.domain.time import Clock, TimeGrid
 from lightson.forecast.availability import DEFAULT_MIN_SESSIONS
+from lightson.forecast.month_peak import MONTH_PEAK_CHOICES, MonthPeakFloor
 from lightson.forecast.profiles import profile_forecast
 from lightson.optimize.solve import prepare_highs
 from lightson.physics.trips import (
@@ -116,6 +118,8 @@ class _Site:
     grid: GridMonitor = field(default_factory=GridMonitor)
     released: frozenset[str] = frozenset()
     peak: MonthPeak | None = None
+    # The peak the month is expected to reach anyway (``month_peak="expected"``), else None.
+    floor: MonthPeakFloor | None = None
 
 
 class LiveControl:
@@ -139,7 +143,10 @@ class LiveControl:
         availability_min_sessions: int | None = DEFAULT_MIN_SESSIONS,
         forecasts: SiteForecasts | None = None,
         engine: DecisionEngine | None = None,
+        month_peak: str = "expected",
     ) -> None:
+        if month_peak not in MONTH_PEAK_CHOICES:
+            raise UnknownNameError("month_peak", month_peak, MONTH_PEAK_CHOICES)
         if every <= timedelta(0):
             raise ValueError("every must be positive")
         if islanded_hold <= timedelta(0):
@@ -176,7 +183,11 @@ class LiveControl:
         self._awaiting_reading: set[str] = set()  # chargers whose vehicle was not planned
         self._site_of_station = {c.evse_id: s.site_id for s in program.sites for c in s.chargers}
         self._make_controller = make
-        self._sites = {s.site_id: _Site(s, make()) for s in program.sites}
+        # How the controllers value the month's peak (forecast.month_peak, #16).
+        self.month_peak = month_peak
+        self._sites = {
+            s.site_id: _Site(s, make(), floor=self._month_peak_floor()) for s in program.sites
+        }
         # The sites this loop controls: every one in one process; a control worker's shard,
         # which moves with its leases (take_over, release).
         self._owned = (
@@ -221,7 +232,7 @@ class LiveControl:
         live = self._site(site_id)
         if site_id in self._owned:
             return
-        fresh = _Site(live.site, self._make_controller())
+        fresh = _Site(live.site, self._make_controller(), floor=self._month_peak_floor())
         for row in self.store.rows(db.grid_signals):
             if row["site_id"] == site_id:
                 self._apply(
@@ -371,7 +382,7 @@ class LiveControl:
         """Read the site's stored grid signals again (another process stored one: an API
         server, on a control worker). Blocks on the database for a moment."""
         live = self._site(site_id)
-        fresh = _Site(live.site, live.controller)
+        fresh = _Site(live.site, live.controller, floor=live.floor)
         for row in self.store.rows(db.grid_signals, site_id=site_id):
             source = "api" if row["source"].startswith("api:") else row["source"]
             self._apply(
@@ -763,9 +774,21 @@ class LiveControl:
         asked = departures or {}
         schedules = self._schedules(site, grid, asked, observation.now)
         events = self.events(site)
+        expected_kw = live.floor.kw(self.program, site, observation.now) if live.floor else 0.0
         return control_context(
-            self.program, site, grid, observation, events, self.forecasts, schedules, asked
+            self.program,
+            site,
+            grid,
+            observation,
+            events,
+            self.forecasts,
+            schedules,
+            asked,
+            peak_expected_kw=expected_kw,
         )
+
+    def _month_peak_floor(self) -> MonthPeakFloor | None:
+        return MonthPeakFloor() if self.month_peak == "expected" else None
 
     def _schedules(
         self, site: Site, grid: TimeGrid, departures: Departures, now: datetime

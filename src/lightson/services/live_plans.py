@@ -39,10 +39,13 @@ def control_context(
     forecasts: SiteForecasts | None,
     schedules: dict[str, TripSchedule],
     departures: Departures,
+    peak_expected_kw: float = 0.0,
 ) -> ControlContext:
     """The context ``site`` plans on over ``grid``: the ``events`` known at the observation,
     the forecast (``forecasts``' best for the site, else its profile) with the interval
-    under way as observed, and each vehicle's trip ``schedules`` and asked ``departures``."""
+    under way as observed, each vehicle's trip ``schedules`` and asked ``departures``, and
+    the peak the billing month is expected to reach anyway (``forecast.month_peak``; 0:
+    the peak so far only)."""
     known = tuple(e for e in events if e.known_at(observation.now))
     if forecasts is None:
         forecast = profile_forecast(program, site, grid)
@@ -62,6 +65,7 @@ def control_context(
         SiteForecast(load_kw, pv_kw, upper_kw),
         schedules,
         frozenset((v, at, need) for v, (at, need) in departures.items()),
+        peak_expected_kw,
     )
 
 

@@ -22,6 +22,7 @@ from lightson.domain.assets import Program, Site, Vehicle
 from lightson.domain.demand_response import DREvent
 from lightson.domain.failures import FailureCause
 from lightson.domain.state import SiteForecast, SiteObservation
+from lightson.forecast.month_peak import MonthPeakFloor
 from lightson.physics.battery import next_energy_kwh
 from lightson.physics.trips import TripSchedule
 from lightson.sim.availability import TwinAvailability, window_of
@@ -116,6 +117,7 @@ def _run(
         stated=world.options.stated_departures,
     )
     peak_kw, month = 0.0, None
+    floor = MonthPeakFloor() if world.options.month_peak == "expected" else None
     # The program's outages reach the site as grid-loss signals from its meter.
     mine = [o for o in program.outages if site.site_id in o.site_ids]
     grid_state = GridMonitor()
@@ -167,7 +169,16 @@ def _run(
             now + world.grid.step,
             controller=controller,
             context=partial(
-                _context, program, site, world, controller, k, horizon_steps, announced, trips
+                _context,
+                program,
+                site,
+                world,
+                controller,
+                k,
+                horizon_steps,
+                announced,
+                trips,
+                floor,
             ),
             islanded=islanded,
             released_vehicles=released,
@@ -241,6 +252,7 @@ def _context(
     horizon_steps: int,
     announced: _Announced,
     trips: TwinAvailability,
+    floor: MonthPeakFloor | None,
     observation: SiteObservation,
 ) -> ControlContext:
     window = slice(k, k + horizon_steps)
@@ -263,6 +275,7 @@ def _context(
         forecast,
         schedules,
         trips.departures(observation.now),
+        floor.kw(program, site, observation.now) if floor else 0.0,
     )
 
 

@@ -44,6 +44,7 @@ from lightson.domain.demand_response import DREvent
 from lightson.domain.errors import ConfigError, UnknownNameError
 from lightson.domain.time import TimeGrid
 from lightson.forecast.history import LEVELS, PEAK_LEVEL, History
+from lightson.forecast.month_peak import MONTH_PEAK_CHOICES
 from lightson.forecast.profiles import profile_forecast
 from lightson.forecast.registry import forecast, get
 from lightson.physics.trips import LOOKAHEAD, TripOccurrence, TripSchedule, lay_trips, occurrences
@@ -77,8 +78,13 @@ class WorldOptions:
     # Departures the owners stated (``sim.availability.StatedDeparture``): they move that
     # day's trip, learned or scheduled, as in the live loop.
     stated_departures: tuple[StatedDeparture, ...] = ()
+    # How the controller values the month's peak (``forecast.month_peak.MONTH_PEAK_CHOICES``):
+    # "expected" tells it the peak the month reaches anyway, "so-far" only the peak reached.
+    month_peak: str = "expected"
 
     def __post_init__(self) -> None:
+        if self.month_peak not in MONTH_PEAK_CHOICES:
+            raise UnknownNameError("month_peak", self.month_peak, MONTH_PEAK_CHOICES)
         if self.peak_quantile not in LEVELS:
             choices = ", ".join(f"{level:g}" for level in LEVELS)
             raise ConfigError.at("peak_quantile", f"must be one of {choices}")
