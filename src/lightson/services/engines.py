@@ -154,6 +154,11 @@ class RayEngine:
             # 127.0.0.1 to it; this switch (read when Ray is imported) keeps a local
             # instance on loopback, as Ray does by default on macOS and Windows.
             os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        # Ray's C++ failure-signal handler takes SIGTERM and arms a 3-second alarm that
+        # aborts the process (SIGABRT) before chaining to ours, so a worker stopped by its
+        # service manager died mid-way through giving its leases back whenever that took
+        # more than 3 s (ray-project/ray PR 64830). Read when Ray is imported.
+        os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
         try:
             ray: Any = importlib.import_module("ray")  # Ray's stubs don't cover remote calls
         except ImportError:
