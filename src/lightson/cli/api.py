@@ -16,7 +16,7 @@ import click
 from lightson.api.deps import MIN_SITES_IN_AGGREGATES
 from lightson.api.limits import DEFAULT_MAX_BODY_BYTES
 from lightson.bus.connection import check_url
-from lightson.cli.app import friendly_errors, main
+from lightson.cli.app import friendly_errors, main, shared_clock_options
 from lightson.config import load_program
 from lightson.csms.clock import AcceleratedClock
 from lightson.domain.errors import ConfigError
@@ -74,15 +74,7 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
     "--tls-cert", type=_FILE, default=None, help="PEM certificate chain: the API over https://."
 )
 @click.option("--tls-key", type=_FILE, default=None, help="PEM key of --tls-cert.")
-@click.option(
-    "--start",
-    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]),
-    default=None,
-    hidden=True,
-    help="Drills and tests: the program's clock starts here (with an offset)...",
-)
-@click.option("--speed", type=click.FloatRange(min=1.0), default=1.0, hidden=True)
-@click.option("--clock-origin", type=float, default=None, hidden=True)
+@shared_clock_options
 @friendly_errors
 def api(
     program_ref: str,

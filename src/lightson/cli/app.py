@@ -129,3 +129,20 @@ offline_close_option = click.option(
     "(its vehicle then no longer counts as plugged; not while its site is islanded); "
     "docs/csms.md.",
 )
+
+
+def shared_clock_options(command: F) -> F:
+    """The hidden ``--start``, ``--speed`` and ``--clock-origin`` of the distributed roles:
+    drills, tests and ``demo --distributed`` give every process one accelerated clock
+    (``csms.clock.AcceleratedClock``: the same start, speed and monotonic origin)."""
+    command = click.option("--clock-origin", type=float, default=None, hidden=True)(command)
+    command = click.option("--speed", type=click.FloatRange(min=1.0), default=1.0, hidden=True)(
+        command
+    )
+    return click.option(
+        "--start",
+        type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]),
+        default=None,
+        hidden=True,
+        help="Drills, tests and the distributed demo: the clock starts here (with an offset).",
+    )(command)

@@ -14,7 +14,13 @@ from pathlib import Path
 import click
 
 from lightson.bus.connection import check_url
-from lightson.cli.app import friendly_errors, log_frames, main, offline_close_option
+from lightson.cli.app import (
+    friendly_errors,
+    log_frames,
+    main,
+    offline_close_option,
+    shared_clock_options,
+)
 from lightson.cli.tls import station_ca, tls_context, tls_options
 from lightson.config import load_program
 from lightson.csms.clock import AcceleratedClock
@@ -54,15 +60,7 @@ from lightson.store import Store
 @offline_close_option
 @click.option("--log-frames", "frames", is_flag=True, help="Log every OCPP frame at INFO.")
 @tls_options
-@click.option(
-    "--start",
-    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]),
-    default=None,
-    hidden=True,
-    help="Drills, tests and the distributed demo: the clock starts here (with an offset)...",
-)
-@click.option("--speed", type=click.FloatRange(min=1.0), default=1.0, hidden=True)
-@click.option("--clock-origin", type=float, default=None, hidden=True)
+@shared_clock_options
 @friendly_errors
 def gateway(
     program_ref: str,

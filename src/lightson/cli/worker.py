@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 import click
 
-from lightson.cli.app import friendly_errors, main
+from lightson.cli.app import friendly_errors, main, shared_clock_options
 from lightson.config import load_program
 from lightson.roles.worker import DEFAULT_LEASE_S, ControlWorker, check_bus_url, check_worker_id
 from lightson.services.engines import ENGINES, make_engine
@@ -87,15 +87,7 @@ from lightson.store import Store, default_url
     type=click.IntRange(5, 24 * 60),
     help="Minutes an islanded site's setpoints hold (as for serve).",
 )
-@click.option(
-    "--start",
-    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]),
-    default=None,
-    hidden=True,
-    help="Drills and tests: the program's clock starts here (with an offset)...",
-)
-@click.option("--speed", type=click.FloatRange(min=1.0), default=1.0, hidden=True)
-@click.option("--clock-origin", type=float, default=None, hidden=True)
+@shared_clock_options
 @friendly_errors
 def worker(
     program_ref: str,
